@@ -1,0 +1,154 @@
+//! Which open times of a series have been fetched completely.
+//!
+//! A range `[from, to]` (inclusive open times) means: every *closed* candle the exchange has
+//! in it is stored. Ranges record what was asked for, not which candles exist, so a gap in
+//! the exchange's own data (no trades, not yet listed) is still "covered" and never refetched.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Millis;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Sorted, disjoint, non-adjacent inclusive ranges of open times.
+    ranges: Vec<(Millis, Millis)>,
+}
+
+impl Coverage {
+    pub fn ranges(&self) -> &[(Millis, Millis)] {
+        &self.ranges
+    }
+
+    /// Marks `[from, to]` as covered; `step` is the interval, so adjacent ranges merge.
+    pub fn add(&mut self, from: Millis, to: Millis, step: Millis) {
+        if from > to {
+            return;
+        }
+        let (mut from, mut to) = (from, to);
+        let mut kept = Vec::with_capacity(self.ranges.len() + 1);
+        for &(a, b) in &self.ranges {
+            if b + step < from || to + step < a {
+                kept.push((a, b));
+            } else {
+                from = from.min(a);
+                to = to.max(b);
+            }
+        }
+        kept.push((from, to));
+        kept.sort_unstable();
+        self.ranges = kept;
+    }
+
+    pub fn contains(&self, from: Millis, to: Millis) -> bool {
+        from > to || self.ranges.iter().any(|&(a, b)| a <= from && to <= b)
+    }
+
+    /// The parts of `[from, to]` not covered, oldest first.
+    pub fn gaps(&self, from: Millis, to: Millis, step: Millis) -> Vec<(Millis, Millis)> {
+        let mut gaps = Vec::new();
+        let mut cursor = from;
+        for &(a, b) in &self.ranges {
+            if cursor > to {
+                break;
+            }
+            if b < cursor {
+                continue;
+            }
+            if a > cursor {
+                gaps.push((cursor, (a - step).min(to)));
+            }
+            cursor = cursor.max(b + step);
+        }
+        if cursor <= to {
+            gaps.push((cursor, to));
+        }
+        gaps
+    }
+
+    /// Marks `[from, to]` as not covered (its stored candles were lost or failed verification).
+    pub fn remove(&mut self, from: Millis, to: Millis, step: Millis) {
+        let mut kept = Vec::with_capacity(self.ranges.len() + 1);
+        for &(a, b) in &self.ranges {
+            if b < from || a > to {
+                kept.push((a, b));
+                continue;
+            }
+            if a < from {
+                kept.push((a, from - step));
+            }
+            if b > to {
+                kept.push((to + step, b));
+            }
+        }
+        self.ranges = kept;
+    }
+
+    /// Forgets everything older than `t` (history cap).
+    pub fn trim_before(&mut self, t: Millis) {
+        self.ranges.retain(|&(_, b)| b >= t);
+        if let Some(first) = self.ranges.first_mut() {
+            first.0 = first.0.max(t);
+        }
+    }
+
+    /// Newest covered open time.
+    pub fn last(&self) -> Option<Millis> {
+        self.ranges.last().map(|r| r.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cov(ranges: &[(Millis, Millis)]) -> Coverage {
+        let mut c = Coverage::default();
+        for &(a, b) in ranges {
+            c.add(a, b, 1);
+        }
+        c
+    }
+
+    #[test]
+    fn adjacent_and_overlapping_ranges_merge() {
+        assert_eq!(cov(&[(0, 4), (5, 9)]).ranges(), &[(0, 9)]);
+        assert_eq!(
+            cov(&[(0, 4), (2, 9), (20, 30)]).ranges(),
+            &[(0, 9), (20, 30)]
+        );
+        assert_eq!(
+            cov(&[(20, 30), (0, 4), (6, 19)]).ranges(),
+            &[(0, 4), (6, 30)]
+        );
+    }
+
+    #[test]
+    fn gaps_are_the_uncovered_parts() {
+        let c = cov(&[(10, 19), (30, 39)]);
+        assert_eq!(c.gaps(0, 50, 1), vec![(0, 9), (20, 29), (40, 50)]);
+        assert_eq!(c.gaps(12, 18, 1), vec![]);
+        assert_eq!(c.gaps(15, 35, 1), vec![(20, 29)]);
+        assert_eq!(c.gaps(35, 45, 1), vec![(40, 45)]);
+        assert!(c.contains(31, 39));
+        assert!(!c.contains(18, 31));
+    }
+
+    #[test]
+    fn removed_spans_become_gaps() {
+        let mut c = cov(&[(0, 100)]);
+        c.remove(10, 19, 1);
+        assert_eq!(c.ranges(), &[(0, 9), (20, 100)]);
+        c.remove(90, 200, 1);
+        assert_eq!(c.ranges(), &[(0, 9), (20, 89)]);
+        assert_eq!(c.gaps(0, 100, 1), vec![(10, 19), (90, 100)]);
+    }
+
+    #[test]
+    fn trim_drops_old_history() {
+        let mut c = cov(&[(0, 9), (20, 29)]);
+        c.trim_before(5);
+        assert_eq!(c.ranges(), &[(5, 9), (20, 29)]);
+        c.trim_before(15);
+        assert_eq!(c.ranges(), &[(20, 29)]);
+    }
+}

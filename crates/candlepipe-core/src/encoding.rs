@@ -1,0 +1,53 @@
+//! Payload encodings: JSON by default, MessagePack (named fields) when the request says
+//! `Content-Type: application/msgpack`.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+pub const CONTENT_TYPE_HEADER: &str = "Content-Type";
+pub const MSGPACK: &str = "application/msgpack";
+pub const JSON: &str = "application/json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Json,
+    Msgpack,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+impl Encoding {
+    /// Chooses the encoding from a `Content-Type` header value; anything but msgpack is JSON.
+    pub fn from_content_type(value: Option<&str>) -> Encoding {
+        match value {
+            Some(v) if v.trim().eq_ignore_ascii_case(MSGPACK) => Encoding::Msgpack,
+            _ => Encoding::Json,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Json => JSON,
+            Encoding::Msgpack => MSGPACK,
+        }
+    }
+
+    pub fn encode<T: Serialize>(self, value: &T) -> Vec<u8> {
+        // Serializing our own types into memory cannot fail: every map key is a string and
+        // no type has a fallible Serialize impl.
+        match self {
+            Encoding::Json => serde_json::to_vec(value).unwrap_or_default(),
+            Encoding::Msgpack => rmp_serde::to_vec_named(value).unwrap_or_default(),
+        }
+    }
+
+    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, DecodeError> {
+        match self {
+            Encoding::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string())),
+            Encoding::Msgpack => {
+                rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+            }
+        }
+    }
+}

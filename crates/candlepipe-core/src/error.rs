@@ -1,0 +1,88 @@
+//! The error codes of the wire contract (SPEC §3) and the error payload that carries them.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error a producer can receive. The wire name is the snake_case variant name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownExchange,
+    InvalidSymbol,
+    UnknownSymbol,
+    UnsupportedInterval,
+    LimitOutOfRange,
+    RateLimited,
+    UpstreamError,
+    Timeout,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownExchange,
+        ErrorCode::InvalidSymbol,
+        ErrorCode::UnknownSymbol,
+        ErrorCode::UnsupportedInterval,
+        ErrorCode::LimitOutOfRange,
+        ErrorCode::RateLimited,
+        ErrorCode::UpstreamError,
+        ErrorCode::Timeout,
+        ErrorCode::Unavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownExchange => "unknown_exchange",
+            ErrorCode::InvalidSymbol => "invalid_symbol",
+            ErrorCode::UnknownSymbol => "unknown_symbol",
+            ErrorCode::UnsupportedInterval => "unsupported_interval",
+            ErrorCode::LimitOutOfRange => "limit_out_of_range",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether asking again later may succeed. Input errors and "the exchange says no such
+    /// symbol/interval" never change by retrying.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::RateLimited
+                | ErrorCode::UpstreamError
+                | ErrorCode::Timeout
+                | ErrorCode::Unavailable
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{"code":"invalid_symbol","message":"..."}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        WireError {
+            code,
+            message: message.into(),
+        }
+    }
+}

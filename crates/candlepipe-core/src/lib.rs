@@ -1,0 +1,40 @@
+//! Domain and wire types of candlepipe: exchanges, symbols, intervals, candles, the NATS
+//! request/reply/event payloads and their encodings. No I/O happens in this crate.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod candle;
+pub mod coverage;
+pub mod encoding;
+pub mod error;
+pub mod exchange;
+pub mod freshness;
+pub mod interval;
+pub mod job;
+pub mod request;
+pub mod series;
+pub mod subjects;
+pub mod symbol;
+
+pub use candle::Candle;
+pub use coverage::Coverage;
+pub use encoding::Encoding;
+pub use error::{ErrorCode, WireError};
+pub use exchange::Exchange;
+pub use freshness::{SeriesState, Verdict};
+pub use interval::Interval;
+pub use job::{FillJob, ReadyEvent};
+pub use request::{CandleQuery, CandlesReply, CandlesRequest, Source};
+pub use series::SeriesKey;
+pub use subjects::Subjects;
+pub use symbol::Symbol;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+/// The current wall-clock time in milliseconds.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}

@@ -1,0 +1,313 @@
+//! `candlepipe.candles.get`: the request as sent, its validated form, and the reply.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Candle, ErrorCode, Exchange, Interval, Millis, SeriesKey, Symbol, WireError};
+
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1000;
+
+/// The request as decoded from the wire. Strings are validated by [`CandlesRequest::validate`]
+/// so that each mistake gets its own error code; a wrong JSON type is `bad_request`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CandlesRequest {
+    pub exchange: String,
+    pub symbol: String,
+    pub interval: String,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub end: Option<Millis>,
+    #[serde(default)]
+    pub max_age_ms: Option<i64>,
+    #[serde(default)]
+    pub allow_stale: Option<bool>,
+}
+
+/// A request that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandleQuery {
+    pub series: SeriesKey,
+    pub limit: u32,
+    /// Newest open time wanted; `Some` asks for a window of closed candles only.
+    pub end: Option<Millis>,
+    pub max_age_ms: Millis,
+    pub allow_stale: bool,
+}
+
+impl CandlesRequest {
+    pub fn validate(&self) -> Result<CandleQuery, WireError> {
+        let exchange = Exchange::parse(&self.exchange)?;
+        let symbol = Symbol::parse(&self.symbol)?;
+        let interval = Interval::parse(&self.interval)?;
+        if !exchange.supports(interval) {
+            return Err(WireError::new(
+                ErrorCode::UnsupportedInterval,
+                format!("{exchange} does not serve {interval} candles"),
+            ));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(WireError::new(
+                ErrorCode::LimitOutOfRange,
+                format!("limit must be 1..=1000, got {limit}"),
+            ));
+        }
+        if let Some(end) = self.end {
+            if end < 0 {
+                return Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    format!("end must be a non-negative open time in ms, got {end}"),
+                ));
+            }
+        }
+        let max_age_ms = match self.max_age_ms {
+            Some(m) if m < 0 => {
+                return Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    format!("max_age_ms must not be negative, got {m}"),
+                ))
+            }
+            Some(m) => m,
+            None => default_max_age(interval),
+        };
+        Ok(CandleQuery {
+            series: SeriesKey::new(exchange, symbol, interval),
+            limit: limit as u32,
+            end: self.end,
+            max_age_ms,
+            allow_stale: self.allow_stale.unwrap_or(false),
+        })
+    }
+}
+
+/// interval/60, clamped to 1 s..60 s.
+pub fn default_max_age(interval: Interval) -> Millis {
+    (interval.millis() / 60).clamp(1_000, 60_000)
+}
+
+/// The open times a query needs, computed at time `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Oldest open time wanted.
+    pub from: Millis,
+    /// Newest open time wanted.
+    pub to: Millis,
+    /// Whether `to` is the still-forming candle (a "latest" query), which must be fresh.
+    pub includes_open: bool,
+}
+
+impl CandleQuery {
+    pub fn window(&self, now: Millis) -> Window {
+        let step = self.series.interval.millis();
+        let current = self.series.interval.open_of(now);
+        let span = (self.limit as Millis - 1) * step;
+        match self.end {
+            None => Window {
+                from: current - span,
+                to: current,
+                includes_open: true,
+            },
+            Some(end) => {
+                let closed = crate::freshness::closed_bound(self.series.interval, now);
+                let to = self.series.interval.open_of(end).min(closed);
+                Window {
+                    from: to - span,
+                    to,
+                    includes_open: false,
+                }
+            }
+        }
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    L1,
+    Redis,
+    Exchange,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::L1 => "l1",
+            Source::Redis => "redis",
+            Source::Exchange => "exchange",
+        }
+    }
+}
+
+/// A successful reply. `ok` is always true here; errors travel as [`ErrorReply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandlesReply {
+    pub ok: bool,
+    pub exchange: Exchange,
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub source: Source,
+    pub stale: bool,
+    pub candles: Vec<Candle>,
+}
+
+/// The same reply, borrowing its candles, for encoding on the hot path.
+#[derive(Debug, Serialize)]
+pub struct CandlesReplyRef<'a> {
+    pub ok: bool,
+    pub exchange: Exchange,
+    pub symbol: &'a Symbol,
+    pub interval: Interval,
+    pub source: Source,
+    pub stale: bool,
+    pub candles: &'a [Candle],
+}
+
+/// `{"ok":false,"error":{...}}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub ok: bool,
+    pub error: WireError,
+}
+
+impl ErrorReply {
+    pub fn new(error: WireError) -> Self {
+        ErrorReply { ok: false, error }
+    }
+}
+
+/// Either kind of reply, for producers decoding what came back.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum AnyReply {
+    Ok(CandlesReply),
+    Err(ErrorReply),
+}
+
+impl AnyReply {
+    pub fn into_result(self) -> Result<CandlesReply, WireError> {
+        match self {
+            AnyReply::Ok(r) => Ok(r),
+            AnyReply::Err(e) => Err(e.error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Encoding;
+
+    fn req(json: &str) -> Result<CandleQuery, ErrorCode> {
+        let r: CandlesRequest = serde_json::from_str(json).map_err(|_| ErrorCode::BadRequest)?;
+        r.validate().map_err(|e| e.code)
+    }
+
+    #[test]
+    fn each_mistake_has_its_code() {
+        let base = r#""exchange":"binance","symbol":"BTC/USDT","interval":"1m""#;
+        assert!(req(&format!("{{{base}}}")).is_ok());
+        let cases = [
+            (
+                r#"{"exchange":"ftx","symbol":"BTC/USDT","interval":"1m"}"#,
+                ErrorCode::UnknownExchange,
+            ),
+            (
+                r#"{"exchange":"binance","symbol":"BTC.USDT","interval":"1m"}"#,
+                ErrorCode::InvalidSymbol,
+            ),
+            (
+                r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"2m"}"#,
+                ErrorCode::UnsupportedInterval,
+            ),
+            (
+                r#"{"exchange":"coinbase","symbol":"BTC/USD","interval":"3m"}"#,
+                ErrorCode::UnsupportedInterval,
+            ),
+            (
+                r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":0}"#,
+                ErrorCode::LimitOutOfRange,
+            ),
+            (
+                r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":1001}"#,
+                ErrorCode::LimitOutOfRange,
+            ),
+            (
+                r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":"10"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                r#"{"exchange":7,"symbol":"BTC/USDT","interval":"1m"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (
+                r#"{"symbol":"BTC/USDT","interval":"1m"}"#,
+                ErrorCode::BadRequest,
+            ),
+            (r#"not json"#, ErrorCode::BadRequest),
+        ];
+        for (json, code) in cases {
+            assert_eq!(req(json).unwrap_err(), code, "{json}");
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m"}"#).unwrap();
+        assert_eq!((q.limit, q.max_age_ms, q.allow_stale), (100, 1_000, false));
+        let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1d"}"#).unwrap();
+        assert_eq!(q.max_age_ms, 60_000);
+        let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1h"}"#).unwrap();
+        assert_eq!(q.max_age_ms, 60_000);
+        let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"30m"}"#).unwrap();
+        assert_eq!(q.max_age_ms, 30_000);
+    }
+
+    #[test]
+    fn windows_end_at_the_open_candle_or_the_last_closed_one() {
+        let q =
+            req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":3}"#).unwrap();
+        let w = q.window(600_000 + 5);
+        assert_eq!((w.from, w.to, w.includes_open), (480_000, 600_000, true));
+        let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":2,"end":999999999}"#).unwrap();
+        let w = q.window(600_000 + 5);
+        assert_eq!((w.from, w.to, w.includes_open), (420_000, 480_000, false));
+        let w = q.window(600_000 + 3_000);
+        assert_eq!((w.from, w.to, w.includes_open), (480_000, 540_000, false));
+    }
+
+    #[test]
+    fn replies_round_trip_in_both_encodings() {
+        let reply = CandlesReply {
+            ok: true,
+            exchange: Exchange::Kraken,
+            symbol: Symbol::parse("BTC/USD").unwrap(),
+            interval: Interval::M1,
+            source: Source::Redis,
+            stale: false,
+            candles: vec![Candle {
+                t: 60_000,
+                o: "91234.10".parse().unwrap(),
+                h: "91300.00".parse().unwrap(),
+                l: "91200.00".parse().unwrap(),
+                c: "91250.55".parse().unwrap(),
+                v: "12.34560000".parse().unwrap(),
+                closed: true,
+            }],
+        };
+        for enc in [Encoding::Json, Encoding::Msgpack] {
+            let back: AnyReply = enc.decode(&enc.encode(&reply)).unwrap();
+            assert_eq!(back.into_result().unwrap(), reply);
+            let err = ErrorReply::new(WireError::new(ErrorCode::Timeout, "slow"));
+            let back: AnyReply = enc.decode(&enc.encode(&err)).unwrap();
+            assert_eq!(back.into_result().unwrap_err().code, ErrorCode::Timeout);
+        }
+        let json = String::from_utf8(Encoding::Json.encode(&reply)).unwrap();
+        assert!(
+            json.contains(r#""o":"91234.10""#) && json.contains(r#""v":"12.34560000""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""source":"redis""#));
+    }
+}

@@ -1,0 +1,112 @@
+//! NATS subject and stream names, all derived from one configurable prefix.
+
+use crate::{Exchange, SeriesKey};
+
+/// Queue group shared by every ingest process.
+pub const INGEST_QUEUE_GROUP: &str = "ingest";
+/// Durable pull consumer shared by every fill process.
+pub const FILL_CONSUMER: &str = "fill";
+
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Subjects::new("candlepipe")
+    }
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Self {
+        Subjects {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn candles_get(&self) -> String {
+        format!("{}.candles.get", self.prefix)
+    }
+
+    pub fn ready(&self, series: &SeriesKey) -> String {
+        format!("{}.candles.ready.{}", self.prefix, series.subject_tokens())
+    }
+
+    pub fn ready_all(&self) -> String {
+        format!("{}.candles.ready.>", self.prefix)
+    }
+
+    pub fn fill_job(&self, exchange: Exchange) -> String {
+        format!("{}.jobs.fill.{}", self.prefix, exchange)
+    }
+
+    pub fn fill_jobs_all(&self) -> String {
+        format!("{}.jobs.fill.>", self.prefix)
+    }
+
+    pub fn jobs_all(&self) -> String {
+        format!("{}.jobs.>", self.prefix)
+    }
+
+    /// Where a job that failed for good is kept: `<prefix>.dlq.<subject without prefix>`.
+    pub fn dead_letter_for(&self, original: &str) -> String {
+        let rest = original
+            .strip_prefix(&self.prefix)
+            .map(|r| r.trim_start_matches('.'))
+            .unwrap_or(original);
+        format!("{}.dlq.{}", self.prefix, rest)
+    }
+
+    pub fn dlq_all(&self) -> String {
+        format!("{}.dlq.>", self.prefix)
+    }
+
+    pub fn jobs_stream(&self) -> String {
+        format!(
+            "{}_JOBS",
+            self.prefix.to_ascii_uppercase().replace(['.', '-'], "_")
+        )
+    }
+
+    pub fn dlq_stream(&self) -> String {
+        format!(
+            "{}_DLQ",
+            self.prefix.to_ascii_uppercase().replace(['.', '-'], "_")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Interval, Symbol};
+
+    #[test]
+    fn names_follow_the_spec() {
+        let s = Subjects::default();
+        let series = SeriesKey::new(
+            Exchange::Kraken,
+            Symbol::parse("BTC/USD").unwrap(),
+            Interval::H1,
+        );
+        assert_eq!(
+            s.ready(&series),
+            "candlepipe.candles.ready.kraken.BTC-USD.1h"
+        );
+        assert_eq!(
+            s.fill_job(Exchange::Binance),
+            "candlepipe.jobs.fill.binance"
+        );
+        assert_eq!(
+            s.dead_letter_for("candlepipe.jobs.fill.binance"),
+            "candlepipe.dlq.jobs.fill.binance"
+        );
+        assert_eq!(s.jobs_stream(), "CANDLEPIPE_JOBS");
+        assert_eq!(s.dlq_stream(), "CANDLEPIPE_DLQ");
+    }
+}

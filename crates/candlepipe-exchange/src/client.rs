@@ -1,0 +1,197 @@
+//! One HTTP client for all exchanges: pages through windows longer than an exchange serves
+//! per call and waits for that exchange's rate limiter before every request.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use candlepipe_core::freshness::closed_bound;
+use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
+use governor::{DefaultDirectRateLimiter, Quota};
+
+use crate::{binance, coinbase, kraken, FetchError};
+
+/// Where one exchange is and how fast this process may call it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: String,
+    /// Requests per second.
+    pub rps: u32,
+    /// Requests allowed at once after a quiet spell.
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExchangeSettings {
+    pub binance: Endpoint,
+    pub coinbase: Endpoint,
+    pub kraken: Endpoint,
+    /// Whole-request timeout for one HTTP call.
+    pub timeout: Duration,
+}
+
+impl ExchangeSettings {
+    pub fn endpoint(&self, ex: Exchange) -> &Endpoint {
+        match ex {
+            Exchange::Binance => &self.binance,
+            Exchange::Coinbase => &self.coinbase,
+            Exchange::Kraken => &self.kraken,
+        }
+    }
+}
+
+/// Cheap to clone; clones share connections and limiters.
+#[derive(Clone)]
+pub struct ExchangeClient {
+    http: reqwest::Client,
+    settings: Arc<ExchangeSettings>,
+    limiters: Arc<[DefaultDirectRateLimiter; 3]>,
+}
+
+fn limiter(e: &Endpoint) -> DefaultDirectRateLimiter {
+    let rps = NonZeroU32::new(e.rps).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(e.burst).unwrap_or(rps);
+    DefaultDirectRateLimiter::direct(Quota::per_second(rps).allow_burst(burst))
+}
+
+fn slot(ex: Exchange) -> usize {
+    match ex {
+        Exchange::Binance => 0,
+        Exchange::Coinbase => 1,
+        Exchange::Kraken => 2,
+    }
+}
+
+impl ExchangeClient {
+    pub fn new(settings: ExchangeSettings) -> Result<Self, FetchError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("candlepipe/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| FetchError::Connect(e.to_string()))?;
+        let limiters = Arc::new([
+            limiter(&settings.binance),
+            limiter(&settings.coinbase),
+            limiter(&settings.kraken),
+        ]);
+        Ok(ExchangeClient {
+            http,
+            settings: Arc::new(settings),
+            limiters,
+        })
+    }
+
+    pub fn settings(&self) -> &ExchangeSettings {
+        &self.settings
+    }
+
+    /// Candles of `series` with open times in `[from, to]`, ascending. Those at or before
+    /// the closed bound at `now` are marked closed.
+    pub async fn fetch(
+        &self,
+        series: &SeriesKey,
+        from: Millis,
+        to: Millis,
+        now: Millis,
+    ) -> Result<Vec<Candle>, FetchError> {
+        let iv = series.interval;
+        let step = iv.millis();
+        let bound = closed_bound(iv, now);
+        let mut out: Vec<Candle> = Vec::new();
+        match series.exchange {
+            Exchange::Binance => {
+                let mut cursor = from;
+                while cursor <= to {
+                    let q = binance::query(&series.symbol, iv, cursor, to);
+                    let body = self
+                        .get(Exchange::Binance, binance::PATH, &q, binance::error)
+                        .await?;
+                    let page = binance::parse(&body, bound)?;
+                    let full = page.len() as i64 >= binance::PAGE;
+                    let Some(last) = page.last().map(|c| c.t) else {
+                        break;
+                    };
+                    out.extend(page);
+                    if !full {
+                        break;
+                    }
+                    cursor = last + step;
+                }
+            }
+            Exchange::Coinbase => {
+                let path = coinbase::path(&series.symbol);
+                let mut cursor = from;
+                while cursor <= to {
+                    let end = (cursor + (coinbase::PAGE - 1) * step).min(to);
+                    let q = coinbase::query(iv, cursor, end);
+                    let body = self
+                        .get(Exchange::Coinbase, &path, &q, coinbase::error)
+                        .await?;
+                    out.extend(
+                        coinbase::parse(&body, bound)?
+                            .into_iter()
+                            .filter(|c| c.t >= cursor && c.t <= end),
+                    );
+                    cursor = end + step;
+                }
+            }
+            Exchange::Kraken => {
+                let q = kraken::query(&series.symbol, iv, from);
+                let body = self
+                    .get(Exchange::Kraken, kraken::PATH, &q, kraken::error)
+                    .await?;
+                out = kraken::parse(&body, bound)?;
+            }
+        }
+        out.retain(|c| c.t >= from && c.t <= to);
+        out.sort_by_key(|c| c.t);
+        out.dedup_by_key(|c| c.t);
+        Ok(out)
+    }
+
+    async fn get(
+        &self,
+        ex: Exchange,
+        path: &str,
+        query: &[(&'static str, String)],
+        on_error: fn(u16, &[u8]) -> FetchError,
+    ) -> Result<bytes::Bytes, FetchError> {
+        self.limiters[slot(ex)].until_ready().await;
+        let url = format!(
+            "{}{}",
+            self.settings.endpoint(ex).url.trim_end_matches('/'),
+            path
+        );
+        tracing::debug!(exchange = %ex, path, "exchange request");
+        let resp = self
+            .http
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .map_err(FetchError::from_reqwest)?;
+        let status = resp.status().as_u16();
+        if status == 429 || status == 418 {
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(FetchError::RateLimited {
+                retry_after,
+                banned: status == 418,
+                message: crate::parse::cut(&String::from_utf8_lossy(&body)),
+            });
+        }
+        let body = resp.bytes().await.map_err(FetchError::from_reqwest)?;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(on_error(status, &body))
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! What can go wrong when asking an exchange for candles.
+
+use std::time::Duration;
+
+/// Callers decide what to do by the variant; the messages are for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("exchange does not know the symbol: {0}")]
+    UnknownSymbol(String),
+    #[error("exchange does not serve this interval: {0}")]
+    UnsupportedInterval(String),
+    /// 429 (or Kraken's `EAPI:Rate limit exceeded`); `banned` for Binance's 418 IP ban.
+    #[error("rate limited (retry after {retry_after:?}, banned: {banned}): {message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        banned: bool,
+        message: String,
+    },
+    /// Any other non-success status.
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("request timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// A 200 whose body is not what the exchange documents.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+}
+
+impl FetchError {
+    pub(crate) fn from_reqwest(e: reqwest::Error) -> FetchError {
+        if e.is_timeout() {
+            FetchError::Timeout
+        } else if e.is_decode() || e.is_body() {
+            FetchError::Malformed(e.to_string())
+        } else {
+            FetchError::Connect(e.without_url().to_string())
+        }
+    }
+}

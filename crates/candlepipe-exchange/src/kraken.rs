@@ -1,0 +1,159 @@
+//! Kraken `GET /0/public/OHLC?pair&interval&since`.
+//!
+//! `{"error":[],"result":{"XXBTZUSD":[[time(s),"open","high","low","close","vwap","volume",count]],"last":…}}`:
+//! the result key is Kraken's own pair name, up to 720 most recent rows, and the last row is
+//! not committed yet. Errors come in `error` with HTTP 200, e.g. `EQuery:Unknown asset pair`.
+
+use std::collections::BTreeMap;
+
+use candlepipe_core::{Candle, Interval, Millis, Symbol};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::parse::{cut, decimal, field, integer};
+use crate::FetchError;
+
+pub const PATH: &str = "/0/public/OHLC";
+
+/// Kraken's names for assets whose code differs from the usual one.
+fn asset(code: &str) -> &str {
+    match code {
+        "BTC" => "XBT",
+        "DOGE" => "XDG",
+        other => other,
+    }
+}
+
+pub fn native_symbol(s: &Symbol) -> String {
+    format!("{}{}", asset(s.base()), asset(s.quote()))
+}
+
+pub fn query(s: &Symbol, iv: Interval, from: Millis) -> Vec<(&'static str, String)> {
+    vec![
+        ("pair", native_symbol(s)),
+        ("interval", iv.minutes().to_string()),
+        ("since", (from.div_euclid(1000) - 1).to_string()),
+    ]
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(default)]
+    error: Vec<String>,
+    #[serde(borrow, default)]
+    result: Option<BTreeMap<String, &'a RawValue>>,
+}
+
+pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchError> {
+    let parsed: Body = serde_json::from_slice(body)
+        .map_err(|e| FetchError::Malformed(format!("kraken body: {e}")))?;
+    if let Some(first) = parsed.error.first() {
+        return Err(error_message(first));
+    }
+    let result = parsed
+        .result
+        .ok_or_else(|| FetchError::Malformed("kraken body has neither error nor result".into()))?;
+    let raw = result
+        .iter()
+        .find(|(k, _)| k.as_str() != "last")
+        .map(|(_, v)| *v)
+        .ok_or_else(|| FetchError::Malformed("kraken result has no pair".into()))?;
+    let rows: Vec<Vec<&RawValue>> = serde_json::from_str(raw.get())
+        .map_err(|e| FetchError::Malformed(format!("kraken rows: {e}")))?;
+    let n = rows.len();
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let t = integer(field(row, 0)?)? * 1000;
+            Ok(Candle {
+                t,
+                o: decimal(field(row, 1)?)?,
+                h: decimal(field(row, 2)?)?,
+                l: decimal(field(row, 3)?)?,
+                c: decimal(field(row, 4)?)?,
+                v: decimal(field(row, 6)?)?,
+                // The last row is uncommitted whatever the clock says.
+                closed: t <= closed_bound && i + 1 < n,
+            })
+        })
+        .collect()
+}
+
+fn error_message(e: &str) -> FetchError {
+    if e.starts_with("EQuery:Unknown asset pair") {
+        FetchError::UnknownSymbol(e.to_string())
+    } else if e.starts_with("EGeneral:Invalid arguments") {
+        FetchError::UnsupportedInterval(e.to_string())
+    } else if e.starts_with("EAPI:Rate limit exceeded")
+        || e.starts_with("EGeneral:Too many requests")
+    {
+        FetchError::RateLimited {
+            retry_after: None,
+            banned: false,
+            message: e.to_string(),
+        }
+    } else {
+        FetchError::Status {
+            status: 503,
+            message: cut(e),
+        }
+    }
+}
+
+/// A non-200 answer (Kraken's errors usually come with 200, see [`parse`]).
+pub fn error(status: u16, body: &[u8]) -> FetchError {
+    match parse(body, 0) {
+        Err(
+            e @ (FetchError::UnknownSymbol(_)
+            | FetchError::UnsupportedInterval(_)
+            | FetchError::RateLimited { .. }),
+        ) => e,
+        _ => FetchError::Status {
+            status,
+            message: cut(&String::from_utf8_lossy(body)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_assets_to_kraken_names() {
+        assert_eq!(native_symbol(&Symbol::parse("BTC/USD").unwrap()), "XBTUSD");
+        assert_eq!(native_symbol(&Symbol::parse("ETH/USD").unwrap()), "ETHUSD");
+    }
+
+    #[test]
+    fn real_body_becomes_unified_candles_and_last_row_stays_open() {
+        let body = br#"{"error":[],"result":{"XXBTZUSD":[
+            [1764000000,"91234.1","91300.0","91200.0","91250.5","91250.1","12.34560000",321],
+            [1764000060,"91250.5","91260.0","91240.0","91255.0","91250.0","1.00000000",3]],
+            "last":1764000000}}"#;
+        let c = parse(body, i64::MAX).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].t, c[0].o.to_string(), c[0].v.to_string()),
+            (1764000000000, "91234.1".into(), "12.34560000".into())
+        );
+        assert!(c[0].closed && !c[1].closed);
+    }
+
+    #[test]
+    fn errors_in_the_body_map() {
+        assert!(matches!(
+            parse(br#"{"error":["EQuery:Unknown asset pair"]}"#, 0),
+            Err(FetchError::UnknownSymbol(_))
+        ));
+        assert!(matches!(
+            parse(br#"{"error":["EAPI:Rate limit exceeded"]}"#, 0),
+            Err(FetchError::RateLimited { .. })
+        ));
+        assert!(matches!(
+            parse(br#"{"error":[],"result":{"last":1}}"#, 0),
+            Err(FetchError::Malformed(_))
+        ));
+        assert!(matches!(parse(b"<html>", 0), Err(FetchError::Malformed(_))));
+    }
+}

@@ -1,0 +1,13 @@
+//! REST adapters for the exchanges' candle endpoints, behind one client that pages through
+//! long windows and keeps each exchange within its request rate.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod binance;
+pub mod client;
+pub mod coinbase;
+pub mod error;
+pub mod kraken;
+mod parse;
+
+pub use client::{ExchangeClient, ExchangeSettings};
+pub use error::FetchError;

@@ -1,0 +1,71 @@
+//! Simulated Binance `GET /api/v3/klines`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use candlepipe_core::{now_ms, Exchange, Interval};
+
+use crate::market::{split_concat, Series};
+use crate::{json_body, Sim};
+
+fn error(code: i64, msg: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        format!("{{\"code\":{code},\"msg\":\"{msg}\"}}"),
+    )
+        .into_response()
+}
+
+pub(crate) async fn klines(
+    State(sim): State<Sim>,
+    RawQuery(raw): RawQuery,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let symbol = q.get("symbol").cloned().unwrap_or_default();
+    if let Some(r) = sim
+        .gate(Exchange::Binance, &symbol, raw.as_deref().unwrap_or(""))
+        .await
+    {
+        return r;
+    }
+    let Some((base, quote)) = split_concat(&symbol) else {
+        return error(-1121, "Invalid symbol.");
+    };
+    let Some(iv) = q.get("interval").and_then(|i| Interval::parse(i).ok()) else {
+        return error(-1120, "Invalid interval.");
+    };
+    let num = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let limit = num("limit").unwrap_or(500).clamp(1, 1000);
+    let now = now_ms();
+    let step = iv.millis();
+    let end = num("endTime").unwrap_or(now).min(now);
+    let start = match num("startTime") {
+        Some(s) => iv.open_of(s) + if iv.open_of(s) < s { step } else { 0 },
+        None => iv.open_of(end) - (limit - 1) * step,
+    };
+    let series = Series::new("binance", &base, &quote, step);
+    let rows: Vec<String> = (0..limit)
+        .map(|i| start + i * step)
+        .take_while(|t| *t <= end)
+        .filter_map(|t| series.candle(t, now))
+        .map(|c| {
+            format!(
+                "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},\"{}\",{},\"{}\",\"{}\",\"0\"]",
+                c.t,
+                c.o,
+                c.h,
+                c.l,
+                c.c,
+                c.v,
+                c.t + step - 1,
+                (c.v * c.c).round_dp(8),
+                100,
+                (c.v / rust_decimal::Decimal::TWO).round_dp(8),
+                (c.v * c.c / rust_decimal::Decimal::TWO).round_dp(8),
+            )
+        })
+        .collect();
+    json_body(format!("[{}]", rows.join(",")))
+}

@@ -1,0 +1,92 @@
+//! Simulated Coinbase Exchange `GET /products/{BASE-QUOTE}/candles`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use candlepipe_core::{now_ms, Exchange, Interval, Millis};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::market::{is_listed, Series};
+use crate::{json_body, Sim};
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, format!("{{\"message\":\"{message}\"}}")).into_response()
+}
+
+fn parse_time(s: &str) -> Option<Millis> {
+    if let Ok(secs) = s.parse::<i64>() {
+        return Some(secs * 1000);
+    }
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp() * 1000)
+}
+
+pub(crate) async fn candles(
+    State(sim): State<Sim>,
+    Path(product): Path<String>,
+    RawQuery(raw): RawQuery,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = sim
+        .gate(Exchange::Coinbase, &product, raw.as_deref().unwrap_or(""))
+        .await
+    {
+        return r;
+    }
+    let Some((base, quote)) = product.split_once('-').filter(|(b, q)| is_listed(b, q)) else {
+        return error(StatusCode::NOT_FOUND, "NotFound");
+    };
+    let granularity = q
+        .get("granularity")
+        .and_then(|g| g.parse::<i64>().ok())
+        .unwrap_or(60);
+    let Some(iv) = Interval::ALL
+        .into_iter()
+        .find(|i| i.millis() == granularity * 1000 && Exchange::Coinbase.supports(*i))
+    else {
+        return error(StatusCode::BAD_REQUEST, "Unsupported granularity");
+    };
+    let step = iv.millis();
+    let now = now_ms();
+    let end = q
+        .get("end")
+        .and_then(|e| parse_time(e))
+        .unwrap_or(now)
+        .min(now);
+    let start = q
+        .get("start")
+        .and_then(|s| parse_time(s))
+        .unwrap_or(end - 299 * step);
+    if start > end {
+        return error(StatusCode::BAD_REQUEST, "start must be before end");
+    }
+    if (end - start) / step + 1 > 300 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "granularity too small for the requested time range. Count of aggregations requested exceeds 300",
+        );
+    }
+    let series = Series::new("coinbase", base, quote, step);
+    let first = iv.open_of(start) + if iv.open_of(start) < start { step } else { 0 };
+    let mut rows: Vec<String> = std::iter::successors(Some(first), |t| Some(t + step))
+        .take_while(|t| *t <= end)
+        .filter_map(|t| series.candle(t, now))
+        .map(|c| {
+            format!(
+                "[{},{},{},{},{},{}]",
+                c.t / 1000,
+                c.l,
+                c.h,
+                c.o,
+                c.c,
+                c.v.normalize()
+            )
+        })
+        .collect();
+    rows.reverse();
+    json_body(format!("[{}]", rows.join(",")))
+}

@@ -1,0 +1,101 @@
+//! What the sim is told to do wrong, per exchange, and the request log tests read back.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /sim/faults` body for one exchange; it replaces that exchange's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Added to every answer.
+    #[serde(default)]
+    pub latency_ms: u64,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub fault: Option<Fault>,
+}
+
+/// Past `rps` requests in one wall-clock second, answer `status` (429, or 418 for Binance's
+/// ban) with `Retry-After: retry_after_s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub rps: u64,
+    #[serde(default = "one")]
+    pub retry_after_s: u64,
+    #[serde(default = "too_many")]
+    pub status: u16,
+}
+
+fn one() -> u64 {
+    1
+}
+fn too_many() -> u16 {
+    429
+}
+fn unavailable() -> u16 {
+    503
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultMode {
+    /// Answer `status` with a short error body.
+    Status,
+    /// Never answer (the client's timeout fires).
+    Timeout,
+    /// Answer 200 with a body that is not JSON.
+    Malformed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub mode: FaultMode,
+    #[serde(default = "unavailable")]
+    pub status: u16,
+    /// Only requests for this native symbol (`BTCUSDT`, `BTC-USD`, `XBTUSD`); all if unset.
+    #[serde(default)]
+    pub symbol: Option<String>,
+    /// Fail this many matching requests, then recover; forever if unset.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// With mode `status` 429/418: the `Retry-After` seconds sent.
+    #[serde(default)]
+    pub retry_after_s: Option<u64>,
+}
+
+/// What one exchange has seen.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExchangeLog {
+    pub requests: u64,
+    /// Query strings, oldest first (the last 10,000).
+    pub queries: VecDeque<String>,
+    /// Requests per wall-clock second (Unix seconds → count), the last 600 seconds.
+    pub per_second: BTreeMap<i64, u64>,
+    /// Answers that were 429 or 418.
+    pub rate_limited: u64,
+}
+
+const MAX_QUERIES: usize = 10_000;
+const MAX_SECONDS: usize = 600;
+
+impl ExchangeLog {
+    /// Records one request; returns how many came in its second so far.
+    pub fn record(&mut self, query: &str, second: i64) -> u64 {
+        self.requests += 1;
+        if self.queries.len() == MAX_QUERIES {
+            self.queries.pop_front();
+        }
+        self.queries.push_back(query.to_string());
+        let n = self.per_second.entry(second).or_insert(0);
+        *n += 1;
+        let n = *n;
+        while self.per_second.len() > MAX_SECONDS {
+            self.per_second.pop_first();
+        }
+        n
+    }
+}

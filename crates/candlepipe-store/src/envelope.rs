@@ -1,0 +1,188 @@
+//! The signed envelope every Redis value travels in (SPEC §4).
+//!
+//! `{f: format, kid: key id, ver: write version, wt: write time, body, mac}` as MessagePack.
+//! The MAC is HMAC-SHA256 over every field *and the Redis key*, so a value copied to another
+//! key fails verification as surely as an edited one.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hmac::Mac;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+pub const FORMAT_VERSION: u8 = 1;
+
+/// The HMAC keys: the current one signs, every one verifies (so keys can rotate).
+#[derive(Clone)]
+pub struct Keyring {
+    current_id: Arc<str>,
+    keys: Arc<HashMap<String, Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("Keyring")
+            .field("current_id", &self.current_id)
+            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Keyring {
+    pub fn new(current_id: &str, current_key: &[u8]) -> Self {
+        let mut keys = HashMap::new();
+        keys.insert(current_id.to_string(), current_key.to_vec());
+        Keyring {
+            current_id: current_id.into(),
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// Adds a key that still verifies values signed before a rotation.
+    pub fn with_previous(mut self, id: &str, key: &[u8]) -> Self {
+        Arc::make_mut(&mut self.keys)
+            .entry(id.to_string())
+            .or_insert_with(|| key.to_vec());
+        self
+    }
+
+    pub fn current_id(&self) -> &str {
+        &self.current_id
+    }
+
+    fn mac(
+        &self,
+        kid: &str,
+        redis_key: &str,
+        ver: u64,
+        wt: i64,
+        body: &[u8],
+    ) -> Option<HmacSha256> {
+        let key = self.keys.get(kid)?;
+        let mut mac = HmacSha256::new_from_slice(key).ok()?;
+        mac.update(&[FORMAT_VERSION]);
+        for part in [kid.as_bytes(), redis_key.as_bytes(), body] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.update(&ver.to_be_bytes());
+        mac.update(&wt.to_be_bytes());
+        Some(mac)
+    }
+
+    /// Signs `body` for storage under `redis_key`.
+    pub fn seal(&self, redis_key: &str, ver: u64, wt: i64, body: &[u8]) -> Vec<u8> {
+        let mac = self
+            .mac(&self.current_id, redis_key, ver, wt, body)
+            .map(|m| m.finalize().into_bytes().to_vec())
+            .unwrap_or_default();
+        let env = Envelope {
+            f: FORMAT_VERSION,
+            kid: Cow::Borrowed(&self.current_id),
+            ver,
+            wt,
+            body: Cow::Borrowed(body),
+            mac: Cow::Owned(mac),
+        };
+        rmp_serde::to_vec_named(&env).unwrap_or_default()
+    }
+
+    /// Checks a stored value; anything that does not verify is an error, never data.
+    pub fn open(&self, redis_key: &str, bytes: &[u8]) -> Result<Opened, Tampered> {
+        let env: Envelope = rmp_serde::from_slice(bytes).map_err(|_| Tampered::Undecodable)?;
+        if env.f != FORMAT_VERSION {
+            return Err(Tampered::Format(env.f));
+        }
+        let mac = self
+            .mac(&env.kid, redis_key, env.ver, env.wt, &env.body)
+            .ok_or(Tampered::UnknownKey)?;
+        mac.verify_slice(&env.mac).map_err(|_| Tampered::BadMac)?;
+        Ok(Opened {
+            version: env.ver,
+            written_at: env.wt,
+            body: env.body.into_owned(),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<'a> {
+    f: u8,
+    #[serde(borrow)]
+    kid: Cow<'a, str>,
+    ver: u64,
+    wt: i64,
+    #[serde(with = "serde_bytes", borrow)]
+    body: Cow<'a, [u8]>,
+    #[serde(with = "serde_bytes", borrow)]
+    mac: Cow<'a, [u8]>,
+}
+
+#[derive(Debug)]
+pub struct Opened {
+    pub version: u64,
+    pub written_at: i64,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Tampered {
+    #[error("not an envelope")]
+    Undecodable,
+    #[error("unknown envelope format {0}")]
+    Format(u8),
+    #[error("signed with an unknown key id")]
+    UnknownKey,
+    #[error("HMAC does not verify")]
+    BadMac,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_under_their_key_and_unaltered() {
+        let ring = Keyring::new("k1", b"secret");
+        let sealed = ring.seal("cp:a", 7, 99, b"hello");
+        let opened = ring.open("cp:a", &sealed).unwrap();
+        assert_eq!(
+            (opened.version, opened.written_at, &opened.body[..]),
+            (7, 99, &b"hello"[..])
+        );
+        assert_eq!(ring.open("cp:b", &sealed).unwrap_err(), Tampered::BadMac);
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                ring.open("cp:a", &bad).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
+        }
+        assert_eq!(
+            Keyring::new("k1", b"other")
+                .open("cp:a", &sealed)
+                .unwrap_err(),
+            Tampered::BadMac
+        );
+    }
+
+    #[test]
+    fn rotated_keys_still_verify_old_values() {
+        let old = Keyring::new("k1", b"old");
+        let sealed = old.seal("cp:a", 1, 1, b"x");
+        let new = Keyring::new("k2", b"new").with_previous("k1", b"old");
+        assert!(new.open("cp:a", &sealed).is_ok());
+        assert_eq!(
+            Keyring::new("k2", b"new")
+                .open("cp:a", &sealed)
+                .unwrap_err(),
+            Tampered::UnknownKey
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! Where candles are kept: the in-process L1 cache and the signed Redis series store.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod envelope;
+pub mod l1;
+pub mod series_store;
+
+pub use envelope::Keyring;
+pub use l1::{L1Cache, Snapshot};
+pub use series_store::{Fetched, SeriesRead, SeriesStore, Written};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("series kept changing under concurrent writers")]
+    Conflict,
+}

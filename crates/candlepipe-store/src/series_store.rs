@@ -1,0 +1,433 @@
+//! The Redis series store (SPEC §4).
+//!
+//! Layout, per series (the `{…}` hash tag keeps one series in one Redis Cluster slot):
+//! - `cp:s:{binance:BTC-USDT:1m}:ver`   plain integer: the write version, for compare-and-set
+//! - `cp:s:{binance:BTC-USDT:1m}:meta`  envelope of [`MetaBody`]: fetch time, coverage, chunks
+//! - `cp:s:{binance:BTC-USDT:1m}:c:<t>` envelope of up to 256 candles starting at chunk `t`
+//! - `cp:s:{binance:BTC-USDT:1m}:lock`  a fill worker's token while it fills the series
+//! - `cp:job:<Nats-Msg-Id>`             set when a fill job finished, for the dedup window
+//!
+//! Requests of every `limit` read the same chunks. A write reads, merges and then swaps in
+//! everything with one Lua script that fails if another writer got there first; the writer
+//! then merges again. History is capped by dropping the oldest chunks.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use candlepipe_core::{Candle, Coverage, Millis, SeriesKey, SeriesState};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Keyring;
+use crate::StoreError;
+
+/// Candles per chunk value.
+pub const CHUNK_CANDLES: i64 = 256;
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+/// The meta value's body; its version and write time are the envelope's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct MetaBody {
+    fetched_at: Millis,
+    coverage: Coverage,
+    /// Start times of the chunks that exist, ascending.
+    chunks: Vec<Millis>,
+}
+
+/// A window read from Redis.
+#[derive(Debug, Clone)]
+pub struct SeriesRead {
+    /// Coverage already excludes chunks that were missing or failed verification.
+    pub state: SeriesState,
+    /// Candles with open times in the window, ascending.
+    pub candles: Vec<Candle>,
+}
+
+/// What a fill wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub version: u64,
+    pub last_t: Option<Millis>,
+}
+
+/// One fetch's result, ready to merge.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub candles: Vec<Candle>,
+    /// Open-time ranges whose closed candles are now complete.
+    pub covered: Vec<(Millis, Millis)>,
+    /// Set when the fetch brought the series' newest candles.
+    pub tail_fetched_at: Option<Millis>,
+}
+
+#[derive(Clone)]
+pub struct SeriesStore {
+    conn: ConnectionManager,
+    keyring: Keyring,
+    prefix: Arc<str>,
+    max_chunks: usize,
+    /// Values that failed verification since start (also a metric).
+    tampered: Arc<AtomicU64>,
+}
+
+const WRITE_SCRIPT: &str = r#"
+local cur = redis.call('GET', KEYS[1]) or '0'
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+local n = tonumber(ARGV[4])
+for i = 1, n do redis.call('SET', KEYS[2 + i], ARGV[4 + i]) end
+for i = 3 + n, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"#;
+
+const UNLOCK_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+impl SeriesStore {
+    /// `history_cap` is the number of candles kept per series (at least 1,000, the largest
+    /// `limit`, plus one chunk of slack).
+    pub fn new(
+        conn: ConnectionManager,
+        keyring: Keyring,
+        prefix: &str,
+        history_cap: usize,
+    ) -> Self {
+        let chunks = (history_cap as i64 + CHUNK_CANDLES - 1) / CHUNK_CANDLES + 1;
+        SeriesStore {
+            conn,
+            keyring,
+            prefix: prefix.into(),
+            max_chunks: chunks.max(6) as usize,
+            tampered: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn tampered_total(&self) -> u64 {
+        self.tampered.load(Ordering::Relaxed)
+    }
+
+    fn base(&self, s: &SeriesKey) -> String {
+        format!(
+            "{}s:{{{}:{}:{}}}",
+            self.prefix,
+            s.exchange,
+            s.symbol.token(),
+            s.interval
+        )
+    }
+
+    fn chunk_key(base: &str, start: Millis) -> String {
+        format!("{base}:c:{start}")
+    }
+
+    /// Chunks are aligned to the interval's own open times (weekly candles open on Mondays).
+    fn chunk_start(s: &SeriesKey, t: Millis) -> Millis {
+        let origin = s.interval.open_of(0);
+        let span = CHUNK_CANDLES * s.interval.millis();
+        origin + (t - origin).div_euclid(span) * span
+    }
+
+    /// Reads the state and the candles of `[from, to]`.
+    pub async fn read(
+        &self,
+        s: &SeriesKey,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Option<SeriesRead>, StoreError> {
+        let base = self.base(s);
+        let mut conn = self.conn.clone();
+        let Some((version, meta)) = self.read_meta(&mut conn, &base).await? else {
+            return Ok(None);
+        };
+        let wanted: Vec<Millis> = meta
+            .chunks
+            .iter()
+            .copied()
+            .filter(|&c| c <= to && c + CHUNK_CANDLES * s.interval.millis() > from)
+            .collect();
+        let (chunks, damaged) = self.read_chunks(&mut conn, s, &base, &wanted).await?;
+        let mut coverage = meta.coverage;
+        remove_spans(&mut coverage, s, &damaged);
+        let candles = chunks
+            .into_values()
+            .flatten()
+            .filter(|c| c.t >= from && c.t <= to)
+            .collect();
+        Ok(Some(SeriesRead {
+            state: SeriesState {
+                version,
+                fetched_at: meta.fetched_at,
+                coverage,
+            },
+            candles,
+        }))
+    }
+
+    /// Merges a fetch into the series and returns the new version. Safe against concurrent
+    /// writers of the same series: the loser merges again on top of the winner.
+    pub async fn write(
+        &self,
+        s: &SeriesKey,
+        fetched: &Fetched,
+        now: Millis,
+    ) -> Result<Written, StoreError> {
+        let base = self.base(s);
+        let ver_key = format!("{base}:ver");
+        let meta_key = format!("{base}:meta");
+        let step = s.interval.millis();
+        let mut conn = self.conn.clone();
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let cur_ver: Option<u64> = redis::cmd("GET")
+                .arg(&ver_key)
+                .query_async(&mut conn)
+                .await?;
+            let cur_ver = cur_ver.unwrap_or(0);
+            let mut meta = self
+                .read_meta(&mut conn, &base)
+                .await?
+                .map(|(_, m)| m)
+                .unwrap_or_default();
+
+            // Chunks the fetch touches, merged with what they hold.
+            let touched: Vec<Millis> = {
+                let mut t: Vec<Millis> = fetched
+                    .candles
+                    .iter()
+                    .map(|c| Self::chunk_start(s, c.t))
+                    .collect();
+                t.dedup();
+                t
+            };
+            let existing: Vec<Millis> = touched
+                .iter()
+                .copied()
+                .filter(|c| meta.chunks.contains(c))
+                .collect();
+            let (mut chunks, damaged) = self.read_chunks(&mut conn, s, &base, &existing).await?;
+            remove_spans(&mut meta.coverage, s, &damaged);
+            for c in &fetched.candles {
+                chunks
+                    .entry(Self::chunk_start(s, c.t))
+                    .or_default()
+                    .push(c.clone());
+            }
+            let mut merged: BTreeMap<Millis, Vec<Candle>> = BTreeMap::new();
+            for (start, candles) in chunks {
+                let by_t: BTreeMap<Millis, Candle> =
+                    candles.into_iter().map(|c| (c.t, c)).collect();
+                merged.insert(start, by_t.into_values().collect());
+            }
+            for &(a, b) in &fetched.covered {
+                meta.coverage.add(a, b, step);
+            }
+            if let Some(at) = fetched.tail_fetched_at {
+                meta.fetched_at = meta.fetched_at.max(at);
+            }
+            let mut all_chunks: Vec<Millis> =
+                meta.chunks.iter().chain(merged.keys()).copied().collect();
+            all_chunks.sort_unstable();
+            all_chunks.dedup();
+            let excess = all_chunks.len().saturating_sub(self.max_chunks);
+            let dropped: Vec<Millis> = all_chunks.drain(..excess).collect();
+            if let Some(&first) = all_chunks.first() {
+                if excess > 0 {
+                    meta.coverage.trim_before(first);
+                }
+            }
+            meta.chunks = all_chunks;
+
+            let new_ver = cur_ver + 1;
+            let mut keys = vec![ver_key.clone(), meta_key.clone()];
+            let mut args: Vec<Vec<u8>> = vec![
+                cur_ver.to_string().into_bytes(),
+                new_ver.to_string().into_bytes(),
+                self.keyring.seal(
+                    &meta_key,
+                    new_ver,
+                    now,
+                    &rmp_serde::to_vec_named(&meta).unwrap_or_default(),
+                ),
+            ];
+            let to_set: Vec<(Millis, &Vec<Candle>)> = merged
+                .iter()
+                .filter(|(k, _)| !dropped.contains(k))
+                .map(|(k, v)| (*k, v))
+                .collect();
+            args.push(to_set.len().to_string().into_bytes());
+            for (start, candles) in &to_set {
+                let key = Self::chunk_key(&base, *start);
+                let body = rmp_serde::to_vec_named(candles).unwrap_or_default();
+                args.push(self.keyring.seal(&key, new_ver, now, &body));
+                keys.push(key);
+            }
+            keys.extend(dropped.iter().map(|&d| Self::chunk_key(&base, d)));
+
+            let applied: i64 = redis::Script::new(WRITE_SCRIPT)
+                .key(keys)
+                .arg(args)
+                .invoke_async(&mut conn)
+                .await?;
+            if applied == 1 {
+                let last_t = meta
+                    .chunks
+                    .last()
+                    .and_then(|c| merged.get(c))
+                    .and_then(|v| v.last())
+                    .map(|c| c.t)
+                    .or(fetched.candles.last().map(|c| c.t));
+                return Ok(Written {
+                    version: new_ver,
+                    last_t,
+                });
+            }
+            tracing::debug!(series = %s, "concurrent write; merging again");
+        }
+        Err(StoreError::Conflict)
+    }
+
+    /// Takes the series' cluster-wide fill lock for `ttl` if it is free.
+    pub async fn try_lock(
+        &self,
+        s: &SeriesKey,
+        token: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:lock", self.base(s)))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Releases the lock if `token` still holds it.
+    pub async fn unlock(&self, s: &SeriesKey, token: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::Script::new(UNLOCK_SCRIPT)
+            .key(format!("{}:lock", self.base(s)))
+            .arg(token)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks fill job `id` (its `Nats-Msg-Id`) as finished for `ttl` (the dedup window).
+    pub async fn mark_job_done(
+        &self,
+        id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}job:{id}", self.prefix))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether fill job `id` has finished (within the dedup window).
+    pub async fn job_done(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(format!("{}job:{id}", self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn read_meta(
+        &self,
+        conn: &mut ConnectionManager,
+        base: &str,
+    ) -> Result<Option<(u64, MetaBody)>, StoreError> {
+        let key = format!("{base}:meta");
+        let raw: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(conn).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        match self.keyring.open(&key, &raw) {
+            Ok(opened) => match rmp_serde::from_slice::<MetaBody>(&opened.body) {
+                Ok(meta) => Ok(Some((opened.version, meta))),
+                Err(_) => {
+                    self.discard(conn, &key, "meta body undecodable").await;
+                    Ok(None)
+                }
+            },
+            Err(why) => {
+                self.discard(conn, &key, &why.to_string()).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads and verifies chunks; returns the good ones and the starts of the bad or missing.
+    async fn read_chunks(
+        &self,
+        conn: &mut ConnectionManager,
+        s: &SeriesKey,
+        base: &str,
+        starts: &[Millis],
+    ) -> Result<(BTreeMap<Millis, Vec<Candle>>, Vec<Millis>), StoreError> {
+        let mut good = BTreeMap::new();
+        let mut damaged = Vec::new();
+        if starts.is_empty() {
+            return Ok((good, damaged));
+        }
+        let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(base, c)).collect();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
+        for ((start, key), value) in starts.iter().zip(&keys).zip(values) {
+            let Some(raw) = value else {
+                tracing::warn!(series = %s, key, "chunk listed in meta is missing; refetching it");
+                damaged.push(*start);
+                continue;
+            };
+            let candles = self
+                .keyring
+                .open(key, &raw)
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    rmp_serde::from_slice::<Vec<Candle>>(&o.body).map_err(|e| e.to_string())
+                });
+            match candles {
+                Ok(c) => {
+                    good.insert(*start, c);
+                }
+                Err(why) => {
+                    self.discard(conn, key, &why).await;
+                    damaged.push(*start);
+                }
+            }
+        }
+        Ok((good, damaged))
+    }
+
+    /// A value that fails verification is never served: count it, log it once, delete it.
+    async fn discard(&self, conn: &mut ConnectionManager, key: &str, why: &str) {
+        self.tampered.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            key,
+            reason = why,
+            "redis value failed verification; deleted, will refetch"
+        );
+        let deleted: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(conn).await;
+        if let Err(e) = deleted {
+            tracing::warn!(key, error = %e, "could not delete unverified value");
+        }
+    }
+}
+
+fn remove_spans(coverage: &mut Coverage, s: &SeriesKey, chunk_starts: &[Millis]) {
+    let step = s.interval.millis();
+    for &c in chunk_starts {
+        coverage.remove(c, c + (CHUNK_CANDLES - 1) * step, step);
+    }
+}

@@ -1,0 +1,165 @@
+//! `nats-server` (with JetStream) and `redis-server` on free loopback ports.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::Child;
+
+fn require(binary: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {binary}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{binary} is not installed; run: apt-get install -y {package}"
+    );
+}
+
+pub struct NatsServer {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        require("nats-server", "nats-server");
+        let dir = tempfile::tempdir().expect("temp dir for JetStream");
+        let (child, port) = Self::spawn(&dir, None);
+        NatsServer {
+            port,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    fn spawn(dir: &TempDir, port: Option<u16>) -> (Child, u16) {
+        let mut cmd = Command::new("nats-server");
+        cmd.args(["-a", "127.0.0.1", "-js", "-sd"]).arg(dir.path());
+        cmd.args(["-p", &port.map_or("-1".to_string(), |p| p.to_string())]);
+        let child = Child::spawn("nats-server", cmd);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = child
+                .output()
+                .iter()
+                .find(|l| l.contains("Listening for client connections on"))
+                .and_then(|l| l.rsplit(':').next())
+                .and_then(|p| p.trim().parse::<u16>().ok());
+            if let Some(p) = found {
+                return (child, p);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start:\n{}",
+                child.output().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server; its JetStream store is kept for [`NatsServer::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill();
+        }
+    }
+
+    /// Starts it again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, _) = Self::spawn(&self.dir, Some(self.port));
+        self.child = Some(child);
+    }
+}
+
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        require("redis-server", "redis-server");
+        // redis-server has no "any port" option: pick one and retry if someone took it.
+        for _ in 0..10 {
+            let port = free_port();
+            if let Some(child) = Self::spawn(port) {
+                return RedisServer {
+                    port,
+                    child: Some(child),
+                };
+            }
+        }
+        panic!("could not start redis-server on a free port");
+    }
+
+    fn spawn(port: u16) -> Option<Child> {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        let mut child = Child::spawn("redis-server", cmd);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child
+                .output()
+                .iter()
+                .any(|l| l.contains("Ready to accept connections"))
+            {
+                return Some(child);
+            }
+            if child
+                .output()
+                .iter()
+                .any(|l| l.contains("Address already in use"))
+            {
+                child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill();
+        None
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill();
+        }
+    }
+
+    /// Starts it again on the same port (empty: no persistence in tests).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(Self::spawn(self.port).expect("redis-server restart on the same port"));
+    }
+}

@@ -1,0 +1,127 @@
+//! The two decisions about a failure, each made in exactly one place:
+//! [`wire_code`] — which error code a producer sees — and [`decide`] — what happens to the
+//! JetStream job (ack, nak with delay, terminate, dead-letter).
+
+use std::time::Duration;
+
+use candlepipe_core::ErrorCode;
+use candlepipe_exchange::FetchError;
+use candlepipe_store::StoreError;
+use rand::Rng;
+
+/// Why a fill job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FillError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The job's payload cannot be understood: poison.
+    #[error("undecodable job: {0}")]
+    BadJob(String),
+}
+
+/// What to do with a JetStream message after handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Ack,
+    /// Redeliver after the delay.
+    Nak(Duration),
+    /// Never redeliver; no retry can help.
+    Term,
+    /// Copy to the dead-letter stream, then terminate.
+    DeadLetter,
+}
+
+pub fn wire_code(e: &FillError) -> ErrorCode {
+    match e {
+        FillError::Fetch(f) => match f {
+            FetchError::UnknownSymbol(_) => ErrorCode::UnknownSymbol,
+            FetchError::UnsupportedInterval(_) => ErrorCode::UnsupportedInterval,
+            FetchError::RateLimited { .. } => ErrorCode::RateLimited,
+            FetchError::Timeout => ErrorCode::Timeout,
+            FetchError::Status { .. } | FetchError::Connect(_) | FetchError::Malformed(_) => {
+                ErrorCode::UpstreamError
+            }
+        },
+        FillError::Store(_) => ErrorCode::Unavailable,
+        FillError::BadJob(_) => ErrorCode::BadRequest,
+    }
+}
+
+/// Retry schedule: full-jitter exponential backoff, base 500 ms, cap 30 s.
+pub fn backoff(delivered: u64) -> Duration {
+    let exp = 500u64.saturating_mul(1u64 << delivered.min(16)).min(30_000);
+    Duration::from_millis(rand::rng().random_range(0..=exp))
+}
+
+/// `delivered` counts this delivery (1 for the first).
+pub fn decide(e: &FillError, delivered: u64, max_deliver: u64) -> Disposition {
+    if matches!(e, FillError::BadJob(_)) {
+        return Disposition::DeadLetter;
+    }
+    if !wire_code(e).is_transient() {
+        return Disposition::Term;
+    }
+    if delivered >= max_deliver {
+        return Disposition::DeadLetter;
+    }
+    match e {
+        FillError::Fetch(FetchError::RateLimited {
+            retry_after: Some(after),
+            ..
+        }) => Disposition::Nak(*after),
+        _ => Disposition::Nak(backoff(delivered)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(e: FetchError) -> FillError {
+        FillError::Fetch(e)
+    }
+
+    #[test]
+    fn input_errors_terminate_at_once() {
+        for e in [
+            fetch(FetchError::UnknownSymbol("x".into())),
+            fetch(FetchError::UnsupportedInterval("x".into())),
+        ] {
+            assert_eq!(decide(&e, 1, 5), Disposition::Term);
+        }
+        assert_eq!(
+            decide(&FillError::BadJob("x".into()), 1, 5),
+            Disposition::DeadLetter
+        );
+    }
+
+    #[test]
+    fn transient_errors_retry_then_dead_letter() {
+        let e = fetch(FetchError::Status {
+            status: 503,
+            message: String::new(),
+        });
+        for n in 1..5 {
+            match decide(&e, n, 5) {
+                Disposition::Nak(d) => assert!(d <= Duration::from_millis(500 << n)),
+                other => panic!("delivery {n}: {other:?}"),
+            }
+        }
+        assert_eq!(decide(&e, 5, 5), Disposition::DeadLetter);
+        assert_eq!(wire_code(&e), ErrorCode::UpstreamError);
+        assert_eq!(wire_code(&fetch(FetchError::Timeout)), ErrorCode::Timeout);
+    }
+
+    #[test]
+    fn retry_after_is_honoured() {
+        let e = fetch(FetchError::RateLimited {
+            retry_after: Some(Duration::from_secs(2)),
+            banned: false,
+            message: String::new(),
+        });
+        assert_eq!(decide(&e, 1, 5), Disposition::Nak(Duration::from_secs(2)));
+        assert_eq!(wire_code(&e), ErrorCode::RateLimited);
+    }
+}

@@ -1,0 +1,366 @@
+//! The fill role: a durable pull consumer on the jobs stream. For each job it fetches only
+//! what the store lacks, writes Redis, announces `ready`, then acks. Failures go through
+//! [`crate::disposition::decide`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{AckKind, Message};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use candlepipe_core::freshness::closed_bound;
+use candlepipe_core::subjects::FILL_CONSUMER;
+use candlepipe_core::{now_ms, FillJob, Millis, ReadyEvent, WireError};
+use candlepipe_exchange::ExchangeClient;
+use candlepipe_store::{Fetched, Written};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::disposition::{decide, wire_code, Disposition, FillError};
+use crate::streams::{ensure_streams, fill_consumer_config};
+use crate::{BoxError, Context};
+
+/// Headers a dead letter carries (SPEC §3).
+pub mod dlq_headers {
+    pub const ORIGINAL_SUBJECT: &str = "Candlepipe-Original-Subject";
+    pub const ERROR_CODE: &str = "Candlepipe-Error-Code";
+    pub const ERROR_MESSAGE: &str = "Candlepipe-Error-Message";
+    pub const DELIVERIES: &str = "Candlepipe-Deliveries";
+    pub const FIRST_FAILURE: &str = "Candlepipe-First-Failure";
+    pub const LAST_FAILURE: &str = "Candlepipe-Last-Failure";
+}
+
+pub async fn run(
+    ctx: Context,
+    exchange: ExchangeClient,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let set = &ctx.settings;
+    let stream = ensure_streams(&ctx.js, &set.subjects, &set.streams).await?;
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(
+            FILL_CONSUMER,
+            fill_consumer_config(&set.subjects, &set.streams),
+        )
+        .await?;
+    let concurrency = set.fill_concurrency.max(1);
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(concurrency)
+        .messages()
+        .await?;
+    tracing::info!(consumer = FILL_CONSUMER, concurrency, "fill ready");
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let tracker = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.cancelled() => break,
+        };
+        let next = tokio::select! {
+            m = messages.next() => m,
+            _ = shutdown.cancelled() => break,
+        };
+        match next {
+            Some(Ok(msg)) => {
+                let (ctx, exchange) = (ctx.clone(), exchange.clone());
+                tracker.spawn(async move {
+                    process(&ctx, &exchange, msg).await;
+                    drop(permit);
+                });
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "pulling jobs failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            None => break,
+        }
+    }
+    // Stop pulling; jobs already taken are finished and acked or naked.
+    drop(messages);
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("fill drained");
+    Ok(())
+}
+
+async fn process(ctx: &Context, exchange: &ExchangeClient, msg: Message) {
+    let delivered = msg.info().map(|i| i.delivered as u64).unwrap_or(1);
+    let (job, err) = match serde_json::from_slice::<FillJob>(&msg.payload) {
+        Ok(job) => match with_progress(
+            &msg,
+            ctx.settings.streams.ack_wait,
+            fill(ctx, exchange, &job),
+        )
+        .await
+        {
+            Ok(written) => {
+                mark_done(ctx, &msg).await;
+                announce(ctx, &job, Ok(written), false).await;
+                finish(&msg, AckKind::Ack).await;
+                return;
+            }
+            Err(e) => (Some(job), e),
+        },
+        Err(e) => (None, FillError::BadJob(e.to_string())),
+    };
+    let disposition = decide(&err, delivered, ctx.settings.streams.max_deliver as u64);
+    let wire = WireError::new(wire_code(&err), err.to_string());
+    tracing::warn!(
+        series = job.as_ref().map(|j| j.series.to_string()).unwrap_or_default(),
+        code = %wire.code, error = %err, delivered, ?disposition, "fill failed"
+    );
+    if let Some(job) = &job {
+        let is_final = !matches!(disposition, Disposition::Nak(_));
+        if is_final {
+            mark_done(ctx, &msg).await;
+        }
+        announce(ctx, job, Err(wire.clone()), is_final).await;
+    }
+    let first_failure = remember_failure(ctx, &msg).await;
+    match disposition {
+        Disposition::Ack => finish(&msg, AckKind::Ack).await,
+        Disposition::Nak(delay) => finish(&msg, AckKind::Nak(Some(delay))).await,
+        Disposition::Term => finish(&msg, AckKind::Term).await,
+        Disposition::DeadLetter => {
+            match dead_letter(ctx, &msg, &wire, delivered, first_failure).await {
+                Ok(()) => finish(&msg, AckKind::Term).await,
+                Err(e) => {
+                    // Never drop a job: if the DLQ cannot take it, let it be redelivered.
+                    tracing::error!(error = %e, "dead-letter publish failed; job will be redelivered");
+                    finish(&msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `work`, telling JetStream the job is still in progress every third of `ack_wait`.
+async fn with_progress<T>(
+    msg: &Message,
+    ack_wait: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let period = (ack_wait / 3).max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %e, "in-progress ack failed");
+                }
+            }
+        }
+    }
+}
+
+async fn finish(msg: &Message, kind: AckKind) {
+    if let Err(e) = msg.ack_with(kind).await {
+        tracing::warn!(error = %e, "ack failed; the job will be redelivered");
+    }
+}
+
+/// Runs [`fill_locked`] holding the series' cluster-wide lock, so that jobs for one series
+/// run one after another and each sees what the previous one wrote. A lock held past half
+/// of `ack_wait` (a stuck holder) is given up on: writes stay correct without it.
+async fn fill(
+    ctx: &Context,
+    exchange: &ExchangeClient,
+    job: &FillJob,
+) -> Result<Written, FillError> {
+    let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
+    let patience = tokio::time::Instant::now() + ctx.settings.streams.ack_wait / 2;
+    let ttl = ctx.settings.streams.ack_wait;
+    let mut locked = false;
+    while !locked && tokio::time::Instant::now() < patience {
+        locked = ctx.store.try_lock(&job.series, &token, ttl).await?;
+        if !locked {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    if !locked {
+        tracing::warn!(series = %job.series, "fill lock still held; filling without it");
+    }
+    tracing::debug!(series = %job.series, from = job.from, to = job.to, open = job.includes_open, "filling");
+    // A job for the forming candle must fetch at or after its `fresh_after` (at most one
+    // dedup bucket from now) so that one fetch satisfies every request that shares it.
+    let wait = job.fresh_after - now_ms();
+    if job.includes_open && wait > 0 {
+        tokio::time::sleep(Duration::from_millis(
+            wait.min(candlepipe_core::job::DEDUP_BUCKET_MS) as u64,
+        ))
+        .await;
+    }
+    let result = fill_locked(ctx, exchange, job).await;
+    if locked {
+        if let Err(e) = ctx.store.unlock(&job.series, &token).await {
+            tracing::warn!(error = %e, series = %job.series, "fill lock not released; it expires by itself");
+        }
+    }
+    result
+}
+
+/// Fetches what the store lacks of the job's window, and writes it.
+async fn fill_locked(
+    ctx: &Context,
+    exchange: &ExchangeClient,
+    job: &FillJob,
+) -> Result<Written, FillError> {
+    let s = &job.series;
+    let iv = s.interval;
+    let step = iv.millis();
+    let now = now_ms();
+    let to = if job.includes_open {
+        iv.open_of(now)
+    } else {
+        job.to
+    };
+    let state = ctx
+        .store
+        .read(s, job.from, to)
+        .await?
+        .map(|r| r.state)
+        .unwrap_or_default();
+    tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
+
+    let done = if job.includes_open {
+        state.fetched_at >= job.fresh_after
+            && state
+                .coverage
+                .contains(job.from, closed_bound(iv, state.fetched_at))
+    } else {
+        state.coverage.contains(job.from, job.to)
+    };
+    if done {
+        tracing::debug!(series = %s, "already fresh; no exchange request");
+        return Ok(Written {
+            version: state.version,
+            last_t: state.coverage.last(),
+        });
+    }
+
+    let bound = closed_bound(iv, now);
+    let mut fetched = Fetched {
+        tail_fetched_at: job.includes_open.then_some(now),
+        ..Fetched::default()
+    };
+    for (a, b) in state.coverage.gaps(job.from, to, step) {
+        let candles = exchange.fetch(s, a, b, now).await?;
+        tracing::debug!(series = %s, from = a, to = b, n = candles.len(), "fetched");
+        fetched.candles.extend(candles);
+        if a <= bound {
+            fetched.covered.push((a, b.min(bound)));
+        }
+    }
+    Ok(ctx.store.write(s, &fetched, now).await?)
+}
+
+/// Records that the job finished, before announcing it: an ingest whose publish of the
+/// same job was deduplicated learns from this that no `ready` event is still to come.
+async fn mark_done(ctx: &Context, msg: &Message) {
+    let Some(id) = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_string())
+    else {
+        return;
+    };
+    if let Err(e) = ctx
+        .store
+        .mark_job_done(&id, ctx.settings.streams.dedup_window)
+        .await
+    {
+        tracing::warn!(error = %e, "could not mark job done");
+    }
+}
+
+async fn announce(
+    ctx: &Context,
+    job: &FillJob,
+    result: Result<Written, WireError>,
+    is_final: bool,
+) {
+    let event = match result {
+        Ok(w) => ReadyEvent {
+            series: job.series.clone(),
+            last_t: w.last_t,
+            version: w.version,
+            error: None,
+            is_final: false,
+        },
+        Err(e) => ReadyEvent {
+            series: job.series.clone(),
+            last_t: None,
+            version: 0,
+            error: Some(e),
+            is_final,
+        },
+    };
+    let subject = ctx.settings.subjects.ready(&job.series);
+    let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    if let Err(e) = ctx.nats.publish(subject, payload).await {
+        tracing::warn!(error = %e, "ready event not published");
+    }
+}
+
+/// Records the first failure time of a job (by stream sequence) in Redis; returns it.
+async fn remember_failure(ctx: &Context, msg: &Message) -> Millis {
+    let now = now_ms();
+    let Ok(info) = msg.info() else { return now };
+    let key = format!(
+        "{}jobfail:{}:{}",
+        ctx.settings.redis_prefix, info.stream, info.stream_sequence
+    );
+    let mut conn = ctx.redis.clone();
+    let set: Result<Option<String>, _> = redis::cmd("SET")
+        .arg(&key)
+        .arg(now)
+        .arg("NX")
+        .arg("GET")
+        .arg("EX")
+        .arg(7 * 24 * 3600)
+        .query_async(&mut conn)
+        .await;
+    match set {
+        Ok(Some(first)) => first.parse().unwrap_or(now),
+        _ => now,
+    }
+}
+
+async fn dead_letter(
+    ctx: &Context,
+    msg: &Message,
+    err: &WireError,
+    delivered: u64,
+    first_failure: Millis,
+) -> Result<(), BoxError> {
+    use dlq_headers::*;
+    let mut h = HeaderMap::new();
+    h.insert(ORIGINAL_SUBJECT, msg.subject.as_str());
+    h.insert(ERROR_CODE, err.code.as_str());
+    h.insert(
+        ERROR_MESSAGE,
+        err.message
+            .chars()
+            .take(500)
+            .collect::<String>()
+            .replace(['\r', '\n'], " ")
+            .as_str(),
+    );
+    h.insert(DELIVERIES, delivered.to_string().as_str());
+    h.insert(FIRST_FAILURE, first_failure.to_string().as_str());
+    h.insert(LAST_FAILURE, now_ms().to_string().as_str());
+    let subject = ctx.settings.subjects.dead_letter_for(&msg.subject);
+    ctx.js
+        .publish_with_headers(subject, h, msg.payload.clone())
+        .await?
+        .await?;
+    tracing::warn!(subject = %msg.subject, code = %err.code, delivered, "job dead-lettered");
+    Ok(())
+}

@@ -1,0 +1,400 @@
+//! The ingest role: answers `candlepipe.candles.get` (queue group `ingest`) from L1, then
+//! Redis, and on a miss publishes one deduplicated fill job and waits for its `ready` event.
+//! Every request gets a reply: candles, stale candles, or a typed error.
+
+use std::sync::Arc;
+
+use async_nats::{HeaderMap, Message};
+use bytes::Bytes;
+use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
+use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
+use candlepipe_core::{
+    now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillJob, Millis, ReadyEvent, Source,
+    Verdict, WireError,
+};
+use candlepipe_store::Snapshot;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::waiters::{Outcome, Waiter, Waiters};
+use crate::{BoxError, Context};
+
+/// Largest request body accepted; anything bigger is `bad_request` without decoding.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A successful answer: a slice of a snapshot.
+struct Answer {
+    source: Source,
+    stale: bool,
+    snap: Arc<Snapshot>,
+    window: Window,
+}
+
+pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
+    let waiters = Waiters::default();
+    // Subscribe to ready events before taking requests, so no event can be missed.
+    let ready = ctx
+        .nats
+        .subscribe(ctx.settings.subjects.ready_all())
+        .await?;
+    let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready));
+
+    let mut requests = ctx
+        .nats
+        .queue_subscribe(
+            ctx.settings.subjects.candles_get(),
+            INGEST_QUEUE_GROUP.to_string(),
+        )
+        .await?;
+    tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
+    let tracker = TaskTracker::new();
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            msg = requests.next() => match msg {
+                Some(msg) => {
+                    let (ctx, waiters) = (ctx.clone(), waiters.clone());
+                    tracker.spawn(async move { handle(ctx, waiters, msg).await });
+                }
+                None => break,
+            },
+            _ = shutdown.cancelled(), if !draining => {
+                // Stop taking new requests but answer those already delivered to us.
+                draining = true;
+                if let Err(e) = requests.drain().await {
+                    tracing::warn!(error = %e, "drain failed");
+                    break;
+                }
+            }
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+    dispatcher.abort();
+    tracing::info!("ingest drained");
+    Ok(())
+}
+
+async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
+    let Some(reply_to) = msg.reply.clone() else {
+        tracing::debug!("request without reply subject dropped");
+        return;
+    };
+    let enc = Encoding::from_content_type(
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
+            .map(|v| v.as_str()),
+    );
+    let body = match answer(&ctx, &waiters, &msg.payload, enc).await {
+        Ok(a) => {
+            let candles = a.snap.slice(a.window.from, a.window.to);
+            let series = &a.snap.series;
+            enc.encode(&CandlesReplyRef {
+                ok: true,
+                exchange: series.exchange,
+                symbol: &series.symbol,
+                interval: series.interval,
+                source: a.source,
+                stale: a.stale,
+                candles,
+            })
+        }
+        Err(e) => {
+            tracing::debug!(code = %e.code, message = %e.message, "request failed");
+            enc.encode(&ErrorReply::new(e))
+        }
+    };
+    let sent = match enc {
+        Encoding::Json => ctx.nats.publish(reply_to, Bytes::from(body)).await,
+        Encoding::Msgpack => {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
+            ctx.nats
+                .publish_with_headers(reply_to, headers, Bytes::from(body))
+                .await
+        }
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not publish reply");
+    }
+}
+
+async fn answer(
+    ctx: &Context,
+    waiters: &Waiters,
+    payload: &[u8],
+    enc: Encoding,
+) -> Result<Answer, WireError> {
+    if payload.len() > MAX_REQUEST_BYTES {
+        return Err(WireError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "request is {} bytes; the limit is {MAX_REQUEST_BYTES}",
+                payload.len()
+            ),
+        ));
+    }
+    let req: CandlesRequest = enc
+        .decode(payload)
+        .map_err(|e| WireError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))?;
+    let q = req.validate()?;
+    let now = now_ms();
+
+    let l1 = ctx.l1.get(&q.series);
+    if let Some(snap) = &l1 {
+        if let Verdict::Fresh(w) = snap.state.verdict(&q, now) {
+            if snap.holds(&w) {
+                return Ok(Answer {
+                    source: Source::L1,
+                    stale: false,
+                    snap: snap.clone(),
+                    window: w,
+                });
+            }
+        }
+    }
+
+    let w = q.window(now);
+    let mut stale: Option<Arc<Snapshot>> = l1.filter(|s| !s.slice(w.from, w.to).is_empty());
+    match ctx.store.read(&q.series, w.from, w.to).await {
+        Ok(Some(read)) => {
+            let snap = ctx.l1.put(
+                &q.series,
+                Snapshot {
+                    series: q.series.clone(),
+                    state: read.state,
+                    from: w.from,
+                    to: w.to,
+                    candles: read.candles,
+                },
+            );
+            if let Verdict::Fresh(w) = snap.state.verdict(&q, now) {
+                if snap.holds(&w) {
+                    return Ok(Answer {
+                        source: Source::Redis,
+                        stale: false,
+                        snap,
+                        window: w,
+                    });
+                }
+            }
+            if !snap.slice(w.from, w.to).is_empty() {
+                stale = Some(snap);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, series = %q.series, "redis read failed");
+            return match stale {
+                Some(snap) => Ok(Answer {
+                    source: Source::L1,
+                    stale: true,
+                    snap,
+                    window: w,
+                }),
+                None => Err(WireError::new(
+                    ErrorCode::Unavailable,
+                    "the cache store is unavailable",
+                )),
+            };
+        }
+    }
+
+    if q.allow_stale {
+        if let Some(snap) = stale {
+            let job = FillJob::new(&q, w, now);
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = publish_job(&ctx, &job, &job.msg_id(now)).await {
+                    tracing::warn!(error = %e, "background refresh not published");
+                }
+            });
+            return Ok(Answer {
+                source: Source::Redis,
+                stale: true,
+                snap,
+                window: w,
+            });
+        }
+    }
+    wait_for_fill(ctx, waiters, &q, w, now, stale).await
+}
+
+/// Publishes the job with its dedup id; returns whether JetStream already had it.
+async fn publish_job(ctx: &Context, job: &FillJob, id: &str) -> Result<bool, BoxError> {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    let payload = Bytes::from(serde_json::to_vec(job)?);
+    let ack = ctx
+        .js
+        .publish_with_headers(
+            ctx.settings.subjects.fill_job(job.series.exchange),
+            headers,
+            payload,
+        )
+        .await?
+        .await?;
+    Ok(ack.duplicate)
+}
+
+async fn wait_for_fill(
+    ctx: &Context,
+    waiters: &Waiters,
+    q: &CandleQuery,
+    w: Window,
+    now: Millis,
+    stale: Option<Arc<Snapshot>>,
+) -> Result<Answer, WireError> {
+    let job = FillJob::new(q, w, now);
+    let mut waiter = waiters.register(&q.series, w.from, w.to);
+    let deadline = tokio::time::Instant::now() + ctx.settings.fill_wait;
+    let stale_or = |err: WireError| match &stale {
+        Some(snap) => Ok(Answer {
+            source: Source::Redis,
+            stale: true,
+            snap: snap.clone(),
+            window: w,
+        }),
+        None => Err(err),
+    };
+    // Publish the job. If JetStream already had it (or a neighbour in this process published
+    // it), the data may be stored already; and if that job finished without satisfying us
+    // (the data was lost since), publish it once more under a new id.
+    let mut id = job.msg_id(now);
+    for attempt in 0..2 {
+        let created = if waiter.claim_publish(&id) {
+            match publish_claimed(ctx, &waiter, &job, &id).await {
+                Ok(created) => created,
+                Err(err) => return stale_or(err),
+            }
+        } else {
+            false
+        };
+        if created {
+            break;
+        }
+        if let Ok(Some(read)) = ctx.store.read(&q.series, w.from, w.to).await {
+            let snap = Arc::new(Snapshot {
+                series: q.series.clone(),
+                state: read.state,
+                from: w.from,
+                to: w.to,
+                candles: read.candles,
+            });
+            if let Some(a) = after_fill(&snap, q, job.fresh_after) {
+                return Ok(a);
+            }
+        }
+        if attempt == 1 || !ctx.store.job_done(&id).await.unwrap_or(false) {
+            break; // still in flight: its ready event will come
+        }
+        id = format!("{id}.again.{}", now_ms());
+    }
+    let mut last_error: Option<WireError> = None;
+    loop {
+        tokio::select! {
+            changed = waiter.rx.changed() => {
+                if changed.is_err() {
+                    return stale_or(WireError::new(ErrorCode::Unavailable, "ingest is shutting down"));
+                }
+                let outcome = waiter.rx.borrow_and_update().clone();
+                let Some(outcome) = outcome else { continue };
+                if let Some(err) = &outcome.event.error {
+                    if stale.is_some() || outcome.event.is_final {
+                        return stale_or(err.clone());
+                    }
+                    last_error = Some(err.clone());
+                    continue;
+                }
+                if let Some(snap) = &outcome.snapshot {
+                    if let Some(a) = after_fill(snap, q, job.fresh_after) {
+                        return Ok(a);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return stale_or(last_error.unwrap_or_else(|| WireError::new(
+                    ErrorCode::Timeout,
+                    format!("no fill within {} ms", ctx.settings.fill_wait.as_millis()),
+                )));
+            }
+        }
+    }
+}
+
+/// Publishes a job whose id this process claimed; true if JetStream did not have it yet.
+async fn publish_claimed(
+    ctx: &Context,
+    waiter: &Waiter,
+    job: &FillJob,
+    id: &str,
+) -> Result<bool, WireError> {
+    let result = tokio::time::timeout(ctx.settings.fill_wait, publish_job(ctx, job, id)).await;
+    let err = match result {
+        Ok(Ok(duplicate)) => return Ok(!duplicate),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "fill job not published");
+            WireError::new(ErrorCode::Unavailable, "the job queue is unavailable")
+        }
+        Err(_) => WireError::new(ErrorCode::Timeout, "the job queue did not confirm in time"),
+    };
+    waiter.release_publish(id);
+    Err(err)
+}
+
+fn after_fill(snap: &Arc<Snapshot>, q: &CandleQuery, fresh_after: Millis) -> Option<Answer> {
+    match snap.state.verdict_after_fill(q, fresh_after, now_ms()) {
+        Verdict::Fresh(w) if snap.holds(&w) => Some(Answer {
+            source: Source::Exchange,
+            stale: false,
+            snap: snap.clone(),
+            window: w,
+        }),
+        _ => None,
+    }
+}
+
+/// Reads each series once per `ready` event and hands the result to its waiters.
+async fn dispatch_ready(ctx: Context, waiters: Waiters, mut ready: async_nats::Subscriber) {
+    while let Some(msg) = ready.next().await {
+        let event: ReadyEvent = match serde_json::from_slice(&msg.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(subject = %msg.subject, error = %e, "undecodable ready event");
+                continue;
+            }
+        };
+        let Some((from, to)) = waiters.window(&event.series) else {
+            continue;
+        };
+        let (ctx, waiters) = (ctx.clone(), waiters.clone());
+        tokio::spawn(async move {
+            let snapshot = if event.error.is_none() {
+                match ctx.store.read(&event.series, from, to).await {
+                    Ok(Some(read)) => Some(ctx.l1.put(
+                        &event.series,
+                        Snapshot {
+                            series: event.series.clone(),
+                            state: read.state,
+                            from,
+                            to,
+                            candles: read.candles,
+                        },
+                    )),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, series = %event.series, "redis read after fill failed");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let series = event.series.clone();
+            waiters.deliver(&series, Outcome { event, snapshot });
+        });
+    }
+}

@@ -1,0 +1,85 @@
+//! The worker roles over NATS: `ingest` answers requests from the caches and turns misses
+//! into fill jobs; `fill` executes those jobs against the exchanges. Only this crate acks
+//! JetStream messages.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod disposition;
+pub mod fill;
+pub mod ingest;
+pub mod streams;
+mod waiters;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use candlepipe_core::Subjects;
+use candlepipe_exchange::ExchangeClient;
+use candlepipe_store::{L1Cache, SeriesStore};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+pub use streams::StreamSettings;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub subjects: Subjects,
+    pub redis_prefix: String,
+    pub streams: StreamSettings,
+    /// How long ingest waits for a fill before answering stale data or an error.
+    pub fill_wait: Duration,
+    /// Jobs one fill process works on at once.
+    pub fill_concurrency: usize,
+}
+
+/// Everything a role needs; cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub redis: ConnectionManager,
+    pub store: SeriesStore,
+    pub l1: L1Cache,
+    pub settings: Arc<WorkerSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Ingest,
+    Fill,
+}
+
+/// Runs the roles until `shutdown` is cancelled, then drains them. An error in one role
+/// stops the others.
+pub async fn run(
+    ctx: Context,
+    roles: &[Role],
+    exchange: ExchangeClient,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for role in roles {
+        let (ctx, stop) = (ctx.clone(), shutdown.clone());
+        match role {
+            Role::Ingest => tasks.spawn(async move { ingest::run(ctx, stop).await }),
+            Role::Fill => {
+                let exchange = exchange.clone();
+                tasks.spawn(async move { fill::run(ctx, exchange, stop).await })
+            }
+        };
+    }
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        let result = done
+            .map_err(|e| -> BoxError { Box::new(e) })
+            .and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(error = %e, "worker role stopped with an error");
+            shutdown.cancel();
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,160 @@
+//! The JetStream streams and the fill consumer, created idempotently at worker start.
+//! `nats/streams/*.json` holds the same definitions for operators' tooling.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use candlepipe_core::subjects::FILL_CONSUMER;
+use candlepipe_core::Subjects;
+
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// JetStream replicas (3 on a cluster).
+    pub replicas: usize,
+    /// Window in which equal `Nats-Msg-Id`s are one job.
+    pub dedup_window: Duration,
+    /// Time a fill worker has before an unacked job is redelivered.
+    pub ack_wait: Duration,
+    /// Deliveries before a failing job is dead-lettered.
+    pub max_deliver: i64,
+    /// Jobs in flight across all fill workers.
+    pub max_ack_pending: i64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            replicas: 1,
+            dedup_window: Duration::from_secs(120),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            max_ack_pending: 1000,
+        }
+    }
+}
+
+pub fn jobs_config(s: &Subjects, set: &StreamSettings) -> stream::Config {
+    stream::Config {
+        name: s.jobs_stream(),
+        subjects: vec![s.jobs_all()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        num_replicas: set.replicas,
+        duplicate_window: set.dedup_window,
+        max_age: Duration::from_secs(24 * 3600),
+        ..Default::default()
+    }
+}
+
+pub fn dlq_config(s: &Subjects, set: &StreamSettings) -> stream::Config {
+    stream::Config {
+        name: s.dlq_stream(),
+        subjects: vec![s.dlq_all()],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: set.replicas,
+        max_age: Duration::from_secs(14 * 24 * 3600),
+        max_messages: 1_000_000,
+        ..Default::default()
+    }
+}
+
+pub fn fill_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(FILL_CONSUMER.to_string()),
+        filter_subject: s.fill_jobs_all(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: set.ack_wait,
+        max_deliver: set.max_deliver,
+        max_ack_pending: set.max_ack_pending,
+        ..Default::default()
+    }
+}
+
+/// Creates both streams if missing (existing ones are left as operators configured them).
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    s: &Subjects,
+    set: &StreamSettings,
+) -> Result<stream::Stream, async_nats::Error> {
+    let jobs = js.get_or_create_stream(jobs_config(s, set)).await?;
+    js.get_or_create_stream(dlq_config(s, set)).await?;
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file<T: serde::de::DeserializeOwned>(text: &str) -> T {
+        serde_json::from_str(text).expect("nats/ definition parses as the API's config")
+    }
+
+    /// The definitions in `nats/` are what the workers create.
+    #[test]
+    fn nats_directory_matches_the_code() {
+        let (s, set) = (Subjects::default(), StreamSettings::default());
+        let jobs: stream::Config = file(include_str!("../../../nats/streams/CANDLEPIPE_JOBS.json"));
+        let code = jobs_config(&s, &set);
+        assert_eq!(
+            (
+                &jobs.name,
+                &jobs.subjects,
+                jobs.retention,
+                jobs.storage,
+                jobs.duplicate_window,
+                jobs.max_age,
+                jobs.num_replicas
+            ),
+            (
+                &code.name,
+                &code.subjects,
+                code.retention,
+                code.storage,
+                code.duplicate_window,
+                code.max_age,
+                code.num_replicas
+            )
+        );
+        let dlq: stream::Config = file(include_str!("../../../nats/streams/CANDLEPIPE_DLQ.json"));
+        let code = dlq_config(&s, &set);
+        assert_eq!(
+            (
+                &dlq.name,
+                &dlq.subjects,
+                dlq.retention,
+                dlq.storage,
+                dlq.max_age,
+                dlq.max_messages
+            ),
+            (
+                &code.name,
+                &code.subjects,
+                code.retention,
+                code.storage,
+                code.max_age,
+                code.max_messages
+            )
+        );
+        let fill: consumer::pull::Config = file(include_str!("../../../nats/consumers/fill.json"));
+        let code = fill_consumer_config(&s, &set);
+        assert_eq!(
+            (
+                &fill.durable_name,
+                &fill.filter_subject,
+                fill.ack_policy,
+                fill.ack_wait,
+                fill.max_deliver,
+                fill.max_ack_pending
+            ),
+            (
+                &code.durable_name,
+                &code.filter_subject,
+                code.ack_policy,
+                code.ack_wait,
+                code.max_deliver,
+                code.max_ack_pending
+            )
+        );
+    }
+}

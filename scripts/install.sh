@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Functions that install what the project needs on a fresh Debian machine. Sourced by the
+# other scripts; each step is skipped when its tool is already there.
+
+need_root_for_apt() {
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "error: $1 is missing; install it with: sudo apt-get install -y $1" >&2
+    exit 1
+  fi
+}
+
+apt_updated=""
+apt_install() {
+  need_root_for_apt "$*"
+  if [[ -z "$apt_updated" ]]; then
+    echo "installing $* with apt-get" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  # Debian starts packaged services on install; the project never uses those ports.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_servers() {
+  local missing=()
+  command -v nats-server >/dev/null || missing+=(nats-server)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+      export PATH="$HOME/.cargo/bin:$PATH"
+    else
+      echo "error: cargo is missing; install Rust stable (https://rustup.rs) first" >&2
+      exit 1
+    fi
+  fi
+}

@@ -1,0 +1,131 @@
+//! `candlepipe check`: is the configuration usable and is everything it names reachable?
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use candlepipe_core::{now_ms, Exchange, Interval, SeriesKey, Symbol};
+use candlepipe_exchange::ExchangeClient;
+
+use crate::config::Config;
+use crate::connect::{self, redact};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip the exchange requests (e.g. on a machine without internet).
+    #[arg(long)]
+    no_exchanges: bool,
+}
+
+struct Report {
+    failed: usize,
+}
+
+impl Report {
+    fn line(&mut self, ok: Result<String, String>, what: &str) {
+        match ok {
+            Ok(detail) => println!("ok    {what:<10} {detail}"),
+            Err(detail) => {
+                self.failed += 1;
+                println!("FAIL  {what:<10} {detail}");
+            }
+        }
+    }
+}
+
+fn probe_symbol(ex: Exchange) -> &'static str {
+    match ex {
+        Exchange::Binance => "BTC/USDT",
+        Exchange::Coinbase | Exchange::Kraken => "BTC/USD",
+    }
+}
+
+pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let mut r = Report { failed: 0 };
+    let source = cfg
+        .source
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "defaults + environment".into());
+    r.line(Ok(source), "config");
+    if cfg.insecure_dev_key {
+        println!(
+            "warn  {:<10} CANDLEPIPE_HMAC_KEY is not set; using the public development key",
+            "hmac"
+        );
+    } else {
+        println!("ok    {:<10} key id {}", "hmac", cfg.keyring.current_id());
+    }
+
+    let nats = match connect::nats(cfg, "candlepipe-check", Duration::ZERO).await {
+        Ok(c) => {
+            // The raw API call: its answer has the same shape on every server version.
+            let info = c.request("$JS.API.INFO", bytes::Bytes::new()).await;
+            let streams = info
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    serde_json::from_slice::<serde_json::Value>(&m.payload)
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|v| match v.get("error") {
+                    Some(err) => Err(err.to_string()),
+                    None => Ok(v.get("streams").and_then(|s| s.as_u64()).unwrap_or(0)),
+                });
+            match streams {
+                Ok(n) => r.line(
+                    Ok(format!(
+                        "{} (JetStream: {n} streams)",
+                        redact(&cfg.nats_url)
+                    )),
+                    "nats",
+                ),
+                Err(e) => r.line(
+                    Err(format!(
+                        "{}: JetStream unavailable: {e}",
+                        redact(&cfg.nats_url)
+                    )),
+                    "nats",
+                ),
+            }
+            Some(c)
+        }
+        Err(e) => {
+            r.line(Err(format!("{e:#}")), "nats");
+            None
+        }
+    };
+    drop(nats);
+
+    match connect::redis(cfg, Duration::ZERO).await {
+        Ok(mut conn) => {
+            let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+            r.line(
+                pong.map(|_| redact(&cfg.redis_url))
+                    .map_err(|e| e.to_string()),
+                "redis",
+            );
+        }
+        Err(e) => r.line(Err(format!("{e:#}")), "redis"),
+    }
+
+    if !args.no_exchanges {
+        let client = ExchangeClient::new(cfg.exchanges.clone())?;
+        let now = now_ms();
+        for ex in Exchange::ALL {
+            let symbol = Symbol::parse(probe_symbol(ex)).map_err(|e| anyhow::anyhow!(e))?;
+            let series = SeriesKey::new(ex, symbol, Interval::M1);
+            let t = Interval::M1.open_of(now);
+            let url = &cfg.exchanges.endpoint(ex).url;
+            let res = client
+                .fetch(&series, t - 60_000, t, now)
+                .await
+                .map(|c| format!("{url} ({} candles for {})", c.len(), probe_symbol(ex)))
+                .map_err(|e| format!("{url}: {e}"));
+            r.line(res, ex.as_str());
+        }
+    }
+    Ok(if r.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

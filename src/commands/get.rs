@@ -1,0 +1,154 @@
+//! `candlepipe get EXCHANGE SYMBOL INTERVAL`: one request on `candlepipe.candles.get`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::request::AnyReply;
+use candlepipe_core::{CandlesRequest, Encoding, Subjects};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::connect;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// binance, coinbase or kraken.
+    exchange: String,
+    /// Unified symbol, e.g. BTC/USDT.
+    symbol: String,
+    /// 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w.
+    interval: String,
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    /// Newest open time wanted (ms, or RFC 3339); asks for closed candles only.
+    #[arg(long)]
+    end: Option<String>,
+    /// How fresh the forming candle must be.
+    #[arg(long)]
+    max_age_ms: Option<i64>,
+    /// Answer from cache at once (marked stale) and refresh in the background.
+    #[arg(long)]
+    allow_stale: bool,
+    /// Print the reply as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Send the request as MessagePack.
+    #[arg(long)]
+    msgpack: bool,
+    /// How long to wait for the reply.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+fn parse_time(s: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .with_context(|| format!("--end {s:?}: not ms nor RFC 3339"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn format_time(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let request = CandlesRequest {
+        exchange: args.exchange,
+        symbol: args.symbol,
+        interval: args.interval,
+        limit: Some(args.limit),
+        end: args.end.as_deref().map(parse_time).transpose()?,
+        max_age_ms: args.max_age_ms,
+        allow_stale: Some(args.allow_stale),
+    };
+    let enc = if args.msgpack {
+        Encoding::Msgpack
+    } else {
+        Encoding::Json
+    };
+    let nats = connect::nats(cfg, "candlepipe-get", Duration::ZERO).await?;
+    let subject = Subjects::new(&cfg.prefix).candles_get();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
+    let req = async_nats::Request::new()
+        .payload(Bytes::from(enc.encode(&request)))
+        .headers(headers)
+        .timeout(Some(Duration::from_millis(args.timeout_ms)));
+    let msg = nats
+        .send_request(subject.clone(), req)
+        .await
+        .with_context(|| format!("no reply on {subject} (are ingest workers running?)"))?;
+    let reply_enc = Encoding::from_content_type(
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
+            .map(|v| v.as_str()),
+    );
+    let reply: AnyReply = reply_enc
+        .decode(&msg.payload)
+        .context("undecodable reply")?;
+    // Output goes to a pipe as often as to a terminal: a closed pipe (`| head`) is not an error.
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let value: serde_json::Value = reply_enc
+            .decode(&msg.payload)
+            .context("undecodable reply")?;
+        let _ = writeln!(out, "{value}");
+    }
+    match reply.into_result() {
+        Ok(r) => {
+            if !args.json {
+                let _ = print_table(&mut out, &r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if !args.json {
+                eprintln!("error: {}: {}", e.code, e.message);
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_table(out: &mut impl Write, r: &candlepipe_core::CandlesReply) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} {} {}: {} candles from {}{}",
+        r.exchange,
+        r.symbol,
+        r.interval,
+        r.candles.len(),
+        r.source.as_str(),
+        if r.stale { " (stale)" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "{:<22} {:>14} {:>14} {:>14} {:>14} {:>16}  closed",
+        "open time (UTC)", "open", "high", "low", "close", "volume"
+    )?;
+    for c in &r.candles {
+        writeln!(
+            out,
+            "{:<22} {:>14} {:>14} {:>14} {:>14} {:>16}  {}",
+            format_time(c.t),
+            c.o,
+            c.h,
+            c.l,
+            c.c,
+            c.v,
+            if c.closed { "yes" } else { "no" }
+        )?;
+    }
+    Ok(())
+}

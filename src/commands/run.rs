@@ -1,0 +1,85 @@
+//! `candlepipe run ingest|fill|all`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use candlepipe_exchange::ExchangeClient;
+use candlepipe_store::{L1Cache, SeriesStore};
+use candlepipe_worker::{Context, Role};
+use clap::ValueEnum;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::connect;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Ingest,
+    Fill,
+    All,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Roles this process runs (several allowed).
+    #[arg(required = true, value_enum)]
+    roles: Vec<RoleArg>,
+}
+
+pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let mut roles: Vec<Role> = args
+        .roles
+        .iter()
+        .flat_map(|r| match r {
+            RoleArg::Ingest => vec![Role::Ingest],
+            RoleArg::Fill => vec![Role::Fill],
+            RoleArg::All => vec![Role::Ingest, Role::Fill],
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    if cfg.insecure_dev_key {
+        tracing::warn!("CANDLEPIPE_HMAC_KEY is not set: Redis values are signed with the public development key");
+    }
+    let names: Vec<String> = roles
+        .iter()
+        .map(|r| format!("{r:?}").to_lowercase())
+        .collect();
+    let nats = connect::nats(
+        cfg,
+        &format!("candlepipe-{}", names.join("-")),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let redis = connect::redis(cfg, Duration::from_secs(30)).await?;
+    let store = SeriesStore::new(
+        redis.clone(),
+        cfg.keyring.clone(),
+        &cfg.redis_prefix,
+        cfg.history_cap,
+    );
+    let exchange =
+        ExchangeClient::new(cfg.exchanges.clone()).context("building the HTTP client")?;
+    let ctx = Context {
+        js: async_nats::jetstream::new(nats.clone()),
+        nats,
+        redis,
+        store,
+        l1: L1Cache::new(cfg.l1_capacity),
+        settings: Arc::new(cfg.worker_settings()),
+    };
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        super::termination().await;
+        tracing::info!("shutdown requested; draining");
+        trigger.cancel();
+    });
+    tracing::info!(roles = ?names, "starting");
+    candlepipe_worker::run(ctx, &roles, exchange, shutdown)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(ExitCode::SUCCESS)
+}

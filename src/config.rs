@@ -1,0 +1,232 @@
+//! Configuration: built-in defaults, overridden by `candlepipe.toml`, overridden by the
+//! environment (`CANDLEPIPE_<KEY>`). Secrets are read only from the environment or a file it
+//! names, and are never printed.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use candlepipe_core::{Exchange, Subjects};
+use candlepipe_exchange::client::Endpoint;
+use candlepipe_exchange::ExchangeSettings;
+use candlepipe_store::Keyring;
+use candlepipe_worker::{StreamSettings, WorkerSettings};
+
+/// Used when `CANDLEPIPE_HMAC_KEY` is unset, so the offline demo works. Anyone can forge
+/// values signed with it: `candlepipe check` and every worker warn while it is in use.
+const DEV_HMAC_KEY: &[u8] = b"candlepipe-insecure-development-key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {source}")]
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("setting {key} ({env}): cannot parse {value:?}: {why}")]
+    Invalid {
+        key: String,
+        env: String,
+        value: String,
+        why: String,
+    },
+    #[error("{0} is a secret: set it in the environment, not in the config file")]
+    SecretInFile(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Option<PathBuf>,
+    pub nats_url: String,
+    pub redis_url: String,
+    pub prefix: String,
+    pub redis_prefix: String,
+    pub exchanges: ExchangeSettings,
+    pub l1_capacity: u64,
+    pub history_cap: usize,
+    pub fill_wait: Duration,
+    pub fill_concurrency: usize,
+    pub streams: StreamSettings,
+    pub keyring: Keyring,
+    pub insecure_dev_key: bool,
+}
+
+/// Looks a setting up in the environment, then the file table, then takes the default.
+struct Lookup {
+    table: toml::Table,
+}
+
+impl Lookup {
+    fn env_name(key: &str) -> String {
+        format!("CANDLEPIPE_{}", key.to_ascii_uppercase())
+    }
+
+    fn raw(&self, key: &str) -> Option<String> {
+        if let Ok(v) = std::env::var(Self::env_name(key)) {
+            return Some(v);
+        }
+        self.table.get(key).map(|v| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    fn get<T: FromStr>(&self, key: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                key: key.to_string(),
+                env: Self::env_name(key),
+                value: v,
+                why: e.to_string(),
+            }),
+        }
+    }
+
+    fn millis(&self, key: &str, default_ms: u64) -> Result<Duration, ConfigError> {
+        self.get(key, default_ms).map(Duration::from_millis)
+    }
+}
+
+/// Default request budget per exchange, from their published public limits:
+/// Binance 6,000 request weight a minute with klines weighing 2 (we keep well under),
+/// Coinbase 10 public requests a second, Kraken about 1 a second.
+fn default_rps(ex: Exchange) -> u32 {
+    match ex {
+        Exchange::Binance => 20,
+        Exchange::Coinbase => 10,
+        Exchange::Kraken => 1,
+    }
+}
+
+fn default_url(ex: Exchange) -> &'static str {
+    match ex {
+        Exchange::Binance => "https://api.binance.com",
+        Exchange::Coinbase => "https://api.exchange.coinbase.com",
+        Exchange::Kraken => "https://api.kraken.com",
+    }
+}
+
+impl Config {
+    /// Loads `path`, or `$CANDLEPIPE_CONFIG`, or `./candlepipe.toml` if it exists.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("CANDLEPIPE_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("candlepipe.toml")).filter(|p| p.exists()));
+        let table = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|source| ConfigError::Toml {
+                    path: p.clone(),
+                    source,
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for secret in ["hmac_key", "hmac_previous_keys", "llm_api_key"] {
+            if table.contains_key(secret) {
+                return Err(ConfigError::SecretInFile(secret.to_string()));
+            }
+        }
+        let l = Lookup { table };
+        let endpoint = |ex: Exchange| -> Result<Endpoint, ConfigError> {
+            let rps = l.get(&format!("{ex}_rps"), default_rps(ex))?;
+            Ok(Endpoint {
+                url: l.get(&format!("{ex}_url"), default_url(ex).to_string())?,
+                rps,
+                burst: l.get(&format!("{ex}_burst"), rps)?,
+            })
+        };
+        let (keyring, insecure_dev_key) = keyring(&l)?;
+        let defaults = StreamSettings::default();
+        Ok(Config {
+            source: path,
+            nats_url: l.get("nats_url", "nats://127.0.0.1:4222".to_string())?,
+            redis_url: l.get("redis_url", "redis://127.0.0.1:6379".to_string())?,
+            prefix: l.get("prefix", "candlepipe".to_string())?,
+            redis_prefix: l.get("redis_prefix", "cp:".to_string())?,
+            exchanges: ExchangeSettings {
+                binance: endpoint(Exchange::Binance)?,
+                coinbase: endpoint(Exchange::Coinbase)?,
+                kraken: endpoint(Exchange::Kraken)?,
+                timeout: l.millis("exchange_timeout_ms", 10_000)?,
+            },
+            l1_capacity: l.get("l1_capacity", 1_000_000)?,
+            history_cap: l.get("history_cap", 10_000)?,
+            fill_wait: l.millis("fill_wait_ms", 8_000)?,
+            fill_concurrency: l.get("fill_concurrency", 16)?,
+            streams: StreamSettings {
+                replicas: l.get("stream_replicas", defaults.replicas)?,
+                dedup_window: l
+                    .millis("dedup_window_ms", defaults.dedup_window.as_millis() as u64)?,
+                ack_wait: l.millis("ack_wait_ms", defaults.ack_wait.as_millis() as u64)?,
+                max_deliver: l.get("max_deliver", defaults.max_deliver)?,
+                max_ack_pending: l.get("max_ack_pending", defaults.max_ack_pending)?,
+            },
+            keyring,
+            insecure_dev_key,
+        })
+    }
+
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            subjects: Subjects::new(&self.prefix),
+            redis_prefix: self.redis_prefix.clone(),
+            streams: self.streams.clone(),
+            fill_wait: self.fill_wait,
+            fill_concurrency: self.fill_concurrency,
+        }
+    }
+}
+
+/// `CANDLEPIPE_HMAC_KEY` (or `CANDLEPIPE_HMAC_KEY_FILE`) signs; `CANDLEPIPE_HMAC_KEY_ID`
+/// names it; `CANDLEPIPE_HMAC_PREVIOUS_KEYS` = `id:key,id:key` still verify after rotation.
+fn keyring(l: &Lookup) -> Result<(Keyring, bool), ConfigError> {
+    let id: String = l.get("hmac_key_id", "k1".to_string())?;
+    let invalid = |key: &str, why: String| ConfigError::Invalid {
+        key: key.into(),
+        env: Lookup::env_name(key),
+        value: "<secret>".into(),
+        why,
+    };
+    let key = match (
+        std::env::var("CANDLEPIPE_HMAC_KEY"),
+        std::env::var_os("CANDLEPIPE_HMAC_KEY_FILE"),
+    ) {
+        (Ok(k), _) => Some(k.into_bytes()),
+        (Err(_), Some(file)) => Some(
+            std::fs::read_to_string(&file)
+                .map_err(|e| invalid("hmac_key_file", e.to_string()))?
+                .trim()
+                .as_bytes()
+                .to_vec(),
+        ),
+        _ => None,
+    };
+    if key.as_ref().is_some_and(|k| k.len() < 16) {
+        return Err(invalid("hmac_key", "must be at least 16 bytes".into()));
+    }
+    let insecure = key.is_none();
+    let mut ring = Keyring::new(&id, key.as_deref().unwrap_or(DEV_HMAC_KEY));
+    if let Ok(prev) = std::env::var("CANDLEPIPE_HMAC_PREVIOUS_KEYS") {
+        for pair in prev.split(',').filter(|p| !p.trim().is_empty()) {
+            let (pid, pkey) = pair
+                .split_once(':')
+                .ok_or_else(|| invalid("hmac_previous_keys", "expected id:key pairs".into()))?;
+            ring = ring.with_previous(pid.trim(), pkey.trim().as_bytes());
+        }
+    }
+    Ok((ring, insecure))
+}

@@ -1,0 +1,128 @@
+//! The request path: tiers, coalescing, shared series and incremental sync.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn first_from_exchange_then_l1_then_redis_after_restart() {
+    let stack = stack().await;
+    let mut worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    // A daily series with a generous max_age: all three requests see the same fetch.
+    let request = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1d","limit":30,"max_age_ms":3_600_000});
+
+    let first = get(&client, request.clone()).await;
+    assert_eq!(source(&first), "exchange");
+    assert_eq!(ok(&first).len(), 30);
+    let second = get(&client, request.clone()).await;
+    assert_eq!(source(&second), "l1");
+
+    worker.child.signal("TERM");
+    assert_eq!(
+        worker.child.wait_exit(Duration::from_secs(15)).await,
+        Some(0),
+        "SIGTERM drains and exits 0"
+    );
+    let _worker = stack.worker(&["ingest"]).await;
+    let third = get(&client, request).await;
+    assert_eq!(source(&third), "redis");
+
+    assert_eq!(ok(&first), ok(&second));
+    assert_eq!(ok(&first), ok(&third));
+    assert_eq!(stack.sim.requests("binance").await, 1);
+    let candles = ok(&first);
+    let ts: Vec<i64> = candles.iter().map(|c| c["t"].as_i64().unwrap()).collect();
+    assert!(
+        ts.windows(2).all(|w| w[1] - w[0] == 86_400_000),
+        "ascending and contiguous: {ts:?}"
+    );
+    assert_eq!(candles.last().unwrap()["closed"], false);
+    assert!(candles[..29].iter().all(|c| c["closed"] == true));
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_cold_requests_through_three_ingests_make_one_exchange_request() {
+    let stack = stack().await;
+    let _fill = stack.worker(&["fill"]).await;
+    let _ingest = [
+        stack.worker(&["ingest"]).await,
+        stack.worker(&["ingest"]).await,
+        stack.worker(&["ingest"]).await,
+    ];
+    let client = stack.client().await;
+    let request = json!({"exchange":"binance","symbol":"ETH/USDT","interval":"5m","limit":100,"max_age_ms":60_000});
+
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (client, request) = (client.clone(), request.clone());
+        set.spawn(async move { get(&client, request).await });
+    }
+    let mut sources = std::collections::BTreeMap::new();
+    while let Some(reply) = set.join_next().await {
+        let reply = reply.expect("task");
+        assert_eq!(ok(&reply).len(), 100);
+        *sources.entry(source(&reply).to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(sources.values().sum::<i32>(), 1000, "{sources:?}");
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        1,
+        "sources: {sources:?}"
+    );
+}
+
+#[tokio::test]
+async fn smaller_limits_share_the_series_and_refreshes_ask_only_for_new_candles() {
+    let stack = stack().await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+
+    // Latest candles: limit 50 after limit 200 costs nothing.
+    let big = get(&client, json!({"exchange":"kraken","symbol":"ETH/USD","interval":"1d","limit":200,"max_age_ms":3_600_000})).await;
+    assert_eq!(ok(&big).len(), 200);
+    let small = get(&client, json!({"exchange":"kraken","symbol":"ETH/USD","interval":"1d","limit":50,"max_age_ms":3_600_000})).await;
+    assert_eq!(ok(&small)[..], ok(&big)[150..]);
+    assert_eq!(stack.sim.requests("kraken").await, 1);
+
+    // A window of closed candles, then a smaller window inside it.
+    let end = closed_end(60_000);
+    let wide = get(
+        &client,
+        json!({"exchange":"binance","symbol":"SOL/USDT","interval":"1m","limit":200,"end":end}),
+    )
+    .await;
+    assert_eq!(ok(&wide).len(), 200);
+    assert_eq!(ok(&wide).last().unwrap()["t"], end);
+    let narrow = get(&client, json!({"exchange":"binance","symbol":"SOL/USDT","interval":"1m","limit":50,"end":end - 60_000})).await;
+    assert_eq!(ok(&narrow)[..], ok(&wide)[149..199]);
+    assert_eq!(stack.sim.requests("binance").await, 1);
+
+    // Incremental sync: a refresh starts at the first candle that was not yet closed.
+    let latest =
+        json!({"exchange":"binance","symbol":"BNB/USDT","interval":"1m","limit":20,"max_age_ms":0});
+    let first = get(&client, latest.clone()).await;
+    let first_open = ok(&first)
+        .iter()
+        .find(|c| c["closed"] == false)
+        .and_then(|c| c["t"].as_i64())
+        .expect("the newest candle is open");
+    let before = stack.sim.queries("binance").await.len();
+    let second = get(&client, latest).await;
+    assert_eq!(source(&second), "exchange");
+    let queries = stack.sim.queries("binance").await;
+    assert_eq!(
+        queries.len(),
+        before + 1,
+        "one refresh request: {queries:?}"
+    );
+    let refresh = queries.last().unwrap();
+    assert_eq!(
+        query_param(refresh, "startTime"),
+        Some(first_open.to_string()),
+        "{refresh}"
+    );
+    assert_eq!(query_param(refresh, "symbol").as_deref(), Some("BNBUSDT"));
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `candlepipe` binary against real nats-server and redis-server
+//! processes, with `candlepipe sim` standing in for the exchanges.
+
+#![allow(clippy::unwrap_used)]
+
+mod candles;
+mod errors;
+mod formats;
+mod support;
+mod tamper;

@@ -1,0 +1,67 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+pub use candlepipe_testkit::Stack;
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_candlepipe");
+
+pub async fn stack() -> Stack {
+    Stack::start(BIN).await
+}
+
+/// Sends raw bytes on `candlepipe.candles.get` and decodes the JSON reply.
+pub async fn request_raw(client: &async_nats::Client, payload: Vec<u8>) -> Value {
+    let req = async_nats::Request::new()
+        .payload(Bytes::from(payload))
+        .timeout(Some(Duration::from_secs(20)));
+    let msg = client
+        .send_request("candlepipe.candles.get", req)
+        .await
+        .expect("a reply, never a silent timeout");
+    serde_json::from_slice(&msg.payload).expect("reply is JSON")
+}
+
+pub async fn get(client: &async_nats::Client, request: Value) -> Value {
+    request_raw(client, serde_json::to_vec(&request).expect("json")).await
+}
+
+pub fn req(exchange: &str, symbol: &str, interval: &str, limit: i64) -> Value {
+    json!({"exchange": exchange, "symbol": symbol, "interval": interval, "limit": limit})
+}
+
+pub fn ok(reply: &Value) -> &Vec<Value> {
+    assert_eq!(reply["ok"], true, "expected success, got {reply}");
+    reply["candles"].as_array().expect("candles")
+}
+
+pub fn source(reply: &Value) -> &str {
+    reply["source"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no source in {reply}"))
+}
+
+pub fn code(reply: &Value) -> &str {
+    assert_eq!(reply["ok"], false, "expected an error, got {reply}");
+    reply["error"]["code"].as_str().expect("error code")
+}
+
+/// An hour ago's open time, aligned to `step_ms`, for windows of closed candles.
+pub fn closed_end(step_ms: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    (now - 3_600_000).div_euclid(step_ms) * step_ms
+}
+
+/// The value of `key=` in a query string.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+}
