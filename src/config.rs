@@ -146,7 +146,7 @@ impl Config {
             Ok(Endpoint {
                 url: l.get(&format!("{ex}_url"), default_url(ex).to_string())?,
                 rps,
-                burst: l.get(&format!("{ex}_burst"), rps)?,
+                burst: l.get(&format!("{ex}_burst"), 1)?,
             })
         };
         let (keyring, insecure_dev_key) = keyring(&l)?;

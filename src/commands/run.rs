@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::{L1Cache, SeriesStore};
+use candlepipe_worker::budget::RedisBudget;
 use candlepipe_worker::{Context, Role};
 use clap::ValueEnum;
 use tokio_util::sync::CancellationToken;
@@ -60,8 +61,17 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         &cfg.redis_prefix,
         cfg.history_cap,
     );
-    let exchange =
-        ExchangeClient::new(cfg.exchanges.clone()).context("building the HTTP client")?;
+    let budget = RedisBudget::start(
+        redis.clone(),
+        &cfg.redis_prefix,
+        nats.clone(),
+        &cfg.prefix,
+        &cfg.exchanges,
+    )
+    .await?;
+    let exchange = ExchangeClient::new(cfg.exchanges.clone())
+        .context("building the HTTP client")?
+        .with_budget(budget);
     let ctx = Context {
         js: async_nats::jetstream::new(nats.clone()),
         nats,

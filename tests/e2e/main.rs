@@ -6,5 +6,6 @@
 mod candles;
 mod errors;
 mod formats;
+mod reliability;
 mod support;
 mod tamper;

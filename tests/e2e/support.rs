@@ -14,9 +14,17 @@ pub async fn stack() -> Stack {
 
 /// Sends raw bytes on `candlepipe.candles.get` and decodes the JSON reply.
 pub async fn request_raw(client: &async_nats::Client, payload: Vec<u8>) -> Value {
+    request_within(client, payload, Duration::from_secs(20)).await
+}
+
+pub async fn request_within(
+    client: &async_nats::Client,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Value {
     let req = async_nats::Request::new()
         .payload(Bytes::from(payload))
-        .timeout(Some(Duration::from_secs(20)));
+        .timeout(Some(timeout));
     let msg = client
         .send_request("candlepipe.candles.get", req)
         .await

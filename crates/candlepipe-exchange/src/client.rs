@@ -9,7 +9,7 @@ use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
 
-use crate::{binance, coinbase, kraken, FetchError};
+use crate::{binance, coinbase, kraken, Budget, FetchError};
 
 /// Where one exchange is and how fast this process may call it.
 #[derive(Debug, Clone)]
@@ -40,13 +40,24 @@ impl ExchangeSettings {
     }
 }
 
-/// Cheap to clone; clones share connections and limiters.
+/// Cheap to clone; clones share connections, limiters and the budget.
 #[derive(Clone)]
 pub struct ExchangeClient {
     http: reqwest::Client,
     settings: Arc<ExchangeSettings>,
+    /// This process's own limit: smooths its requests before they ask the shared budget.
     limiters: Arc<[DefaultDirectRateLimiter; 3]>,
+    /// The cluster-wide budget, when the process takes part in one.
+    budget: Option<Arc<dyn Budget>>,
 }
+
+/// How long to hold off an exchange that said "too many" without a `Retry-After`.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(2);
+/// A page that was rate limited is tried again (after the pause) this many times.
+const RATE_LIMITED_TRIES: usize = 3;
+/// Binance's request weight per minute, and the share of it we stop at.
+const BINANCE_WEIGHT_LIMIT: u64 = 6_000;
+const BINANCE_WEIGHT_STOP: u64 = BINANCE_WEIGHT_LIMIT * 9 / 10;
 
 fn limiter(e: &Endpoint) -> DefaultDirectRateLimiter {
     let rps = NonZeroU32::new(e.rps).unwrap_or(NonZeroU32::MIN);
@@ -80,7 +91,14 @@ impl ExchangeClient {
             http,
             settings: Arc::new(settings),
             limiters,
+            budget: None,
         })
+    }
+
+    /// Gates every request through a shared budget as well.
+    pub fn with_budget(mut self, budget: Arc<dyn Budget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     pub fn settings(&self) -> &ExchangeSettings {
@@ -151,6 +169,7 @@ impl ExchangeClient {
         Ok(out)
     }
 
+    /// One request, retried after the exchange's pause when it says "too many".
     async fn get(
         &self,
         ex: Exchange,
@@ -158,7 +177,41 @@ impl ExchangeClient {
         query: &[(&'static str, String)],
         on_error: fn(u16, &[u8]) -> FetchError,
     ) -> Result<bytes::Bytes, FetchError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self.get_once(ex, path, query, on_error).await;
+            match &result {
+                Err(FetchError::RateLimited {
+                    retry_after,
+                    banned,
+                    message,
+                }) => {
+                    let hold = retry_after.unwrap_or(DEFAULT_PAUSE);
+                    tracing::warn!(exchange = %ex, ?hold, banned, "exchange rate limit hit; pausing it cluster-wide");
+                    if let Some(b) = &self.budget {
+                        b.pause(ex, hold, message.clone()).await;
+                    }
+                    if self.budget.is_none() || *banned || tries >= RATE_LIMITED_TRIES {
+                        return result;
+                    }
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    async fn get_once(
+        &self,
+        ex: Exchange,
+        path: &str,
+        query: &[(&'static str, String)],
+        on_error: fn(u16, &[u8]) -> FetchError,
+    ) -> Result<bytes::Bytes, FetchError> {
         self.limiters[slot(ex)].until_ready().await;
+        if let Some(b) = &self.budget {
+            b.acquire(ex).await.map_err(FetchError::Budget)?;
+        }
         let url = format!(
             "{}{}",
             self.settings.endpoint(ex).url.trim_end_matches('/'),
@@ -187,11 +240,40 @@ impl ExchangeClient {
                 message: crate::parse::cut(&String::from_utf8_lossy(&body)),
             });
         }
+        if ex == Exchange::Binance {
+            self.watch_binance_weight(resp.headers()).await;
+        }
         let body = resp.bytes().await.map_err(FetchError::from_reqwest)?;
-        if status == 200 {
-            Ok(body)
-        } else {
-            Err(on_error(status, &body))
+        if status != 200 {
+            return Err(on_error(status, &body));
+        }
+        // Kraken reports its rate limit inside a 200 body.
+        if ex == Exchange::Kraken {
+            if let Err(e @ FetchError::RateLimited { .. }) = crate::kraken::check_error(&body) {
+                return Err(e);
+            }
+        }
+        Ok(body)
+    }
+
+    /// Binance counts request weight per minute (`X-MBX-USED-WEIGHT-1M`); near the limit,
+    /// hold everyone off until the minute turns, before Binance answers 429.
+    async fn watch_binance_weight(&self, headers: &reqwest::header::HeaderMap) {
+        let used = headers
+            .get("x-mbx-used-weight-1m")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let (Some(used), Some(b)) = (used, &self.budget) {
+            if used >= BINANCE_WEIGHT_STOP {
+                let now = candlepipe_core::now_ms();
+                let hold = Duration::from_millis((60_000 - now.rem_euclid(60_000)) as u64);
+                b.pause(
+                    Exchange::Binance,
+                    hold,
+                    format!("used weight {used} of {BINANCE_WEIGHT_LIMIT}"),
+                )
+                .await;
+            }
         }
     }
 }

@@ -23,6 +23,9 @@ pub enum FetchError {
     Timeout,
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The request budget could not be consulted (its store is down); nothing was sent.
+    #[error("request budget unavailable: {0}")]
+    Budget(String),
     /// A 200 whose body is not what the exchange documents.
     #[error("malformed response: {0}")]
     Malformed(String),

@@ -79,6 +79,19 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
         .collect()
 }
 
+/// The error a Kraken body carries, if any (they come with HTTP 200).
+pub fn check_error(body: &[u8]) -> Result<(), FetchError> {
+    #[derive(Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        error: Vec<String>,
+    }
+    match serde_json::from_slice::<Errors>(body) {
+        Ok(Errors { error }) if !error.is_empty() => Err(error_message(&error[0])),
+        _ => Ok(()),
+    }
+}
+
 fn error_message(e: &str) -> FetchError {
     if e.starts_with("EQuery:Unknown asset pair") {
         FetchError::UnknownSymbol(e.to_string())

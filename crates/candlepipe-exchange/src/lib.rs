@@ -3,11 +3,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod binance;
+pub mod budget;
 pub mod client;
 pub mod coinbase;
 pub mod error;
 pub mod kraken;
 mod parse;
 
+pub use budget::Budget;
 pub use client::{ExchangeClient, ExchangeSettings};
 pub use error::FetchError;

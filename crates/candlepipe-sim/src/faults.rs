@@ -77,6 +77,15 @@ pub struct ExchangeLog {
     pub per_second: BTreeMap<i64, u64>,
     /// Answers that were 429 or 418.
     pub rate_limited: u64,
+    /// Each request's arrival (ms) and the status the sim chose before serving data
+    /// (200 when it served normally), the last 10,000.
+    pub events: VecDeque<RequestEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEvent {
+    pub t: i64,
+    pub status: u16,
 }
 
 const MAX_QUERIES: usize = 10_000;
@@ -97,5 +106,15 @@ impl ExchangeLog {
             self.per_second.pop_first();
         }
         n
+    }
+
+    pub fn outcome(&mut self, t: i64, status: u16) {
+        if status == 429 || status == 418 {
+            self.rate_limited += 1;
+        }
+        if self.events.len() == MAX_QUERIES {
+            self.events.pop_front();
+        }
+        self.events.push_back(RequestEvent { t, status });
     }
 }

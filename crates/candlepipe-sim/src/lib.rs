@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use candlepipe_core::{now_ms, Exchange};
 
-pub use faults::{ExchangeLog, Fault, FaultConfig, FaultMode, RateLimit};
+pub use faults::{ExchangeLog, Fault, FaultConfig, FaultMode, RateLimit, RequestEvent};
 
 /// Shared state. The lock is std's: it is never held across an `.await`.
 #[derive(Clone, Default)]
@@ -92,9 +92,12 @@ impl Sim {
                     }
                 }
             }
-            if matches!(gate, Gate::Answer(ref r) if r.status() == 429 || r.status() == 418) {
-                st.log.rate_limited += 1;
-            }
+            let status = match &gate {
+                Gate::Serve => 200,
+                Gate::Answer(r) => r.status().as_u16(),
+                Gate::Hang => 504,
+            };
+            st.log.outcome(now, status);
             (st.config.latency_ms, gate)
         };
         if latency > 0 {

@@ -40,6 +40,7 @@ pub fn wire_code(e: &FillError) -> ErrorCode {
             FetchError::UnsupportedInterval(_) => ErrorCode::UnsupportedInterval,
             FetchError::RateLimited { .. } => ErrorCode::RateLimited,
             FetchError::Timeout => ErrorCode::Timeout,
+            FetchError::Budget(_) => ErrorCode::Unavailable,
             FetchError::Status { .. } | FetchError::Connect(_) | FetchError::Malformed(_) => {
                 ErrorCode::UpstreamError
             }

@@ -370,6 +370,8 @@ async fn dispatch_ready(ctx: Context, waiters: Waiters, mut ready: async_nats::S
         let Some((from, to)) = waiters.window(&event.series) else {
             continue;
         };
+        // A fill that ended after an interval boundary answers with the newer window.
+        let to = to.max(event.series.interval.open_of(now_ms()));
         let (ctx, waiters) = (ctx.clone(), waiters.clone());
         tokio::spawn(async move {
             let snapshot = if event.error.is_none() {

@@ -3,6 +3,7 @@
 //! JetStream messages.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod budget;
 pub mod disposition;
 pub mod fill;
 pub mod ingest;

@@ -1,0 +1,128 @@
+//! Reliability: the shared request budget, cluster-wide back-off.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn events(stats: &Value, exchange: &str) -> Vec<(i64, u64)> {
+    stats[exchange]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["t"].as_i64().unwrap(), e["status"].as_u64().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn three_fill_workers_share_one_budget_and_never_exceed_it() {
+    const RPS: u64 = 20;
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_BINANCE_RPS".into(), RPS.to_string()));
+    stack
+        .env
+        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "60000".into()));
+    // The exchange would punish anything over budget + burst (1) with a 429.
+    stack
+        .sim
+        .set_faults(
+            "binance",
+            json!({"rate_limit": {"rps": RPS + 1, "retry_after_s": 1}}),
+        )
+        .await;
+    let _fills = [
+        stack.worker(&["fill"]).await,
+        stack.worker(&["fill"]).await,
+        stack.worker(&["fill"]).await,
+    ];
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let client = client.clone();
+        set.spawn(async move {
+            let body =
+                serde_json::to_vec(&req("binance", &format!("TEST{i}/USDT"), "1m", 10)).unwrap();
+            request_within(&client, body, Duration::from_secs(90)).await
+        });
+    }
+    let mut answered = 0;
+    while let Some(reply) = set.join_next().await {
+        let reply = reply.expect("task");
+        assert_eq!(ok(&reply).len(), 10, "{reply}");
+        answered += 1;
+    }
+    assert_eq!(answered, 500);
+
+    let stats = stack.sim.stats().await;
+    assert_eq!(
+        stats["binance"]["rate_limited"], 0,
+        "the exchange never answered 429"
+    );
+    assert_eq!(stats["binance"]["requests"], 500);
+    let per_second = stats["binance"]["per_second"].as_object().unwrap();
+    let busiest = per_second.values().filter_map(Value::as_u64).max().unwrap();
+    assert!(
+        busiest <= RPS + 1,
+        "a 1-second window saw {busiest} requests: {per_second:?}"
+    );
+    // Any 1-second window, not only aligned ones.
+    let times: Vec<i64> = events(&stats, "binance").iter().map(|e| e.0).collect();
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..].iter().take_while(|u| **u < t + 1000).count() as u64;
+        assert!(
+            in_window <= RPS + 1,
+            "{in_window} requests in the second after {t}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_holds_every_worker_off_the_exchange() {
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_BINANCE_RPS".into(), "50".into()));
+    stack
+        .env
+        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "15000".into()));
+    let _fills = [stack.worker(&["fill"]).await, stack.worker(&["fill"]).await];
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    stack
+        .sim
+        .set_faults(
+            "binance",
+            json!({"fault": {"mode": "status", "status": 429, "retry_after_s": 2, "times": 1}}),
+        )
+        .await;
+
+    let mut set = tokio::task::JoinSet::new();
+    for symbol in [
+        "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT",
+    ] {
+        let client = client.clone();
+        set.spawn(async move { get(&client, req("binance", symbol, "1m", 5)).await });
+    }
+    while let Some(reply) = set.join_next().await {
+        assert_eq!(ok(&reply.expect("task")).len(), 5);
+    }
+    let events = events(&stack.sim.stats().await, "binance");
+    let limited: Vec<i64> = events.iter().filter(|e| e.1 == 429).map(|e| e.0).collect();
+    assert_eq!(limited.len(), 1, "{events:?}");
+    let after: Vec<i64> = events
+        .iter()
+        .filter(|e| e.0 > limited[0])
+        .map(|e| e.0)
+        .collect();
+    assert!(!after.is_empty(), "the work resumed: {events:?}");
+    assert!(
+        after.iter().all(|t| *t >= limited[0] + 2000),
+        "requests within 2 s of the 429: {:?}",
+        after.iter().map(|t| t - limited[0]).collect::<Vec<_>>()
+    );
+}
