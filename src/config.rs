@@ -10,6 +10,7 @@ use candlepipe_core::{Exchange, Subjects};
 use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::ExchangeSettings;
 use candlepipe_store::Keyring;
+use candlepipe_worker::disposition::RetryPolicy;
 use candlepipe_worker::{StreamSettings, WorkerSettings};
 
 /// Used when `CANDLEPIPE_HMAC_KEY` is unset, so the offline demo works. Anyone can forge
@@ -52,6 +53,8 @@ pub struct Config {
     pub fill_wait: Duration,
     pub fill_concurrency: usize,
     pub streams: StreamSettings,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
     pub keyring: Keyring,
     pub insecure_dev_key: bool,
 }
@@ -175,6 +178,8 @@ impl Config {
                 max_deliver: l.get("max_deliver", defaults.max_deliver)?,
                 max_ack_pending: l.get("max_ack_pending", defaults.max_ack_pending)?,
             },
+            retry_base: l.millis("retry_base_ms", 500)?,
+            retry_cap: l.millis("retry_max_ms", 30_000)?,
             keyring,
             insecure_dev_key,
         })
@@ -187,6 +192,11 @@ impl Config {
             streams: self.streams.clone(),
             fill_wait: self.fill_wait,
             fill_concurrency: self.fill_concurrency,
+            retry: RetryPolicy {
+                max_deliver: self.streams.max_deliver.max(1) as u64,
+                base: self.retry_base,
+                cap: self.retry_cap,
+            },
         }
     }
 }

@@ -34,6 +34,8 @@ enum Command {
     Sim(commands::sim::Args),
     /// Check configuration, NATS, Redis and the exchanges.
     Check(commands::check::Args),
+    /// Inspect, replay or purge dead-lettered jobs.
+    Dlq(commands::dlq::Args),
 }
 
 fn init_logging() {
@@ -68,6 +70,7 @@ async fn main() -> ExitCode {
         Command::Get(a) => commands::get::run(&cfg, a).await,
         Command::Sim(a) => commands::sim::run(a).await,
         Command::Check(a) => commands::check::run(&cfg, a).await,
+        Command::Dlq(a) => commands::dlq::run(&cfg, a).await,
     };
     match result {
         Ok(code) => code,

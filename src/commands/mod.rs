@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod dlq;
 pub mod get;
 pub mod run;
 pub mod sim;

@@ -126,3 +126,70 @@ async fn a_429_with_retry_after_holds_every_worker_off_the_exchange() {
         after.iter().map(|t| t - limited[0]).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_job_failing_every_delivery_is_dead_lettered_and_replays_once_the_fault_is_gone() {
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_RETRY_BASE_MS".into(), "20".into()));
+    stack
+        .env
+        .push(("CANDLEPIPE_RETRY_MAX_MS".into(), "100".into()));
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    stack
+        .sim
+        .set_faults(
+            "binance",
+            json!({"fault": {"mode": "status", "status": 500, "symbol": "LINKUSDT"}}),
+        )
+        .await;
+
+    let reply = get(&client, req("binance", "LINK/USDT", "1m", 5)).await;
+    assert_eq!(code(&reply), "upstream_error");
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        5,
+        "one exchange request per delivery"
+    );
+
+    let (status, out) = cli(&stack, &["dlq", "list", "--json"]).await;
+    assert_eq!(status, Some(0), "{out}");
+    let letters: Value = serde_json::from_str(&out).expect("json");
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let l = &letters[0];
+    assert_eq!(l["subject"], "candlepipe.jobs.fill.binance");
+    assert_eq!(l["code"], "upstream_error");
+    assert_eq!(l["deliveries"], 5);
+    assert!(l["message"].as_str().unwrap().contains("500"), "{l}");
+    let (first, last) = (
+        l["first_failure"].as_i64().unwrap(),
+        l["last_failure"].as_i64().unwrap(),
+    );
+    assert!(first > 0 && first <= last, "{l}");
+    let (status, table) = cli(&stack, &["dlq", "list"]).await;
+    assert_eq!(status, Some(0));
+    assert!(
+        table.contains("1 dead letter(s)") && table.contains("upstream_error"),
+        "{table}"
+    );
+
+    stack.sim.set_faults("binance", json!({})).await;
+    let (status, out) = cli(&stack, &["dlq", "replay", "--all"]).await;
+    assert_eq!(status, Some(0), "{out}");
+    let filled = eventually(Duration::from_secs(10), "the replayed job to fill the series", || async {
+        let reply = get(&client, json!({"exchange":"binance","symbol":"LINK/USDT","interval":"1m","limit":5,"max_age_ms":60_000})).await;
+        (reply["ok"] == true && reply["source"] != "exchange").then_some(reply)
+    })
+    .await;
+    assert_eq!(ok(&filled).len(), 5);
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        6,
+        "the replay made the one extra request"
+    );
+    let (_, out) = cli(&stack, &["dlq", "list", "--json"]).await;
+    assert_eq!(out.trim(), "[]");
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-pub use candlepipe_testkit::Stack;
+pub use candlepipe_testkit::{eventually, Stack};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_candlepipe");
@@ -72,4 +72,19 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v.to_string())
+}
+
+/// Runs `candlepipe <args>` against the stack; returns its exit code and stdout.
+pub async fn cli(stack: &Stack, args: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(stack.worker_env())
+        .output()
+        .await
+        .expect("run candlepipe");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }

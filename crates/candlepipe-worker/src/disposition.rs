@@ -50,14 +50,39 @@ pub fn wire_code(e: &FillError) -> ErrorCode {
     }
 }
 
-/// Retry schedule: full-jitter exponential backoff, base 500 ms, cap 30 s.
-pub fn backoff(delivered: u64) -> Duration {
-    let exp = 500u64.saturating_mul(1u64 << delivered.min(16)).min(30_000);
-    Duration::from_millis(rand::rng().random_range(0..=exp))
+/// How often and how patiently a failing job is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Deliveries before the job is dead-lettered.
+    pub max_deliver: u64,
+    /// Full-jitter exponential backoff: a delay drawn from 0..=min(cap, base·2^n).
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_deliver: 5,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn backoff(&self, delivered: u64) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << delivered.min(16))
+            .min(self.cap);
+        Duration::from_millis(rand::rng().random_range(0..=exp.as_millis() as u64))
+    }
 }
 
 /// `delivered` counts this delivery (1 for the first).
-pub fn decide(e: &FillError, delivered: u64, max_deliver: u64) -> Disposition {
+pub fn decide(e: &FillError, delivered: u64, policy: &RetryPolicy) -> Disposition {
+    let max_deliver = policy.max_deliver;
     if matches!(e, FillError::BadJob(_)) {
         return Disposition::DeadLetter;
     }
@@ -72,7 +97,7 @@ pub fn decide(e: &FillError, delivered: u64, max_deliver: u64) -> Disposition {
             retry_after: Some(after),
             ..
         }) => Disposition::Nak(*after),
-        _ => Disposition::Nak(backoff(delivered)),
+        _ => Disposition::Nak(policy.backoff(delivered)),
     }
 }
 
@@ -84,16 +109,22 @@ mod tests {
         FillError::Fetch(e)
     }
 
+    const P: RetryPolicy = RetryPolicy {
+        max_deliver: 5,
+        base: Duration::from_millis(500),
+        cap: Duration::from_secs(30),
+    };
+
     #[test]
     fn input_errors_terminate_at_once() {
         for e in [
             fetch(FetchError::UnknownSymbol("x".into())),
             fetch(FetchError::UnsupportedInterval("x".into())),
         ] {
-            assert_eq!(decide(&e, 1, 5), Disposition::Term);
+            assert_eq!(decide(&e, 1, &P), Disposition::Term);
         }
         assert_eq!(
-            decide(&FillError::BadJob("x".into()), 1, 5),
+            decide(&FillError::BadJob("x".into()), 1, &P),
             Disposition::DeadLetter
         );
     }
@@ -105,12 +136,12 @@ mod tests {
             message: String::new(),
         });
         for n in 1..5 {
-            match decide(&e, n, 5) {
+            match decide(&e, n, &P) {
                 Disposition::Nak(d) => assert!(d <= Duration::from_millis(500 << n)),
                 other => panic!("delivery {n}: {other:?}"),
             }
         }
-        assert_eq!(decide(&e, 5, 5), Disposition::DeadLetter);
+        assert_eq!(decide(&e, 5, &P), Disposition::DeadLetter);
         assert_eq!(wire_code(&e), ErrorCode::UpstreamError);
         assert_eq!(wire_code(&fetch(FetchError::Timeout)), ErrorCode::Timeout);
     }
@@ -122,7 +153,7 @@ mod tests {
             banned: false,
             message: String::new(),
         });
-        assert_eq!(decide(&e, 1, 5), Disposition::Nak(Duration::from_secs(2)));
+        assert_eq!(decide(&e, 1, &P), Disposition::Nak(Duration::from_secs(2)));
         assert_eq!(wire_code(&e), ErrorCode::RateLimited);
     }
 }

@@ -107,7 +107,7 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, msg: Message) {
         },
         Err(e) => (None, FillError::BadJob(e.to_string())),
     };
-    let disposition = decide(&err, delivered, ctx.settings.streams.max_deliver as u64);
+    let disposition = decide(&err, delivered, &ctx.settings.retry);
     let wire = WireError::new(wire_code(&err), err.to_string());
     tracing::warn!(
         series = job.as_ref().map(|j| j.series.to_string()).unwrap_or_default(),

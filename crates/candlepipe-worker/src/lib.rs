@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod budget;
+pub mod dead_letters;
 pub mod disposition;
 pub mod fill;
 pub mod ingest;
@@ -33,6 +34,7 @@ pub struct WorkerSettings {
     pub fill_wait: Duration,
     /// Jobs one fill process works on at once.
     pub fill_concurrency: usize,
+    pub retry: disposition::RetryPolicy,
 }
 
 /// Everything a role needs; cheap to clone.

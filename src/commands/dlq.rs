@@ -1,0 +1,127 @@
+//! `candlepipe dlq list|replay|purge`: the operator's view of `CANDLEPIPE_DLQ`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use candlepipe_core::Subjects;
+use candlepipe_worker::dead_letters::DeadLetters;
+use indicatif::{ProgressBar, ProgressStyle};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::Config;
+use crate::connect;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Show dead letters: sequence, job subject, error, deliveries, failure times.
+    List {
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Republish dead letters to their job subjects, then remove them from the DLQ.
+    Replay {
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "seqs")]
+        all: bool,
+        /// Sequence numbers (from `dlq list`).
+        #[arg(required_unless_present = "all")]
+        seqs: Vec<u64>,
+    },
+    /// Delete every dead letter.
+    Purge,
+}
+
+fn time(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let nats = connect::nats(cfg, "candlepipe-dlq", Duration::ZERO).await?;
+    let dlq = DeadLetters::open(async_nats::jetstream::new(nats), Subjects::new(&cfg.prefix))
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the dead-letter stream: {e}"))?;
+    match args.action {
+        Action::List { limit, json } => {
+            let mut letters = Vec::new();
+            for seq in dlq
+                .sequences()
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?
+                .into_iter()
+                .take(limit)
+            {
+                letters.push(dlq.get(seq).await.map_err(|e| anyhow::anyhow!(e))?);
+            }
+            let mut out = std::io::stdout().lock();
+            if json {
+                let _ = writeln!(out, "{}", serde_json::to_string(&letters)?);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:>6}  {:<34} {:<20} {:>10}  {:<20}  {:<20}  message",
+                    "seq", "job subject", "error", "deliveries", "first failure", "last failure"
+                );
+                for l in &letters {
+                    let _ = writeln!(
+                        out,
+                        "{:>6}  {:<34} {:<20} {:>10}  {:<20}  {:<20}  {}",
+                        l.seq,
+                        l.subject,
+                        l.code,
+                        l.deliveries,
+                        time(l.first_failure),
+                        time(l.last_failure),
+                        l.message
+                    );
+                }
+                let _ = writeln!(out, "{} dead letter(s)", letters.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Replay { all, seqs } => {
+            let seqs = if all {
+                dlq.sequences().await.map_err(|e| anyhow::anyhow!(e))?
+            } else {
+                seqs
+            };
+            let bar = ProgressBar::new(seqs.len() as u64).with_style(
+                ProgressStyle::with_template("replaying {bar:40} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let mut failed = 0;
+            for seq in &seqs {
+                if let Err(e) = dlq.replay(*seq).await {
+                    failed += 1;
+                    bar.println(format!("seq {seq}: {e}"));
+                }
+                bar.inc(1);
+            }
+            bar.finish_with_message(format!("{} replayed, {failed} failed", seqs.len() - failed));
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Action::Purge => {
+            let n = dlq.purge().await.map_err(|e| anyhow::anyhow!(e))?;
+            println!("purged {n} dead letter(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
