@@ -37,10 +37,15 @@ pub async fn nats(
 pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<ConnectionManager> {
     let client = redis::Client::open(cfg.redis_url.as_str())
         .with_context(|| format!("invalid Redis URL {}", redact(&cfg.redis_url)))?;
+    // While Redis is down, a call fails within about a second (ingest then answers from L1
+    // or `unavailable`) instead of waiting out a long reconnect schedule; the manager keeps
+    // reconnecting on later calls.
     let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_max_delay(Duration::from_secs(2));
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500));
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         match ConnectionManager::new_with_config(client.clone(), config.clone()).await {

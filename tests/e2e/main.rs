@@ -6,6 +6,8 @@
 mod candles;
 mod errors;
 mod formats;
+mod hostile;
 mod reliability;
+mod restarts;
 mod support;
 mod tamper;

@@ -1,0 +1,132 @@
+//! Processes and servers dying under load: nothing is lost, everything recovers by itself.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+async fn jobs_left(client: &async_nats::Client) -> u64 {
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream("CANDLEPIPE_JOBS").await.expect("jobs stream");
+    stream.get_info().await.expect("stream info").state.messages
+}
+
+#[tokio::test]
+async fn killing_a_fill_worker_mid_job_loses_nothing() {
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_ACK_WAIT_MS".into(), "2000".into()));
+    stack
+        .env
+        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "20000".into()));
+    stack
+        .sim
+        .set_faults("binance", json!({"latency_ms": 1000}))
+        .await;
+    let doomed = stack.worker(&["fill"]).await;
+    let _survivor = stack.worker(&["fill"]).await;
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let client = client.clone();
+        set.spawn(async move {
+            let body =
+                serde_json::to_vec(&req("binance", &format!("TEST{i}/USDT"), "5m", 10)).unwrap();
+            request_within(&client, body, Duration::from_secs(30)).await
+        });
+    }
+    // Both workers are now waiting on the exchange with jobs in hand.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    doomed.child.signal("KILL");
+    let mut answered = 0;
+    while let Some(reply) = set.join_next().await {
+        assert_eq!(ok(&reply.expect("task")).len(), 10);
+        answered += 1;
+    }
+    assert_eq!(answered, 20);
+    assert!(
+        stack.sim.requests("binance").await > 20,
+        "the killed worker had jobs in flight, which were done again"
+    );
+    eventually(Duration::from_secs(10), "an empty job stream", || async {
+        (jobs_left(&client).await == 0).then_some(())
+    })
+    .await;
+}
+
+/// Asks once with a deadline; returns the reply, or "no_reply" if the client got none.
+async fn ask(client: &async_nats::Client, request: &Value) -> Value {
+    let req = async_nats::Request::new()
+        .payload(serde_json::to_vec(request).unwrap().into())
+        .timeout(Some(Duration::from_secs(10)));
+    match client.send_request("candlepipe.candles.get", req).await {
+        Ok(msg) => serde_json::from_slice(&msg.payload)
+            .unwrap_or(json!({"ok": false, "error": {"code": "undecodable"}})),
+        Err(e) => json!({"ok": false, "error": {"code": "no_reply", "message": e.to_string()}}),
+    }
+}
+
+#[tokio::test]
+async fn workers_ride_out_redis_and_nats_restarts() {
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "3000".into()));
+    let mut worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let warm = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1d","limit":10,"max_age_ms":3_600_000});
+    assert_eq!(ok(&ask(&client, &warm).await).len(), 10);
+
+    // Redis down: warm series from L1, cold ones a typed error, each within the timeout.
+    stack.redis.stop();
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(ok(&ask(&client, &warm).await).len(), 10);
+        let cold = ask(&client, &req("binance", &format!("TEST{i}/USDT"), "1m", 5)).await;
+        assert_eq!(code(&cold), "unavailable", "{cold}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+    stack.redis.restart();
+    let recovered = eventually(
+        Duration::from_secs(20),
+        "a cold fill after Redis came back",
+        || async {
+            let r = ask(&client, &req("binance", "ETH/USDT", "1m", 5)).await;
+            (r["ok"] == true).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(ok(&recovered).len(), 5);
+
+    // NATS down and back (same port, same JetStream store): everyone reconnects.
+    stack.nats.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.nats.restart();
+    let recovered = eventually(
+        Duration::from_secs(30),
+        "a cold fill after NATS came back",
+        || async {
+            let r = ask(&client, &req("kraken", "ETH/USD", "1m", 5)).await;
+            (r["ok"] == true).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(ok(&recovered).len(), 5);
+    assert_eq!(ok(&ask(&client, &warm).await).len(), 10);
+
+    worker.child.signal("TERM");
+    assert_eq!(
+        worker.child.wait_exit(Duration::from_secs(15)).await,
+        Some(0),
+        "no panic, clean exit"
+    );
+    assert!(!worker.child.output().iter().any(|l| l.contains("panicked")));
+}
