@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use candlepipe_core::{Exchange, Subjects};
+use candlepipe_exchange::breaker::BreakerSettings;
 use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::ExchangeSettings;
 use candlepipe_store::Keyring;
@@ -165,6 +166,12 @@ impl Config {
                 coinbase: endpoint(Exchange::Coinbase)?,
                 kraken: endpoint(Exchange::Kraken)?,
                 timeout: l.millis("exchange_timeout_ms", 10_000)?,
+                breaker: BreakerSettings {
+                    window: l.millis("breaker_window_ms", 30_000)?,
+                    min_samples: l.get("breaker_min_samples", 10)?,
+                    failure_ratio: l.get("breaker_failure_ratio", 0.5)?,
+                    cool_down: l.millis("breaker_cool_down_ms", 5_000)?,
+                },
             },
             l1_capacity: l.get("l1_capacity", 1_000_000)?,
             history_cap: l.get("history_cap", 10_000)?,

@@ -193,3 +193,64 @@ async fn a_job_failing_every_delivery_is_dead_lettered_and_replays_once_the_faul
     let (_, out) = cli(&stack, &["dlq", "list", "--json"]).await;
     assert_eq!(out.trim(), "[]");
 }
+
+#[tokio::test]
+async fn the_circuit_opens_on_failures_serves_stale_and_closes_when_the_exchange_recovers() {
+    let mut stack = stack().await;
+    for (k, v) in [
+        ("CANDLEPIPE_BREAKER_MIN_SAMPLES", "4"),
+        ("CANDLEPIPE_BREAKER_COOL_DOWN_MS", "1500"),
+        ("CANDLEPIPE_RETRY_BASE_MS", "20"),
+        ("CANDLEPIPE_RETRY_MAX_MS", "50"),
+        ("CANDLEPIPE_FILL_WAIT_MS", "3000"),
+    ] {
+        stack.env.push((k.into(), v.into()));
+    }
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let warm = json!({"exchange":"binance","symbol":"ADA/USDT","interval":"1m","limit":5});
+    assert_eq!(ok(&get(&client, warm.clone()).await).len(), 5);
+
+    stack
+        .sim
+        .set_faults(
+            "binance",
+            json!({"fault": {"mode": "status", "status": 503}}),
+        )
+        .await;
+    for symbol in ["TEST1/USDT", "TEST2/USDT", "TEST3/USDT"] {
+        assert_eq!(
+            code(&get(&client, req("binance", symbol, "1m", 5)).await),
+            "upstream_error"
+        );
+    }
+    // 3 jobs × 5 deliveries, but the exchange saw only the failures that opened the circuit
+    // (3 of the 4 samples, the warm-up's success being the fourth), plus at most a probe.
+    let seen = stack.sim.requests("binance").await - 1;
+    assert!(
+        (3..=5).contains(&seen),
+        "{seen} failing requests reached the exchange"
+    );
+
+    // Open circuit: a cached series is answered stale at once.
+    let started = std::time::Instant::now();
+    let stale = get(
+        &client,
+        json!({"exchange":"binance","symbol":"ADA/USDT","interval":"1m","limit":5,"max_age_ms":0}),
+    )
+    .await;
+    assert_eq!(stale["stale"], true, "{stale}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    stack.sim.set_faults("binance", json!({})).await;
+    let fresh = eventually(Duration::from_secs(10), "the circuit to close", || async {
+        let r = get(&client, json!({"exchange":"binance","symbol":"ADA/USDT","interval":"1m","limit":5,"max_age_ms":0})).await;
+        (r["ok"] == true && r["stale"] == false).then_some(r)
+    })
+    .await;
+    assert_eq!(source(&fresh), "exchange");
+}

@@ -3,12 +3,13 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
 
+use crate::breaker::{Breaker, BreakerSettings, State};
 use crate::{binance, coinbase, kraken, Budget, FetchError};
 
 /// Where one exchange is and how fast this process may call it.
@@ -28,6 +29,7 @@ pub struct ExchangeSettings {
     pub kraken: Endpoint,
     /// Whole-request timeout for one HTTP call.
     pub timeout: Duration,
+    pub breaker: BreakerSettings,
 }
 
 impl ExchangeSettings {
@@ -49,6 +51,7 @@ pub struct ExchangeClient {
     limiters: Arc<[DefaultDirectRateLimiter; 3]>,
     /// The cluster-wide budget, when the process takes part in one.
     budget: Option<Arc<dyn Budget>>,
+    breakers: Arc<[Breaker; 3]>,
 }
 
 /// How long to hold off an exchange that said "too many" without a `Retry-After`.
@@ -82,6 +85,7 @@ impl ExchangeClient {
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| FetchError::Connect(e.to_string()))?;
+        let settings = Arc::new(settings);
         let limiters = Arc::new([
             limiter(&settings.binance),
             limiter(&settings.coinbase),
@@ -89,9 +93,14 @@ impl ExchangeClient {
         ]);
         Ok(ExchangeClient {
             http,
-            settings: Arc::new(settings),
+            settings: settings.clone(),
             limiters,
             budget: None,
+            breakers: Arc::new([
+                Breaker::new(settings.breaker),
+                Breaker::new(settings.breaker),
+                Breaker::new(settings.breaker),
+            ]),
         })
     }
 
@@ -201,7 +210,33 @@ impl ExchangeClient {
         }
     }
 
+    /// The breaker's state for `ex` (0 closed, 1 half-open, 2 open).
+    pub fn breaker_state(&self, ex: Exchange) -> State {
+        self.breakers[slot(ex)].state()
+    }
+
     async fn get_once(
+        &self,
+        ex: Exchange,
+        path: &str,
+        query: &[(&'static str, String)],
+        on_error: fn(u16, &[u8]) -> FetchError,
+    ) -> Result<bytes::Bytes, FetchError> {
+        let breaker = &self.breakers[slot(ex)];
+        if !breaker.allow(Instant::now()) {
+            return Err(FetchError::CircuitOpen);
+        }
+        let result = self.send(ex, path, query, on_error).await;
+        match &result {
+            // Not an answer from the exchange: says nothing of its health.
+            Err(FetchError::Budget(_) | FetchError::RateLimited { .. }) => {}
+            Err(e) => breaker.record(Instant::now(), e.is_exchange_failure()),
+            Ok(_) => breaker.record(Instant::now(), false),
+        }
+        result
+    }
+
+    async fn send(
         &self,
         ex: Exchange,
         path: &str,

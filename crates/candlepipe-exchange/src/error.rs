@@ -23,6 +23,9 @@ pub enum FetchError {
     Timeout,
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The exchange's circuit breaker is open: it failed too often just now.
+    #[error("circuit open: the exchange failed too often; not asking it for a moment")]
+    CircuitOpen,
     /// The request budget could not be consulted (its store is down); nothing was sent.
     #[error("request budget unavailable: {0}")]
     Budget(String),
@@ -32,6 +35,17 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// Whether this outcome says the exchange itself is unwell (for the circuit breaker).
+    pub fn is_exchange_failure(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Status { status: 500.., .. }
+                | FetchError::Timeout
+                | FetchError::Connect(_)
+                | FetchError::Malformed(_)
+        )
+    }
+
     pub(crate) fn from_reqwest(e: reqwest::Error) -> FetchError {
         if e.is_timeout() {
             FetchError::Timeout

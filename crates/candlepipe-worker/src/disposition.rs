@@ -41,9 +41,10 @@ pub fn wire_code(e: &FillError) -> ErrorCode {
             FetchError::RateLimited { .. } => ErrorCode::RateLimited,
             FetchError::Timeout => ErrorCode::Timeout,
             FetchError::Budget(_) => ErrorCode::Unavailable,
-            FetchError::Status { .. } | FetchError::Connect(_) | FetchError::Malformed(_) => {
-                ErrorCode::UpstreamError
-            }
+            FetchError::Status { .. }
+            | FetchError::Connect(_)
+            | FetchError::Malformed(_)
+            | FetchError::CircuitOpen => ErrorCode::UpstreamError,
         },
         FillError::Store(_) => ErrorCode::Unavailable,
         FillError::BadJob(_) => ErrorCode::BadRequest,
