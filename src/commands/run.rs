@@ -27,6 +27,9 @@ pub struct Args {
     /// Roles this process runs (several allowed).
     #[arg(required = true, value_enum)]
     roles: Vec<RoleArg>,
+    /// Serve `/metrics` (Prometheus) and `/health` on this address.
+    #[arg(long, env = "CANDLEPIPE_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
@@ -81,6 +84,15 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         settings: Arc::new(cfg.worker_settings()),
     };
     let shutdown = CancellationToken::new();
+    if let Some(addr) = args.metrics_addr {
+        let handle = crate::telemetry::install_recorder()?;
+        let (nats, redis, stop) = (ctx.nats.clone(), ctx.redis.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::telemetry::serve(addr, handle, nats, redis, stop).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        });
+    }
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         super::termination().await;

@@ -11,3 +11,4 @@ mod reliability;
 mod restarts;
 mod support;
 mod tamper;
+mod telemetry;

@@ -68,6 +68,23 @@ fn limiter(e: &Endpoint) -> DefaultDirectRateLimiter {
     DefaultDirectRateLimiter::direct(Quota::per_second(rps).allow_burst(burst))
 }
 
+/// The `outcome` label of an exchange request: a few fixed values, never error text.
+fn outcome(r: &Result<bytes::Bytes, FetchError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(FetchError::UnknownSymbol(_) | FetchError::UnsupportedInterval(_)) => "rejected",
+        Err(FetchError::RateLimited { banned: true, .. }) => "banned",
+        Err(FetchError::RateLimited { .. }) => "rate_limited",
+        Err(FetchError::Status { status: 500.., .. }) => "server_error",
+        Err(FetchError::Status { .. }) => "client_error",
+        Err(FetchError::Timeout) => "timeout",
+        Err(FetchError::Connect(_)) => "connect_error",
+        Err(FetchError::Malformed(_)) => "malformed",
+        Err(FetchError::CircuitOpen) => "circuit_open",
+        Err(FetchError::Budget(_)) => "budget_unavailable",
+    }
+}
+
 fn slot(ex: Exchange) -> usize {
     match ex {
         Exchange::Binance => 0,
@@ -233,6 +250,12 @@ impl ExchangeClient {
             Err(e) => breaker.record(Instant::now(), e.is_exchange_failure()),
             Ok(_) => breaker.record(Instant::now(), false),
         }
+        metrics::gauge!("candlepipe_breaker_state", "exchange" => ex.as_str())
+            .set(f64::from(breaker.state().level()));
+        if !matches!(result, Err(FetchError::Budget(_))) {
+            metrics::counter!("candlepipe_exchange_requests_total", "exchange" => ex.as_str(), "outcome" => outcome(&result))
+                .increment(1);
+        }
         result
     }
 
@@ -243,10 +266,13 @@ impl ExchangeClient {
         query: &[(&'static str, String)],
         on_error: fn(u16, &[u8]) -> FetchError,
     ) -> Result<bytes::Bytes, FetchError> {
+        let waiting = Instant::now();
         self.limiters[slot(ex)].until_ready().await;
         if let Some(b) = &self.budget {
             b.acquire(ex).await.map_err(FetchError::Budget)?;
         }
+        metrics::histogram!("candlepipe_ratelimit_wait_seconds", "exchange" => ex.as_str())
+            .record(waiting.elapsed().as_secs_f64());
         let url = format!(
             "{}{}",
             self.settings.endpoint(ex).url.trim_end_matches('/'),

@@ -413,6 +413,7 @@ impl SeriesStore {
     /// A value that fails verification is never served: count it, log it once, delete it.
     async fn discard(&self, conn: &mut ConnectionManager, key: &str, why: &str) {
         self.tampered.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("candlepipe_redis_tampered_total").increment(1);
         tracing::warn!(
             key,
             reason = why,

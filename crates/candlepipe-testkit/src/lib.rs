@@ -66,6 +66,11 @@ impl Stack {
         Worker::start(&self.bin, roles, &self.worker_env()).await
     }
 
+    /// Like [`Stack::worker`], with extra arguments after the roles.
+    pub async fn worker_with(&self, roles: &[&str], args: &[&str]) -> Worker {
+        Worker::start_with(&self.bin, roles, args, &self.worker_env()).await
+    }
+
     pub async fn client(&self) -> async_nats::Client {
         async_nats::connect(self.nats.url())
             .await

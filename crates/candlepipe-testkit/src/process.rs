@@ -122,8 +122,18 @@ pub struct Worker {
 
 impl Worker {
     pub async fn start(bin: &str, roles: &[&str], env: &[(String, String)]) -> Worker {
+        Self::start_with(bin, roles, &[], env).await
+    }
+
+    /// With extra arguments after the roles (e.g. `--metrics-addr 127.0.0.1:0`).
+    pub async fn start_with(
+        bin: &str,
+        roles: &[&str],
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Worker {
         let mut cmd = Command::new(bin);
-        cmd.arg("run").args(roles);
+        cmd.arg("run").args(roles).args(args);
         cmd.env_clear();
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
@@ -143,5 +153,19 @@ impl Worker {
             }
         }
         Worker { child }
+    }
+
+    /// `http://host:port` of the metrics endpoint, once the worker has logged it.
+    pub async fn metrics_url(&mut self) -> String {
+        let line = self
+            .child
+            .wait_for_line("metrics listening", Duration::from_secs(10))
+            .await;
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .unwrap_or_default()
+            .to_string();
+        format!("http://{addr}")
     }
 }

@@ -160,6 +160,13 @@ async fn with_progress<T>(
 }
 
 async fn finish(msg: &Message, kind: AckKind) {
+    let disposition = match kind {
+        AckKind::Ack => "ack",
+        AckKind::Nak(_) => "nak",
+        AckKind::Term => "term",
+        _ => "other",
+    };
+    metrics::counter!("candlepipe_jobs_total", "disposition" => disposition).increment(1);
     if let Err(e) = msg.ack_with(kind).await {
         tracing::warn!(error = %e, "ack failed; the job will be redelivered");
     }
@@ -361,6 +368,8 @@ async fn dead_letter(
         .publish_with_headers(subject, h, msg.payload.clone())
         .await?
         .await?;
+    metrics::counter!("candlepipe_jobs_dead_lettered_total", "code" => err.code.as_str())
+        .increment(1);
     tracing::warn!(subject = %msg.subject, code = %err.code, delivered, "job dead-lettered");
     Ok(())
 }

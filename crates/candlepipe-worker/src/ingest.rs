@@ -48,6 +48,13 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
             INGEST_QUEUE_GROUP.to_string(),
         )
         .await?;
+    let l1 = ctx.l1.clone();
+    let gauges = tokio::spawn(async move {
+        loop {
+            metrics::gauge!("candlepipe_l1_entries").set(l1.entries() as f64);
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
     tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
     let tracker = TaskTracker::new();
     let mut draining = false;
@@ -73,6 +80,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     tracker.close();
     tracker.wait().await;
     dispatcher.abort();
+    gauges.abort();
     tracing::info!("ingest drained");
     Ok(())
 }
@@ -88,7 +96,10 @@ async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
             .and_then(|h| h.get(CONTENT_TYPE_HEADER))
             .map(|v| v.as_str()),
     );
-    let body = match answer(&ctx, &waiters, &msg.payload, enc).await {
+    let started = std::time::Instant::now();
+    let answered = answer(&ctx, &waiters, &msg.payload, enc).await;
+    record(&answered, started);
+    let body = match answered {
         Ok(a) => {
             let candles = a.snap.slice(a.window.from, a.window.to);
             let series = &a.snap.series;
@@ -119,6 +130,23 @@ async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
     };
     if let Err(e) = sent {
         tracing::warn!(error = %e, "could not publish reply");
+    }
+}
+
+/// Requests by the tier that answered (`source`), stale or not, or by error code.
+fn record(answered: &Result<Answer, WireError>, started: std::time::Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    match answered {
+        Ok(a) => {
+            let stale = if a.stale { "true" } else { "false" };
+            metrics::counter!("candlepipe_requests_total", "source" => a.source.as_str(), "stale" => stale, "code" => "ok").increment(1);
+            metrics::histogram!("candlepipe_request_duration_seconds", "source" => a.source.as_str()).record(seconds);
+        }
+        Err(e) => {
+            metrics::counter!("candlepipe_requests_total", "source" => "none", "stale" => "false", "code" => e.code.as_str()).increment(1);
+            metrics::histogram!("candlepipe_request_duration_seconds", "source" => "none")
+                .record(seconds);
+        }
     }
 }
 
