@@ -5,10 +5,11 @@
 #
 #   scripts/services.sh start|stop|status
 #   CANDLEPIPE_DEMO_NATS_PORT (14222)  CANDLEPIPE_DEMO_REDIS_PORT (16379)
+#   CANDLEPIPE_RUN_DIR (.run): where pid files, logs and the JetStream store go
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-run="$root/.run"
+run="${CANDLEPIPE_RUN_DIR:-$root/.run}"
 nats_port="${CANDLEPIPE_DEMO_NATS_PORT:-14222}"
 redis_port="${CANDLEPIPE_DEMO_REDIS_PORT:-16379}"
 

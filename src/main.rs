@@ -37,6 +37,8 @@ enum Command {
     Check(commands::check::Args),
     /// Inspect, replay or purge dead-lettered jobs.
     Dlq(commands::dlq::Args),
+    /// Generate load and measure throughput and latency (HDR histograms).
+    Bench(commands::bench::Args),
 }
 
 fn init_logging() {
@@ -72,6 +74,7 @@ async fn main() -> ExitCode {
         Command::Sim(a) => commands::sim::run(a).await,
         Command::Check(a) => commands::check::run(&cfg, a).await,
         Command::Dlq(a) => commands::dlq::run(&cfg, a).await,
+        Command::Bench(a) => commands::bench::run(&cfg, a).await,
     };
     match result {
         Ok(code) => code,

@@ -1,12 +1,14 @@
 //! L1: the in-process cache in front of Redis, bounded by a number of candles.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use candlepipe_core::request::Window;
 use candlepipe_core::{Candle, Millis, SeriesKey, SeriesState};
 
 /// A read-only copy of part of a series: its state and the candles of `[from, to]`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Snapshot {
     pub series: SeriesKey,
     pub state: SeriesState,
@@ -15,9 +17,63 @@ pub struct Snapshot {
     pub to: Millis,
     /// Ascending by open time.
     pub candles: Vec<Candle>,
+    /// Replies already encoded from this snapshot, so that repeated hits skip encoding.
+    /// They live and die with the snapshot, so they can never outlive its data. std's
+    /// lock: held for a lookup or a push, never across `.await`.
+    replies: Mutex<Vec<(ReplyKey, Bytes)>>,
 }
 
+/// Which reply: the window and an opaque tag the caller chooses (its encoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyKey {
+    pub from: Millis,
+    pub to: Millis,
+    pub tag: u8,
+}
+
+/// Encoded replies kept per snapshot (different limits and encodings of one series).
+const MAX_REPLIES: usize = 8;
+
 impl Snapshot {
+    pub fn new(
+        series: SeriesKey,
+        state: SeriesState,
+        from: Millis,
+        to: Millis,
+        candles: Vec<Candle>,
+    ) -> Self {
+        Snapshot {
+            series,
+            state,
+            from,
+            to,
+            candles,
+            replies: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn replies(&self) -> std::sync::MutexGuard<'_, Vec<(ReplyKey, Bytes)>> {
+        self.replies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn reply(&self, key: ReplyKey) -> Option<Bytes> {
+        self.replies()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, b)| b.clone())
+    }
+
+    pub fn remember_reply(&self, key: ReplyKey, bytes: Bytes) {
+        let mut replies = self.replies();
+        if replies.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        if replies.len() == MAX_REPLIES {
+            replies.remove(0);
+        }
+        replies.push((key, bytes));
+    }
+
     /// The candles of `[from, to]`.
     pub fn slice(&self, from: Millis, to: Millis) -> &[Candle] {
         let lo = self.candles.partition_point(|c| c.t < from);
@@ -40,13 +96,13 @@ impl Snapshot {
         let mut candles: Vec<Candle> = self.candles.iter().chain(&other.candles).cloned().collect();
         candles.sort_by_key(|c| c.t);
         candles.dedup_by_key(|c| c.t);
-        Some(Snapshot {
-            series: self.series.clone(),
-            state: self.state.clone(),
-            from: self.from.min(other.from),
-            to: self.to.max(other.to),
+        Some(Snapshot::new(
+            self.series.clone(),
+            self.state.clone(),
+            self.from.min(other.from),
+            self.to.max(other.to),
             candles,
-        })
+        ))
     }
 }
 

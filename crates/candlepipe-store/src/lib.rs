@@ -6,7 +6,7 @@ pub mod l1;
 pub mod series_store;
 
 pub use envelope::Keyring;
-pub use l1::{L1Cache, Snapshot};
+pub use l1::{L1Cache, ReplyKey, Snapshot};
 pub use series_store::{Fetched, SeriesRead, SeriesStore, Written};
 
 #[derive(Debug, thiserror::Error)]

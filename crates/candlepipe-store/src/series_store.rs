@@ -25,6 +25,8 @@ use crate::StoreError;
 /// Candles per chunk value.
 pub const CHUNK_CANDLES: i64 = 256;
 const MAX_WRITE_ATTEMPTS: usize = 8;
+/// Chunks a read fetches in its single round trip (a 1,000-candle window needs at most 5).
+const MAX_CHUNKS_PER_READ: i64 = 8;
 
 /// The meta value's body; its version and write time are the envelope's.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -139,17 +141,45 @@ impl SeriesStore {
         to: Millis,
     ) -> Result<Option<SeriesRead>, StoreError> {
         let base = self.base(s);
+        let meta_key = format!("{base}:meta");
         let mut conn = self.conn.clone();
-        let Some((version, meta)) = self.read_meta(&mut conn, &base).await? else {
+        // One round trip: the meta and every chunk the window can touch. The meta's chunk
+        // list then says which of those count (and which are missing).
+        let span = CHUNK_CANDLES * s.interval.millis();
+        let first = Self::chunk_start(s, from);
+        let count = ((to - first).div_euclid(span) + 1).clamp(1, MAX_CHUNKS_PER_READ);
+        let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
+        let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(&base, c)).collect();
+        let (raw_meta, raw_chunks): (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) = redis::pipe()
+            .get(&meta_key)
+            .cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await?;
+        let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
             return Ok(None);
         };
-        let wanted: Vec<Millis> = meta
+        let mut wanted = Vec::new();
+        let mut raws = Vec::new();
+        for ((start, key), raw) in starts.iter().zip(keys).zip(raw_chunks) {
+            if meta.chunks.contains(start) {
+                wanted.push(*start);
+                raws.push((key, raw));
+            }
+        }
+        // Chunks past what one round trip covers (very wide windows) are read now.
+        let rest: Vec<Millis> = meta
             .chunks
             .iter()
             .copied()
-            .filter(|&c| c <= to && c + CHUNK_CANDLES * s.interval.millis() > from)
+            .filter(|&c| c > *starts.last().unwrap_or(&first) && c <= to)
             .collect();
-        let (chunks, damaged) = self.read_chunks(&mut conn, s, &base, &wanted).await?;
+        let (mut chunks, mut damaged) = self.open_chunks(&mut conn, s, &wanted, raws).await;
+        if !rest.is_empty() {
+            let (more, bad) = self.read_chunks(&mut conn, s, &base, &rest).await?;
+            chunks.extend(more);
+            damaged.extend(bad);
+        }
         let mut coverage = meta.coverage;
         remove_spans(&mut coverage, s, &damaged);
         let candles = chunks
@@ -181,14 +211,15 @@ impl SeriesStore {
         let step = s.interval.millis();
         let mut conn = self.conn.clone();
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let cur_ver: Option<u64> = redis::cmd("GET")
-                .arg(&ver_key)
+            let (cur_ver, raw_meta): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
+                .get(&ver_key)
+                .get(&meta_key)
                 .query_async(&mut conn)
                 .await?;
             let cur_ver = cur_ver.unwrap_or(0);
             let mut meta = self
-                .read_meta(&mut conn, &base)
-                .await?
+                .open_meta(&mut conn, &meta_key, raw_meta)
+                .await
                 .map(|(_, m)| m)
                 .unwrap_or_default();
 
@@ -346,25 +377,25 @@ impl SeriesStore {
         Ok(n == 1)
     }
 
-    async fn read_meta(
+    /// Verifies a meta value read from `key`; one that fails is discarded (a miss).
+    async fn open_meta(
         &self,
         conn: &mut ConnectionManager,
-        base: &str,
-    ) -> Result<Option<(u64, MetaBody)>, StoreError> {
-        let key = format!("{base}:meta");
-        let raw: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(conn).await?;
-        let Some(raw) = raw else { return Ok(None) };
-        match self.keyring.open(&key, &raw) {
+        key: &str,
+        raw: Option<Vec<u8>>,
+    ) -> Option<(u64, MetaBody)> {
+        let raw = raw?;
+        match self.keyring.open(key, &raw) {
             Ok(opened) => match rmp_serde::from_slice::<MetaBody>(&opened.body) {
-                Ok(meta) => Ok(Some((opened.version, meta))),
+                Ok(meta) => Some((opened.version, meta)),
                 Err(_) => {
-                    self.discard(conn, &key, "meta body undecodable").await;
-                    Ok(None)
+                    self.discard(conn, key, "meta body undecodable").await;
+                    None
                 }
             },
             Err(why) => {
-                self.discard(conn, &key, &why.to_string()).await;
-                Ok(None)
+                self.discard(conn, key, &why.to_string()).await;
+                None
             }
         }
     }
@@ -377,14 +408,27 @@ impl SeriesStore {
         base: &str,
         starts: &[Millis],
     ) -> Result<(BTreeMap<Millis, Vec<Candle>>, Vec<Millis>), StoreError> {
-        let mut good = BTreeMap::new();
-        let mut damaged = Vec::new();
         if starts.is_empty() {
-            return Ok((good, damaged));
+            return Ok((BTreeMap::new(), Vec::new()));
         }
         let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(base, c)).collect();
         let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
-        for ((start, key), value) in starts.iter().zip(&keys).zip(values) {
+        Ok(self
+            .open_chunks(conn, s, starts, keys.into_iter().zip(values).collect())
+            .await)
+    }
+
+    /// Verifies chunk values (`(key, value)` per start); a missing or failing one is damage.
+    async fn open_chunks(
+        &self,
+        conn: &mut ConnectionManager,
+        s: &SeriesKey,
+        starts: &[Millis],
+        raws: Vec<(String, Option<Vec<u8>>)>,
+    ) -> (BTreeMap<Millis, Vec<Candle>>, Vec<Millis>) {
+        let mut good = BTreeMap::new();
+        let mut damaged = Vec::new();
+        for (start, (key, value)) in starts.iter().zip(raws) {
             let Some(raw) = value else {
                 tracing::warn!(series = %s, key, "chunk listed in meta is missing; refetching it");
                 damaged.push(*start);
@@ -392,7 +436,7 @@ impl SeriesStore {
             };
             let candles = self
                 .keyring
-                .open(key, &raw)
+                .open(&key, &raw)
                 .map_err(|e| e.to_string())
                 .and_then(|o| {
                     rmp_serde::from_slice::<Vec<Candle>>(&o.body).map_err(|e| e.to_string())
@@ -402,12 +446,12 @@ impl SeriesStore {
                     good.insert(*start, c);
                 }
                 Err(why) => {
-                    self.discard(conn, key, &why).await;
+                    self.discard(conn, &key, &why).await;
                     damaged.push(*start);
                 }
             }
         }
-        Ok((good, damaged))
+        (good, damaged)
     }
 
     /// A value that fails verification is never served: count it, log it once, delete it.

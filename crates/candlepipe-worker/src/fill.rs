@@ -204,10 +204,14 @@ async fn fill(
         .await;
     }
     let result = fill_locked(ctx, exchange, job).await;
+    // Released in the background: the waiting producers need the ready event, not this.
     if locked {
-        if let Err(e) = ctx.store.unlock(&job.series, &token).await {
-            tracing::warn!(error = %e, series = %job.series, "fill lock not released; it expires by itself");
-        }
+        let (store, series) = (ctx.store.clone(), job.series.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.unlock(&series, &token).await {
+                tracing::warn!(error = %e, series = %series, "fill lock not released; it expires by itself");
+            }
+        });
     }
     result
 }

@@ -13,7 +13,7 @@ use candlepipe_core::{
     now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillJob, Millis, ReadyEvent, Source,
     Verdict, WireError,
 };
-use candlepipe_store::Snapshot;
+use candlepipe_store::{ReplyKey, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -100,37 +100,50 @@ async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
     let answered = answer(&ctx, &waiters, &msg.payload, enc).await;
     record(&answered, started);
     let body = match answered {
-        Ok(a) => {
-            let candles = a.snap.slice(a.window.from, a.window.to);
-            let series = &a.snap.series;
-            enc.encode(&CandlesReplyRef {
-                ok: true,
-                exchange: series.exchange,
-                symbol: &series.symbol,
-                interval: series.interval,
-                source: a.source,
-                stale: a.stale,
-                candles,
-            })
-        }
+        Ok(a) => encode_answer(&a, enc),
         Err(e) => {
             tracing::debug!(code = %e.code, message = %e.message, "request failed");
-            enc.encode(&ErrorReply::new(e))
+            Bytes::from(enc.encode(&ErrorReply::new(e)))
         }
     };
     let sent = match enc {
-        Encoding::Json => ctx.nats.publish(reply_to, Bytes::from(body)).await,
+        Encoding::Json => ctx.nats.publish(reply_to, body).await,
         Encoding::Msgpack => {
             let mut headers = HeaderMap::new();
             headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
-            ctx.nats
-                .publish_with_headers(reply_to, headers, Bytes::from(body))
-                .await
+            ctx.nats.publish_with_headers(reply_to, headers, body).await
         }
     };
     if let Err(e) = sent {
         tracing::warn!(error = %e, "could not publish reply");
     }
+}
+
+/// The encoded reply. L1 answers are memoized on their snapshot: the same window in the
+/// same encoding is encoded once per snapshot, however many requests it answers.
+fn encode_answer(a: &Answer, enc: Encoding) -> Bytes {
+    let memo = (a.source == Source::L1 && !a.stale).then_some(ReplyKey {
+        from: a.window.from,
+        to: a.window.to,
+        tag: enc as u8,
+    });
+    if let Some(bytes) = memo.and_then(|k| a.snap.reply(k)) {
+        return bytes;
+    }
+    let series = &a.snap.series;
+    let bytes = Bytes::from(enc.encode(&CandlesReplyRef {
+        ok: true,
+        exchange: series.exchange,
+        symbol: &series.symbol,
+        interval: series.interval,
+        source: a.source,
+        stale: a.stale,
+        candles: a.snap.slice(a.window.from, a.window.to),
+    }));
+    if let Some(k) = memo {
+        a.snap.remember_reply(k, bytes.clone());
+    }
+    bytes
 }
 
 /// Requests by the tier that answered (`source`), stale or not, or by error code.
@@ -191,13 +204,7 @@ async fn answer(
         Ok(Some(read)) => {
             let snap = ctx.l1.put(
                 &q.series,
-                Snapshot {
-                    series: q.series.clone(),
-                    state: read.state,
-                    from: w.from,
-                    to: w.to,
-                    candles: read.candles,
-                },
+                Snapshot::new(q.series.clone(), read.state, w.from, w.to, read.candles),
             );
             if let Verdict::Fresh(w) = snap.state.verdict(&q, now) {
                 if snap.holds(&w) {
@@ -305,13 +312,13 @@ async fn wait_for_fill(
             break;
         }
         if let Ok(Some(read)) = ctx.store.read(&q.series, w.from, w.to).await {
-            let snap = Arc::new(Snapshot {
-                series: q.series.clone(),
-                state: read.state,
-                from: w.from,
-                to: w.to,
-                candles: read.candles,
-            });
+            let snap = Arc::new(Snapshot::new(
+                q.series.clone(),
+                read.state,
+                w.from,
+                w.to,
+                read.candles,
+            ));
             if let Some(a) = after_fill(&snap, q, job.fresh_after) {
                 return Ok(a);
             }
@@ -406,13 +413,7 @@ async fn dispatch_ready(ctx: Context, waiters: Waiters, mut ready: async_nats::S
                 match ctx.store.read(&event.series, from, to).await {
                     Ok(Some(read)) => Some(ctx.l1.put(
                         &event.series,
-                        Snapshot {
-                            series: event.series.clone(),
-                            state: read.state,
-                            from,
-                            to,
-                            candles: read.candles,
-                        },
+                        Snapshot::new(event.series.clone(), read.state, from, to, read.candles),
                     )),
                     Ok(None) => None,
                     Err(e) => {

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs the standard benchmark set and writes BENCHMARKS.md: every workload at 1, 16 and 64
+# concurrent requesters, beside a trivial NATS echo measured in the same run.
+#   scripts/bench.sh [seconds per run, default 10]
+# Starts its own nats-server, redis-server (ports 24222/26379), simulator (28080, 20 ms
+# latency) and workers, and stops them at the end. Release build.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+# shellcheck source=scripts/install.sh
+source scripts/install.sh
+ensure_rust
+ensure_servers
+
+secs="${1:-10}"
+sim_latency_ms=20
+export CANDLEPIPE_RUN_DIR="$root/.run/bench"
+export CANDLEPIPE_DEMO_NATS_PORT=24222 CANDLEPIPE_DEMO_REDIS_PORT=26379
+sim_port=28080
+export CANDLEPIPE_NATS_URL="nats://127.0.0.1:24222" CANDLEPIPE_REDIS_URL="redis://127.0.0.1:26379"
+export CANDLEPIPE_BINANCE_URL="http://127.0.0.1:$sim_port" CANDLEPIPE_COINBASE_URL="http://127.0.0.1:$sim_port" \
+  CANDLEPIPE_KRAKEN_URL="http://127.0.0.1:$sim_port"
+# Cold misses measure candlepipe, not the budget: let the simulator take anything.
+export CANDLEPIPE_BINANCE_RPS=100000 CANDLEPIPE_COINBASE_RPS=100000 CANDLEPIPE_KRAKEN_RPS=100000
+export CANDLEPIPE_HMAC_KEY="bench-hmac-key-0123456789" CANDLEPIPE_LOG=warn
+
+echo "== building (release)"
+cargo build --release --quiet --bin candlepipe
+bin="$root/target/release/candlepipe"
+rm -rf "$CANDLEPIPE_RUN_DIR" && mkdir -p "$CANDLEPIPE_RUN_DIR"
+results="$CANDLEPIPE_RUN_DIR/results.jsonl"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/services.sh stop >/dev/null
+}
+trap cleanup EXIT
+scripts/services.sh start
+
+start() { # name, command...
+  local name=$1; shift
+  "$@" >"$CANDLEPIPE_RUN_DIR/$name.log" 2>&1 &
+  pids+=($!)
+  echo $! >"$CANDLEPIPE_RUN_DIR/$name.pid"
+}
+wait_for() { # file, text
+  for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "error: '$2' not in $1" >&2; tail "$1" >&2; exit 1
+}
+
+start sim "$bin" sim --addr "127.0.0.1:$sim_port"
+wait_for "$CANDLEPIPE_RUN_DIR/sim.log" "listening on"
+for ex in binance coinbase kraken; do
+  curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\":$sim_latency_ms}" \
+    "http://127.0.0.1:$sim_port/sim/faults/$ex"
+done
+start echo "$bin" bench --serve-echo
+wait_for "$CANDLEPIPE_RUN_DIR/echo.log" "echo responder"
+CANDLEPIPE_LOG=info start fill "$bin" run fill
+wait_for "$CANDLEPIPE_RUN_DIR/fill.log" "fill ready"
+CANDLEPIPE_LOG=info start ingest "$bin" run ingest
+wait_for "$CANDLEPIPE_RUN_DIR/ingest.log" "ingest ready"
+
+measure() { # workload [bench flags...]
+  local workload=$1; shift
+  for c in 1 16 64; do
+    echo "== $workload $* at $c concurrent requesters (${secs}s)"
+    "$bin" bench --workload "$workload" --concurrency "$c" --duration "$secs" --json "$@" | tee -a "$results"
+  done
+}
+measure echo
+measure hot
+# The transport's limit for replies as large as the hot ones (100 candles).
+hot_bytes=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])][-1]["reply_bytes"])' "$results")
+measure echo --reply-bytes "$hot_bytes"
+measure zipf
+measure cold
+
+echo "== restarting ingest with L1 disabled for the redis workload"
+kill "$(cat "$CANDLEPIPE_RUN_DIR/ingest.pid")"; sleep 1
+CANDLEPIPE_LOG=info CANDLEPIPE_L1_CAPACITY=0 start ingest "$bin" run ingest
+wait_for "$CANDLEPIPE_RUN_DIR/ingest.log" "ingest ready"
+measure redis
+
+python3 scripts/bench_report.py "$results" "$secs" "$sim_latency_ms" >BENCHMARKS.md
+echo "== wrote BENCHMARKS.md"

@@ -1,0 +1,365 @@
+//! `candlepipe bench`: a load generator for `candlepipe.candles.get`, with HDR histograms, and
+//! `--serve-echo`, a trivial responder that measures what the transport alone can do.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use candlepipe_core::{Interval, Subjects};
+use clap::ValueEnum;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::connect;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// The same few series again and again: L1 hits.
+    Hot,
+    /// The same as hot, meant for ingest running with `CANDLEPIPE_L1_CAPACITY=0`: Redis hits.
+    Redis,
+    /// A series never asked for before on every request: misses filled from the exchange.
+    Cold,
+    /// Many series, intervals and limits with Zipf popularity: a realistic mix.
+    Zipf,
+    /// A trivial responder (`--serve-echo`, another process): the transport's own limit.
+    Echo,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "hot")]
+    workload: Workload,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// How long to measure, in seconds (after a one-second warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Series in the zipf mix.
+    #[arg(long, default_value_t = 1000)]
+    series: usize,
+    /// NATS connections the requesters share.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Print the result as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Run the echo responder (until SIGTERM) instead of generating load.
+    #[arg(long)]
+    serve_echo: bool,
+    /// With `--workload echo`: ask the responder for replies of this many bytes (default:
+    /// the request echoed), to compare with workloads whose replies are that large.
+    #[arg(long)]
+    reply_bytes: Option<usize>,
+}
+
+/// Request header telling the echo responder how large a reply to send.
+const REPLY_BYTES_HEADER: &str = "Bench-Reply-Bytes";
+
+fn echo_subject(cfg: &Config) -> String {
+    format!("{}.bench.echo", cfg.prefix)
+}
+
+/// Builds the payload of request number `n` of a workload.
+struct Requests {
+    workload: Workload,
+    zipf_cdf: Vec<f64>,
+    cold_base: u64,
+}
+
+const ZIPF_S: f64 = 1.1;
+const ZIPF_INTERVALS: [Interval; 4] = [Interval::M1, Interval::M5, Interval::H1, Interval::D1];
+const ZIPF_LIMITS: [u32; 4] = [50, 100, 200, 500];
+const EXCHANGES: [&str; 3] = ["binance", "coinbase", "kraken"];
+
+impl Requests {
+    fn new(workload: Workload, series: usize) -> Self {
+        let mut cdf = Vec::with_capacity(series);
+        let mut total = 0.0;
+        for k in 1..=series.max(1) {
+            total += 1.0 / (k as f64).powf(ZIPF_S);
+            cdf.push(total);
+        }
+        cdf.iter_mut().for_each(|c| *c /= total);
+        // Cold series must be new in every run: start from the clock.
+        let cold_base = (candlepipe_core::now_ms() as u64 % 1_000_000) * 1000;
+        Requests {
+            workload,
+            zipf_cdf: cdf,
+            cold_base,
+        }
+    }
+
+    fn hot_series() -> [serde_json::Value; 4] {
+        let r = |ex: &str, sym: &str| json!({"exchange":ex,"symbol":sym,"interval":"1h","limit":100,"max_age_ms":3_600_000});
+        [
+            r("binance", "BTC/USDT"),
+            r("binance", "ETH/USDT"),
+            r("coinbase", "BTC/USD"),
+            r("kraken", "ETH/USD"),
+        ]
+    }
+
+    fn zipf(i: usize) -> serde_json::Value {
+        let ex = EXCHANGES[i % 3];
+        let quote = if ex == "binance" { "USDT" } else { "USD" };
+        json!({
+            "exchange": ex,
+            "symbol": format!("TEST{}/{quote}", i / 3 % 5000),
+            "interval": ZIPF_INTERVALS[(i / 7) % ZIPF_INTERVALS.len()].as_str(),
+            "limit": ZIPF_LIMITS[(i / 11) % ZIPF_LIMITS.len()],
+        })
+    }
+
+    fn payload(&self, n: u64, rng: &mut impl Rng) -> Vec<u8> {
+        let value = match self.workload {
+            Workload::Hot | Workload::Redis | Workload::Echo => {
+                let hot = Self::hot_series();
+                hot[(n % hot.len() as u64) as usize].clone()
+            }
+            Workload::Cold => {
+                let k = self.cold_base + n;
+                let iv = Interval::ALL[(k % 14) as usize];
+                json!({"exchange":"binance","symbol":format!("TEST{}/USDT", k / 14),"interval":iv.as_str(),"limit":100})
+            }
+            Workload::Zipf => {
+                let u: f64 = rng.random();
+                Self::zipf(self.zipf_cdf.partition_point(|c| *c < u))
+            }
+        };
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+}
+
+/// `"source":"l1"` etc. from the start of a JSON reply, without parsing the candles.
+fn source_of(reply: &[u8]) -> &'static str {
+    let head = &reply[..reply.len().min(200)];
+    let find = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+    if find(b"\"ok\":false") {
+        "error"
+    } else if find(b"\"source\":\"l1\"") {
+        "l1"
+    } else if find(b"\"source\":\"redis\"") {
+        "redis"
+    } else if find(b"\"source\":\"exchange\"") {
+        "exchange"
+    } else {
+        "echo"
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    workload: Workload,
+    concurrency: usize,
+    duration_s: f64,
+    requests: u64,
+    errors: u64,
+    rps: f64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+    /// Mean reply size.
+    reply_bytes: u64,
+    sources: BTreeMap<&'static str, u64>,
+}
+
+async fn serve_echo(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let nats = connect::nats(cfg, "candlepipe-bench-echo", Duration::from_secs(10)).await?;
+    let mut sub = nats
+        .queue_subscribe(echo_subject(cfg), "bench-echo".to_string())
+        .await?;
+    eprintln!("echo responder on {}", echo_subject(cfg));
+    let stop = super::termination();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            msg = sub.next() => {
+                let Some(msg) = msg else { break };
+                let Some(reply) = msg.reply else { continue };
+                let size = msg.headers.as_ref().and_then(|h| h.get(REPLY_BYTES_HEADER)).and_then(|v| v.as_str().parse::<usize>().ok());
+                let body = match size {
+                    Some(n) => Bytes::from(vec![b'x'; n.min(1 << 20)]),
+                    None => msg.payload,
+                };
+                let _ = nats.publish(reply, body).await;
+            }
+            _ = &mut stop => break,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    if args.serve_echo {
+        return serve_echo(cfg).await;
+    }
+    let subject = match args.workload {
+        Workload::Echo => echo_subject(cfg),
+        _ => Subjects::new(&cfg.prefix).candles_get(),
+    };
+    let mut clients = Vec::new();
+    for i in 0..args.connections.max(1) {
+        clients.push(connect::nats(cfg, &format!("candlepipe-bench-{i}"), Duration::ZERO).await?);
+    }
+    let requests = Arc::new(Requests::new(args.workload, args.series));
+
+    // Warm the hot series so the measurement sees only hits.
+    if matches!(args.workload, Workload::Hot | Workload::Redis) {
+        for r in Requests::hot_series() {
+            let payload = Bytes::from(serde_json::to_vec(&r)?);
+            let reply = clients[0].request(subject.clone(), payload).await?;
+            anyhow::ensure!(
+                source_of(&reply.payload) != "error",
+                "warm-up failed: {}",
+                String::from_utf8_lossy(&reply.payload)
+            );
+        }
+    }
+
+    let counter = Arc::new(AtomicU64::new(0));
+    let warmup = Duration::from_secs(1);
+    let measure = Duration::from_secs_f64(args.duration.max(0.1));
+    let started = Instant::now();
+    let (measure_from, measure_until) = (started + warmup, started + warmup + measure);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut headers = async_nats::HeaderMap::new();
+    if let (Workload::Echo, Some(n)) = (args.workload, args.reply_bytes) {
+        headers.insert(REPLY_BYTES_HEADER, n.to_string().as_str());
+    }
+    for t in 0..args.concurrency.max(1) {
+        let client = clients[t % clients.len()].clone();
+        let (subject, requests, counter, headers) = (
+            subject.clone(),
+            requests.clone(),
+            counter.clone(),
+            headers.clone(),
+        );
+        tasks.spawn(async move {
+            let mut hist =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut sources: BTreeMap<&'static str, u64> = BTreeMap::new();
+            let mut rng = rand::rngs::StdRng::from_os_rng();
+            let mut errors = 0u64;
+            let mut bytes = 0u64;
+            loop {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let payload = Bytes::from(requests.payload(n, &mut rng));
+                let sent = Instant::now();
+                if sent >= measure_until {
+                    break;
+                }
+                let request = async_nats::Request::new()
+                    .payload(payload)
+                    .headers(headers.clone());
+                let reply = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    client.send_request(subject.clone(), request),
+                )
+                .await;
+                if sent < measure_from {
+                    continue;
+                }
+                match reply {
+                    Ok(Ok(msg)) => {
+                        let source = source_of(&msg.payload);
+                        if source == "error" {
+                            errors += 1;
+                        }
+                        *sources.entry(source).or_default() += 1;
+                        bytes += msg.payload.len() as u64;
+                        let _ = hist.record(sent.elapsed().as_micros() as u64);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (hist, sources, errors, bytes)
+        });
+    }
+
+    // A progress line while it runs.
+    let progress = {
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = counter.load(Ordering::Relaxed);
+                eprint!(
+                    "\r{:>6.1}s  {:>10} requests  {:>9} req/s   ",
+                    started.elapsed().as_secs_f64(),
+                    now,
+                    now - last
+                );
+                let _ = std::io::stderr().flush();
+                last = now;
+            }
+        })
+    };
+
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut sources: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut errors, mut bytes) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (h, s, e, b) = done?;
+        bytes += b;
+        hist.add(&h)?;
+        for (k, v) in s {
+            *sources.entry(k).or_default() += v;
+        }
+        errors += e;
+    }
+    progress.abort();
+    eprintln!();
+
+    let requests = hist.len();
+    let report = Report {
+        workload: args.workload,
+        concurrency: args.concurrency,
+        duration_s: measure.as_secs_f64(),
+        requests,
+        errors,
+        rps: requests as f64 / measure.as_secs_f64(),
+        p50_us: hist.value_at_quantile(0.5),
+        p99_us: hist.value_at_quantile(0.99),
+        p999_us: hist.value_at_quantile(0.999),
+        max_us: hist.max(),
+        reply_bytes: bytes / requests.max(1),
+        sources,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(out, "{}", serde_json::to_string(&report)?);
+    } else {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let _ = writeln!(out, "workload     conc  requests   errors      req/s   p50 ms   p99 ms  p99.9 ms   max ms  reply B  sources");
+        let _ = writeln!(
+            out,
+            "{:<10} {:>6} {:>9} {:>8} {:>10.0} {:>8.3} {:>8.3} {:>9.3} {:>8.3} {:>8}  {:?}",
+            format!("{:?}", report.workload).to_lowercase(),
+            report.concurrency,
+            report.requests,
+            report.errors,
+            report.rps,
+            ms(report.p50_us),
+            ms(report.p99_us),
+            ms(report.p999_us),
+            ms(report.max_us),
+            report.reply_bytes,
+            report.sources
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
