@@ -85,5 +85,6 @@ CANDLEPIPE_LOG=info CANDLEPIPE_L1_CAPACITY=0 start ingest "$bin" run ingest
 wait_for "$CANDLEPIPE_RUN_DIR/ingest.log" "ingest ready"
 measure redis
 
-python3 scripts/bench_report.py "$results" "$secs" "$sim_latency_ms" >BENCHMARKS.md
+python3 scripts/bench_report.py "$results" "$secs" "$sim_latency_ms" >"$CANDLEPIPE_RUN_DIR/BENCHMARKS.md"
+mv "$CANDLEPIPE_RUN_DIR/BENCHMARKS.md" BENCHMARKS.md
 echo "== wrote BENCHMARKS.md"

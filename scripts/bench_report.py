@@ -71,4 +71,12 @@ if cold:
                f"{sim_latency_ms} ms, so {added:.3f} ms added (target ≤ 3 ms): **{verdict}**.")
 out.append("- 1,000 concurrent requests for one cold series cause 1 exchange request: asserted by the test "
            "`a_thousand_concurrent_cold_requests_through_three_ingests_make_one_exchange_request`.")
+# Keep the soak section (scripts/soak.sh) when the table is regenerated.
+try:
+    old = open("BENCHMARKS.md").read()
+    start, end = old.find("<!-- soak -->"), old.find("<!-- /soak -->")
+    if start >= 0 and end > start:
+        out.append("\n" + old[start:end + len("<!-- /soak -->")])
+except OSError:
+    pass
 print("\n".join(out))

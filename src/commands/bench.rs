@@ -141,22 +141,56 @@ impl Requests {
     }
 }
 
-/// `"source":"l1"` etc. from the start of a JSON reply, without parsing the candles.
+/// `"source":"l1"` etc. from the start of a JSON reply, without parsing the candles; an
+/// error reply is `error:<code>`.
 fn source_of(reply: &[u8]) -> &'static str {
     let head = &reply[..reply.len().min(200)];
-    let find = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
-    if find(b"\"ok\":false") {
-        "error"
-    } else if find(b"\"source\":\"l1\"") {
+    let find = |needle: &[u8]| head.windows(needle.len()).position(|w| w == needle);
+    if find(b"\"ok\":false").is_some() {
+        return error_label(head);
+    }
+    if find(b"\"source\":\"l1\"").is_some() {
         "l1"
-    } else if find(b"\"source\":\"redis\"") {
+    } else if find(b"\"source\":\"redis\"").is_some() {
         "redis"
-    } else if find(b"\"source\":\"exchange\"") {
+    } else if find(b"\"source\":\"exchange\"").is_some() {
         "exchange"
     } else {
         "echo"
     }
 }
+
+fn error_label(head: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(head);
+    let code = text
+        .split("\"code\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(candlepipe_core::ErrorCode::parse);
+    match code {
+        Some(c) => {
+            ERROR_LABELS[candlepipe_core::ErrorCode::ALL
+                .iter()
+                .position(|x| *x == c)
+                .unwrap_or(0)]
+        }
+        None => "error",
+    }
+}
+
+/// `error:<code>` for each code, in `ErrorCode::ALL` order.
+const ERROR_LABELS: [&str; 10] = [
+    "error:bad_request",
+    "error:unknown_exchange",
+    "error:invalid_symbol",
+    "error:unknown_symbol",
+    "error:unsupported_interval",
+    "error:limit_out_of_range",
+    "error:rate_limited",
+    "error:upstream_error",
+    "error:timeout",
+    "error:unavailable",
+];
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -221,7 +255,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             let payload = Bytes::from(serde_json::to_vec(&r)?);
             let reply = clients[0].request(subject.clone(), payload).await?;
             anyhow::ensure!(
-                source_of(&reply.payload) != "error",
+                !source_of(&reply.payload).starts_with("error"),
                 "warm-up failed: {}",
                 String::from_utf8_lossy(&reply.payload)
             );
@@ -275,14 +309,17 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 match reply {
                     Ok(Ok(msg)) => {
                         let source = source_of(&msg.payload);
-                        if source == "error" {
+                        if source.starts_with("error") {
                             errors += 1;
                         }
                         *sources.entry(source).or_default() += 1;
                         bytes += msg.payload.len() as u64;
                         let _ = hist.record(sent.elapsed().as_micros() as u64);
                     }
-                    _ => errors += 1,
+                    _ => {
+                        errors += 1;
+                        *sources.entry("error:no_reply").or_default() += 1;
+                    }
                 }
             }
             (hist, sources, errors, bytes)

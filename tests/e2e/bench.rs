@@ -1,0 +1,62 @@
+//! A smoke run of `candlepipe bench` (seconds, no thresholds), so the benchmark never rots.
+
+use std::process::Command;
+use std::time::Duration;
+
+use candlepipe_testkit::Child;
+use serde_json::Value;
+
+use crate::support::*;
+
+fn report(out: &str) -> Value {
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("bench printed no JSON ({e}): {out}"))
+}
+
+#[tokio::test]
+async fn bench_runs_every_workload_briefly() {
+    let stack = stack().await;
+    let _worker = stack.worker(&["all"]).await;
+    let mut echo_cmd = Command::new(BIN);
+    echo_cmd
+        .args(["bench", "--serve-echo"])
+        .envs(stack.worker_env());
+    let mut echo = Child::spawn("candlepipe bench --serve-echo", echo_cmd);
+    echo.wait_for_line("echo responder", Duration::from_secs(10))
+        .await;
+
+    for (workload, extra) in [
+        ("echo", vec![]),
+        ("echo", vec!["--reply-bytes", "5000"]),
+        ("hot", vec![]),
+        ("zipf", vec!["--series", "50"]),
+        ("cold", vec![]),
+    ] {
+        let mut args = vec![
+            "bench",
+            "--workload",
+            workload,
+            "--concurrency",
+            "4",
+            "--duration",
+            "0.5",
+            "--json",
+        ];
+        args.extend(extra.iter().copied());
+        let (status, out) = cli(&stack, &args).await;
+        assert_eq!(status, Some(0), "{workload}: {out}");
+        let r = report(&out);
+        assert!(r["requests"].as_u64().unwrap() > 0, "{workload}: {r}");
+        assert_eq!(r["errors"], 0, "{workload}: {r}");
+        if extra.contains(&"--reply-bytes") {
+            assert_eq!(r["reply_bytes"], 5000);
+        }
+        if workload == "hot" {
+            assert_eq!(
+                r["sources"].as_object().unwrap().keys().collect::<Vec<_>>(),
+                vec!["l1"],
+                "{r}"
+            );
+        }
+    }
+}
