@@ -45,6 +45,12 @@ pub enum ConfigError {
 pub struct Config {
     pub source: Option<PathBuf>,
     pub nats_url: String,
+    /// NATS credentials file (`.creds`: JWT and nkey seed).
+    pub nats_creds_file: Option<PathBuf>,
+    /// NATS nkey seed; a secret, from the environment only.
+    pub nats_nkey_seed: Option<String>,
+    /// CA certificate for a `tls://` NATS server.
+    pub nats_tls_ca: Option<PathBuf>,
     pub redis_url: String,
     pub prefix: String,
     pub redis_prefix: String,
@@ -139,7 +145,12 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        for secret in ["hmac_key", "hmac_previous_keys", "llm_api_key"] {
+        for secret in [
+            "hmac_key",
+            "hmac_previous_keys",
+            "llm_api_key",
+            "nats_nkey_seed",
+        ] {
             if table.contains_key(secret) {
                 return Err(ConfigError::SecretInFile(secret.to_string()));
             }
@@ -158,6 +169,9 @@ impl Config {
         Ok(Config {
             source: path,
             nats_url: l.get("nats_url", "nats://127.0.0.1:4222".to_string())?,
+            nats_creds_file: l.raw("nats_creds_file").map(PathBuf::from),
+            nats_nkey_seed: std::env::var("CANDLEPIPE_NATS_NKEY_SEED").ok(),
+            nats_tls_ca: l.raw("nats_tls_ca").map(PathBuf::from),
             redis_url: l.get("redis_url", "redis://127.0.0.1:6379".to_string())?,
             prefix: l.get("prefix", "candlepipe".to_string())?,
             redis_prefix: l.get("redis_prefix", "cp:".to_string())?,

@@ -7,8 +7,85 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::Config;
 
+/// Credentials embedded in a URL (`nats://user:pass@host`, `nats://token@host`), which
+/// async-nats does not use by itself; returns the URL without them.
+fn split_credentials(url: &str) -> (String, Option<(String, Option<String>)>) {
+    let Some(scheme_end) = url.find("://") else {
+        return (url.to_string(), None);
+    };
+    let rest = &url[scheme_end + 3..];
+    let host_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..host_start].rfind('@') else {
+        return (url.to_string(), None);
+    };
+    let creds = &rest[..at];
+    let clean = format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]);
+    let (user, pass) = match creds.split_once(':') {
+        Some((u, p)) => (percent_decode(u), Some(percent_decode(p))),
+        None => (percent_decode(creds), None),
+    };
+    (clean, Some((user, pass)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// NATS options from the configuration: credentials from the URL, a creds file or an nkey
+/// seed (`CANDLEPIPE_NATS_CREDS_FILE`, `CANDLEPIPE_NATS_NKEY_SEED`), a CA for `tls://`
+/// servers (`CANDLEPIPE_NATS_TLS_CA`).
+async fn nats_options(
+    cfg: &Config,
+    name: &str,
+) -> anyhow::Result<(String, async_nats::ConnectOptions)> {
+    let (url, creds) = split_credentials(&cfg.nats_url);
+    let mut opts = match creds {
+        Some((user, Some(pass))) => async_nats::ConnectOptions::with_user_and_password(user, pass),
+        Some((token, None)) => async_nats::ConnectOptions::with_token(token),
+        None => async_nats::ConnectOptions::new(),
+    };
+    if let Some(file) = &cfg.nats_creds_file {
+        opts = opts
+            .credentials_file(file)
+            .await
+            .with_context(|| format!("reading NATS credentials file {}", file.display()))?;
+    }
+    if let Some(seed) = &cfg.nats_nkey_seed {
+        opts = opts.nkey(seed.clone());
+    }
+    if let Some(ca) = &cfg.nats_tls_ca {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    Ok((
+        url,
+        opts.name(name)
+            .connection_timeout(Duration::from_secs(3))
+            .request_timeout(Some(Duration::from_secs(10)))
+            .max_reconnects(None),
+    ))
+}
+
 /// Connects, retrying for `patience` (workers started before the server, or during a
-/// restart); afterwards the client reconnects by itself.
+/// restart); afterwards the client reconnects by itself. Refused credentials fail at once.
 pub async fn nats(
     cfg: &Config,
     name: &str,
@@ -16,14 +93,13 @@ pub async fn nats(
 ) -> anyhow::Result<async_nats::Client> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let opts = async_nats::ConnectOptions::new()
-            .name(name)
-            .connection_timeout(Duration::from_secs(3))
-            .request_timeout(Some(Duration::from_secs(10)))
-            .max_reconnects(None);
-        match opts.connect(&cfg.nats_url).await {
+        let (url, opts) = nats_options(cfg, name).await?;
+        match opts.connect(url.as_str()).await {
             Ok(c) => return Ok(c),
-            Err(e) if tokio::time::Instant::now() < deadline => {
+            Err(e)
+                if e.kind() != async_nats::ConnectErrorKind::AuthorizationViolation
+                    && tokio::time::Instant::now() < deadline =>
+            {
                 tracing::warn!(error = %e, "NATS not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -71,6 +147,19 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_come_out_of_nats_urls() {
+        let (url, creds) = super::split_credentials("nats://cp:p%40ss@127.0.0.1:4222");
+        assert_eq!(url, "nats://127.0.0.1:4222");
+        assert_eq!(creds, Some(("cp".into(), Some("p@ss".into()))));
+        let (url, creds) = super::split_credentials("tls://tok3n@nats.example:4443");
+        assert_eq!(
+            (url.as_str(), creds),
+            ("tls://nats.example:4443", Some(("tok3n".into(), None)))
+        );
+        assert_eq!(super::split_credentials("nats://127.0.0.1:4222").1, None);
+    }
+
     #[test]
     fn secrets_in_urls_are_hidden() {
         assert_eq!(

@@ -37,6 +37,8 @@ enum Command {
     Check(commands::check::Args),
     /// Inspect, replay or purge dead-lettered jobs.
     Dlq(commands::dlq::Args),
+    /// Page history into the cache within the request budget (resumable).
+    Backfill(commands::backfill::Args),
     /// Generate load and measure throughput and latency (HDR histograms).
     Bench(commands::bench::Args),
 }
@@ -75,6 +77,7 @@ async fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(&cfg, a).await,
         Command::Dlq(a) => commands::dlq::run(&cfg, a).await,
         Command::Bench(a) => commands::bench::run(&cfg, a).await,
+        Command::Backfill(a) => commands::backfill::run(&cfg, a).await,
     };
     match result {
         Ok(code) => code,

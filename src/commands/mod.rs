@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backfill;
 pub mod bench;
 pub mod check;
 pub mod dlq;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod backfill;
 mod bench;
 mod candles;
 mod errors;
@@ -10,6 +11,7 @@ mod formats;
 mod hostile;
 mod reliability;
 mod restarts;
+mod security;
 mod support;
 mod tamper;
 mod telemetry;

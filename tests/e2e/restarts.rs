@@ -130,3 +130,37 @@ async fn workers_ride_out_redis_and_nats_restarts() {
     );
     assert!(!worker.child.output().iter().any(|l| l.contains("panicked")));
 }
+
+#[tokio::test]
+async fn sigterm_drains_a_fill_worker_it_finishes_its_jobs_and_exits_0() {
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "20000".into()));
+    stack
+        .sim
+        .set_faults("binance", json!({"latency_ms": 1000}))
+        .await;
+    let mut fill = stack.worker(&["fill"]).await;
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..5 {
+        let client = client.clone();
+        set.spawn(
+            async move { get(&client, req("binance", &format!("TEST{i}/USDT"), "1h", 5)).await },
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    fill.child.signal("TERM");
+    while let Some(reply) = set.join_next().await {
+        assert_eq!(
+            ok(&reply.expect("task")).len(),
+            5,
+            "jobs in hand are finished, not dropped"
+        );
+    }
+    assert_eq!(fill.child.wait_exit(Duration::from_secs(15)).await, Some(0));
+    assert_eq!(stack.sim.requests("binance").await, 5, "each job done once");
+    assert_eq!(jobs_left(&client).await, 0);
+}

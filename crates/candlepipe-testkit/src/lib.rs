@@ -28,7 +28,12 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(bin: &str) -> Stack {
-        let (nats, redis) = (NatsServer::start(), RedisServer::start());
+        Self::start_with(bin, NatsServer::start(), RedisServer::start()).await
+    }
+
+    /// With servers started some particular way (e.g. requiring credentials). The worker
+    /// environment then needs the matching URLs in [`Stack::env`].
+    pub async fn start_with(bin: &str, nats: NatsServer, redis: RedisServer) -> Stack {
         let sim = Sim::start(bin).await;
         Stack {
             nats,

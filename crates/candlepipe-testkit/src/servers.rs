@@ -24,24 +24,34 @@ fn require(binary: &str, package: &str) {
 pub struct NatsServer {
     pub port: u16,
     dir: TempDir,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// With extra `nats-server` arguments (e.g. `--user u --pass p`).
+    pub fn start_with(args: &[&str]) -> NatsServer {
         require("nats-server", "nats-server");
         let dir = tempfile::tempdir().expect("temp dir for JetStream");
-        let (child, port) = Self::spawn(&dir, None);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, port) = Self::spawn(&dir, None, &args);
         NatsServer {
             port,
             dir,
+            args,
             child: Some(child),
         }
     }
 
-    fn spawn(dir: &TempDir, port: Option<u16>) -> (Child, u16) {
+    fn spawn(dir: &TempDir, port: Option<u16>, args: &[String]) -> (Child, u16) {
         let mut cmd = Command::new("nats-server");
-        cmd.args(["-a", "127.0.0.1", "-js", "-sd"]).arg(dir.path());
+        cmd.args(["-a", "127.0.0.1", "-js", "-sd"])
+            .arg(dir.path())
+            .args(args);
         cmd.args(["-p", &port.map_or("-1".to_string(), |p| p.to_string())]);
         let child = Child::spawn("nats-server", cmd);
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -78,13 +88,14 @@ impl NatsServer {
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) {
         self.stop();
-        let (child, _) = Self::spawn(&self.dir, Some(self.port));
+        let (child, _) = Self::spawn(&self.dir, Some(self.port), &self.args);
         self.child = Some(child);
     }
 }
 
 pub struct RedisServer {
     pub port: u16,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -97,13 +108,20 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// With extra `redis-server` arguments (e.g. `--requirepass secret`).
+    pub fn start_with(args: &[&str]) -> RedisServer {
         require("redis-server", "redis-server");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         // redis-server has no "any port" option: pick one and retry if someone took it.
         for _ in 0..10 {
             let port = free_port();
-            if let Some(child) = Self::spawn(port) {
+            if let Some(child) = Self::spawn(port, &args) {
                 return RedisServer {
                     port,
+                    args,
                     child: Some(child),
                 };
             }
@@ -111,7 +129,7 @@ impl RedisServer {
         panic!("could not start redis-server on a free port");
     }
 
-    fn spawn(port: u16) -> Option<Child> {
+    fn spawn(port: u16, args: &[String]) -> Option<Child> {
         let mut cmd = Command::new("redis-server");
         cmd.args([
             "--port",
@@ -123,6 +141,7 @@ impl RedisServer {
             "--appendonly",
             "no",
         ]);
+        cmd.args(args);
         let mut child = Child::spawn("redis-server", cmd);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -160,6 +179,8 @@ impl RedisServer {
     /// Starts it again on the same port (empty: no persistence in tests).
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Some(Self::spawn(self.port).expect("redis-server restart on the same port"));
+        self.child = Some(
+            Self::spawn(self.port, &self.args).expect("redis-server restart on the same port"),
+        );
     }
 }

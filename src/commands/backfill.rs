@@ -1,0 +1,178 @@
+//! `candlepipe backfill EXCHANGE SYMBOL INTERVAL --since DATE`: pages history into the cache
+//! within the cluster-wide request budget. Resumable: what the store already covers is
+//! skipped, so running it again continues where it stopped.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use candlepipe_core::freshness::closed_bound;
+use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
+use candlepipe_exchange::ExchangeClient;
+use candlepipe_store::{Fetched, SeriesStore};
+use candlepipe_worker::budget::RedisBudget;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::connect;
+
+#[derive(clap::Args)]
+pub struct Args {
+    exchange: String,
+    symbol: String,
+    interval: String,
+    /// Oldest candle wanted: RFC 3339 or ms.
+    #[arg(long)]
+    since: String,
+    /// Newest candle wanted (default: the last closed one).
+    #[arg(long)]
+    until: Option<String>,
+    /// Candles per exchange request batch.
+    #[arg(long, default_value_t = 1000)]
+    page: i64,
+}
+
+fn parse_time(s: &str) -> anyhow::Result<Millis> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{s:?} is neither ms nor RFC 3339"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as Millis)
+}
+
+/// Progress as a bar on a terminal, as a line per page elsewhere (logs, CI).
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            ProgressBar::new(total).with_style(
+                ProgressStyle::with_template("backfill {bar:40} {pos}/{len} candle slots {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            )
+        });
+        Progress {
+            bar,
+            total,
+            done: 0,
+        }
+    }
+
+    fn advance(&mut self, n: u64, stored: u64) {
+        self.done += n;
+        match &self.bar {
+            Some(b) => {
+                b.set_position(self.done);
+                b.set_message(format!("{stored} candles stored"));
+            }
+            None => eprintln!(
+                "backfill: {}/{} candle slots ({:.0}%), {stored} candles stored",
+                self.done,
+                self.total,
+                100.0 * self.done as f64 / self.total.max(1) as f64
+            ),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let series = SeriesKey::new(
+        Exchange::parse(&args.exchange).map_err(|e| anyhow::anyhow!(e.message))?,
+        Symbol::parse(&args.symbol).map_err(|e| anyhow::anyhow!(e.message))?,
+        Interval::parse(&args.interval).map_err(|e| anyhow::anyhow!(e.message))?,
+    );
+    anyhow::ensure!(
+        series.exchange.supports(series.interval),
+        "{} does not serve {} candles",
+        series.exchange,
+        series.interval
+    );
+    let iv = series.interval;
+    let step = iv.millis();
+    let from = iv.open_of(parse_time(&args.since)?);
+    let last_closed = closed_bound(iv, now_ms());
+    let to = match &args.until {
+        Some(u) => iv.open_of(parse_time(u)?).min(last_closed),
+        None => last_closed,
+    };
+    anyhow::ensure!(
+        from <= to,
+        "nothing to backfill: --since is after the last closed candle"
+    );
+    let slots = ((to - from) / step + 1) as u64;
+    if slots as usize > cfg.history_cap {
+        eprintln!(
+            "warning: {slots} candles exceed the history cap ({}); the oldest will be dropped again (CANDLEPIPE_HISTORY_CAP)",
+            cfg.history_cap
+        );
+    }
+    if series.exchange == Exchange::Kraken {
+        eprintln!("note: Kraken serves only its 720 most recent candles; older slots stay empty");
+    }
+
+    let nats = connect::nats(cfg, "candlepipe-backfill", Duration::ZERO).await?;
+    let redis = connect::redis(cfg, Duration::ZERO).await?;
+    let store = SeriesStore::new(
+        redis.clone(),
+        cfg.keyring.clone(),
+        &cfg.redis_prefix,
+        cfg.history_cap,
+    );
+    let budget =
+        RedisBudget::start(redis, &cfg.redis_prefix, nats, &cfg.prefix, &cfg.exchanges).await?;
+    let client = ExchangeClient::new(cfg.exchanges.clone())?.with_budget(budget);
+
+    // Resume: only the parts the store does not cover yet.
+    let state = store
+        .read(&series, from, from)
+        .await?
+        .map(|r| r.state)
+        .unwrap_or_default();
+    let gaps = state.coverage.gaps(from, to, step);
+    let mut progress = Progress::new(slots);
+    let already = slots
+        - gaps
+            .iter()
+            .map(|(a, b)| ((b - a) / step + 1) as u64)
+            .sum::<u64>();
+    let mut stored = 0u64;
+    if already > 0 {
+        progress.advance(already, stored);
+    }
+    let page = args.page.max(1) * step;
+    for (a, b) in gaps {
+        let mut cursor = a;
+        while cursor <= b {
+            let end = (cursor + page - step).min(b);
+            let now = now_ms();
+            let candles = client
+                .fetch(&series, cursor, end, now)
+                .await
+                .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
+            stored += candles.len() as u64;
+            let fetched = Fetched {
+                covered: vec![(cursor, end.min(closed_bound(iv, now)))],
+                candles,
+                tail_fetched_at: None,
+            };
+            store.write(&series, &fetched, now).await?;
+            progress.advance(((end - cursor) / step + 1) as u64, stored);
+            cursor = end + step;
+        }
+    }
+    progress.finish();
+    println!("backfilled {series}: {slots} candle slots from {from} to {to}, {stored} candles fetched, {already} already cached");
+    Ok(ExitCode::SUCCESS)
+}
