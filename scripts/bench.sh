@@ -10,17 +10,16 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/install.sh
 source scripts/install.sh
+# shellcheck source=scripts/procs.sh
+source scripts/procs.sh
 ensure_rust
 ensure_servers
 
 secs="${1:-10}"
 sim_latency_ms=20
 export CANDLEPIPE_RUN_DIR="$root/.run/bench"
-export CANDLEPIPE_DEMO_NATS_PORT=24222 CANDLEPIPE_DEMO_REDIS_PORT=26379
 sim_port=28080
-export CANDLEPIPE_NATS_URL="nats://127.0.0.1:24222" CANDLEPIPE_REDIS_URL="redis://127.0.0.1:26379"
-export CANDLEPIPE_BINANCE_URL="http://127.0.0.1:$sim_port" CANDLEPIPE_COINBASE_URL="http://127.0.0.1:$sim_port" \
-  CANDLEPIPE_KRAKEN_URL="http://127.0.0.1:$sim_port"
+use_ports 24222 26379 "$sim_port"
 # Cold misses measure candlepipe, not the budget: let the simulator take anything.
 export CANDLEPIPE_BINANCE_RPS=100000 CANDLEPIPE_COINBASE_RPS=100000 CANDLEPIPE_KRAKEN_RPS=100000
 export CANDLEPIPE_HMAC_KEY="bench-hmac-key-0123456789" CANDLEPIPE_LOG=warn
@@ -31,38 +30,21 @@ bin="$root/target/release/candlepipe"
 rm -rf "$CANDLEPIPE_RUN_DIR" && mkdir -p "$CANDLEPIPE_RUN_DIR"
 results="$CANDLEPIPE_RUN_DIR/results.jsonl"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  scripts/services.sh stop >/dev/null
-}
-trap cleanup EXIT
+trap stop_all EXIT
 scripts/services.sh start
 
-start() { # name, command...
-  local name=$1; shift
-  "$@" >"$CANDLEPIPE_RUN_DIR/$name.log" 2>&1 &
-  pids+=($!)
-  echo $! >"$CANDLEPIPE_RUN_DIR/$name.pid"
-}
-wait_for() { # file, text
-  for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "error: '$2' not in $1" >&2; tail "$1" >&2; exit 1
-}
-
 start sim "$bin" sim --addr "127.0.0.1:$sim_port"
-wait_for "$CANDLEPIPE_RUN_DIR/sim.log" "listening on"
+wait_for sim "listening on"
 for ex in binance coinbase kraken; do
   curl -fsS -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\":$sim_latency_ms}" \
     "http://127.0.0.1:$sim_port/sim/faults/$ex"
 done
 start echo "$bin" bench --serve-echo
-wait_for "$CANDLEPIPE_RUN_DIR/echo.log" "echo responder"
+wait_for echo "echo responder"
 CANDLEPIPE_LOG=info start fill "$bin" run fill
-wait_for "$CANDLEPIPE_RUN_DIR/fill.log" "fill ready"
+wait_for fill "fill ready"
 CANDLEPIPE_LOG=info start ingest "$bin" run ingest
-wait_for "$CANDLEPIPE_RUN_DIR/ingest.log" "ingest ready"
+wait_for ingest "ingest ready" 1
 
 measure() { # workload [bench flags...]
   local workload=$1; shift
@@ -82,7 +64,7 @@ measure cold
 echo "== restarting ingest with L1 disabled for the redis workload"
 kill "$(cat "$CANDLEPIPE_RUN_DIR/ingest.pid")"; sleep 1
 CANDLEPIPE_LOG=info CANDLEPIPE_L1_CAPACITY=0 start ingest "$bin" run ingest
-wait_for "$CANDLEPIPE_RUN_DIR/ingest.log" "ingest ready"
+wait_for ingest "ingest ready" 2
 measure redis
 
 python3 scripts/bench_report.py "$results" "$secs" "$sim_latency_ms" >"$CANDLEPIPE_RUN_DIR/BENCHMARKS.md"

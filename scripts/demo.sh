@@ -9,47 +9,33 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/install.sh
 source scripts/install.sh
+# shellcheck source=scripts/procs.sh
+source scripts/procs.sh
 ensure_rust
 ensure_servers
 
+export CANDLEPIPE_RUN_DIR="$root/.run"
 sim_port="${CANDLEPIPE_DEMO_SIM_PORT:-18080}"
-export CANDLEPIPE_NATS_URL="nats://127.0.0.1:${CANDLEPIPE_DEMO_NATS_PORT:-14222}"
-export CANDLEPIPE_REDIS_URL="redis://127.0.0.1:${CANDLEPIPE_DEMO_REDIS_PORT:-16379}"
-export CANDLEPIPE_BINANCE_URL="http://127.0.0.1:$sim_port"
-export CANDLEPIPE_COINBASE_URL="http://127.0.0.1:$sim_port"
-export CANDLEPIPE_KRAKEN_URL="http://127.0.0.1:$sim_port"
+use_ports "${CANDLEPIPE_DEMO_NATS_PORT:-14222}" "${CANDLEPIPE_DEMO_REDIS_PORT:-16379}" "$sim_port"
 
 echo "== building"
 cargo build --quiet --bin candlepipe
 bin="$root/target/debug/candlepipe"
-mkdir -p .run
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  scripts/services.sh stop >/dev/null
-}
-trap cleanup EXIT
+mkdir -p "$CANDLEPIPE_RUN_DIR"
+rm -f "$CANDLEPIPE_RUN_DIR"/{sim,worker}.log
+trap stop_all EXIT
 
 echo "== services"
 scripts/services.sh start
 
-wait_for() { # file, text
-  for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "error: '$2' not seen in $1:" >&2; tail -20 "$1" >&2; exit 1
-}
-
 echo "== exchange simulator on 127.0.0.1:$sim_port"
-"$bin" sim --addr "127.0.0.1:$sim_port" >.run/sim.log 2>&1 &
-pids+=($!)
-wait_for .run/sim.log "listening on"
+start sim "$bin" sim --addr "127.0.0.1:$sim_port"
+wait_for sim "listening on"
 
 echo "== workers: candlepipe run all (log: .run/worker.log)"
-"$bin" run all >.run/worker.log 2>&1 &
-pids+=($!)
-wait_for .run/worker.log "ingest ready"
-wait_for .run/worker.log "fill ready"
+start worker "$bin" run all
+wait_for worker "ingest ready"
+wait_for worker "fill ready"
 
 for pair in "binance BTC/USDT" "coinbase ETH/USD" "kraken BTC/USD"; do
   read -r exchange symbol <<<"$pair"

@@ -9,17 +9,16 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/install.sh
 source scripts/install.sh
+# shellcheck source=scripts/procs.sh
+source scripts/procs.sh
 ensure_rust
 ensure_servers
 
 minutes="${1:-10}"
 l1_capacity=200000
 export CANDLEPIPE_RUN_DIR="$root/.run/soak"
-export CANDLEPIPE_DEMO_NATS_PORT=34222 CANDLEPIPE_DEMO_REDIS_PORT=36379
 sim_port=38080
-export CANDLEPIPE_NATS_URL="nats://127.0.0.1:34222" CANDLEPIPE_REDIS_URL="redis://127.0.0.1:36379"
-export CANDLEPIPE_BINANCE_URL="http://127.0.0.1:$sim_port" CANDLEPIPE_COINBASE_URL="http://127.0.0.1:$sim_port" \
-  CANDLEPIPE_KRAKEN_URL="http://127.0.0.1:$sim_port"
+use_ports 34222 36379 "$sim_port"
 export CANDLEPIPE_BINANCE_RPS=2000 CANDLEPIPE_COINBASE_RPS=2000 CANDLEPIPE_KRAKEN_RPS=2000
 export CANDLEPIPE_HMAC_KEY="soak-hmac-key-0123456789" CANDLEPIPE_LOG=info CANDLEPIPE_ACK_WAIT_MS=5000
 
@@ -29,40 +28,22 @@ bin="$root/target/release/candlepipe"
 rm -rf "$CANDLEPIPE_RUN_DIR" && mkdir -p "$CANDLEPIPE_RUN_DIR"
 log="$CANDLEPIPE_RUN_DIR/events.log"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}" $(cat "$CANDLEPIPE_RUN_DIR"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  scripts/services.sh stop >/dev/null
-}
-trap cleanup EXIT
+trap stop_all EXIT
 scripts/services.sh start
 
-start() { # name, command...
-  local name=$1; shift
-  "$@" >>"$CANDLEPIPE_RUN_DIR/$name.log" 2>&1 &
-  echo $! >"$CANDLEPIPE_RUN_DIR/$name.pid"
-}
-wait_for() { # file, text, count
-  for _ in $(seq 1 300); do
-    [[ $(grep -c "$2" "$1" 2>/dev/null || true) -ge ${3:-1} ]] && return 0
-    sleep 0.1
-  done
-  echo "error: '$2' not in $1" >&2; tail "$1" >&2; exit 1
-}
 note() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$log"; }
 
 start sim "$bin" sim --addr "127.0.0.1:$sim_port"
-wait_for "$CANDLEPIPE_RUN_DIR/sim.log" "listening on"
+wait_for sim "listening on"
 for ex in binance coinbase kraken; do
   curl -fsS -X POST -H 'Content-Type: application/json' -d '{"latency_ms":20}' "http://127.0.0.1:$sim_port/sim/faults/$ex"
 done
 CANDLEPIPE_L1_CAPACITY=$l1_capacity start ingest "$bin" run ingest
-wait_for "$CANDLEPIPE_RUN_DIR/ingest.log" "ingest ready"
+wait_for ingest "ingest ready"
 start fill1 "$bin" run fill
 start fill2 "$bin" run fill
-wait_for "$CANDLEPIPE_RUN_DIR/fill1.log" "fill ready"
-wait_for "$CANDLEPIPE_RUN_DIR/fill2.log" "fill ready"
+wait_for fill1 "fill ready"
+wait_for fill2 "fill ready"
 
 secs=$((minutes * 60))
 note "soak: zipf over 5000 series, 16 requesters, ${minutes} min, L1 capacity $l1_capacity candles"

@@ -57,6 +57,20 @@ impl SeriesState {
         }
     }
 
+    /// Whether this state already answers a fill job, so the job needs no exchange request:
+    /// for the forming candle, a fetch at or after the job's `fresh_after` that covers the
+    /// closed part; for closed windows, coverage alone.
+    pub fn fulfils(&self, job: &crate::FillJob) -> bool {
+        if job.includes_open {
+            self.fetched_at >= job.fresh_after
+                && self
+                    .coverage
+                    .contains(job.from, closed_bound(job.series.interval, self.fetched_at))
+        } else {
+            self.coverage.contains(job.from, job.to)
+        }
+    }
+
     /// The verdict for a producer that has waited for a fill which was asked for when the
     /// data had to be fetched at or after `fresh_after`: the window is taken at the fetch
     /// time, so a fill that finished just after an interval boundary still answers.

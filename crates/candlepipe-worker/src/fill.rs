@@ -239,15 +239,7 @@ async fn fill_locked(
         .unwrap_or_default();
     tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
 
-    let done = if job.includes_open {
-        state.fetched_at >= job.fresh_after
-            && state
-                .coverage
-                .contains(job.from, closed_bound(iv, state.fetched_at))
-    } else {
-        state.coverage.contains(job.from, job.to)
-    };
-    if done {
+    if state.fulfils(job) {
         tracing::debug!(series = %s, "already fresh; no exchange request");
         return Ok(Written {
             version: state.version,
