@@ -60,6 +60,8 @@ pub struct Config {
     pub fill_wait: Duration,
     pub fill_concurrency: usize,
     pub streams: StreamSettings,
+    /// How often each process adds its counts to the cluster totals.
+    pub stats_flush: Duration,
     pub retry_base: Duration,
     pub retry_cap: Duration,
     pub keyring: Keyring,
@@ -199,6 +201,7 @@ impl Config {
                 max_deliver: l.get("max_deliver", defaults.max_deliver)?,
                 max_ack_pending: l.get("max_ack_pending", defaults.max_ack_pending)?,
             },
+            stats_flush: l.millis("stats_flush_ms", 5_000)?,
             retry_base: l.millis("retry_base_ms", 500)?,
             retry_cap: l.millis("retry_max_ms", 30_000)?,
             keyring,

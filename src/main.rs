@@ -37,6 +37,8 @@ enum Command {
     Check(commands::check::Args),
     /// Inspect, replay or purge dead-lettered jobs.
     Dlq(commands::dlq::Args),
+    /// Cluster-wide totals: hit ratio, exchange calls, dead letters.
+    Stats(commands::stats::Args),
     /// Page history into the cache within the request budget (resumable).
     Backfill(commands::backfill::Args),
     /// Generate load and measure throughput and latency (HDR histograms).
@@ -78,6 +80,7 @@ async fn main() -> ExitCode {
         Command::Dlq(a) => commands::dlq::run(&cfg, a).await,
         Command::Bench(a) => commands::bench::run(&cfg, a).await,
         Command::Backfill(a) => commands::backfill::run(&cfg, a).await,
+        Command::Stats(a) => commands::stats::run(&cfg, a).await,
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,6 +13,7 @@ use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::{Fetched, SeriesStore};
 use candlepipe_worker::budget::RedisBudget;
+use candlepipe_worker::cluster_stats::{self, Counters};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
@@ -130,8 +132,16 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         &cfg.redis_prefix,
         cfg.history_cap,
     );
-    let budget =
-        RedisBudget::start(redis, &cfg.redis_prefix, nats, &cfg.prefix, &cfg.exchanges).await?;
+    let stats = Arc::new(Counters::default());
+    let budget = RedisBudget::start(
+        redis.clone(),
+        &cfg.redis_prefix,
+        nats,
+        &cfg.prefix,
+        &cfg.exchanges,
+        stats.clone(),
+    )
+    .await?;
     let client = ExchangeClient::new(cfg.exchanges.clone())?.with_budget(budget);
 
     // Resume: only the parts the store does not cover yet.
@@ -173,6 +183,17 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     progress.finish();
+    // Count this run's exchange calls in the cluster totals (one flush, now).
+    let done = tokio_util::sync::CancellationToken::new();
+    done.cancel();
+    stats
+        .flush_every(
+            redis,
+            cluster_stats::key(&cfg.redis_prefix),
+            Duration::ZERO,
+            done,
+        )
+        .await;
     println!("backfilled {series}: {slots} candle slots from {from} to {to}, {stored} candles fetched, {already} already cached");
     Ok(ExitCode::SUCCESS)
 }

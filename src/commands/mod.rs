@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod get;
 pub mod run;
 pub mod sim;
+pub mod stats;
 
 /// Resolves when the process gets SIGTERM or SIGINT.
 pub async fn termination() {

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::{L1Cache, SeriesStore};
 use candlepipe_worker::budget::RedisBudget;
+use candlepipe_worker::cluster_stats::{self, Counters};
 use candlepipe_worker::{Context, Role};
 use clap::ValueEnum;
 use tokio_util::sync::CancellationToken;
@@ -64,12 +65,14 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         &cfg.redis_prefix,
         cfg.history_cap,
     );
+    let stats = Arc::new(Counters::default());
     let budget = RedisBudget::start(
         redis.clone(),
         &cfg.redis_prefix,
         nats.clone(),
         &cfg.prefix,
         &cfg.exchanges,
+        stats.clone(),
     )
     .await?;
     let exchange = ExchangeClient::new(cfg.exchanges.clone())
@@ -81,9 +84,19 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         redis,
         store,
         l1: L1Cache::new(cfg.l1_capacity),
+        stats: stats.clone(),
         settings: Arc::new(cfg.worker_settings()),
     };
     let shutdown = CancellationToken::new();
+    let flusher = {
+        let (conn, key, stop) = (
+            ctx.redis.clone(),
+            cluster_stats::key(&cfg.redis_prefix),
+            shutdown.clone(),
+        );
+        let period = cfg.stats_flush;
+        tokio::spawn(async move { stats.flush_every(conn, key, period, stop).await })
+    };
     if let Some(addr) = args.metrics_addr {
         let handle = crate::telemetry::install_recorder()?;
         let (nats, redis, stop) = (ctx.nats.clone(), ctx.redis.clone(), shutdown.clone());
@@ -100,8 +113,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         trigger.cancel();
     });
     tracing::info!(roles = ?names, "starting");
-    candlepipe_worker::run(ctx, &roles, exchange, shutdown)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let result = candlepipe_worker::run(ctx, &roles, exchange, shutdown.clone()).await;
+    // The last counts reach the cluster totals before the process exits.
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(3), flusher).await;
+    result.map_err(|e| anyhow::anyhow!(e))?;
     Ok(ExitCode::SUCCESS)
 }

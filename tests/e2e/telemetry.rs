@@ -80,3 +80,46 @@ async fn two_workers_expose_moving_counters_and_health() {
     let body: serde_json::Value = health.json().await.unwrap();
     assert_eq!(body, json!({"nats": "ok", "redis": "down"}));
 }
+
+#[tokio::test]
+async fn stats_add_up_across_the_cluster() {
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_STATS_FLUSH_MS".into(), "100".into()));
+    let _a = stack.worker(&["all"]).await;
+    let _b = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    for i in 0..10 {
+        let r = json!({"exchange":"binance","symbol":format!("TEST{i}/USDT"),"interval":"1h","limit":5,"max_age_ms":600_000});
+        assert_eq!(source(&get(&client, r.clone()).await), "exchange");
+        assert_ne!(source(&get(&client, r).await), "exchange");
+    }
+    assert_eq!(
+        code(&get(&client, req("ftx", "BTC/USDT", "1m", 5)).await),
+        "unknown_exchange"
+    );
+
+    let stats = eventually(
+        std::time::Duration::from_secs(10),
+        "the counts to reach Redis",
+        || async {
+            let (status, out) = cli(&stack, &["stats", "--json"]).await;
+            assert_eq!(status, Some(0), "{out}");
+            let s: serde_json::Value = serde_json::from_str(&out).expect("json");
+            (s["requests"]["error"] == 1 && s["requests"]["exchange"] == 10).then_some(s)
+        },
+    )
+    .await;
+    let r = &stats["requests"];
+    assert_eq!(
+        r["l1"].as_u64().unwrap() + r["redis"].as_u64().unwrap(),
+        10,
+        "{stats}"
+    );
+    assert_eq!(stats["hit_ratio"], 0.5);
+    assert_eq!(stats["exchange_calls"]["binance"], 10);
+    assert_eq!(stats["dlq_depth"], 0);
+    let (_, table) = cli(&stack, &["stats"]).await;
+    assert!(table.contains("cache hit ratio   50.0%"), "{table}");
+}

@@ -17,6 +17,8 @@ use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::{Budget, ExchangeSettings};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
+
+use crate::cluster_stats::{Counters, Field};
 use serde::{Deserialize, Serialize};
 
 const ACQUIRE_SCRIPT: &str = r#"
@@ -58,6 +60,8 @@ pub struct RedisBudget {
     control_prefix: String,
     /// Pauses heard on the control subject: no need to ask Redis before they end.
     paused_until: Arc<[AtomicI64; 3]>,
+    /// Each permit is one exchange request: counted for `candlepipe stats`.
+    stats: Arc<Counters>,
 }
 
 fn slot(ex: Exchange) -> usize {
@@ -81,6 +85,7 @@ impl RedisBudget {
         nats: async_nats::Client,
         subject_prefix: &str,
         settings: &ExchangeSettings,
+        stats: Arc<Counters>,
     ) -> Result<Arc<RedisBudget>, async_nats::SubscribeError> {
         let budget = Arc::new(RedisBudget {
             conn,
@@ -93,6 +98,7 @@ impl RedisBudget {
             control_prefix: format!("{subject_prefix}.control.pause"),
             paused_until: Arc::new([AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)]),
             nats: nats.clone(),
+            stats,
         });
         let mut sub = nats
             .subscribe(format!("{}.*", budget.control_prefix))
@@ -138,7 +144,10 @@ impl Budget for RedisBudget {
                     continue;
                 }
                 match self.try_acquire(ex).await {
-                    Ok(0) => return Ok(()),
+                    Ok(0) => {
+                        self.stats.add(Field::ExchangeCalls(ex), 1);
+                        return Ok(());
+                    }
                     Ok(wait_us) => tokio::time::sleep(Duration::from_micros(wait_us)).await,
                     Err(e) => return Err(e.to_string()),
                 }

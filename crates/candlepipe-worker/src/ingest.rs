@@ -18,6 +18,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster_stats::Field;
 use crate::waiters::{Outcome, Waiter, Waiters};
 use crate::{BoxError, Context};
 
@@ -98,7 +99,7 @@ async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
     );
     let started = std::time::Instant::now();
     let answered = answer(&ctx, &waiters, &msg.payload, enc).await;
-    record(&answered, started);
+    record(&ctx, &answered, started);
     let body = match answered {
         Ok(a) => encode_answer(&a, enc),
         Err(e) => {
@@ -147,8 +148,16 @@ fn encode_answer(a: &Answer, enc: Encoding) -> Bytes {
 }
 
 /// Requests by the tier that answered (`source`), stale or not, or by error code.
-fn record(answered: &Result<Answer, WireError>, started: std::time::Instant) {
+fn record(ctx: &Context, answered: &Result<Answer, WireError>, started: std::time::Instant) {
     let seconds = started.elapsed().as_secs_f64();
+    ctx.stats.add(
+        match answered {
+            Ok(a) if a.stale => Field::RequestsStale,
+            Ok(a) => Field::Requests(a.source),
+            Err(_) => Field::RequestsError,
+        },
+        1,
+    );
     match answered {
         Ok(a) => {
             let stale = if a.stale { "true" } else { "false" };

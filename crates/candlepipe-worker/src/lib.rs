@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod budget;
+pub mod cluster_stats;
 pub mod dead_letters;
 pub mod disposition;
 pub mod fill;
@@ -45,6 +46,8 @@ pub struct Context {
     pub redis: ConnectionManager,
     pub store: SeriesStore,
     pub l1: L1Cache,
+    /// Counts flushed to the cluster-wide totals in Redis.
+    pub stats: Arc<cluster_stats::Counters>,
     pub settings: Arc<WorkerSettings>,
 }
 

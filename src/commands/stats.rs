@@ -1,0 +1,99 @@
+//! `candlepipe stats`: the cluster's totals from Redis and the dead-letter depth from NATS.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use candlepipe_core::Subjects;
+use candlepipe_worker::cluster_stats;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::connect;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let mut redis = connect::redis(cfg, Duration::ZERO).await?;
+    let totals = cluster_stats::read(&mut redis, &cfg.redis_prefix).await?;
+    let get = |k: &str| totals.get(k).copied().unwrap_or(0);
+    let (l1, from_redis, exchange) = (
+        get("requests:l1"),
+        get("requests:redis"),
+        get("requests:exchange"),
+    );
+    let answered = l1 + from_redis + exchange;
+    let hit_ratio = if answered == 0 {
+        0.0
+    } else {
+        (l1 + from_redis) as f64 / answered as f64
+    };
+
+    let nats = connect::nats(cfg, "candlepipe-stats", Duration::ZERO).await?;
+    let js = async_nats::jetstream::new(nats);
+    let dlq_depth = match js.get_stream(Subjects::new(&cfg.prefix).dlq_stream()).await {
+        Ok(stream) => stream
+            .get_info()
+            .await
+            .map(|i| i.state.messages)
+            .unwrap_or(0),
+        Err(_) => 0,
+    };
+
+    let report = json!({
+        "hit_ratio": hit_ratio,
+        "requests": {
+            "l1": l1, "redis": from_redis, "exchange": exchange,
+            "stale": get("requests:stale"), "error": get("requests:error"),
+        },
+        "exchange_calls": {
+            "binance": get("exchange_calls:binance"),
+            "coinbase": get("exchange_calls:coinbase"),
+            "kraken": get("exchange_calls:kraken"),
+        },
+        "dead_letters_total": get("dead_letters"),
+        "dlq_depth": dlq_depth,
+    });
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(out, "{report}");
+    } else {
+        let _ = writeln!(
+            out,
+            "cache hit ratio   {:.1}%  ({} l1, {} redis, {} from exchanges)",
+            hit_ratio * 100.0,
+            l1,
+            from_redis,
+            exchange
+        );
+        let _ = writeln!(
+            out,
+            "stale / errors    {} / {}",
+            get("requests:stale"),
+            get("requests:error")
+        );
+        let _ = writeln!(
+            out,
+            "exchange calls    binance {}, coinbase {}, kraken {}",
+            get("exchange_calls:binance"),
+            get("exchange_calls:coinbase"),
+            get("exchange_calls:kraken")
+        );
+        let _ = writeln!(
+            out,
+            "dead letters      {} in total, {} in the DLQ now",
+            get("dead_letters"),
+            dlq_depth
+        );
+        let _ = writeln!(
+            out,
+            "(totals since the counters began; each process adds its counts every few seconds)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
