@@ -17,8 +17,14 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     apt_updated=1
   fi
-  # Debian starts packaged services on install; the project never uses those ports.
+  # Debian starts packaged services on install; forbid that (policy-rc.d), so installing
+  # never starts a daemon on a port someone else may be using.
+  local policy=/usr/sbin/policy-rc.d created=""
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  if [[ -n $created ]]; then rm -f "$policy"; fi
 }
 
 ensure_servers() {
@@ -26,6 +32,10 @@ ensure_servers() {
   command -v nats-server >/dev/null || missing+=(nats-server)
   command -v redis-server >/dev/null || missing+=(redis-server)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+}
+
+ensure_promtool() {
+  command -v promtool >/dev/null || apt_install prometheus
 }
 
 ensure_rust() {

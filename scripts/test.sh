@@ -9,6 +9,7 @@ cd "$root"
 source scripts/install.sh
 ensure_rust
 ensure_servers
+ensure_promtool
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

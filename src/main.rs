@@ -90,3 +90,83 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod compose_tests {
+    //! `docker-compose.yml` cannot run here (no Docker engine), so what can be checked is:
+    //! every service command parses as a real `candlepipe` invocation, every mounted file
+    //! exists, and the ports agree with the NATS config.
+
+    use clap::Parser;
+
+    use super::Cli;
+
+    fn compose() -> serde_yaml::Value {
+        let mut doc: serde_yaml::Value =
+            serde_yaml::from_str(include_str!("../docker-compose.yml"))
+                .expect("docker-compose.yml parses");
+        doc.apply_merge().expect("the <<: merge keys resolve");
+        doc
+    }
+
+    #[test]
+    fn every_candlepipe_service_runs_a_real_subcommand() {
+        let doc = compose();
+        let services = doc["services"].as_mapping().expect("services");
+        let mut checked = 0;
+        for (name, svc) in services {
+            if svc["image"].as_str() != Some("candlepipe:latest") {
+                continue;
+            }
+            let args: Vec<String> = svc["command"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{name:?} has a command"))
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            let argv = std::iter::once("candlepipe".to_string()).chain(args.clone());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!(
+                    "service {name:?}: `candlepipe {}` does not parse: {e}",
+                    args.join(" ")
+                );
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 3, "ingest, fill and sim");
+        assert_eq!(doc["services"]["fill"]["deploy"]["replicas"], 2);
+    }
+
+    #[test]
+    fn mounted_files_exist_and_ports_agree() {
+        let doc = compose();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (name, svc) in doc["services"].as_mapping().unwrap() {
+            for v in svc["volumes"].as_sequence().into_iter().flatten() {
+                let host = v.as_str().unwrap().split(':').next().unwrap();
+                if host.starts_with("./") {
+                    assert!(
+                        root.join(host).exists(),
+                        "service {name:?} mounts missing {host}"
+                    );
+                }
+            }
+        }
+        let nats_conf = include_str!("../nats/jetstream.conf");
+        assert!(nats_conf.lines().any(|l| l.trim() == "port: 4222"));
+        assert_eq!(doc["services"]["nats"]["ports"][0], "4222:4222");
+        let env = &doc["x-candlepipe"]["environment"];
+        assert_eq!(env["CANDLEPIPE_NATS_URL"], "nats://nats:4222");
+        assert_eq!(env["CANDLEPIPE_REDIS_URL"], "redis://redis:6379");
+        let sim_port = doc["services"]["sim"]["command"][2]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(doc.get("x-candlepipe").is_some());
+        assert!(include_str!("../docker-compose.yml").contains(&format!("http://sim:{sim_port}")));
+        assert!(root.join("Dockerfile").exists());
+    }
+}

@@ -9,6 +9,7 @@ mod candles;
 mod errors;
 mod formats;
 mod hostile;
+mod ops;
 mod reliability;
 mod restarts;
 mod security;

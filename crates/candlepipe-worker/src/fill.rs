@@ -52,6 +52,7 @@ pub async fn run(
         .max_messages_per_batch(concurrency)
         .messages()
         .await?;
+    let dlq_gauge = tokio::spawn(watch_dlq_depth(ctx.clone()));
     tracing::info!(consumer = FILL_CONSUMER, concurrency, "fill ready");
     let slots = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
@@ -83,8 +84,25 @@ pub async fn run(
     drop(messages);
     tracker.close();
     tracker.wait().await;
+    dlq_gauge.abort();
     tracing::info!("fill drained");
     Ok(())
+}
+
+/// Keeps the `candlepipe_dlq_messages` gauge at the dead-letter stream's depth.
+async fn watch_dlq_depth(ctx: Context) {
+    loop {
+        match ctx.js.get_stream(ctx.settings.subjects.dlq_stream()).await {
+            Ok(stream) => match stream.get_info().await {
+                Ok(info) => {
+                    metrics::gauge!("candlepipe_dlq_messages").set(info.state.messages as f64)
+                }
+                Err(e) => tracing::debug!(error = %e, "DLQ info unavailable"),
+            },
+            Err(e) => tracing::debug!(error = %e, "DLQ stream unavailable"),
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
 }
 
 async fn process(ctx: &Context, exchange: &ExchangeClient, msg: Message) {

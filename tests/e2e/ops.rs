@@ -1,0 +1,101 @@
+//! Operations files: the Prometheus rules are valid and use only metrics a worker exports.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/rules.yml");
+
+/// `candlepipe_*` metric names in a PromQL text (recording-rule names use `:` and are skipped).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = text[i..].find("candlepipe_") {
+        let start = i + pos;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        let preceded =
+            start > 0 && (bytes[start - 1] == b':' || bytes[start - 1].is_ascii_alphanumeric());
+        let recording_rule = end < bytes.len() && bytes[end] == b':';
+        if !(preceded || recording_rule) {
+            let name = &text[start..end];
+            let base = ["_bucket", "_count", "_sum"]
+                .iter()
+                .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+            names.insert(base.to_string());
+        }
+        i = end;
+    }
+    names
+}
+
+#[tokio::test]
+async fn prometheus_rules_are_valid_and_every_metric_they_use_is_exported() {
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules", RULES])
+        .output()
+        .expect("promtool is missing: apt-get install -y prometheus (scripts/test.sh does)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut stack = stack().await;
+    stack
+        .env
+        .push(("CANDLEPIPE_RETRY_BASE_MS".into(), "10".into()));
+    stack
+        .env
+        .push(("CANDLEPIPE_RETRY_MAX_MS".into(), "20".into()));
+    let mut worker = stack
+        .worker_with(&["all"], &["--metrics-addr", "127.0.0.1:0"])
+        .await;
+    let url = worker.metrics_url().await;
+    let client = stack.client().await;
+    // Traffic that touches every metric: a miss, a hit, an error, a dead letter.
+    let r = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1h","limit":5,"max_age_ms":600_000});
+    get(&client, r.clone()).await;
+    get(&client, r).await;
+    get(&client, req("ftx", "BTC/USDT", "1h", 5)).await;
+    stack
+        .sim
+        .set_faults(
+            "binance",
+            json!({"fault": {"mode": "status", "status": 500, "symbol": "ETHUSDT"}}),
+        )
+        .await;
+    assert_eq!(
+        code(&get(&client, req("binance", "ETH/USDT", "1h", 5)).await),
+        "upstream_error"
+    );
+
+    let wanted = metric_names(&std::fs::read_to_string(RULES).unwrap());
+    assert!(wanted.len() >= 5, "{wanted:?}");
+    let missing = eventually(
+        Duration::from_secs(15),
+        "every metric of the rules",
+        || async {
+            let text = reqwest::get(format!("{url}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let missing: Vec<&String> = wanted
+                .iter()
+                .filter(|m| !text.contains(&format!("# TYPE {m} ")))
+                .collect();
+            missing.is_empty().then_some(missing.len())
+        },
+    )
+    .await;
+    assert_eq!(missing, 0);
+}
