@@ -1,6 +1,12 @@
 //! Connecting to NATS and Redis with bounded waits, so no command hangs on a dead server.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use candlepipe_exchange::ExchangeClient;
+use candlepipe_store::SeriesStore;
+use candlepipe_worker::budget::RedisBudget;
+use candlepipe_worker::cluster_stats::Counters;
 
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -135,6 +141,41 @@ pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<Connectio
             }
         }
     }
+}
+
+/// What fills the cache: the signed series store and an exchange client gated by the
+/// cluster-wide budget (whose permits are counted in `stats`).
+pub struct Filling {
+    pub store: SeriesStore,
+    pub exchange: ExchangeClient,
+}
+
+pub async fn filling(
+    cfg: &Config,
+    nats: &async_nats::Client,
+    redis: &ConnectionManager,
+    stats: Arc<Counters>,
+) -> anyhow::Result<Filling> {
+    let store = SeriesStore::new(
+        redis.clone(),
+        cfg.keyring.clone(),
+        &cfg.redis_prefix,
+        cfg.history_cap,
+    );
+    let budget = RedisBudget::start(
+        redis.clone(),
+        &cfg.redis_prefix,
+        nats.clone(),
+        &cfg.prefix,
+        &cfg.exchanges,
+        stats,
+    )
+    .await
+    .context("subscribing to exchange pauses")?;
+    let exchange = ExchangeClient::new(cfg.exchanges.clone())
+        .context("building the HTTP client")?
+        .with_budget(budget);
+    Ok(Filling { store, exchange })
 }
 
 /// A URL with any password or token replaced, for logs and messages.

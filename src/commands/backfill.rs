@@ -10,9 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
-use candlepipe_exchange::ExchangeClient;
-use candlepipe_store::{Fetched, SeriesStore};
-use candlepipe_worker::budget::RedisBudget;
+use candlepipe_store::Fetched;
 use candlepipe_worker::cluster_stats::{self, Counters};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -126,23 +124,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
 
     let nats = connect::nats(cfg, "candlepipe-backfill", Duration::ZERO).await?;
     let redis = connect::redis(cfg, Duration::ZERO).await?;
-    let store = SeriesStore::new(
-        redis.clone(),
-        cfg.keyring.clone(),
-        &cfg.redis_prefix,
-        cfg.history_cap,
-    );
     let stats = Arc::new(Counters::default());
-    let budget = RedisBudget::start(
-        redis.clone(),
-        &cfg.redis_prefix,
-        nats,
-        &cfg.prefix,
-        &cfg.exchanges,
-        stats.clone(),
-    )
-    .await?;
-    let client = ExchangeClient::new(cfg.exchanges.clone())?.with_budget(budget);
+    let connect::Filling {
+        store,
+        exchange: client,
+    } = connect::filling(cfg, &nats, &redis, stats.clone()).await?;
 
     // Resume: only the parts the store does not cover yet.
     let state = store

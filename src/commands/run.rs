@@ -4,10 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use candlepipe_exchange::ExchangeClient;
-use candlepipe_store::{L1Cache, SeriesStore};
-use candlepipe_worker::budget::RedisBudget;
+use candlepipe_store::L1Cache;
 use candlepipe_worker::cluster_stats::{self, Counters};
 use candlepipe_worker::{Context, Role};
 use clap::ValueEnum;
@@ -59,25 +56,9 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let redis = connect::redis(cfg, Duration::from_secs(30)).await?;
-    let store = SeriesStore::new(
-        redis.clone(),
-        cfg.keyring.clone(),
-        &cfg.redis_prefix,
-        cfg.history_cap,
-    );
     let stats = Arc::new(Counters::default());
-    let budget = RedisBudget::start(
-        redis.clone(),
-        &cfg.redis_prefix,
-        nats.clone(),
-        &cfg.prefix,
-        &cfg.exchanges,
-        stats.clone(),
-    )
-    .await?;
-    let exchange = ExchangeClient::new(cfg.exchanges.clone())
-        .context("building the HTTP client")?
-        .with_budget(budget);
+    let connect::Filling { store, exchange } =
+        connect::filling(cfg, &nats, &redis, stats.clone()).await?;
     let ctx = Context {
         js: async_nats::jetstream::new(nats.clone()),
         nats,

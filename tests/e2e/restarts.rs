@@ -164,3 +164,32 @@ async fn sigterm_drains_a_fill_worker_it_finishes_its_jobs_and_exits_0() {
     assert_eq!(stack.sim.requests("binance").await, 5, "each job done once");
     assert_eq!(jobs_left(&client).await, 0);
 }
+
+#[tokio::test]
+async fn a_job_longer_than_ack_wait_stays_with_its_worker() {
+    let mut stack = stack().await;
+    // The exchange takes 2.5 s; JetStream would redeliver after 1 s without progress acks.
+    stack
+        .env
+        .push(("CANDLEPIPE_ACK_WAIT_MS".into(), "1000".into()));
+    stack
+        .env
+        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "10000".into()));
+    stack
+        .sim
+        .set_faults("binance", json!({"latency_ms": 2500}))
+        .await;
+    let _fills = [stack.worker(&["fill"]).await, stack.worker(&["fill"]).await];
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    assert_eq!(
+        ok(&get(&client, req("binance", "SOL/USDT", "4h", 5)).await).len(),
+        5
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        1,
+        "in-progress acks kept the job from being redelivered"
+    );
+}
