@@ -8,6 +8,24 @@ use serde_json::json;
 use crate::support::*;
 
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/rules.yml");
+const PROMETHEUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/prometheus.yml");
+const DASHBOARD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/ops/grafana/dashboards/candlepipe.json"
+);
+
+/// The PromQL of every panel of the Grafana dashboard.
+fn dashboard_queries() -> Vec<String> {
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(DASHBOARD).unwrap()).expect("dashboard JSON");
+    dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().expect("expr").to_string())
+        .collect()
+}
 
 /// `candlepipe_*` metric names in a PromQL text (recording-rule names use `:` and are skipped).
 fn metric_names(text: &str) -> BTreeSet<String> {
@@ -36,17 +54,46 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 }
 
 #[tokio::test]
-async fn prometheus_rules_are_valid_and_every_metric_they_use_is_exported() {
+async fn prometheus_rules_and_dashboard_are_valid_and_every_metric_they_use_is_exported() {
     let out = std::process::Command::new("promtool")
         .args(["check", "rules", RULES])
         .output()
         .expect("promtool is missing: apt-get install -y prometheus (scripts/test.sh does)");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    ok(&out);
+    // The scrape config, with its rule file pointed at the repository's copy.
+    let config = std::fs::read_to_string(PROMETHEUS)
+        .unwrap()
+        .replace("/etc/prometheus/rules.yml", RULES);
+    let tmp =
+        std::env::temp_dir().join(format!("candlepipe-prometheus-{}.yml", std::process::id()));
+    std::fs::write(&tmp, config).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&tmp);
+    ok(&out);
+    // Every recording rule the dashboard uses is defined.
+    let rules = std::fs::read_to_string(RULES).unwrap();
+    for q in dashboard_queries() {
+        for word in q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
+            if word.starts_with("candlepipe:") {
+                assert!(
+                    rules.contains(&format!("record: {word}")),
+                    "dashboard uses undefined {word}"
+                );
+            }
+        }
+    }
 
     let mut stack = stack().await;
     stack
@@ -77,7 +124,8 @@ async fn prometheus_rules_are_valid_and_every_metric_they_use_is_exported() {
         "upstream_error"
     );
 
-    let wanted = metric_names(&std::fs::read_to_string(RULES).unwrap());
+    let mut wanted = metric_names(&std::fs::read_to_string(RULES).unwrap());
+    wanted.extend(dashboard_queries().iter().flat_map(|q| metric_names(q)));
     assert!(wanted.len() >= 5, "{wanted:?}");
     let missing = eventually(
         Duration::from_secs(15),

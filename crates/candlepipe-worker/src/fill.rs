@@ -53,6 +53,10 @@ pub async fn run(
         .messages()
         .await?;
     let dlq_gauge = tokio::spawn(watch_dlq_depth(ctx.clone()));
+    for ex in candlepipe_core::Exchange::ALL {
+        metrics::gauge!("candlepipe_exchange_budget_rps", "exchange" => ex.as_str())
+            .set(f64::from(exchange.settings().endpoint(ex).rps));
+    }
     tracing::info!(consumer = FILL_CONSUMER, concurrency, "fill ready");
     let slots = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
