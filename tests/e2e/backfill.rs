@@ -8,34 +8,17 @@ use crate::support::*;
 async fn backfill_of_ten_thousand_candles_respects_the_budget_and_serves_later_windows() {
     const RPS: u64 = 4;
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_BINANCE_RPS".into(), RPS.to_string()));
+    stack.set("CANDLEPIPE_BINANCE_RPS", RPS);
     let client = stack.client().await;
     // 10,000 one-minute candles ending two hours ago: 10 pages of 1,000.
     let until = closed_end(60_000) - 3_600_000;
     let since = until - 9_999 * 60_000;
-    let out = tokio::process::Command::new(BIN)
-        .args([
-            "backfill",
-            "binance",
-            "BTC/USDT",
-            "1m",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &until.to_string(),
-        ])
-        .env_clear()
-        .envs(stack.worker_env())
-        .output()
-        .await
-        .expect("run backfill");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (since_ms, until_ms) = (since.to_string(), until.to_string());
+    let args = [
+        "backfill", "binance", "BTC/USDT", "1m", "--since", &since_ms, "--until", &until_ms,
+    ];
+    let (status, stdout, stderr) = cli_output(&stack, &args).await;
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("10000 candle slots") && stdout.contains("10000 candles fetched"),
         "{stdout}"
@@ -62,20 +45,7 @@ async fn backfill_of_ten_thousand_candles_respects_the_budget_and_serves_later_w
     );
 
     // Run again: everything is covered, nothing is fetched.
-    let (status, again) = cli(
-        &stack,
-        &[
-            "backfill",
-            "binance",
-            "BTC/USDT",
-            "1m",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &until.to_string(),
-        ],
-    )
-    .await;
+    let (status, again) = cli(&stack, &args).await;
     assert_eq!(status, Some(0));
     assert!(
         again.contains("0 candles fetched, 10000 already cached"),

@@ -7,12 +7,8 @@ use crate::support::*;
 #[tokio::test]
 async fn every_error_code_from_its_cause() {
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "2500".into()));
-    stack
-        .env
-        .push(("CANDLEPIPE_EXCHANGE_TIMEOUT_MS".into(), "300".into()));
+    stack.set("CANDLEPIPE_FILL_WAIT_MS", "2500");
+    stack.set("CANDLEPIPE_EXCHANGE_TIMEOUT_MS", "300");
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
 

@@ -96,12 +96,8 @@ async fn prometheus_rules_and_dashboard_are_valid_and_every_metric_they_use_is_e
     }
 
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_RETRY_BASE_MS".into(), "10".into()));
-    stack
-        .env
-        .push(("CANDLEPIPE_RETRY_MAX_MS".into(), "20".into()));
+    stack.set("CANDLEPIPE_RETRY_BASE_MS", "10");
+    stack.set("CANDLEPIPE_RETRY_MAX_MS", "20");
     let mut worker = stack
         .worker_with(&["all"], &["--metrics-addr", "127.0.0.1:0"])
         .await;

@@ -19,12 +19,8 @@ fn events(stats: &Value, exchange: &str) -> Vec<(i64, u64)> {
 async fn three_fill_workers_share_one_budget_and_never_exceed_it() {
     const RPS: u64 = 20;
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_BINANCE_RPS".into(), RPS.to_string()));
-    stack
-        .env
-        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "60000".into()));
+    stack.set("CANDLEPIPE_BINANCE_RPS", RPS);
+    stack.set("CANDLEPIPE_FILL_WAIT_MS", "60000");
     // The exchange would punish anything over budget + burst (1) with a 429.
     stack
         .sim
@@ -84,12 +80,8 @@ async fn three_fill_workers_share_one_budget_and_never_exceed_it() {
 #[tokio::test]
 async fn a_429_with_retry_after_holds_every_worker_off_the_exchange() {
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_BINANCE_RPS".into(), "50".into()));
-    stack
-        .env
-        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "15000".into()));
+    stack.set("CANDLEPIPE_BINANCE_RPS", "50");
+    stack.set("CANDLEPIPE_FILL_WAIT_MS", "15000");
     let _fills = [stack.worker(&["fill"]).await, stack.worker(&["fill"]).await];
     let _ingest = stack.worker(&["ingest"]).await;
     let client = stack.client().await;
@@ -130,12 +122,8 @@ async fn a_429_with_retry_after_holds_every_worker_off_the_exchange() {
 #[tokio::test]
 async fn a_job_failing_every_delivery_is_dead_lettered_and_replays_once_the_fault_is_gone() {
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_RETRY_BASE_MS".into(), "20".into()));
-    stack
-        .env
-        .push(("CANDLEPIPE_RETRY_MAX_MS".into(), "100".into()));
+    stack.set("CANDLEPIPE_RETRY_BASE_MS", "20");
+    stack.set("CANDLEPIPE_RETRY_MAX_MS", "100");
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
     stack
@@ -204,7 +192,7 @@ async fn the_circuit_opens_on_failures_serves_stale_and_closes_when_the_exchange
         ("CANDLEPIPE_RETRY_MAX_MS", "50"),
         ("CANDLEPIPE_FILL_WAIT_MS", "3000"),
     ] {
-        stack.env.push((k.into(), v.into()));
+        stack.set(k, v);
     }
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;

@@ -15,12 +15,8 @@ async fn jobs_left(client: &async_nats::Client) -> u64 {
 #[tokio::test]
 async fn killing_a_fill_worker_mid_job_loses_nothing() {
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_ACK_WAIT_MS".into(), "2000".into()));
-    stack
-        .env
-        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "20000".into()));
+    stack.set("CANDLEPIPE_ACK_WAIT_MS", "2000");
+    stack.set("CANDLEPIPE_FILL_WAIT_MS", "20000");
     stack
         .sim
         .set_faults("binance", json!({"latency_ms": 1000}))
@@ -73,9 +69,7 @@ async fn ask(client: &async_nats::Client, request: &Value) -> Value {
 #[tokio::test]
 async fn workers_ride_out_redis_and_nats_restarts() {
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "3000".into()));
+    stack.set("CANDLEPIPE_FILL_WAIT_MS", "3000");
     let mut worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
     let warm = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1d","limit":10,"max_age_ms":3_600_000});
@@ -134,9 +128,7 @@ async fn workers_ride_out_redis_and_nats_restarts() {
 #[tokio::test]
 async fn sigterm_drains_a_fill_worker_it_finishes_its_jobs_and_exits_0() {
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "20000".into()));
+    stack.set("CANDLEPIPE_FILL_WAIT_MS", "20000");
     stack
         .sim
         .set_faults("binance", json!({"latency_ms": 1000}))
@@ -169,12 +161,8 @@ async fn sigterm_drains_a_fill_worker_it_finishes_its_jobs_and_exits_0() {
 async fn a_job_longer_than_ack_wait_stays_with_its_worker() {
     let mut stack = stack().await;
     // The exchange takes 2.5 s; JetStream would redeliver after 1 s without progress acks.
-    stack
-        .env
-        .push(("CANDLEPIPE_ACK_WAIT_MS".into(), "1000".into()));
-    stack
-        .env
-        .push(("CANDLEPIPE_FILL_WAIT_MS".into(), "10000".into()));
+    stack.set("CANDLEPIPE_ACK_WAIT_MS", "1000");
+    stack.set("CANDLEPIPE_FILL_WAIT_MS", "10000");
     stack
         .sim
         .set_faults("binance", json!({"latency_ms": 2500}))

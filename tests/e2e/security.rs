@@ -15,14 +15,14 @@ async fn workers_use_nats_and_redis_credentials_and_never_print_them() {
     let redis = RedisServer::start_with(&["--requirepass", REDIS_PASS]);
     let (nats_port, redis_port) = (nats.port, redis.port);
     let mut stack = Stack::start_with(BIN, nats, redis).await;
-    stack.env.push((
-        "CANDLEPIPE_NATS_URL".into(),
+    stack.set(
+        "CANDLEPIPE_NATS_URL",
         format!("nats://cp:{NATS_PASS}@127.0.0.1:{nats_port}"),
-    ));
-    stack.env.push((
-        "CANDLEPIPE_REDIS_URL".into(),
+    );
+    stack.set(
+        "CANDLEPIPE_REDIS_URL",
         format!("redis://default:{REDIS_PASS}@127.0.0.1:{redis_port}"),
-    ));
+    );
     let worker = stack.worker(&["all"]).await;
 
     let client = async_nats::ConnectOptions::with_user_and_password("cp".into(), NATS_PASS.into())

@@ -76,6 +76,12 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
 
 /// Runs `candlepipe <args>` against the stack; returns its exit code and stdout.
 pub async fn cli(stack: &Stack, args: &[&str]) -> (Option<i32>, String) {
+    let (status, stdout, _) = cli_output(stack, args).await;
+    (status, stdout)
+}
+
+/// Like [`cli`], with stderr too.
+pub async fn cli_output(stack: &Stack, args: &[&str]) -> (Option<i32>, String, String) {
     let out = tokio::process::Command::new(BIN)
         .args(args)
         .env_clear()
@@ -86,5 +92,6 @@ pub async fn cli(stack: &Stack, args: &[&str]) -> (Option<i32>, String) {
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }

@@ -84,9 +84,7 @@ async fn two_workers_expose_moving_counters_and_health() {
 #[tokio::test]
 async fn stats_add_up_across_the_cluster() {
     let mut stack = stack().await;
-    stack
-        .env
-        .push(("CANDLEPIPE_STATS_FLUSH_MS".into(), "100".into()));
+    stack.set("CANDLEPIPE_STATS_FLUSH_MS", "100");
     let _a = stack.worker(&["all"]).await;
     let _b = stack.worker(&["all"]).await;
     let client = stack.client().await;

@@ -44,6 +44,11 @@ impl Stack {
         }
     }
 
+    /// Sets `CANDLEPIPE_*` setting `key` for every worker started from here on.
+    pub fn set(&mut self, key: &str, value: impl ToString) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// The environment for a `candlepipe` process against this stack.
     pub fn worker_env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
