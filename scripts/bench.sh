@@ -4,16 +4,8 @@
 #   scripts/bench.sh [seconds per run, default 10]
 # Starts its own nats-server, redis-server (ports 24222/26379), simulator (28080, 20 ms
 # latency) and workers, and stops them at the end. Release build.
-set -euo pipefail
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-# shellcheck source=scripts/install.sh
-source scripts/install.sh
-# shellcheck source=scripts/procs.sh
-source scripts/procs.sh
-ensure_rust
-ensure_servers
+# shellcheck source=scripts/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 
 secs="${1:-10}"
 sim_latency_ms=20

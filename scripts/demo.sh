@@ -3,16 +3,8 @@
 # redis-server on ports of their own, the exchange simulator, ingest and fill workers.
 # Asks each exchange for candles twice and shows where each answer came from.
 # Installs what is missing; stops everything it started when it ends.
-set -euo pipefail
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-# shellcheck source=scripts/install.sh
-source scripts/install.sh
-# shellcheck source=scripts/procs.sh
-source scripts/procs.sh
-ensure_rust
-ensure_servers
+# shellcheck source=scripts/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 
 export CANDLEPIPE_RUN_DIR="$root/.run"
 sim_port="${CANDLEPIPE_DEMO_SIM_PORT:-18080}"

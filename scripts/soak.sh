@@ -3,16 +3,8 @@
 # workers, while a fill worker is SIGKILLed and restarted every 2 minutes and Redis is
 # restarted half-way. Samples the ingest's RSS every 10 s and writes the "Soak" section of
 # BENCHMARKS.md.   scripts/soak.sh [minutes, default 10]
-set -euo pipefail
-
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-# shellcheck source=scripts/install.sh
-source scripts/install.sh
-# shellcheck source=scripts/procs.sh
-source scripts/procs.sh
-ensure_rust
-ensure_servers
+# shellcheck source=scripts/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 
 minutes="${1:-10}"
 l1_capacity=200000
