@@ -25,7 +25,11 @@ pub(crate) async fn klines(
 ) -> Response {
     let symbol = q.get("symbol").cloned().unwrap_or_default();
     if let Some(r) = sim
-        .gate(Exchange::Binance, &symbol, raw.as_deref().unwrap_or(""))
+        .gate(
+            Exchange::Binance.as_str(),
+            &symbol,
+            raw.as_deref().unwrap_or(""),
+        )
         .await
     {
         return r;

@@ -32,7 +32,11 @@ pub(crate) async fn candles(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(r) = sim
-        .gate(Exchange::Coinbase, &product, raw.as_deref().unwrap_or(""))
+        .gate(
+            Exchange::Coinbase.as_str(),
+            &product,
+            raw.as_deref().unwrap_or(""),
+        )
         .await
     {
         return r;

@@ -46,7 +46,8 @@ pub enum FaultMode {
     Status,
     /// Never answer (the client's timeout fires).
     Timeout,
-    /// Answer 200 with a body that is not JSON.
+    /// Answer 200 with a body that is not JSON (for the LLM: a completion whose content is
+    /// not the JSON that was asked for).
     Malformed,
 }
 
@@ -56,7 +57,8 @@ pub struct Fault {
     pub mode: FaultMode,
     #[serde(default = "unavailable")]
     pub status: u16,
-    /// Only requests for this native symbol (`BTCUSDT`, `BTC-USD`, `XBTUSD`); all if unset.
+    /// Only requests for this native symbol (`BTCUSDT`, `BTC-USD`, `XBTUSD`), or for the LLM
+    /// this model; all if unset.
     #[serde(default)]
     pub symbol: Option<String>,
     /// Fail this many matching requests, then recover; forever if unset.
@@ -67,10 +69,13 @@ pub struct Fault {
     pub retry_after_s: Option<u64>,
 }
 
-/// What one exchange has seen.
+/// What one target (an exchange, or `llm`) has seen.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExchangeLog {
+pub struct RequestLog {
     pub requests: u64,
+    /// LLM only: the `usage` the sim reported, summed over every answer.
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
     /// Query strings, oldest first (the last 10,000).
     pub queries: VecDeque<String>,
     /// Requests per wall-clock second (Unix seconds → count), the last 600 seconds.
@@ -91,7 +96,7 @@ pub struct RequestEvent {
 const MAX_QUERIES: usize = 10_000;
 const MAX_SECONDS: usize = 600;
 
-impl ExchangeLog {
+impl RequestLog {
     /// Records one request; returns how many came in its second so far.
     pub fn record(&mut self, query: &str, second: i64) -> u64 {
         self.requests += 1;

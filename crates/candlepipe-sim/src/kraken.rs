@@ -29,7 +29,11 @@ pub(crate) async fn ohlc(
 ) -> Response {
     let pair = q.get("pair").cloned().unwrap_or_default();
     if let Some(r) = sim
-        .gate(Exchange::Kraken, &pair, raw.as_deref().unwrap_or(""))
+        .gate(
+            Exchange::Kraken.as_str(),
+            &pair,
+            raw.as_deref().unwrap_or(""),
+        )
         .await
     {
         return r;

@@ -4,13 +4,15 @@
 //! - Binance  `GET /api/v3/klines`
 //! - Coinbase `GET /products/{BASE-QUOTE}/candles`
 //! - Kraken   `GET /0/public/OHLC`
-//! - control  `GET /sim/stats`, `POST /sim/faults/{exchange}`, `POST /sim/reset`
+//! - an OpenAI-compatible LLM: `GET /v1/models`, `POST /v1/chat/completions` (with `usage`)
+//! - control  `GET /sim/stats`, `POST /sim/faults/{exchange|llm}`, `POST /sim/reset`
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod binance;
 mod coinbase;
 pub mod faults;
 mod kraken;
+mod llm;
 pub mod market;
 
 use std::collections::BTreeMap;
@@ -24,39 +26,61 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use candlepipe_core::{now_ms, Exchange};
 
-pub use faults::{ExchangeLog, Fault, FaultConfig, FaultMode, RateLimit, RequestEvent};
+/// The target name of the simulated LLM in `/sim/stats` and `/sim/faults/llm`.
+pub const LLM: &str = "llm";
 
-/// Shared state. The lock is std's: it is never held across an `.await`.
+pub use faults::{Fault, FaultConfig, FaultMode, RateLimit, RequestEvent, RequestLog};
+
+/// Shared state per target (`binance`, `coinbase`, `kraken`, `llm`). The lock is std's: it
+/// is never held across an `.await`.
 #[derive(Clone, Default)]
 pub struct Sim {
-    inner: Arc<Mutex<BTreeMap<Exchange, PerExchange>>>,
+    inner: Arc<Mutex<BTreeMap<&'static str, PerTarget>>>,
 }
 
 #[derive(Default)]
-struct PerExchange {
-    log: ExchangeLog,
+struct PerTarget {
+    log: RequestLog,
     config: FaultConfig,
+}
+
+/// What a handler does after the gate.
+enum Admit {
+    Serve,
+    Malformed,
+    Refuse(Response),
 }
 
 /// What a handler must do before (or instead of) answering with data.
 enum Gate {
     Serve,
+    /// The LLM answers, but not with the JSON it was asked for.
+    Malformed,
     Answer(Response),
     Hang,
 }
 
 impl Sim {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Exchange, PerExchange>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<&'static str, PerTarget>> {
         // A panic while holding this lock leaves plain counters behind; keep serving.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Logs the request, applies latency, the rate limit and any fault.
-    async fn gate(&self, ex: Exchange, native_symbol: &str, query: &str) -> Option<Response> {
+    /// For the exchanges: `Some(answer)` instead of data, or `None` to serve data.
+    async fn gate(&self, target: &'static str, key: &str, query: &str) -> Option<Response> {
+        match self.admit(target, key, query).await {
+            Admit::Refuse(r) => Some(r),
+            Admit::Serve | Admit::Malformed => None,
+        }
+    }
+
+    /// Logs the request, applies latency, the rate limit and any fault. `key` is what a
+    /// fault's `symbol` matches: the native symbol, or the LLM's model.
+    async fn admit(&self, target: &'static str, key: &str, query: &str) -> Admit {
         let now = now_ms();
         let (latency, gate) = {
             let mut all = self.lock();
-            let st = all.entry(ex).or_default();
+            let st = all.entry(target).or_default();
             let in_second = st.log.record(query, now.div_euclid(1000));
             let mut gate = Gate::Serve;
             if let Some(rl) = &st.config.rate_limit {
@@ -66,7 +90,7 @@ impl Sim {
             }
             if matches!(gate, Gate::Serve) {
                 if let Some(f) = st.config.fault.as_mut() {
-                    let matches = f.symbol.as_deref().is_none_or(|s| s == native_symbol);
+                    let matches = f.symbol.as_deref().is_none_or(|s| s == key);
                     let left = f.times.is_none_or(|n| n > 0);
                     if matches && left {
                         if let Some(n) = f.times.as_mut() {
@@ -74,6 +98,7 @@ impl Sim {
                         }
                         gate = match f.mode {
                             FaultMode::Timeout => Gate::Hang,
+                            FaultMode::Malformed if target == LLM => Gate::Malformed,
                             FaultMode::Malformed => {
                                 Gate::Answer((StatusCode::OK, "{\"garbage\":[1,2").into_response())
                             }
@@ -93,7 +118,7 @@ impl Sim {
                 }
             }
             let status = match &gate {
-                Gate::Serve => 200,
+                Gate::Serve | Gate::Malformed => 200,
                 Gate::Answer(r) => r.status().as_u16(),
                 Gate::Hang => 504,
             };
@@ -104,25 +129,36 @@ impl Sim {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
         match gate {
-            Gate::Serve => None,
-            Gate::Answer(r) => Some(r),
+            Gate::Serve => Admit::Serve,
+            Gate::Malformed => Admit::Malformed,
+            Gate::Answer(r) => Admit::Refuse(r),
             Gate::Hang => {
                 tokio::time::sleep(Duration::from_secs(600)).await;
-                Some(StatusCode::GATEWAY_TIMEOUT.into_response())
+                Admit::Refuse(StatusCode::GATEWAY_TIMEOUT.into_response())
             }
         }
     }
 
-    pub fn set_faults(&self, ex: Exchange, config: FaultConfig) {
-        self.lock().entry(ex).or_default().config = config;
+    pub fn set_faults(&self, target: &'static str, config: FaultConfig) {
+        self.lock().entry(target).or_default().config = config;
     }
 
-    pub fn stats(&self) -> BTreeMap<Exchange, ExchangeLog> {
+    pub fn stats(&self) -> BTreeMap<&'static str, RequestLog> {
         let all = self.lock();
         Exchange::ALL
             .iter()
-            .map(|e| (*e, all.get(e).map(|s| s.log.clone()).unwrap_or_default()))
+            .map(|e| e.as_str())
+            .chain([LLM])
+            .map(|t| (t, all.get(t).map(|s| s.log.clone()).unwrap_or_default()))
             .collect()
+    }
+
+    /// Adds an LLM answer's `usage` to the log.
+    fn count_usage(&self, prompt: u64, completion: u64) {
+        let mut all = self.lock();
+        let log = &mut all.entry(LLM).or_default().log;
+        log.prompt_tokens += prompt;
+        log.completion_tokens += completion;
     }
 
     pub fn reset(&self) {
@@ -149,29 +185,31 @@ pub fn router(sim: Sim) -> Router {
         .route("/api/v3/klines", get(binance::klines))
         .route("/products/{product}/candles", get(coinbase::candles))
         .route("/0/public/OHLC", get(kraken::ohlc))
+        .route("/v1/models", get(llm::models))
+        .route("/v1/chat/completions", post(llm::chat_completions))
         .route("/sim/stats", get(stats))
         .route("/sim/faults/{exchange}", post(set_faults))
         .route("/sim/reset", post(reset))
         .with_state(sim)
 }
 
-async fn stats(State(sim): State<Sim>) -> Json<BTreeMap<Exchange, ExchangeLog>> {
+async fn stats(State(sim): State<Sim>) -> Json<BTreeMap<&'static str, RequestLog>> {
     Json(sim.stats())
 }
 
 async fn set_faults(
     State(sim): State<Sim>,
-    Path(exchange): Path<String>,
+    Path(target): Path<String>,
     Json(config): Json<FaultConfig>,
 ) -> Response {
-    match Exchange::parse(&exchange) {
-        Ok(ex) => {
-            tracing::info!(exchange = %ex, ?config, "sim faults set");
-            sim.set_faults(ex, config);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => (StatusCode::NOT_FOUND, e.message).into_response(),
-    }
+    let target = match Exchange::parse(&target) {
+        Ok(ex) => ex.as_str(),
+        Err(_) if target == LLM => LLM,
+        Err(e) => return (StatusCode::NOT_FOUND, e.message).into_response(),
+    };
+    tracing::info!(target, ?config, "sim faults set");
+    sim.set_faults(target, config);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn reset(State(sim): State<Sim>) -> StatusCode {

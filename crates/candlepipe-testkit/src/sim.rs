@@ -57,10 +57,12 @@ impl Sim {
             .unwrap_or_default()
     }
 
-    pub async fn set_faults(&self, exchange: &str, config: serde_json::Value) {
+    /// `target` is an exchange, or `llm` for the simulated LLM (a fault's `symbol` is then
+    /// the model it applies to).
+    pub async fn set_faults(&self, target: &str, config: serde_json::Value) {
         let status = self
             .http
-            .post(format!("{}/sim/faults/{exchange}", self.url))
+            .post(format!("{}/sim/faults/{target}", self.url))
             .json(&config)
             .send()
             .await
