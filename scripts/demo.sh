@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end and offline, on built-in defaults: local nats-server and
-# redis-server on ports of their own, the exchange simulator, ingest and fill workers.
-# Asks each exchange for candles twice and shows where each answer came from.
+# redis-server on ports of their own, the exchange simulator (exchanges and an
+# OpenAI-compatible LLM), and a worker running ingest, fill and analyze. Asks each exchange
+# for candles twice and shows where each answer came from, then analyses a portfolio with
+# LLM commentary and prints its tokens and cost.
 # Installs what is missing; stops everything it started when it ends.
 # shellcheck source=scripts/prelude.sh
 source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
@@ -24,10 +26,15 @@ echo "== exchange simulator on 127.0.0.1:$sim_port"
 start sim "$bin" sim --addr "127.0.0.1:$sim_port"
 wait_for sim "listening on"
 
+# The simulator's LLM stands in for a real provider; its prices are built in.
+export CANDLEPIPE_LLM_URL="http://127.0.0.1:$sim_port"
+export CANDLEPIPE_LLM_MODEL=sim-small
+
 echo "== workers: candlepipe run all (log: .run/worker.log)"
 start worker "$bin" run all
 wait_for worker "ingest ready"
 wait_for worker "fill ready"
+wait_for worker "analyze ready"
 
 for pair in "binance BTC/USDT" "coinbase ETH/USD" "kraken BTC/USD"; do
   read -r exchange symbol <<<"$pair"
@@ -42,4 +49,16 @@ echo
 echo "== an error, answered with its code"
 "$bin" get binance 'BTC.USDT' 1m || true
 echo
-echo "demo finished: first answers came from the exchange (the simulator), repeats from L1."
+echo "== candlepipe analyze (8 symbols, one unknown) --interval 1h --llm"
+"$bin" analyze BTC/USDT ETH/USDT SOL/USDT BNB/USDT XRP/USDT ADA/USDT DOGE/USDT NOPE/USDT \
+  --interval 1h --llm
+echo
+echo "== the same again: commentary is cached until the candle closes, so it costs nothing"
+"$bin" analyze BTC/USDT ETH/USDT --interval 1h --llm | tail -1
+echo
+echo "== candlepipe stats"
+sleep 5   # each worker adds its request counts to the cluster totals every 5 s
+"$bin" stats
+echo
+echo "demo finished: first answers came from the exchange (the simulator), repeats from L1;"
+echo "the analysis read candles through the same cache and priced every LLM token."

@@ -10,8 +10,12 @@ use candlepipe_core::{Exchange, Subjects};
 use candlepipe_exchange::breaker::BreakerSettings;
 use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::ExchangeSettings;
+use candlepipe_llm::{Prices, Provider};
 use candlepipe_store::Keyring;
+use candlepipe_worker::commentary::LlmSettings;
 use candlepipe_worker::disposition::RetryPolicy;
+use candlepipe_worker::llm_route::RampSettings;
+use candlepipe_worker::llm_spend::SpendLimits;
 use candlepipe_worker::{StreamSettings, WorkerSettings};
 
 /// Used when `CANDLEPIPE_HMAC_KEY` is unset, so the offline demo works. Anyone can forge
@@ -66,7 +70,14 @@ pub struct Config {
     pub retry_cap: Duration,
     pub keyring: Keyring,
     pub insecure_dev_key: bool,
+    pub analysis_concurrency: usize,
+    pub llm: LlmSettings,
 }
+
+/// Prices (USD per million input:output tokens) known without configuration; anything else
+/// needs `CANDLEPIPE_LLM_PRICES`. A model without a price is never called.
+pub const DEFAULT_LLM_PRICES: &str =
+    "gpt-4o-mini=0.15:0.60,gpt-4o=2.50:10.00,sim-small=0.15:0.60,sim-large=2.50:10.00";
 
 /// Looks a setting up in the environment, then the file table, then takes the default.
 struct Lookup {
@@ -151,6 +162,7 @@ impl Config {
             "hmac_key",
             "hmac_previous_keys",
             "llm_api_key",
+            "llm_canary_api_key",
             "nats_nkey_seed",
         ] {
             if table.contains_key(secret) {
@@ -206,6 +218,8 @@ impl Config {
             retry_cap: l.millis("retry_max_ms", 30_000)?,
             keyring,
             insecure_dev_key,
+            analysis_concurrency: l.get("analysis_concurrency", 8)?,
+            llm: llm(&l)?,
         })
     }
 
@@ -221,8 +235,59 @@ impl Config {
                 base: self.retry_base,
                 cap: self.retry_cap,
             },
+            analysis_concurrency: self.analysis_concurrency,
+            llm: self.llm.clone(),
         }
     }
+}
+
+/// The primary LLM (`llm_*`) and the optional canary (`llm_canary_*`); API keys from the
+/// environment only.
+fn llm(l: &Lookup) -> Result<LlmSettings, ConfigError> {
+    let provider = |tag: &str, default_name: &str| -> Result<Option<Provider>, ConfigError> {
+        let Some(url) = l
+            .raw(&format!("{tag}_url"))
+            .filter(|u| !u.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Provider {
+            name: l.get(&format!("{tag}_provider"), default_name.to_string())?,
+            url,
+            model: l.get(&format!("{tag}_model"), "gpt-4o-mini".to_string())?,
+            api_key: std::env::var(Lookup::env_name(&format!("{tag}_api_key")))
+                .ok()
+                .filter(|k| !k.is_empty()),
+        }))
+    };
+    let prices_text: String = l.get("llm_prices", String::new())?;
+    let mut prices = Prices::parse(DEFAULT_LLM_PRICES).unwrap_or_default();
+    let extra = Prices::parse(&prices_text).map_err(|why| ConfigError::Invalid {
+        key: "llm_prices".into(),
+        env: Lookup::env_name("llm_prices"),
+        value: prices_text.clone(),
+        why,
+    })?;
+    prices.0.extend(extra.0);
+    let weight: u8 = l.get("llm_canary_initial_weight", 10)?;
+    Ok(LlmSettings {
+        primary: provider("llm", "primary")?,
+        canary: provider("llm_canary", "canary")?,
+        prices,
+        limits: SpendLimits {
+            daily_budget_usd: l.get("llm_daily_budget_usd", 5.0)?,
+            rpm: l.get("llm_rpm", 60)?,
+            tpm: l.get("llm_tpm", 100_000)?,
+            max_wait: l.millis("llm_max_wait_ms", 5_000)?,
+        },
+        max_tokens: l.get("llm_max_tokens", 300)?,
+        timeout: l.millis("llm_timeout_ms", 20_000)?,
+        ramp: RampSettings {
+            window: l.millis("llm_canary_window_ms", 300_000)?,
+            min_requests: l.get("llm_canary_min_requests", 20)?,
+            initial_weight: weight.min(100),
+        },
+    })
 }
 
 /// `CANDLEPIPE_HMAC_KEY` (or `CANDLEPIPE_HMAC_KEY_FILE`) signs; `CANDLEPIPE_HMAC_KEY_ID`

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "candlepipe",
     version,
-    about = "Cached, deduplicated, rate-limited crypto candles over NATS"
+    about = "Cached, deduplicated, rate-limited crypto candles and their analysis over NATS"
 )]
 struct Cli {
     /// Configuration file (default: $CANDLEPIPE_CONFIG, else ./candlepipe.toml if present).
@@ -31,6 +31,10 @@ enum Command {
     Run(commands::run::Args),
     /// Ask for candles, as a producer would.
     Get(commands::get::Args),
+    /// Analyse symbols: indicators, a signal and optional LLM commentary.
+    Analyze(commands::analyze::Args),
+    /// LLM provider routing: show or set the canary's traffic weight.
+    Llm(commands::llm::Args),
     /// Serve the local exchange simulator (demos and tests only).
     Sim(commands::sim::Args),
     /// Check configuration, NATS, Redis and the exchanges.
@@ -75,6 +79,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => commands::run::run(&cfg, a).await,
         Command::Get(a) => commands::get::run(&cfg, a).await,
+        Command::Analyze(a) => commands::analyze::run(&cfg, a).await,
+        Command::Llm(a) => commands::llm::run(&cfg, a).await,
         Command::Sim(a) => commands::sim::run(a).await,
         Command::Check(a) => commands::check::run(&cfg, a).await,
         Command::Dlq(a) => commands::dlq::run(&cfg, a).await,
@@ -133,7 +139,7 @@ mod compose_tests {
             }
             checked += 1;
         }
-        assert_eq!(checked, 3, "ingest, fill and sim");
+        assert_eq!(checked, 4, "ingest, fill, analyze and sim");
         assert_eq!(doc["services"]["fill"]["deploy"]["replicas"], 2);
     }
 
@@ -166,7 +172,9 @@ mod compose_tests {
             .unwrap()
             .to_string();
         assert!(doc.get("x-candlepipe").is_some());
-        assert!(include_str!("../docker-compose.yml").contains(&format!("http://sim:{sim_port}")));
+        let text = include_str!("../docker-compose.yml");
+        assert!(text.contains(&format!("CANDLEPIPE_BINANCE_URL=http://sim:{sim_port}")));
+        assert!(text.contains(&format!("CANDLEPIPE_LLM_URL=http://sim:{sim_port}")));
         assert!(root.join("Dockerfile").exists());
     }
 }

@@ -1,10 +1,12 @@
-//! `candlepipe check`: is the configuration usable and is everything it names reachable?
+//! `candlepipe check`: is the configuration usable and is everything it names reachable
+//! (NATS, Redis, the exchanges, the LLM providers)?
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use candlepipe_core::{now_ms, Exchange, Interval, SeriesKey, Symbol};
 use candlepipe_exchange::ExchangeClient;
+use candlepipe_llm::LlmClient;
 
 use crate::config::Config;
 use crate::connect::{self, redact};
@@ -29,6 +31,56 @@ impl Report {
                 println!("FAIL  {what:<10} {detail}");
             }
         }
+    }
+}
+
+/// `GET /v1/models` of each configured provider: reachable, key accepted, model served and
+/// priced.
+async fn check_llm(cfg: &Config, r: &mut Report) {
+    let providers: Vec<_> = cfg
+        .llm
+        .primary
+        .iter()
+        .chain(cfg.llm.canary.iter())
+        .collect();
+    if providers.is_empty() {
+        println!(
+            "skip  {:<10} no LLM configured (CANDLEPIPE_LLM_URL); analyses come without commentary",
+            "llm"
+        );
+        return;
+    }
+    let client = match LlmClient::new(Duration::from_secs(10)) {
+        Ok(c) => c,
+        Err(e) => return r.line(Err(e.to_string()), "llm"),
+    };
+    for p in providers {
+        let url = redact(&p.url);
+        let res = match client.models(p).await {
+            Err(e) => Err(format!("{} at {url}: {e}", p.name)),
+            Ok(models) if !models.contains(&p.model) => Err(format!(
+                "{} at {url} does not serve {} (it has: {})",
+                p.name,
+                p.model,
+                models.join(", ")
+            )),
+            Ok(_) if cfg.llm.prices.get(&p.model).is_none() => Err(format!(
+                "{}: no price for {} in CANDLEPIPE_LLM_PRICES; it would never be called",
+                p.name, p.model
+            )),
+            Ok(models) => Ok(format!(
+                "{} at {url}: {} served ({} models), key {}",
+                p.name,
+                p.model,
+                models.len(),
+                if p.api_key.is_some() {
+                    "set"
+                } else {
+                    "not set"
+                }
+            )),
+        };
+        r.line(res, "llm");
     }
 }
 
@@ -123,6 +175,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             r.line(res, ex.as_str());
         }
     }
+    check_llm(cfg, &mut r).await;
     Ok(if r.failed == 0 {
         ExitCode::SUCCESS
     } else {

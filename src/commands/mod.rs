@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
+pub mod analyze;
 pub mod backfill;
 pub mod bench;
 pub mod check;
 pub mod dlq;
 pub mod get;
+pub mod llm;
 pub mod run;
 pub mod sim;
 pub mod stats;

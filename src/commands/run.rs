@@ -1,10 +1,10 @@
-//! `candlepipe run ingest|fill|all`.
+//! `candlepipe run ingest|fill|analyze|all`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use candlepipe_store::L1Cache;
+use candlepipe_store::{L1Cache, Records};
 use candlepipe_worker::cluster_stats::{self, Counters};
 use candlepipe_worker::{Context, Role};
 use clap::ValueEnum;
@@ -17,6 +17,7 @@ use crate::connect;
 pub enum RoleArg {
     Ingest,
     Fill,
+    Analyze,
     All,
 }
 
@@ -37,7 +38,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         .flat_map(|r| match r {
             RoleArg::Ingest => vec![Role::Ingest],
             RoleArg::Fill => vec![Role::Fill],
-            RoleArg::All => vec![Role::Ingest, Role::Fill],
+            RoleArg::Analyze => vec![Role::Analyze],
+            RoleArg::All => vec![Role::Ingest, Role::Fill, Role::Analyze],
         })
         .collect();
     roles.sort();
@@ -62,6 +64,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let ctx = Context {
         js: async_nats::jetstream::new(nats.clone()),
         nats,
+        records: Records::new(redis.clone(), cfg.keyring.clone(), &cfg.redis_prefix),
         redis,
         store,
         l1: L1Cache::new(cfg.l1_capacity),

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use candlepipe_core::Subjects;
-use candlepipe_worker::cluster_stats;
+use candlepipe_core::{now_ms, Subjects};
+use candlepipe_worker::{cluster_stats, llm_spend};
 use serde_json::json;
 
 use crate::config::Config;
@@ -34,6 +34,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         (l1 + from_redis) as f64 / answered as f64
     };
 
+    let llm = llm_totals(&mut redis, &cfg.redis_prefix).await?;
+    let spent_today = llm_spend::spent_on(&redis, &cfg.redis_prefix, now_ms()).await?;
+    let budget = cfg.llm.limits.daily_budget_usd;
+
     let nats = connect::nats(cfg, "candlepipe-stats", Duration::ZERO).await?;
     let js = async_nats::jetstream::new(nats);
     let dlq_depth = match js.get_stream(Subjects::new(&cfg.prefix).dlq_stream()).await {
@@ -58,6 +62,9 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         },
         "dead_letters_total": get("dead_letters"),
         "dlq_depth": dlq_depth,
+        "llm": llm,
+        "llm_spent_today_usd": spent_today,
+        "llm_daily_budget_usd": budget,
     });
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -92,8 +99,52 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         );
         let _ = writeln!(
             out,
-            "(totals since the counters began; each process adds its counts every few seconds)"
+            "LLM spend today   ${spent_today:.6} of ${budget} budget"
+        );
+        for (name, m) in llm.as_object().into_iter().flatten() {
+            let n = |k: &str| m[k].as_u64().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "LLM {name:<22} {} calls ({} failed), {} + {} tokens, ${:.6}, {} cached answers",
+                n("requests"),
+                n("failures"),
+                n("prompt_tokens"),
+                n("completion_tokens"),
+                m["cost_usd"].as_f64().unwrap_or(0.0),
+                n("cache_hits"),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "(request counts: each process adds its counts every few seconds; LLM totals at once)"
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `provider/model` → its counters (cost in USD), from `<prefix>llm:usage`.
+async fn llm_totals(
+    redis: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let raw: std::collections::BTreeMap<String, i64> = redis::cmd("HGETALL")
+        .arg(llm_spend::usage_key(prefix))
+        .query_async(redis)
+        .await?;
+    let mut out = serde_json::Map::new();
+    for (field, n) in raw {
+        let mut parts = field.rsplitn(2, '|');
+        let (Some(counter), Some(who)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let entry = out
+            .entry(who.replacen('|', "/", 1))
+            .or_insert_with(|| json!({}));
+        if counter == llm_spend::Counter::CostNanos.as_str() {
+            entry["cost_usd"] = json!(n as f64 / 1e9);
+        } else {
+            entry[counter] = json!(n);
+        }
+    }
+    Ok(serde_json::Value::Object(out))
 }

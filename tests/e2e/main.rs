@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod analysis;
 mod backfill;
 mod bench;
 mod candles;

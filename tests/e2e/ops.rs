@@ -98,6 +98,9 @@ async fn prometheus_rules_and_dashboard_are_valid_and_every_metric_they_use_is_e
     let mut stack = stack().await;
     stack.set("CANDLEPIPE_RETRY_BASE_MS", "10");
     stack.set("CANDLEPIPE_RETRY_MAX_MS", "20");
+    let sim = stack.sim.url.clone();
+    stack.set("CANDLEPIPE_LLM_URL", sim);
+    stack.set("CANDLEPIPE_LLM_MODEL", "sim-small");
     let mut worker = stack
         .worker_with(&["all"], &["--metrics-addr", "127.0.0.1:0"])
         .await;
@@ -118,6 +121,23 @@ async fn prometheus_rules_and_dashboard_are_valid_and_every_metric_they_use_is_e
     assert_eq!(
         code(&get(&client, req("binance", "ETH/USDT", "1h", 5)).await),
         "upstream_error"
+    );
+    // An analysis with LLM commentary, for the LLM metrics.
+    let req = async_nats::Request::new()
+        .payload(
+            serde_json::to_vec(&json!({"exchange":"binance","symbols":["BTC/USDT"],"llm":true}))
+                .unwrap()
+                .into(),
+        )
+        .timeout(Some(Duration::from_secs(30)));
+    let msg = client
+        .send_request("candlepipe.analysis.run", req)
+        .await
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert!(
+        reply["results"]["BTC/USDT"]["commentary"].is_string(),
+        "{reply}"
     );
 
     let mut wanted = metric_names(&std::fs::read_to_string(RULES).unwrap());

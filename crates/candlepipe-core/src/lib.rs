@@ -2,6 +2,7 @@
 //! request/reply/event payloads and their encodings. No I/O happens in this crate.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod analysis;
 pub mod candle;
 pub mod coverage;
 pub mod encoding;
@@ -15,6 +16,7 @@ pub mod series;
 pub mod subjects;
 pub mod symbol;
 
+pub use analysis::{AnalysisReply, AnalysisRequest};
 pub use candle::Candle;
 pub use coverage::Coverage;
 pub use encoding::Encoding;

@@ -6,6 +6,9 @@ use crate::{Exchange, SeriesKey};
 pub const INGEST_QUEUE_GROUP: &str = "ingest";
 /// Durable pull consumer shared by every fill process.
 pub const FILL_CONSUMER: &str = "fill";
+/// Queue group of `analysis.run` and durable consumer of `jobs.analyze`, shared by every
+/// analysis process.
+pub const ANALYZE_GROUP: &str = "analyze";
 
 #[derive(Debug, Clone)]
 pub struct Subjects {
@@ -47,6 +50,19 @@ impl Subjects {
 
     pub fn fill_jobs_all(&self) -> String {
         format!("{}.jobs.fill.>", self.prefix)
+    }
+
+    pub fn analysis_run(&self) -> String {
+        format!("{}.analysis.run", self.prefix)
+    }
+
+    pub fn analyze_job(&self) -> String {
+        format!("{}.jobs.analyze", self.prefix)
+    }
+
+    /// Broadcast of the LLM route (canary weight) to every analysis worker.
+    pub fn llm_route(&self) -> String {
+        format!("{}.control.llm.route", self.prefix)
     }
 
     pub fn jobs_all(&self) -> String {

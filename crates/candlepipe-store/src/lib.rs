@@ -1,12 +1,15 @@
-//! Where candles are kept: the in-process L1 cache and the signed Redis series store.
+//! Where candles are kept: the in-process L1 cache and the signed Redis series store; and
+//! the signed records (analysis results, LLM commentary) kept beside them.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod envelope;
 pub mod l1;
+pub mod records;
 pub mod series_store;
 
 pub use envelope::Keyring;
 pub use l1::{L1Cache, ReplyKey, Snapshot};
+pub use records::Records;
 pub use series_store::{Fetched, SeriesRead, SeriesStore, Written};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,4 +18,6 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("series kept changing under concurrent writers")]
     Conflict,
+    #[error("cannot encode value: {0}")]
+    Encode(String),
 }

@@ -454,19 +454,10 @@ impl SeriesStore {
         (good, damaged)
     }
 
-    /// A value that fails verification is never served: count it, log it once, delete it.
+    /// A value that fails verification is never served (see [`crate::records::discard`]).
     async fn discard(&self, conn: &mut ConnectionManager, key: &str, why: &str) {
         self.tampered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("candlepipe_redis_tampered_total").increment(1);
-        tracing::warn!(
-            key,
-            reason = why,
-            "redis value failed verification; deleted, will refetch"
-        );
-        let deleted: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(conn).await;
-        if let Err(e) = deleted {
-            tracing::warn!(key, error = %e, "could not delete unverified value");
-        }
+        crate::records::discard(conn, key, why).await;
     }
 }
 

@@ -142,7 +142,7 @@ impl Worker {
         let mut child = Child::spawn(&format!("candlepipe run {}", roles.join(" ")), cmd);
         for role in roles {
             let roles: &[&str] = if *role == "all" {
-                &["ingest", "fill"]
+                &["ingest", "fill", "analyze"]
             } else {
                 std::slice::from_ref(role)
             };

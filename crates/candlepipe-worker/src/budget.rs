@@ -1,9 +1,9 @@
 //! The cluster-wide request budget per exchange, kept in Redis so that any number of fill
 //! processes together stay within it.
 //!
-//! Each request asks one Lua script, which runs a GCRA (generic cell rate algorithm) on
-//! Redis's own clock — hosts' clocks never matter — and refuses while a pause is set. With
-//! burst 1, requests are spaced 1/rps apart, so no 1-second window holds more than `rps`.
+//! Each request asks the cluster-wide limiter ([`crate::gcra`]), which refuses while a pause
+//! is set. With burst 1, requests are spaced 1/rps apart, so no 1-second window holds more
+//! than `rps`.
 //! A 429/418 sets the pause for everyone, and is announced on
 //! `<prefix>.control.pause.<exchange>` so each process stops asking until it passes.
 
@@ -19,29 +19,8 @@ use futures::StreamExt;
 use redis::aio::ConnectionManager;
 
 use crate::cluster_stats::{Counters, Field};
+use crate::gcra::{self, Rate};
 use serde::{Deserialize, Serialize};
-
-const ACQUIRE_SCRIPT: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local paused = redis.call('PTTL', KEYS[2])
-if paused > 0 then return paused * 1000 end
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait > 0 then return wait end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.floor((tat + interval - now) / 1000) + 1000)
-return 0
-"#;
-
-const PAUSE_SCRIPT: &str = r#"
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
-end
-return 0
-"#;
 
 /// Announced on `<prefix>.control.pause.<exchange>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,8 +33,7 @@ pub struct PauseNotice {
 pub struct RedisBudget {
     conn: ConnectionManager,
     prefix: String,
-    /// (emission interval µs, burst tolerance µs) per exchange.
-    rates: [(u64, u64); 3],
+    rates: [Rate; 3],
     nats: async_nats::Client,
     control_prefix: String,
     /// Pauses heard on the control subject: no need to ask Redis before they end.
@@ -72,9 +50,8 @@ fn slot(ex: Exchange) -> usize {
     }
 }
 
-fn rate(e: &Endpoint) -> (u64, u64) {
-    let interval = 1_000_000 / u64::from(e.rps.max(1));
-    (interval, interval * u64::from(e.burst.max(1) - 1))
+fn rate(e: &Endpoint) -> Rate {
+    Rate::new(u64::from(e.rps), Duration::from_secs(1), u64::from(e.burst))
 }
 
 impl RedisBudget {
@@ -122,15 +99,7 @@ impl RedisBudget {
 
     async fn try_acquire(&self, ex: Exchange) -> Result<u64, redis::RedisError> {
         let (bucket, pause) = self.keys(ex);
-        let (interval, tolerance) = self.rates[slot(ex)];
-        let mut conn = self.conn.clone();
-        redis::Script::new(ACQUIRE_SCRIPT)
-            .key(bucket)
-            .key(pause)
-            .arg(interval)
-            .arg(tolerance)
-            .invoke_async(&mut conn)
-            .await
+        gcra::try_acquire(&self.conn, &bucket, &pause, self.rates[slot(ex)], 1).await
     }
 }
 
@@ -160,14 +129,7 @@ impl Budget for RedisBudget {
             let until = now_ms() + hold.as_millis() as Millis;
             self.paused_until[slot(ex)].fetch_max(until, Ordering::Relaxed);
             let (_, pause) = self.keys(ex);
-            let mut conn = self.conn.clone();
-            let set: Result<i64, _> = redis::Script::new(PAUSE_SCRIPT)
-                .key(pause)
-                .arg(hold.as_millis().max(1) as u64)
-                .arg(until)
-                .invoke_async(&mut conn)
-                .await;
-            if let Err(e) = set {
+            if let Err(e) = gcra::pause(&self.conn, &pause, hold, until).await {
                 tracing::warn!(error = %e, exchange = %ex, "pause not stored in Redis; announced only");
             }
             let notice = PauseNotice {

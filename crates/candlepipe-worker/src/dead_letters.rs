@@ -6,7 +6,7 @@ use async_nats::HeaderMap;
 use candlepipe_core::{now_ms, Millis, Subjects};
 use serde::Serialize;
 
-use crate::fill::dlq_headers::*;
+use crate::jobs::dlq_headers::*;
 use crate::BoxError;
 
 /// One dead letter, as its headers describe it.

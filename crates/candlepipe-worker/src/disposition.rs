@@ -9,9 +9,9 @@ use candlepipe_exchange::FetchError;
 use candlepipe_store::StoreError;
 use rand::Rng;
 
-/// Why a fill job failed.
+/// Why a job (fill or analyze) failed.
 #[derive(Debug, thiserror::Error)]
-pub enum FillError {
+pub enum JobError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
@@ -19,6 +19,9 @@ pub enum FillError {
     /// The job's payload cannot be understood: poison.
     #[error("undecodable job: {0}")]
     BadJob(String),
+    /// The job's result could not be published.
+    #[error("publishing the result failed: {0}")]
+    Publish(String),
 }
 
 /// What to do with a JetStream message after handling it.
@@ -33,9 +36,9 @@ pub enum Disposition {
     DeadLetter,
 }
 
-pub fn wire_code(e: &FillError) -> ErrorCode {
+pub fn wire_code(e: &JobError) -> ErrorCode {
     match e {
-        FillError::Fetch(f) => match f {
+        JobError::Fetch(f) => match f {
             FetchError::UnknownSymbol(_) => ErrorCode::UnknownSymbol,
             FetchError::UnsupportedInterval(_) => ErrorCode::UnsupportedInterval,
             FetchError::RateLimited { .. } => ErrorCode::RateLimited,
@@ -46,8 +49,8 @@ pub fn wire_code(e: &FillError) -> ErrorCode {
             | FetchError::Malformed(_)
             | FetchError::CircuitOpen => ErrorCode::UpstreamError,
         },
-        FillError::Store(_) => ErrorCode::Unavailable,
-        FillError::BadJob(_) => ErrorCode::BadRequest,
+        JobError::Store(_) | JobError::Publish(_) => ErrorCode::Unavailable,
+        JobError::BadJob(_) => ErrorCode::BadRequest,
     }
 }
 
@@ -82,9 +85,9 @@ impl RetryPolicy {
 }
 
 /// `delivered` counts this delivery (1 for the first).
-pub fn decide(e: &FillError, delivered: u64, policy: &RetryPolicy) -> Disposition {
+pub fn decide(e: &JobError, delivered: u64, policy: &RetryPolicy) -> Disposition {
     let max_deliver = policy.max_deliver;
-    if matches!(e, FillError::BadJob(_)) {
+    if matches!(e, JobError::BadJob(_)) {
         return Disposition::DeadLetter;
     }
     if !wire_code(e).is_transient() {
@@ -94,7 +97,7 @@ pub fn decide(e: &FillError, delivered: u64, policy: &RetryPolicy) -> Dispositio
         return Disposition::DeadLetter;
     }
     match e {
-        FillError::Fetch(FetchError::RateLimited {
+        JobError::Fetch(FetchError::RateLimited {
             retry_after: Some(after),
             ..
         }) => Disposition::Nak(*after),
@@ -106,8 +109,8 @@ pub fn decide(e: &FillError, delivered: u64, policy: &RetryPolicy) -> Dispositio
 mod tests {
     use super::*;
 
-    fn fetch(e: FetchError) -> FillError {
-        FillError::Fetch(e)
+    fn fetch(e: FetchError) -> JobError {
+        JobError::Fetch(e)
     }
 
     const P: RetryPolicy = RetryPolicy {
@@ -125,7 +128,7 @@ mod tests {
             assert_eq!(decide(&e, 1, &P), Disposition::Term);
         }
         assert_eq!(
-            decide(&FillError::BadJob("x".into()), 1, &P),
+            decide(&JobError::BadJob("x".into()), 1, &P),
             Disposition::DeadLetter
         );
     }

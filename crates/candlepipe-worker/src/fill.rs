@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
-use async_nats::HeaderMap;
 use bytes::Bytes;
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::subjects::FILL_CONSUMER;
-use candlepipe_core::{now_ms, FillJob, Millis, ReadyEvent, WireError};
+use candlepipe_core::{now_ms, FillJob, ReadyEvent, WireError};
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::{Fetched, Written};
 use futures::StreamExt;
@@ -19,19 +18,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::disposition::{decide, wire_code, Disposition, FillError};
+use crate::disposition::{decide, wire_code, Disposition, JobError};
+use crate::jobs::{finish, settle_failure, with_progress};
 use crate::streams::{ensure_streams, fill_consumer_config};
 use crate::{BoxError, Context};
-
-/// Headers a dead letter carries (SPEC §3).
-pub mod dlq_headers {
-    pub const ORIGINAL_SUBJECT: &str = "Candlepipe-Original-Subject";
-    pub const ERROR_CODE: &str = "Candlepipe-Error-Code";
-    pub const ERROR_MESSAGE: &str = "Candlepipe-Error-Message";
-    pub const DELIVERIES: &str = "Candlepipe-Deliveries";
-    pub const FIRST_FAILURE: &str = "Candlepipe-First-Failure";
-    pub const LAST_FAILURE: &str = "Candlepipe-Last-Failure";
-}
 
 pub async fn run(
     ctx: Context,
@@ -127,7 +117,7 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, msg: Message) {
             }
             Err(e) => (Some(job), e),
         },
-        Err(e) => (None, FillError::BadJob(e.to_string())),
+        Err(e) => (None, JobError::BadJob(e.to_string())),
     };
     let disposition = decide(&err, delivered, &ctx.settings.retry);
     let wire = WireError::new(wire_code(&err), err.to_string());
@@ -142,56 +132,7 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, msg: Message) {
         }
         announce(ctx, job, Err(wire.clone()), is_final).await;
     }
-    let first_failure = remember_failure(ctx, &msg).await;
-    match disposition {
-        Disposition::Ack => finish(&msg, AckKind::Ack).await,
-        Disposition::Nak(delay) => finish(&msg, AckKind::Nak(Some(delay))).await,
-        Disposition::Term => finish(&msg, AckKind::Term).await,
-        Disposition::DeadLetter => {
-            match dead_letter(ctx, &msg, &wire, delivered, first_failure).await {
-                Ok(()) => finish(&msg, AckKind::Term).await,
-                Err(e) => {
-                    // Never drop a job: if the DLQ cannot take it, let it be redelivered.
-                    tracing::error!(error = %e, "dead-letter publish failed; job will be redelivered");
-                    finish(&msg, AckKind::Nak(Some(Duration::from_secs(5)))).await;
-                }
-            }
-        }
-    }
-}
-
-/// Runs `work`, telling JetStream the job is still in progress every third of `ack_wait`.
-async fn with_progress<T>(
-    msg: &Message,
-    ack_wait: Duration,
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    tokio::pin!(work);
-    let period = (ack_wait / 3).max(Duration::from_millis(100));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    tracing::debug!(error = %e, "in-progress ack failed");
-                }
-            }
-        }
-    }
-}
-
-async fn finish(msg: &Message, kind: AckKind) {
-    let disposition = match kind {
-        AckKind::Ack => "ack",
-        AckKind::Nak(_) => "nak",
-        AckKind::Term => "term",
-        _ => "other",
-    };
-    metrics::counter!("candlepipe_jobs_total", "disposition" => disposition).increment(1);
-    if let Err(e) = msg.ack_with(kind).await {
-        tracing::warn!(error = %e, "ack failed; the job will be redelivered");
-    }
+    settle_failure(ctx, &msg, disposition, &wire, delivered).await;
 }
 
 /// Runs [`fill_locked`] holding the series' cluster-wide lock, so that jobs for one series
@@ -201,7 +142,7 @@ async fn fill(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
-) -> Result<Written, FillError> {
+) -> Result<Written, JobError> {
     let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
     let patience = tokio::time::Instant::now() + ctx.settings.streams.ack_wait / 2;
     let ttl = ctx.settings.streams.ack_wait;
@@ -243,7 +184,7 @@ async fn fill_locked(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
-) -> Result<Written, FillError> {
+) -> Result<Written, JobError> {
     let s = &job.series;
     let iv = s.interval;
     let step = iv.millis();
@@ -332,62 +273,4 @@ async fn announce(
     if let Err(e) = ctx.nats.publish(subject, payload).await {
         tracing::warn!(error = %e, "ready event not published");
     }
-}
-
-/// Records the first failure time of a job (by stream sequence) in Redis; returns it.
-async fn remember_failure(ctx: &Context, msg: &Message) -> Millis {
-    let now = now_ms();
-    let Ok(info) = msg.info() else { return now };
-    let key = format!(
-        "{}jobfail:{}:{}",
-        ctx.settings.redis_prefix, info.stream, info.stream_sequence
-    );
-    let mut conn = ctx.redis.clone();
-    let set: Result<Option<String>, _> = redis::cmd("SET")
-        .arg(&key)
-        .arg(now)
-        .arg("NX")
-        .arg("GET")
-        .arg("EX")
-        .arg(7 * 24 * 3600)
-        .query_async(&mut conn)
-        .await;
-    match set {
-        Ok(Some(first)) => first.parse().unwrap_or(now),
-        _ => now,
-    }
-}
-
-async fn dead_letter(
-    ctx: &Context,
-    msg: &Message,
-    err: &WireError,
-    delivered: u64,
-    first_failure: Millis,
-) -> Result<(), BoxError> {
-    use dlq_headers::*;
-    let mut h = HeaderMap::new();
-    h.insert(ORIGINAL_SUBJECT, msg.subject.as_str());
-    h.insert(ERROR_CODE, err.code.as_str());
-    h.insert(
-        ERROR_MESSAGE,
-        err.message
-            .chars()
-            .take(500)
-            .collect::<String>()
-            .replace(['\r', '\n'], " ")
-            .as_str(),
-    );
-    h.insert(DELIVERIES, delivered.to_string().as_str());
-    h.insert(FIRST_FAILURE, first_failure.to_string().as_str());
-    h.insert(LAST_FAILURE, now_ms().to_string().as_str());
-    let subject = ctx.settings.subjects.dead_letter_for(&msg.subject);
-    ctx.js
-        .publish_with_headers(subject, h, msg.payload.clone())
-        .await?
-        .await?;
-    metrics::counter!("candlepipe_jobs_dead_lettered_total", "code" => err.code.as_str())
-        .increment(1);
-    tracing::warn!(subject = %msg.subject, code = %err.code, delivered, "job dead-lettered");
-    Ok(())
 }

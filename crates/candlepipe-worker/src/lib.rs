@@ -1,14 +1,20 @@
 //! The worker roles over NATS: `ingest` answers requests from the caches and turns misses
-//! into fill jobs; `fill` executes those jobs against the exchanges. Only this crate acks
-//! JetStream messages.
+//! into fill jobs; `fill` executes those jobs against the exchanges; `analyze` computes
+//! indicators and LLM commentary. Only this crate acks JetStream messages.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod analysis;
 pub mod budget;
 pub mod cluster_stats;
+pub mod commentary;
 pub mod dead_letters;
 pub mod disposition;
 pub mod fill;
+pub mod gcra;
 pub mod ingest;
+pub mod jobs;
+pub mod llm_route;
+pub mod llm_spend;
 pub mod streams;
 mod waiters;
 
@@ -18,7 +24,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use candlepipe_core::Subjects;
 use candlepipe_exchange::ExchangeClient;
-use candlepipe_store::{L1Cache, SeriesStore};
+use candlepipe_store::{L1Cache, Records, SeriesStore};
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +42,9 @@ pub struct WorkerSettings {
     /// Jobs one fill process works on at once.
     pub fill_concurrency: usize,
     pub retry: disposition::RetryPolicy,
+    /// Symbols one analysis works on at once (and analyze jobs one process takes at once).
+    pub analysis_concurrency: usize,
+    pub llm: commentary::LlmSettings,
 }
 
 /// Everything a role needs; cheap to clone.
@@ -45,6 +54,8 @@ pub struct Context {
     pub js: jetstream::Context,
     pub redis: ConnectionManager,
     pub store: SeriesStore,
+    /// Analysis results and LLM commentary.
+    pub records: Records,
     pub l1: L1Cache,
     /// Counts flushed to the cluster-wide totals in Redis.
     pub stats: Arc<cluster_stats::Counters>,
@@ -55,6 +66,7 @@ pub struct Context {
 pub enum Role {
     Ingest,
     Fill,
+    Analyze,
 }
 
 /// Runs the roles until `shutdown` is cancelled, then drains them. An error in one role
@@ -74,6 +86,7 @@ pub async fn run(
                 let exchange = exchange.clone();
                 tasks.spawn(async move { fill::run(ctx, exchange, stop).await })
             }
+            Role::Analyze => tasks.spawn(async move { analysis::run(ctx, stop).await }),
         };
     }
     let mut first_error = None;

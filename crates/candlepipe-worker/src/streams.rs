@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use candlepipe_core::subjects::FILL_CONSUMER;
+use candlepipe_core::subjects::{ANALYZE_GROUP, FILL_CONSUMER};
 use candlepipe_core::Subjects;
 
 #[derive(Debug, Clone)]
@@ -63,6 +63,20 @@ pub fn fill_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::pul
     consumer::pull::Config {
         durable_name: Some(FILL_CONSUMER.to_string()),
         filter_subject: s.fill_jobs_all(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: set.ack_wait,
+        max_deliver: set.max_deliver,
+        max_ack_pending: set.max_ack_pending,
+        ..Default::default()
+    }
+}
+
+/// The analyze consumer. Its filter (`jobs.analyze`) and the fill consumer's
+/// (`jobs.fill.>`) do not overlap, as a work-queue stream requires.
+pub fn analyze_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(ANALYZE_GROUP.to_string()),
+        filter_subject: s.analyze_job(),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: set.ack_wait,
         max_deliver: set.max_deliver,
@@ -136,25 +150,40 @@ mod tests {
                 code.max_messages
             )
         );
-        let fill: consumer::pull::Config = file(include_str!("../../../nats/consumers/fill.json"));
-        let code = fill_consumer_config(&s, &set);
-        assert_eq!(
+        for (file_text, code) in [
             (
-                &fill.durable_name,
-                &fill.filter_subject,
-                fill.ack_policy,
-                fill.ack_wait,
-                fill.max_deliver,
-                fill.max_ack_pending
+                include_str!("../../../nats/consumers/fill.json"),
+                fill_consumer_config(&s, &set),
             ),
             (
-                &code.durable_name,
-                &code.filter_subject,
-                code.ack_policy,
-                code.ack_wait,
-                code.max_deliver,
-                code.max_ack_pending
-            )
+                include_str!("../../../nats/consumers/analyze.json"),
+                analyze_consumer_config(&s, &set),
+            ),
+        ] {
+            let fill: consumer::pull::Config = file(file_text);
+            assert_eq!(
+                (
+                    &fill.durable_name,
+                    &fill.filter_subject,
+                    fill.ack_policy,
+                    fill.ack_wait,
+                    fill.max_deliver,
+                    fill.max_ack_pending
+                ),
+                (
+                    &code.durable_name,
+                    &code.filter_subject,
+                    code.ack_policy,
+                    code.ack_wait,
+                    code.max_deliver,
+                    code.max_ack_pending
+                )
+            );
+        }
+        let (fill, analyze) = (s.fill_jobs_all(), s.analyze_job());
+        assert!(
+            !analyze.starts_with(fill.trim_end_matches('>')),
+            "filters overlap"
         );
     }
 }

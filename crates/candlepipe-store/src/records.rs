@@ -1,0 +1,97 @@
+//! Small signed values kept for a while: analysis results and LLM commentary. Each is a
+//! MessagePack body in the same HMAC envelope as the series, under `<prefix><name>`, with a
+//! time to live. A value that fails verification is never returned: deleted, counted, logged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use candlepipe_core::now_ms;
+use redis::aio::ConnectionManager;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Keyring, StoreError};
+
+#[derive(Clone)]
+pub struct Records {
+    conn: ConnectionManager,
+    keyring: Keyring,
+    prefix: Arc<str>,
+    tampered: Arc<AtomicU64>,
+}
+
+impl Records {
+    pub fn new(conn: ConnectionManager, keyring: Keyring, prefix: &str) -> Self {
+        Records {
+            conn,
+            keyring,
+            prefix: prefix.into(),
+            tampered: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Stores `value` under `name` for `ttl` (at least 1 ms).
+    pub async fn put<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.key(name);
+        let body = rmp_serde::to_vec_named(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let sealed = self.keyring.seal(&key, 1, now_ms(), &body);
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(sealed)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The value under `name`, if present and verified.
+    pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        let key = self.key(name);
+        let mut conn = self.conn.clone();
+        let raw: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let value = self
+            .keyring
+            .open(&key, &raw)
+            .map_err(|e| e.to_string())
+            .and_then(|o| rmp_serde::from_slice::<T>(&o.body).map_err(|e| e.to_string()));
+        match value {
+            Ok(v) => Ok(Some(v)),
+            Err(why) => {
+                self.tampered.fetch_add(1, Ordering::Relaxed);
+                discard(&mut conn, &key, &why).await;
+                Ok(None)
+            }
+        }
+    }
+
+    pub fn tampered_total(&self) -> u64 {
+        self.tampered.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that fails verification is never served: count it, log it once, delete it.
+pub(crate) async fn discard(conn: &mut ConnectionManager, key: &str, why: &str) {
+    metrics::counter!("candlepipe_redis_tampered_total").increment(1);
+    tracing::warn!(
+        key,
+        reason = why,
+        "redis value failed verification; deleted, will refetch"
+    );
+    let deleted: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(conn).await;
+    if let Err(e) = deleted {
+        tracing::warn!(key, error = %e, "could not delete unverified value");
+    }
+}

@@ -1,0 +1,450 @@
+//! The analyze role: `candlepipe.analysis.run` (request-reply, queue group `analyze`) and
+//! `candlepipe.jobs.analyze` (durable pull consumer `analyze`; the result is stored in Redis
+//! and published on the job's `Candlepipe-Reply` subject). Candles come through
+//! candlepipe's own `candles.get` — the cache path — never straight from an exchange.
+//! Symbols are analysed concurrently; one symbol's error never fails the others.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{AckKind, Message as JobMessage};
+use async_nats::{HeaderMap, Message};
+use bytes::Bytes;
+use candlepipe_core::analysis::{AnalysisQuery, SymbolAnalysis, JOB_ID_HEADER, REPLY_HEADER};
+use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::request::{AnyReply, ErrorReply};
+use candlepipe_core::subjects::ANALYZE_GROUP;
+use candlepipe_core::{
+    AnalysisReply, AnalysisRequest, Candle, CandlesRequest, Encoding, ErrorCode, SeriesKey, Symbol,
+    WireError,
+};
+use candlepipe_indicators::{summarize, Bar};
+use futures::StreamExt;
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::commentary::{About, Commenter};
+use crate::disposition::{decide, wire_code, JobError};
+use crate::ingest::MAX_REQUEST_BYTES;
+use crate::jobs::{finish, settle_failure, with_progress};
+use crate::streams::{analyze_consumer_config, ensure_streams};
+use crate::{BoxError, Context};
+
+/// How long an async result stays in Redis.
+pub const RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// What an analysis answers: the reply, or an error for the whole request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Done(AnalysisReply),
+    Failed(ErrorReply),
+}
+
+/// The Redis record name of an async job's result.
+pub fn result_name(job_id: &str) -> String {
+    format!("analysis:{job_id}")
+}
+
+pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
+    let commenter = Arc::new(Commenter::start(&ctx, ctx.records.clone(), shutdown.clone()).await?);
+    let set = &ctx.settings;
+    let stream = ensure_streams(&ctx.js, &set.subjects, &set.streams).await?;
+    let consumer: PullConsumer = stream
+        .get_or_create_consumer(
+            ANALYZE_GROUP,
+            analyze_consumer_config(&set.subjects, &set.streams),
+        )
+        .await?;
+    let requests = ctx
+        .nats
+        .queue_subscribe(set.subjects.analysis_run(), ANALYZE_GROUP.to_string())
+        .await?;
+    tracing::info!(subject = %set.subjects.analysis_run(), jobs = %set.subjects.analyze_job(), "analyze ready");
+    let (a, b) = tokio::join!(
+        serve_requests(ctx.clone(), commenter.clone(), requests, shutdown.clone()),
+        serve_jobs(ctx.clone(), commenter, consumer, shutdown)
+    );
+    a.and(b)?;
+    tracing::info!("analyze drained");
+    Ok(())
+}
+
+async fn serve_requests(
+    ctx: Context,
+    commenter: Arc<Commenter>,
+    mut requests: async_nats::Subscriber,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let tracker = TaskTracker::new();
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            msg = requests.next() => match msg {
+                Some(msg) => {
+                    let (ctx, commenter) = (ctx.clone(), commenter.clone());
+                    tracker.spawn(async move { handle_request(&ctx, &commenter, msg).await });
+                }
+                None => break,
+            },
+            _ = shutdown.cancelled(), if !draining => {
+                draining = true;
+                if let Err(e) = requests.drain().await {
+                    tracing::warn!(error = %e, "drain failed");
+                    break;
+                }
+            }
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn serve_jobs(
+    ctx: Context,
+    commenter: Arc<Commenter>,
+    consumer: PullConsumer,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let concurrency = ctx.settings.analysis_concurrency.max(1);
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(concurrency)
+        .messages()
+        .await?;
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let tracker = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.cancelled() => break,
+        };
+        let next = tokio::select! {
+            m = messages.next() => m,
+            _ = shutdown.cancelled() => break,
+        };
+        match next {
+            Some(Ok(msg)) => {
+                let (ctx, commenter) = (ctx.clone(), commenter.clone());
+                tracker.spawn(async move {
+                    handle_job(&ctx, &commenter, msg).await;
+                    drop(permit);
+                });
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "pulling analyze jobs failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            None => break,
+        }
+    }
+    drop(messages);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+fn encoding_of(headers: Option<&HeaderMap>) -> Encoding {
+    Encoding::from_content_type(
+        headers
+            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
+            .map(|v| v.as_str()),
+    )
+}
+
+fn reply_headers(enc: Encoding) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if enc == Encoding::Msgpack {
+        h.insert(CONTENT_TYPE_HEADER, enc.content_type());
+    }
+    h
+}
+
+async fn handle_request(ctx: &Context, commenter: &Commenter, msg: Message) {
+    let Some(reply_to) = msg.reply.clone() else {
+        return;
+    };
+    let enc = encoding_of(msg.headers.as_ref());
+    let answer = answer(ctx, commenter, &msg.payload, enc, "run").await;
+    let body = Bytes::from(encode(&answer, enc));
+    if let Err(e) = ctx
+        .nats
+        .publish_with_headers(reply_to, reply_headers(enc), body)
+        .await
+    {
+        tracing::warn!(error = %e, "could not publish analysis reply");
+    }
+}
+
+fn encode(answer: &Answer, enc: Encoding) -> Vec<u8> {
+    match answer {
+        Answer::Done(r) => enc.encode(r),
+        Answer::Failed(e) => enc.encode(e),
+    }
+}
+
+async fn answer(
+    ctx: &Context,
+    commenter: &Commenter,
+    payload: &[u8],
+    enc: Encoding,
+    form: &'static str,
+) -> Answer {
+    let started = Instant::now();
+    let result = decode(payload, enc);
+    let answer = match result {
+        Ok(q) => Answer::Done(analyse(ctx, commenter, q).await),
+        Err(e) => Answer::Failed(ErrorReply::new(e)),
+    };
+    let outcome = match &answer {
+        Answer::Done(_) => "ok",
+        Answer::Failed(e) => e.error.code.as_str(),
+    };
+    metrics::counter!("candlepipe_analysis_requests_total", "form" => form, "code" => outcome)
+        .increment(1);
+    metrics::histogram!("candlepipe_analysis_duration_seconds", "form" => form)
+        .record(started.elapsed().as_secs_f64());
+    answer
+}
+
+fn decode(payload: &[u8], enc: Encoding) -> Result<AnalysisQuery, WireError> {
+    if payload.len() > MAX_REQUEST_BYTES {
+        return Err(WireError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "request is {} bytes; the limit is {MAX_REQUEST_BYTES}",
+                payload.len()
+            ),
+        ));
+    }
+    enc.decode::<AnalysisRequest>(payload)
+        .map_err(|e| WireError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))?
+        .validate()
+}
+
+async fn handle_job(ctx: &Context, commenter: &Commenter, msg: JobMessage) {
+    let info = msg
+        .info()
+        .ok()
+        .map(|i| (i.delivered as u64, i.stream_sequence));
+    let delivered = info.map_or(1, |i| i.0);
+    let headers = msg.headers.as_ref();
+    let job_id = headers
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_else(|| format!("seq-{}", info.map_or(0, |i| i.1)));
+    let reply_to = headers
+        .and_then(|h| h.get(REPLY_HEADER))
+        .map(|v| v.as_str().to_string());
+    let enc = encoding_of(headers);
+    let answer = with_progress(
+        &msg,
+        ctx.settings.streams.ack_wait,
+        answer(ctx, commenter, &msg.payload, enc, "job"),
+    )
+    .await;
+    let poison = match &answer {
+        Answer::Failed(e) if e.error.code == ErrorCode::BadRequest => Some(e.error.message.clone()),
+        _ => None,
+    };
+    let delivered_result = deliver(ctx, &job_id, reply_to.as_deref(), &answer, enc).await;
+    let err = match (delivered_result, poison) {
+        (Ok(()), None) => {
+            finish(&msg, AckKind::Ack).await;
+            return;
+        }
+        (Err(e), _) => e,
+        (Ok(()), Some(why)) => JobError::BadJob(why),
+    };
+    let disposition = decide(&err, delivered, &ctx.settings.retry);
+    let wire = WireError::new(wire_code(&err), err.to_string());
+    tracing::warn!(job_id, code = %wire.code, error = %err, delivered, ?disposition, "analyze job failed");
+    settle_failure(ctx, &msg, disposition, &wire, delivered).await;
+}
+
+/// Stores the answer, then publishes it on the reply subject (if the job named one).
+async fn deliver(
+    ctx: &Context,
+    job_id: &str,
+    reply_to: Option<&str>,
+    answer: &Answer,
+    enc: Encoding,
+) -> Result<(), JobError> {
+    ctx.records
+        .put(&result_name(job_id), answer, RESULT_TTL)
+        .await?;
+    if let Some(subject) = reply_to {
+        let mut headers = reply_headers(enc);
+        headers.insert(JOB_ID_HEADER, job_id);
+        ctx.nats
+            .publish_with_headers(
+                subject.to_string(),
+                headers,
+                Bytes::from(encode(answer, enc)),
+            )
+            .await
+            .map_err(|e| JobError::Publish(e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn analyse(ctx: &Context, commenter: &Commenter, q: AnalysisQuery) -> AnalysisReply {
+    let outcomes: Vec<(String, Result<SymbolAnalysis, WireError>)> =
+        futures::stream::iter(q.symbols.iter().cloned())
+            .map(|sym| {
+                let q = &q;
+                async move {
+                    let name = sym.as_str().to_string();
+                    (name, analyse_symbol(ctx, commenter, q, sym).await)
+                }
+            })
+            .buffer_unordered(ctx.settings.analysis_concurrency.max(1))
+            .collect()
+            .await;
+    let mut results = BTreeMap::new();
+    let mut errors = q.invalid.clone();
+    for (name, outcome) in outcomes {
+        match outcome {
+            Ok(a) => {
+                results.insert(name, a);
+            }
+            Err(e) => {
+                errors.insert(name, e);
+            }
+        }
+    }
+    for e in errors.values() {
+        metrics::counter!("candlepipe_analysis_symbols_total", "code" => e.code.as_str())
+            .increment(1);
+    }
+    metrics::counter!("candlepipe_analysis_symbols_total", "code" => "ok")
+        .increment(results.len() as u64);
+    AnalysisReply {
+        ok: true,
+        exchange: q.exchange,
+        interval: q.interval,
+        usage: AnalysisReply::total_usage(&results),
+        results,
+        errors,
+    }
+}
+
+async fn analyse_symbol(
+    ctx: &Context,
+    commenter: &Commenter,
+    q: &AnalysisQuery,
+    symbol: Symbol,
+) -> Result<SymbolAnalysis, WireError> {
+    let series = SeriesKey::new(q.exchange, symbol, q.interval);
+    let candles = fetch_candles(ctx, &series, q.lookback).await?;
+    let mut a = indicators(&series, &candles)?;
+    if q.llm {
+        let mut facts = serde_json::to_value(&a).unwrap_or_default();
+        if let Some(obj) = facts.as_object_mut() {
+            for k in ["commentary", "llm", "last_t"] {
+                obj.remove(k);
+            }
+            obj.insert("symbol".into(), series.symbol.as_str().into());
+            obj.insert("exchange".into(), series.exchange.as_str().into());
+            obj.insert("interval".into(), series.interval.as_str().into());
+        }
+        let about = About {
+            series: &series,
+            last_t: a.last_t,
+            facts,
+        };
+        let (text, note) = commenter.comment(&about).await;
+        a.commentary = text;
+        a.llm = Some(note);
+    }
+    Ok(a)
+}
+
+/// The newest `limit` candles through `candles.get`, as any producer would ask.
+async fn fetch_candles(
+    ctx: &Context,
+    series: &SeriesKey,
+    limit: u32,
+) -> Result<Vec<Candle>, WireError> {
+    let req = CandlesRequest {
+        exchange: series.exchange.as_str().into(),
+        symbol: series.symbol.as_str().into(),
+        interval: series.interval.as_str().into(),
+        limit: Some(i64::from(limit)),
+        ..Default::default()
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE_HEADER, Encoding::Msgpack.content_type());
+    let request = async_nats::Request::new()
+        .headers(headers)
+        .payload(Bytes::from(Encoding::Msgpack.encode(&req)))
+        .timeout(Some(ctx.settings.fill_wait + Duration::from_secs(2)));
+    let msg = ctx
+        .nats
+        .send_request(ctx.settings.subjects.candles_get(), request)
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => WireError::new(
+                ErrorCode::Unavailable,
+                "no ingest worker is answering candles.get",
+            ),
+            async_nats::RequestErrorKind::TimedOut => {
+                WireError::new(ErrorCode::Timeout, "candles.get did not answer in time")
+            }
+            _ => WireError::new(ErrorCode::Unavailable, format!("candles.get failed: {e}")),
+        })?;
+    let reply: AnyReply = Encoding::Msgpack.decode(&msg.payload).map_err(|e| {
+        WireError::new(
+            ErrorCode::Unavailable,
+            format!("undecodable candles reply: {e}"),
+        )
+    })?;
+    Ok(reply.into_result()?.candles)
+}
+
+/// Prices print at the last close's scale (2..=8 decimals).
+fn indicators(series: &SeriesKey, candles: &[Candle]) -> Result<SymbolAnalysis, WireError> {
+    let last = candles.last().ok_or_else(|| {
+        WireError::new(
+            ErrorCode::UpstreamError,
+            format!("{} has no candles for {}", series.exchange, series.symbol),
+        )
+    })?;
+    let f = |d: &rust_decimal::Decimal| d.to_f64().unwrap_or(f64::NAN);
+    let bars: Vec<Bar> = candles
+        .iter()
+        .map(|c| Bar {
+            high: f(&c.h),
+            low: f(&c.l),
+            close: f(&c.c),
+        })
+        .collect();
+    let s = summarize(&bars, series.interval.minutes() as u64)
+        .ok_or_else(|| WireError::new(ErrorCode::UpstreamError, "no candles to analyse"))?;
+    let scale = last.c.scale().clamp(2, 8) as usize;
+    let price = |v: f64| format!("{v:.scale$}");
+    let round2 = |v: f64| (v * 100.0).round() / 100.0;
+    Ok(SymbolAnalysis {
+        last_t: last.t,
+        candles: candles.len() as u32,
+        last_close: last.c.to_string(),
+        trend: s.trend,
+        volatility: s.volatility,
+        rsi14: s.rsi14.map(round2),
+        ema20: s.ema20.map(price),
+        ema50: s.ema50.map(price),
+        atr14: s.atr14.map(price),
+        atr_pct: s.atr_pct.map(round2),
+        support: s.support.into_iter().map(price).collect(),
+        resistance: s.resistance.into_iter().map(price).collect(),
+        signal: s.signal,
+        commentary: None,
+        llm: None,
+    })
+}
