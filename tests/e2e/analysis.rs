@@ -235,28 +235,33 @@ async fn the_daily_budget_stops_llm_calls_across_two_analysis_workers() {
     let client = stack.client().await;
     let mut spent_in_replies = 0.0;
 
-    let first = analyze(&client, portfolio(&symbols(400, 6), true)).await;
+    let first = analyze(&client, portfolio(&symbols(400, 2), true)).await;
     spent_in_replies += first["usage"]["cost_usd"].as_f64().unwrap();
     let (calls_a, _, _) = llm_counts(&stack).await;
     assert!(calls_a >= 1, "the budget allows some calls");
     a.child.kill();
 
-    // A second worker sees what the first spent.
+    // A second worker sees what the first spent, and goes on until a whole analysis is
+    // refused.
     let _b = stack.worker(&["analyze"]).await;
-    let mut refused = 0;
-    for round in 0..3 {
+    let mut exhausted = false;
+    for round in 0..10 {
         let reply = analyze(&client, portfolio(&symbols(500 + round * 10, 6), true)).await;
         spent_in_replies += reply["usage"]["cost_usd"].as_f64().unwrap();
-        for r in reply["results"].as_object().unwrap().values() {
-            assert!(r["rsi14"].is_number(), "the numbers always come");
-            if r["llm"]["error"] == "budget_exceeded" {
-                assert!(r["commentary"].is_null());
-                refused += 1;
-            }
+        let results = reply["results"].as_object().unwrap();
+        assert_eq!(results.len(), 6, "the numbers always come");
+        if results.values().all(|r| {
+            r["llm"]["error"] == "budget_exceeded"
+                && r["commentary"].is_null()
+                && r["llm"]["cost_usd"] == 0.0
+        }) {
+            exhausted = true;
+            break;
         }
     }
-    assert!(refused > 0, "the budget ran out");
+    assert!(exhausted, "the budget ran out");
     let (calls, prompt, completion) = llm_counts(&stack).await;
+    assert!(calls > calls_a, "the second worker spent what was left");
     let sim_cost = (prompt as f64 * 0.15 + completion as f64 * 0.60) / 1e6;
     assert!(
         sim_cost <= 0.0008,
@@ -270,6 +275,75 @@ async fn the_daily_budget_stops_llm_calls_across_two_analysis_workers() {
     for r in last["results"].as_object().unwrap().values() {
         assert_eq!(r["llm"]["error"], "budget_exceeded", "{r}");
     }
+}
+
+#[tokio::test]
+async fn the_llm_rpm_limit_holds_across_the_cluster() {
+    let mut stack = stack().await;
+    with_llm(&mut stack);
+    // One request per 10 s for the whole cluster, and no patience for more.
+    stack.set("CANDLEPIPE_LLM_RPM", 6);
+    stack.set("CANDLEPIPE_LLM_MAX_WAIT_MS", 100);
+    let _w = stack.worker(&["all"]).await;
+    let _other = stack.worker(&["analyze"]).await;
+    let client = stack.client().await;
+    let reply = analyze(&client, portfolio(&symbols(800, 4), true)).await;
+    let notes: Vec<&Value> = reply["results"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| &r["llm"])
+        .collect();
+    assert_eq!(
+        notes.iter().filter(|n| n["error"].is_null()).count(),
+        1,
+        "{reply}"
+    );
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n["error"] == "rate_limited")
+            .count(),
+        3
+    );
+    assert_eq!(llm_counts(&stack).await.0, 1);
+}
+
+#[tokio::test]
+async fn a_providers_429_pauses_it_for_every_worker() {
+    let mut stack = stack().await;
+    with_llm(&mut stack);
+    stack.set("CANDLEPIPE_LLM_MAX_WAIT_MS", 100);
+    stack.set("CANDLEPIPE_ANALYSIS_CONCURRENCY", 1);
+    let _w = stack.worker(&["ingest", "fill"]).await;
+    let mut a = stack.worker(&["analyze"]).await;
+    let client = stack.client().await;
+    stack
+        .sim
+        .set_faults(
+            "llm",
+            json!({"fault":{"mode":"status","status":429,"retry_after_s":30,"times":1}}),
+        )
+        .await;
+    let reply = analyze(&client, portfolio(&symbols(900, 2), true)).await;
+    for r in reply["results"].as_object().unwrap().values() {
+        assert_eq!(r["llm"]["error"], "rate_limited", "{r}");
+        assert!(r["rsi14"].is_number());
+    }
+    assert_eq!(
+        llm_counts(&stack).await.0,
+        1,
+        "the pause holds off the second call"
+    );
+    // Another worker honours the pause too (it is in Redis).
+    a.child.kill();
+    let _b = stack.worker(&["analyze"]).await;
+    let reply = analyze(&client, portfolio(&symbols(910, 1), true)).await;
+    assert_eq!(
+        reply["results"]["TEST910/USDT"]["llm"]["error"],
+        "rate_limited"
+    );
+    assert_eq!(llm_counts(&stack).await.0, 1);
 }
 
 async fn weight_of(url: &str) -> Option<f64> {
