@@ -38,6 +38,11 @@ ensure_promtool() {
   command -v promtool >/dev/null || apt_install prometheus
 }
 
+# The TLS tests make a throwaway CA and certificates with it.
+ensure_openssl() {
+  command -v openssl >/dev/null || apt_install openssl
+}
+
 ensure_rust() {
   if ! command -v cargo >/dev/null; then
     if [[ -x "$HOME/.cargo/bin/cargo" ]]; then

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs nats-server and redis-server when missing; the tests start
-# their own servers on free ports and stop them, so nothing already running is touched.
+# The whole test suite. Installs nats-server, redis-server, promtool and openssl when
+# missing; the tests start their own servers on free ports and stop them, so nothing
+# already running is touched.
 # shellcheck source=scripts/prelude.sh
 source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 ensure_promtool
+ensure_openssl
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

@@ -56,6 +56,8 @@ pub struct Config {
     /// CA certificate for a `tls://` NATS server.
     pub nats_tls_ca: Option<PathBuf>,
     pub redis_url: String,
+    /// CA certificate (PEM) for a `rediss://` server not signed by a public CA.
+    pub redis_tls_ca: Option<PathBuf>,
     pub prefix: String,
     pub redis_prefix: String,
     pub exchanges: ExchangeSettings,
@@ -187,6 +189,7 @@ impl Config {
             nats_nkey_seed: std::env::var("CANDLEPIPE_NATS_NKEY_SEED").ok(),
             nats_tls_ca: l.raw("nats_tls_ca").map(PathBuf::from),
             redis_url: l.get("redis_url", "redis://127.0.0.1:6379".to_string())?,
+            redis_tls_ca: l.raw("redis_tls_ca").map(PathBuf::from),
             prefix: l.get("prefix", "candlepipe".to_string())?,
             redis_prefix: l.get("redis_prefix", "cp:".to_string())?,
             exchanges: ExchangeSettings {

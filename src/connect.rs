@@ -116,9 +116,26 @@ pub async fn nats(
     }
 }
 
+/// A Redis client for `redis://` or `rediss://` (TLS; the system's trusted CAs, or the one
+/// `CANDLEPIPE_REDIS_TLS_CA` names).
+fn redis_client(cfg: &Config) -> anyhow::Result<redis::Client> {
+    let invalid = || format!("invalid Redis URL {}", redact(&cfg.redis_url));
+    match &cfg.redis_tls_ca {
+        Some(ca) => {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("reading the Redis TLS CA {}", ca.display()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(cfg.redis_url.as_str(), certs).with_context(invalid)
+        }
+        None => redis::Client::open(cfg.redis_url.as_str()).with_context(invalid),
+    }
+}
+
 pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(cfg.redis_url.as_str())
-        .with_context(|| format!("invalid Redis URL {}", redact(&cfg.redis_url)))?;
+    let client = redis_client(cfg)?;
     // While Redis is down, a call fails within about a second (ingest then answers from L1
     // or `unavailable`) instead of waiting out a long reconnect schedule; the manager keeps
     // reconnecting on later calls.

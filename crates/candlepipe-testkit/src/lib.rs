@@ -6,10 +6,12 @@
 mod process;
 mod servers;
 mod sim;
+mod tls;
 
 pub use process::{Child, Worker};
 pub use servers::{NatsServer, RedisServer};
 pub use sim::Sim;
+pub use tls::TlsFiles;
 
 use std::time::Duration;
 

@@ -113,11 +113,40 @@ impl RedisServer {
 
     /// With extra `redis-server` arguments (e.g. `--requirepass secret`).
     pub fn start_with(args: &[&str]) -> RedisServer {
-        require("redis-server", "redis-server");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        // redis-server has no "any port" option: pick one and retry if someone took it.
+        Self::start_on_free_port(|_| args.clone())
+    }
+
+    /// Serving TLS only (`rediss://`), with `tls`'s certificate, plus extra arguments.
+    pub fn start_tls(tls: &crate::TlsFiles, args: &[&str]) -> RedisServer {
+        let path = |p: &std::path::Path| p.display().to_string();
+        let (cert, key, ca) = (path(&tls.cert), path(&tls.key), path(&tls.ca));
+        Self::start_on_free_port(|port| {
+            let mut a: Vec<String> = vec![
+                "--tls-port".into(),
+                port.to_string(),
+                "--port".into(),
+                "0".into(),
+                "--tls-cert-file".into(),
+                cert.clone(),
+                "--tls-key-file".into(),
+                key.clone(),
+                "--tls-ca-cert-file".into(),
+                ca.clone(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ];
+            a.extend(args.iter().map(|s| s.to_string()));
+            a
+        })
+    }
+
+    /// redis-server has no "any port" option: pick one and retry if someone took it.
+    fn start_on_free_port(args_for: impl Fn(u16) -> Vec<String>) -> RedisServer {
+        require("redis-server", "redis-server");
         for _ in 0..10 {
             let port = free_port();
+            let args = args_for(port);
             if let Some(child) = Self::spawn(port, &args) {
                 return RedisServer {
                     port,
@@ -160,6 +189,11 @@ impl RedisServer {
                 child.kill();
                 return None;
             }
+            assert!(
+                !child.output().iter().any(|l| l.contains("Exiting")),
+                "redis-server refused its arguments:\n{}",
+                child.output().join("\n")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         child.kill();
