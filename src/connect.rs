@@ -56,14 +56,33 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+type Credentials = Option<(String, Option<String>)>;
+
+/// The servers of `CANDLEPIPE_NATS_URL` (one URL, or a comma-separated list for a cluster),
+/// without credentials, and the credentials of the first URL that has any.
+fn server_list(urls: &str) -> anyhow::Result<(Vec<async_nats::ServerAddr>, Credentials)> {
+    let mut servers = Vec::new();
+    let mut found: Credentials = None;
+    for part in urls.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (url, creds) = split_credentials(part);
+        found = found.or(creds);
+        servers.push(
+            url.parse::<async_nats::ServerAddr>()
+                .with_context(|| format!("invalid NATS URL {}", redact(part)))?,
+        );
+    }
+    anyhow::ensure!(!servers.is_empty(), "CANDLEPIPE_NATS_URL names no server");
+    Ok((servers, found))
+}
+
 /// NATS options from the configuration: credentials from the URL, a creds file or an nkey
 /// seed (`CANDLEPIPE_NATS_CREDS_FILE`, `CANDLEPIPE_NATS_NKEY_SEED`), a CA for `tls://`
 /// servers (`CANDLEPIPE_NATS_TLS_CA`).
 async fn nats_options(
     cfg: &Config,
     name: &str,
-) -> anyhow::Result<(String, async_nats::ConnectOptions)> {
-    let (url, creds) = split_credentials(&cfg.nats_url);
+) -> anyhow::Result<(Vec<async_nats::ServerAddr>, async_nats::ConnectOptions)> {
+    let (url, creds) = server_list(&cfg.nats_url)?;
     let mut opts = match creds {
         Some((user, Some(pass))) => async_nats::ConnectOptions::with_user_and_password(user, pass),
         Some((token, None)) => async_nats::ConnectOptions::with_token(token),
@@ -100,7 +119,7 @@ pub async fn nats(
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         let (url, opts) = nats_options(cfg, name).await?;
-        match opts.connect(url.as_str()).await {
+        match opts.connect(url.as_slice()).await {
             Ok(c) => return Ok(c),
             Err(e)
                 if e.kind() != async_nats::ConnectErrorKind::AuthorizationViolation
@@ -197,10 +216,13 @@ pub async fn filling(
 
 /// A URL with any password or token replaced, for logs and messages.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
-    }
+    url.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+            _ => url.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -228,5 +250,19 @@ mod tests {
             super::redact("nats://127.0.0.1:4222"),
             "nats://127.0.0.1:4222"
         );
+        assert_eq!(
+            super::redact("nats://u:p@a:1,nats://u:p@b:2"),
+            "nats://***@a:1,nats://***@b:2"
+        );
+    }
+
+    #[test]
+    fn a_cluster_is_a_comma_separated_list() {
+        let (servers, creds) =
+            super::server_list("nats://cp:pw@nats-1:4222, nats://cp:pw@nats-2:4222").unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(creds, Some(("cp".into(), Some("pw".into()))));
+        assert!(super::server_list("nats://host:notaport").is_err());
+        assert!(super::server_list(" , ").is_err());
     }
 }

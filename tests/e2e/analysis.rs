@@ -540,6 +540,7 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     // A job that cannot be read is answered with the error and dead-lettered.
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Candlepipe-Reply", "results.desk1");
+    headers.insert("Nats-Msg-Id", "job-bad");
     js.publish_with_headers(
         "candlepipe.jobs.analyze",
         headers,
@@ -565,4 +566,23 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     )
     .await;
     assert!(dlq.contains("bad_request"), "{dlq}");
+
+    // A replay is the same job: it answers on the same subject under the same id.
+    let (status, out) = cli(&stack, &["dlq", "replay", "--all"]).await;
+    assert_eq!(status, Some(0), "{out}");
+    let msg = tokio::time::timeout(Duration::from_secs(30), replies.next())
+        .await
+        .expect("the replayed job answers on its reply subject")
+        .unwrap();
+    assert_eq!(
+        msg.headers
+            .as_ref()
+            .unwrap()
+            .get("Candlepipe-Job-Id")
+            .unwrap()
+            .as_str(),
+        "job-bad"
+    );
+    let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(code(&reply), "bad_request");
 }

@@ -7,6 +7,7 @@ mod analysis;
 mod backfill;
 mod bench;
 mod candles;
+mod cluster;
 mod errors;
 mod formats;
 mod hostile;

@@ -3,11 +3,13 @@
 //! Nothing here is mocked; only the exchanges are simulated (by `candlepipe sim`).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod cluster;
 mod process;
 mod servers;
 mod sim;
 mod tls;
 
+pub use cluster::{current_nats_server, NatsCluster};
 pub use process::{Child, Worker};
 pub use servers::{NatsServer, RedisServer};
 pub use sim::Sim;

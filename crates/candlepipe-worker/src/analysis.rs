@@ -235,8 +235,10 @@ async fn handle_job(ctx: &Context, commenter: &Commenter, msg: JobMessage) {
         .map(|i| (i.delivered as u64, i.stream_sequence));
     let delivered = info.map_or(1, |i| i.0);
     let headers = msg.headers.as_ref();
+    // A replayed job keeps its first id (`Candlepipe-Job-Id`); else the publisher's
+    // `Nats-Msg-Id`; else the stream sequence.
     let job_id = headers
-        .and_then(|h| h.get("Nats-Msg-Id"))
+        .and_then(|h| h.get(JOB_ID_HEADER).or_else(|| h.get("Nats-Msg-Id")))
         .map(|v| v.as_str().to_string())
         .unwrap_or_else(|| format!("seq-{}", info.map_or(0, |i| i.1)));
     let reply_to = headers

@@ -1,5 +1,5 @@
-//! Reading, replaying and purging `CANDLEPIPE_DLQ`. Fill workers write it
-//! (`fill::dead_letter`); operators use these through `candlepipe dlq`.
+//! Reading, replaying and purging `CANDLEPIPE_DLQ`. Fill and analyze workers write it
+//! (`jobs::settle_failure`); operators use these through `candlepipe dlq`.
 
 use async_nats::jetstream::{self, stream::Stream};
 use async_nats::HeaderMap;
@@ -83,6 +83,11 @@ impl DeadLetters {
         }
         let mut h = HeaderMap::new();
         h.insert("Nats-Msg-Id", format!("replay.{seq}.{}", now_ms()).as_str());
+        for name in KEPT_ON_REPLAY {
+            if let Some(v) = m.headers.get(name) {
+                h.insert(name, v.as_str());
+            }
+        }
         self.js
             .publish_with_headers(original, h, m.payload)
             .await?

@@ -18,6 +18,15 @@ pub mod dlq_headers {
     pub const DELIVERIES: &str = "Candlepipe-Deliveries";
     pub const FIRST_FAILURE: &str = "Candlepipe-First-Failure";
     pub const LAST_FAILURE: &str = "Candlepipe-Last-Failure";
+
+    /// Headers of the job carried into its dead letter and back on replay (the job id is
+    /// the original `Nats-Msg-Id` when the job had no `Candlepipe-Job-Id`).
+    pub const KEPT_ON_REPLAY: [&str; 3] = [
+        candlepipe_core::analysis::REPLY_HEADER,
+        candlepipe_core::encoding::CONTENT_TYPE_HEADER,
+        JOB_ID_HEADER,
+    ];
+    pub use candlepipe_core::analysis::JOB_ID_HEADER;
 }
 
 /// Runs `work`, telling JetStream the job is still in progress every third of `ack_wait`.
@@ -127,6 +136,19 @@ async fn dead_letter(
     h.insert(DELIVERIES, delivered.to_string().as_str());
     h.insert(FIRST_FAILURE, first_failure.to_string().as_str());
     h.insert(LAST_FAILURE, now_ms().to_string().as_str());
+    // What a replay needs to be the same job: where its answer goes, its encoding, its id.
+    if let Some(orig) = &msg.headers {
+        for name in KEPT_ON_REPLAY {
+            if let Some(v) = orig.get(name) {
+                h.insert(name, v.as_str());
+            }
+        }
+        if orig.get(JOB_ID_HEADER).is_none() {
+            if let Some(id) = orig.get("Nats-Msg-Id") {
+                h.insert(JOB_ID_HEADER, id.as_str());
+            }
+        }
+    }
     let subject = ctx.settings.subjects.dead_letter_for(&msg.subject);
     ctx.js
         .publish_with_headers(subject, h, msg.payload.clone())

@@ -1,0 +1,87 @@
+//! `nats/cluster.conf` on three nodes of a current nats-server: the workers create R3
+//! streams on it, and candles still flow after a node dies.
+
+use std::time::Duration;
+
+use candlepipe_testkit::{current_nats_server, NatsCluster};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const CONFIG: &str = include_str!("../../nats/cluster.conf");
+
+/// A successful `candles.get` through any node, once the workers' subscriptions have
+/// reached it across the routes (and, after a node dies, once they are back).
+async fn get_through(client: &async_nats::Client, request: Value) -> Value {
+    eventually(
+        Duration::from_secs(20),
+        "an answer through the cluster",
+        || {
+            let (client, request) = (client.clone(), request.clone());
+            async move {
+                let req = async_nats::Request::new()
+                    .payload(serde_json::to_vec(&request).unwrap().into())
+                    .timeout(Some(Duration::from_secs(10)));
+                let msg = client
+                    .send_request("candlepipe.candles.get", req)
+                    .await
+                    .ok()?;
+                let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+                (reply["ok"] == true).then_some(reply)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_cluster_config_runs_r3_streams_and_survives_a_node() {
+    // Debian's 2.9.10 rejects the config (sync_interval needs 2.10+); the current one takes it.
+    let check = std::process::Command::new(current_nats_server())
+        .args([
+            "-t",
+            "-c",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/nats/cluster.conf"),
+        ])
+        .env("NATS_SERVER_NAME", "nats-1")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let mut cluster = NatsCluster::start(CONFIG).await;
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_STREAM_REPLICAS", 3);
+    stack.set("CANDLEPIPE_NATS_URL", cluster.urls());
+    let _ingest = stack.worker(&["ingest", "analyze"]).await;
+    let _fill = stack.worker(&["fill"]).await;
+    let client = async_nats::connect(cluster.url(2)).await.unwrap();
+
+    let js = async_nats::jetstream::new(client.clone());
+    for name in ["CANDLEPIPE_JOBS", "CANDLEPIPE_DLQ"] {
+        let info = js
+            .get_stream(name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!(info.config.num_replicas, 3, "{name}");
+        let c = info.cluster.expect("clustered stream");
+        assert_eq!(c.replicas.len(), 2, "{name}: a leader and two replicas");
+    }
+    let r = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":5});
+    assert_eq!(source(&get_through(&client, r.clone()).await), "exchange");
+    assert_eq!(ok(&get_through(&client, r).await).len(), 5);
+
+    // One node down: the other two are a quorum; workers on it reconnect to the others.
+    cluster.stop(0);
+    let r = json!({"exchange":"binance","symbol":"ETH/USDT","interval":"1m","limit":5});
+    let reply = get_through(&client, r).await;
+    assert_eq!(source(&reply), "exchange");
+    assert_eq!(ok(&reply).len(), 5);
+}
