@@ -12,15 +12,22 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-async fn analyze(client: &async_nats::Client, request: Value) -> Value {
-    let req = async_nats::Request::new()
-        .payload(Bytes::from(serde_json::to_vec(&request).unwrap()))
-        .timeout(Some(Duration::from_secs(60)));
-    let msg = client
-        .send_request("candlepipe.analysis.run", req)
+/// The next answer on an async job's reply subject: its `Candlepipe-Job-Id` and body.
+async fn next_answer(replies: &mut async_nats::Subscriber) -> (String, Value) {
+    let msg = tokio::time::timeout(Duration::from_secs(30), replies.next())
         .await
-        .expect("an analysis reply");
-    serde_json::from_slice(&msg.payload).expect("reply is JSON")
+        .expect("an answer on the reply subject")
+        .expect("subscription open");
+    let id = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Candlepipe-Job-Id"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default();
+    (
+        id,
+        serde_json::from_slice(&msg.payload).expect("answer is JSON"),
+    )
 }
 
 fn portfolio(symbols: &[String], llm: bool) -> Value {
@@ -504,20 +511,8 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     .unwrap()
     .await
     .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .expect("a result on the reply subject")
-        .unwrap();
-    assert_eq!(
-        msg.headers
-            .as_ref()
-            .unwrap()
-            .get("Candlepipe-Job-Id")
-            .unwrap()
-            .as_str(),
-        "job-42"
-    );
-    let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+    let (id, reply) = next_answer(&mut replies).await;
+    assert_eq!(id, "job-42");
     assert_eq!(reply["results"]["BTC/USDT"]["candles"], 60, "{reply}");
     assert_eq!(reply["errors"]["NOPE/USDT"]["code"], "unknown_symbol");
 
@@ -550,11 +545,8 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     .unwrap()
     .await
     .unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
-    let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+    let (id, reply) = next_answer(&mut replies).await;
+    assert_eq!(id, "job-bad");
     assert_eq!(code(&reply), "bad_request");
     let dlq = eventually(
         Duration::from_secs(10),
@@ -570,19 +562,7 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     // A replay is the same job: it answers on the same subject under the same id.
     let (status, out) = cli(&stack, &["dlq", "replay", "--all"]).await;
     assert_eq!(status, Some(0), "{out}");
-    let msg = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .expect("the replayed job answers on its reply subject")
-        .unwrap();
-    assert_eq!(
-        msg.headers
-            .as_ref()
-            .unwrap()
-            .get("Candlepipe-Job-Id")
-            .unwrap()
-            .as_str(),
-        "job-bad"
-    );
-    let reply: Value = serde_json::from_slice(&msg.payload).unwrap();
+    let (id, reply) = next_answer(&mut replies).await;
+    assert_eq!(id, "job-bad", "the replay keeps the job's id");
     assert_eq!(code(&reply), "bad_request");
 }

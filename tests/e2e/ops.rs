@@ -123,18 +123,11 @@ async fn prometheus_rules_and_dashboard_are_valid_and_every_metric_they_use_is_e
         "upstream_error"
     );
     // An analysis with LLM commentary, for the LLM metrics.
-    let req = async_nats::Request::new()
-        .payload(
-            serde_json::to_vec(&json!({"exchange":"binance","symbols":["BTC/USDT"],"llm":true}))
-                .unwrap()
-                .into(),
-        )
-        .timeout(Some(Duration::from_secs(30)));
-    let msg = client
-        .send_request("candlepipe.analysis.run", req)
-        .await
-        .unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+    let reply = analyze(
+        &client,
+        json!({"exchange":"binance","symbols":["BTC/USDT"],"llm":true}),
+    )
+    .await;
     assert!(
         reply["results"]["BTC/USDT"]["commentary"].is_string(),
         "{reply}"

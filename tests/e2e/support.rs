@@ -95,3 +95,15 @@ pub async fn cli_output(stack: &Stack, args: &[&str]) -> (Option<i32>, String, S
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Sends an analysis request on `candlepipe.analysis.run` and decodes the JSON reply.
+pub async fn analyze(client: &async_nats::Client, request: Value) -> Value {
+    let req = async_nats::Request::new()
+        .payload(Bytes::from(serde_json::to_vec(&request).expect("json")))
+        .timeout(Some(Duration::from_secs(60)));
+    let msg = client
+        .send_request("candlepipe.analysis.run", req)
+        .await
+        .expect("an analysis reply");
+    serde_json::from_slice(&msg.payload).expect("reply is JSON")
+}

@@ -24,14 +24,13 @@ use candlepipe_indicators::{summarize, Bar};
 use futures::StreamExt;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::commentary::{About, Commenter};
 use crate::disposition::{decide, wire_code, JobError};
 use crate::ingest::MAX_REQUEST_BYTES;
 use crate::jobs::{finish, settle_failure, with_progress};
+use crate::loops::{answer_requests, pull_jobs};
 use crate::streams::{analyze_consumer_config, ensure_streams};
 use crate::{BoxError, Context};
 
@@ -66,87 +65,22 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .queue_subscribe(set.subjects.analysis_run(), ANALYZE_GROUP.to_string())
         .await?;
     tracing::info!(subject = %set.subjects.analysis_run(), jobs = %set.subjects.analyze_job(), "analyze ready");
-    let (a, b) = tokio::join!(
-        serve_requests(ctx.clone(), commenter.clone(), requests, shutdown.clone()),
-        serve_jobs(ctx.clone(), commenter, consumer, shutdown)
+    let answering = answer_requests(requests, shutdown.clone(), |msg| {
+        let (ctx, commenter) = (ctx.clone(), commenter.clone());
+        async move { handle_request(&ctx, &commenter, msg).await }
+    });
+    let pulling = pull_jobs(
+        &consumer,
+        set.analysis_concurrency,
+        shutdown.clone(),
+        |msg| {
+            let (ctx, commenter) = (ctx.clone(), commenter.clone());
+            async move { handle_job(&ctx, &commenter, msg).await }
+        },
     );
-    a.and(b)?;
+    let ((), pulled) = tokio::join!(answering, pulling);
+    pulled?;
     tracing::info!("analyze drained");
-    Ok(())
-}
-
-async fn serve_requests(
-    ctx: Context,
-    commenter: Arc<Commenter>,
-    mut requests: async_nats::Subscriber,
-    shutdown: CancellationToken,
-) -> Result<(), BoxError> {
-    let tracker = TaskTracker::new();
-    let mut draining = false;
-    loop {
-        tokio::select! {
-            msg = requests.next() => match msg {
-                Some(msg) => {
-                    let (ctx, commenter) = (ctx.clone(), commenter.clone());
-                    tracker.spawn(async move { handle_request(&ctx, &commenter, msg).await });
-                }
-                None => break,
-            },
-            _ = shutdown.cancelled(), if !draining => {
-                draining = true;
-                if let Err(e) = requests.drain().await {
-                    tracing::warn!(error = %e, "drain failed");
-                    break;
-                }
-            }
-        }
-    }
-    tracker.close();
-    tracker.wait().await;
-    Ok(())
-}
-
-async fn serve_jobs(
-    ctx: Context,
-    commenter: Arc<Commenter>,
-    consumer: PullConsumer,
-    shutdown: CancellationToken,
-) -> Result<(), BoxError> {
-    let concurrency = ctx.settings.analysis_concurrency.max(1);
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(concurrency)
-        .messages()
-        .await?;
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let tracker = TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.cancelled() => break,
-        };
-        let next = tokio::select! {
-            m = messages.next() => m,
-            _ = shutdown.cancelled() => break,
-        };
-        match next {
-            Some(Ok(msg)) => {
-                let (ctx, commenter) = (ctx.clone(), commenter.clone());
-                tracker.spawn(async move {
-                    handle_job(&ctx, &commenter, msg).await;
-                    drop(permit);
-                });
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "pulling analyze jobs failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            None => break,
-        }
-    }
-    drop(messages);
-    tracker.close();
-    tracker.wait().await;
     Ok(())
 }
 

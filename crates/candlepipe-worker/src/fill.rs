@@ -2,7 +2,6 @@
 //! what the store lacks, writes Redis, announces `ready`, then acks. Failures go through
 //! [`crate::disposition::decide`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -13,13 +12,11 @@ use candlepipe_core::subjects::FILL_CONSUMER;
 use candlepipe_core::{now_ms, FillJob, ReadyEvent, WireError};
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::{Fetched, Written};
-use futures::StreamExt;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::disposition::{decide, wire_code, Disposition, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
+use crate::loops::pull_jobs;
 use crate::streams::{ensure_streams, fill_consumer_config};
 use crate::{BoxError, Context};
 
@@ -37,48 +34,19 @@ pub async fn run(
         )
         .await?;
     let concurrency = set.fill_concurrency.max(1);
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(concurrency)
-        .messages()
-        .await?;
     let dlq_gauge = tokio::spawn(watch_dlq_depth(ctx.clone()));
     for ex in candlepipe_core::Exchange::ALL {
         metrics::gauge!("candlepipe_exchange_budget_rps", "exchange" => ex.as_str())
             .set(f64::from(exchange.settings().endpoint(ex).rps));
     }
     tracing::info!(consumer = FILL_CONSUMER, concurrency, "fill ready");
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let tracker = TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.cancelled() => break,
-        };
-        let next = tokio::select! {
-            m = messages.next() => m,
-            _ = shutdown.cancelled() => break,
-        };
-        match next {
-            Some(Ok(msg)) => {
-                let (ctx, exchange) = (ctx.clone(), exchange.clone());
-                tracker.spawn(async move {
-                    process(&ctx, &exchange, msg).await;
-                    drop(permit);
-                });
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "pulling jobs failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            None => break,
-        }
-    }
-    // Stop pulling; jobs already taken are finished and acked or naked.
-    drop(messages);
-    tracker.close();
-    tracker.wait().await;
+    let pulled = pull_jobs(&consumer, concurrency, shutdown, |msg| {
+        let (ctx, exchange) = (ctx.clone(), exchange.clone());
+        async move { process(&ctx, &exchange, msg).await }
+    })
+    .await;
     dlq_gauge.abort();
+    pulled?;
     tracing::info!("fill drained");
     Ok(())
 }

@@ -16,9 +16,9 @@ use candlepipe_core::{
 use candlepipe_store::{ReplyKey, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::cluster_stats::Field;
+use crate::loops::answer_requests;
 use crate::waiters::{Outcome, Waiter, Waiters};
 use crate::{BoxError, Context};
 
@@ -42,7 +42,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .await?;
     let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready));
 
-    let mut requests = ctx
+    let requests = ctx
         .nats
         .queue_subscribe(
             ctx.settings.subjects.candles_get(),
@@ -57,29 +57,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         }
     });
     tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
-    let tracker = TaskTracker::new();
-    let mut draining = false;
-    loop {
-        tokio::select! {
-            msg = requests.next() => match msg {
-                Some(msg) => {
-                    let (ctx, waiters) = (ctx.clone(), waiters.clone());
-                    tracker.spawn(async move { handle(ctx, waiters, msg).await });
-                }
-                None => break,
-            },
-            _ = shutdown.cancelled(), if !draining => {
-                // Stop taking new requests but answer those already delivered to us.
-                draining = true;
-                if let Err(e) = requests.drain().await {
-                    tracing::warn!(error = %e, "drain failed");
-                    break;
-                }
-            }
-        }
-    }
-    tracker.close();
-    tracker.wait().await;
+    answer_requests(requests, shutdown, |msg| {
+        let (ctx, waiters) = (ctx.clone(), waiters.clone());
+        async move { handle(ctx, waiters, msg).await }
+    })
+    .await;
     dispatcher.abort();
     gauges.abort();
     tracing::info!("ingest drained");

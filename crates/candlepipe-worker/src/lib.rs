@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod llm_route;
 pub mod llm_spend;
+pub mod loops;
 pub mod streams;
 mod waiters;
 
