@@ -7,6 +7,9 @@ pub const CONTENT_TYPE_HEADER: &str = "Content-Type";
 pub const MSGPACK: &str = "application/msgpack";
 pub const JSON: &str = "application/json";
 
+/// Largest request body accepted; anything bigger is `bad_request` without decoding.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
     Json,
@@ -40,6 +43,25 @@ impl Encoding {
             Encoding::Json => serde_json::to_vec(value).unwrap_or_default(),
             Encoding::Msgpack => rmp_serde::to_vec_named(value).unwrap_or_default(),
         }
+    }
+
+    /// Decodes a request from a producer: too large or undecodable is `bad_request`.
+    pub fn decode_request<T: DeserializeOwned>(
+        self,
+        payload: &[u8],
+    ) -> Result<T, crate::WireError> {
+        use crate::{ErrorCode, WireError};
+        if payload.len() > MAX_REQUEST_BYTES {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "request is {} bytes; the limit is {MAX_REQUEST_BYTES}",
+                    payload.len()
+                ),
+            ));
+        }
+        self.decode(payload)
+            .map_err(|e| WireError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))
     }
 
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, DecodeError> {

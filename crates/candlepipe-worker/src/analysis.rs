@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commentary::{About, Commenter};
 use crate::disposition::{decide, wire_code, JobError};
-use crate::ingest::MAX_REQUEST_BYTES;
 use crate::jobs::{finish, settle_failure, with_progress};
 use crate::loops::{answer_requests, pull_jobs};
 use crate::streams::{analyze_consumer_config, ensure_streams};
@@ -148,18 +147,7 @@ async fn answer(
 }
 
 fn decode(payload: &[u8], enc: Encoding) -> Result<AnalysisQuery, WireError> {
-    if payload.len() > MAX_REQUEST_BYTES {
-        return Err(WireError::new(
-            ErrorCode::BadRequest,
-            format!(
-                "request is {} bytes; the limit is {MAX_REQUEST_BYTES}",
-                payload.len()
-            ),
-        ));
-    }
-    enc.decode::<AnalysisRequest>(payload)
-        .map_err(|e| WireError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))?
-        .validate()
+    enc.decode_request::<AnalysisRequest>(payload)?.validate()
 }
 
 async fn handle_job(ctx: &Context, commenter: &Commenter, msg: JobMessage) {

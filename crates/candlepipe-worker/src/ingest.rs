@@ -22,9 +22,6 @@ use crate::loops::answer_requests;
 use crate::waiters::{Outcome, Waiter, Waiters};
 use crate::{BoxError, Context};
 
-/// Largest request body accepted; anything bigger is `bad_request` without decoding.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
-
 /// A successful answer: a slice of a snapshot.
 struct Answer {
     source: Source,
@@ -160,18 +157,7 @@ async fn answer(
     payload: &[u8],
     enc: Encoding,
 ) -> Result<Answer, WireError> {
-    if payload.len() > MAX_REQUEST_BYTES {
-        return Err(WireError::new(
-            ErrorCode::BadRequest,
-            format!(
-                "request is {} bytes; the limit is {MAX_REQUEST_BYTES}",
-                payload.len()
-            ),
-        ));
-    }
-    let req: CandlesRequest = enc
-        .decode(payload)
-        .map_err(|e| WireError::new(ErrorCode::BadRequest, format!("undecodable request: {e}")))?;
+    let req: CandlesRequest = enc.decode_request(payload)?;
     let q = req.validate()?;
     let now = now_ms();
 
