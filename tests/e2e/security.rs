@@ -196,3 +196,116 @@ async fn a_nats_token_in_the_url() {
     lines.extend(check.lines().map(String::from));
     assert_never_printed(&lines, &["nats-t0ken-123"]);
 }
+
+/// A JWT as NATS signs them: `{"typ":"JWT","alg":"ed25519-nkey"}`, the claims, and an
+/// ed25519 signature by `issuer`, each base64url without padding.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = json!({
+        "jti": format!("{}{}", name.to_uppercase(), subject),
+        "iat": 1_764_000_000,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let body = b64.encode(serde_json::to_vec(&claims).unwrap());
+    let signed = format!("{header}.{body}");
+    let sig = b64.encode(issuer.sign(signed.as_bytes()).unwrap());
+    format!("{signed}.{sig}")
+}
+
+#[tokio::test]
+async fn a_nats_creds_file_in_operator_mode() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let system = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let unlimited = json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1});
+    let op_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "op",
+        json!({"type": "operator", "version": 2, "system_account": system.public_key()}),
+    );
+    let sys_jwt = nats_jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        json!({"type": "account", "version": 2}),
+    );
+    let acct_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        "cp",
+        json!({"type": "account", "version": 2, "limits": unlimited}),
+    );
+    let user_jwt = nats_jwt(
+        &account,
+        &user.public_key(),
+        "worker",
+        json!({"type": "user", "version": 2, "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1}),
+    );
+    let seed = user.seed().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("operator.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: {op_jwt}\nsystem_account: {sys}\nresolver: MEMORY\n\
+             resolver_preload: {{ {acct}: {acct_jwt}, {sys}: {sys_jwt} }}\n",
+            acct = account.public_key(),
+            sys = system.public_key(),
+        ),
+    )
+    .unwrap();
+    let creds = dir.path().join("worker.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .unwrap();
+
+    let nats = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
+    let mut stack = Stack::start_with(BIN, nats, RedisServer::start()).await;
+    stack.set("CANDLEPIPE_NATS_CREDS_FILE", creds.display());
+    let worker = stack.worker(&["all"]).await;
+    let (status, got) = cli(
+        &stack,
+        &["get", "coinbase", "BTC/USD", "1h", "--limit", "4"],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{got}");
+    assert!(got.contains("4 candles from exchange"), "{got}");
+
+    // Without the creds file the server refuses, and says so at once.
+    let without: Vec<(String, String)> = stack
+        .worker_env()
+        .into_iter()
+        .filter(|(k, _)| k != "CANDLEPIPE_NATS_CREDS_FILE")
+        .collect();
+    let out = tokio::process::Command::new(BIN)
+        .args(["check", "--no-exchanges"])
+        .env_clear()
+        .envs(without)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("FAIL  nats"),
+        "{text}"
+    );
+
+    let mut lines = worker.child.output();
+    lines.push(text.to_string());
+    assert_never_printed(&lines, &[&seed]);
+}
