@@ -31,6 +31,7 @@ ensure_servers() {
   local missing=()
   command -v nats-server >/dev/null || missing+=(nats-server)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 

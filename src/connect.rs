@@ -9,6 +9,7 @@ use candlepipe_worker::budget::RedisBudget;
 use candlepipe_worker::cluster_stats::Counters;
 
 use anyhow::Context as _;
+use candlepipe_store::Redis;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::Config;
@@ -135,38 +136,64 @@ pub async fn nats(
     }
 }
 
-/// A Redis client for `redis://` or `rediss://` (TLS; the system's trusted CAs, or the one
-/// `CANDLEPIPE_REDIS_TLS_CA` names).
-fn redis_client(cfg: &Config) -> anyhow::Result<redis::Client> {
-    let invalid = || format!("invalid Redis URL {}", redact(&cfg.redis_url));
-    match &cfg.redis_tls_ca {
-        Some(ca) => {
+/// The CA of `CANDLEPIPE_REDIS_TLS_CA`, for `rediss://` servers not signed by a public CA.
+fn redis_tls(cfg: &Config) -> anyhow::Result<Option<redis::TlsCertificates>> {
+    cfg.redis_tls_ca
+        .as_ref()
+        .map(|ca| {
             let pem = std::fs::read(ca)
                 .with_context(|| format!("reading the Redis TLS CA {}", ca.display()))?;
-            let certs = redis::TlsCertificates {
+            Ok(redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem),
-            };
-            redis::Client::build_with_tls(cfg.redis_url.as_str(), certs).with_context(invalid)
-        }
-        None => redis::Client::open(cfg.redis_url.as_str()).with_context(invalid),
-    }
+            })
+        })
+        .transpose()
 }
 
-pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<ConnectionManager> {
-    let client = redis_client(cfg)?;
-    // While Redis is down, a call fails within about a second (ingest then answers from L1
-    // or `unavailable`) instead of waiting out a long reconnect schedule; the manager keeps
-    // reconnecting on later calls.
+/// While Redis is down, a call fails within about a second (ingest then answers from L1 or
+/// `unavailable`) instead of waiting out a long reconnect schedule; the connection keeps
+/// reconnecting on later calls.
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One server (`redis://` or `rediss://` for TLS), or a Redis Cluster given as a
+/// comma-separated list of some of its nodes.
+async fn redis_once(cfg: &Config) -> anyhow::Result<Result<Redis, redis::RedisError>> {
+    let invalid = || format!("invalid Redis URL {}", redact(&cfg.redis_url));
+    let tls = redis_tls(cfg)?;
+    let nodes: Vec<&str> = cfg.redis_url.split(',').map(str::trim).collect();
+    if nodes.len() > 1 {
+        let mut builder = redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(REDIS_CONNECT_TIMEOUT)
+            .response_timeout(REDIS_RESPONSE_TIMEOUT)
+            .retries(1);
+        if let Some(certs) = tls {
+            builder = builder.certs(certs);
+        }
+        let client = builder.build().with_context(invalid)?;
+        return Ok(client.get_async_connection().await.map(Redis::Cluster));
+    }
+    let client = match tls {
+        Some(certs) => redis::Client::build_with_tls(cfg.redis_url.as_str(), certs),
+        None => redis::Client::open(cfg.redis_url.as_str()),
+    }
+    .with_context(invalid)?;
     let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_millis(500)))
-        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+        .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(500));
+    Ok(ConnectionManager::new_with_config(client, config)
+        .await
+        .map(Redis::Single))
+}
+
+pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<Redis> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+        match redis_once(cfg).await? {
             Ok(c) => return Ok(c),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "Redis not reachable yet; retrying");
@@ -189,7 +216,7 @@ pub struct Filling {
 pub async fn filling(
     cfg: &Config,
     nats: &async_nats::Client,
-    redis: &ConnectionManager,
+    redis: &Redis,
     stats: Arc<Counters>,
 ) -> anyhow::Result<Filling> {
     let store = SeriesStore::new(

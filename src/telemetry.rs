@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use candlepipe_store::Redis;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use redis::aio::ConnectionManager;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +30,7 @@ pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
 struct Probe {
     metrics: PrometheusHandle,
     nats: async_nats::Client,
-    redis: ConnectionManager,
+    redis: Redis,
 }
 
 async fn metrics(State(p): State<Probe>) -> String {
@@ -67,7 +67,7 @@ pub async fn serve(
     addr: SocketAddr,
     handle: PrometheusHandle,
     nats: async_nats::Client,
-    redis: ConnectionManager,
+    redis: Redis,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)

@@ -124,7 +124,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
 
 /// `provider/model` → its counters (cost in USD), from `<prefix>llm:usage`.
 async fn llm_totals(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut candlepipe_store::Redis,
     prefix: &str,
 ) -> anyhow::Result<serde_json::Value> {
     let raw: std::collections::BTreeMap<String, i64> = redis::cmd("HGETALL")

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use candlepipe_indicators::{ema, rsi};
-use candlepipe_store::{Keyring, Records};
+use candlepipe_store::{Keyring, Records, Redis};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -521,7 +521,7 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
         .await
         .unwrap();
     let records = Records::new(
-        conn,
+        Redis::Single(conn),
         Keyring::new("k1", candlepipe_testkit::TEST_HMAC_KEY.as_bytes()),
         "cp:",
     );

@@ -105,7 +105,10 @@ async fn stats_add_up_across_the_cluster() {
             let (status, out) = cli(&stack, &["stats", "--json"]).await;
             assert_eq!(status, Some(0), "{out}");
             let s: serde_json::Value = serde_json::from_str(&out).expect("json");
-            (s["requests"]["error"] == 1 && s["requests"]["exchange"] == 10).then_some(s)
+            let r = &s["requests"];
+            let hits = r["l1"].as_u64()? + r["redis"].as_u64()?;
+            // Each worker adds its counts on its own schedule: wait for all of them.
+            (r["error"] == 1 && r["exchange"] == 10 && hits == 10).then_some(s)
         },
     )
     .await;

@@ -5,11 +5,13 @@
 pub mod envelope;
 pub mod l1;
 pub mod records;
+pub mod redis_conn;
 pub mod series_store;
 
 pub use envelope::Keyring;
 pub use l1::{L1Cache, ReplyKey, Snapshot};
 pub use records::Records;
+pub use redis_conn::Redis;
 pub use series_store::{Fetched, SeriesRead, SeriesStore, Written};
 
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Redis;
 use candlepipe_core::now_ms;
-use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -15,14 +15,14 @@ use crate::{Keyring, StoreError};
 
 #[derive(Clone)]
 pub struct Records {
-    conn: ConnectionManager,
+    conn: Redis,
     keyring: Keyring,
     prefix: Arc<str>,
     tampered: Arc<AtomicU64>,
 }
 
 impl Records {
-    pub fn new(conn: ConnectionManager, keyring: Keyring, prefix: &str) -> Self {
+    pub fn new(conn: Redis, keyring: Keyring, prefix: &str) -> Self {
         Records {
             conn,
             keyring,
@@ -83,7 +83,7 @@ impl Records {
 }
 
 /// A value that fails verification is never served: count it, log it once, delete it.
-pub(crate) async fn discard(conn: &mut ConnectionManager, key: &str, why: &str) {
+pub(crate) async fn discard(conn: &mut Redis, key: &str, why: &str) {
     metrics::counter!("candlepipe_redis_tampered_total").increment(1);
     tracing::warn!(
         key,

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::Redis;
 use candlepipe_core::{Candle, Coverage, Millis, SeriesKey, SeriesState};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::Keyring;
@@ -65,7 +65,7 @@ pub struct Fetched {
 
 #[derive(Clone)]
 pub struct SeriesStore {
-    conn: ConnectionManager,
+    conn: Redis,
     keyring: Keyring,
     prefix: Arc<str>,
     max_chunks: usize,
@@ -92,12 +92,7 @@ return 0
 impl SeriesStore {
     /// `history_cap` is the number of candles kept per series (at least 1,000, the largest
     /// `limit`, plus one chunk of slack).
-    pub fn new(
-        conn: ConnectionManager,
-        keyring: Keyring,
-        prefix: &str,
-        history_cap: usize,
-    ) -> Self {
+    pub fn new(conn: Redis, keyring: Keyring, prefix: &str, history_cap: usize) -> Self {
         let chunks = (history_cap as i64 + CHUNK_CANDLES - 1) / CHUNK_CANDLES + 1;
         SeriesStore {
             conn,
@@ -380,7 +375,7 @@ impl SeriesStore {
     /// Verifies a meta value read from `key`; one that fails is discarded (a miss).
     async fn open_meta(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Redis,
         key: &str,
         raw: Option<Vec<u8>>,
     ) -> Option<(u64, MetaBody)> {
@@ -403,7 +398,7 @@ impl SeriesStore {
     /// Reads and verifies chunks; returns the good ones and the starts of the bad or missing.
     async fn read_chunks(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Redis,
         s: &SeriesKey,
         base: &str,
         starts: &[Millis],
@@ -421,7 +416,7 @@ impl SeriesStore {
     /// Verifies chunk values (`(key, value)` per start); a missing or failing one is damage.
     async fn open_chunks(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Redis,
         s: &SeriesKey,
         starts: &[Millis],
         raws: Vec<(String, Option<Vec<u8>>)>,
@@ -455,7 +450,7 @@ impl SeriesStore {
     }
 
     /// A value that fails verification is never served (see [`crate::records::discard`]).
-    async fn discard(&self, conn: &mut ConnectionManager, key: &str, why: &str) {
+    async fn discard(&self, conn: &mut Redis, key: &str, why: &str) {
         self.tampered.fetch_add(1, Ordering::Relaxed);
         crate::records::discard(conn, key, why).await;
     }

@@ -11,7 +11,7 @@ mod tls;
 
 pub use cluster::{current_nats_server, NatsCluster};
 pub use process::{Child, Worker};
-pub use servers::{NatsServer, RedisServer};
+pub use servers::{NatsServer, RedisCluster, RedisServer};
 pub use sim::Sim;
 pub use tls::TlsFiles;
 

@@ -15,8 +15,8 @@ use candlepipe_core::{now_ms, Exchange, Millis};
 use candlepipe_exchange::budget::BoxFuture;
 use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::{Budget, ExchangeSettings};
+use candlepipe_store::Redis;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 
 use crate::cluster_stats::{Counters, Field};
 use crate::gcra::{self, Rate};
@@ -31,7 +31,7 @@ pub struct PauseNotice {
 }
 
 pub struct RedisBudget {
-    conn: ConnectionManager,
+    conn: Redis,
     prefix: String,
     rates: [Rate; 3],
     nats: async_nats::Client,
@@ -57,7 +57,7 @@ fn rate(e: &Endpoint) -> Rate {
 impl RedisBudget {
     /// Builds the budget and starts listening for pauses other processes announce.
     pub async fn start(
-        conn: ConnectionManager,
+        conn: Redis,
         redis_prefix: &str,
         nats: async_nats::Client,
         subject_prefix: &str,

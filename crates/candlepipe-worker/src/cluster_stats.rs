@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use candlepipe_core::{Exchange, Source};
-use redis::aio::ConnectionManager;
+use candlepipe_store::Redis;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Counters {
     }
 
     /// Adds the counts to the hash; on failure they are kept for the next try.
-    async fn flush(&self, conn: &mut ConnectionManager, key: &str) {
+    async fn flush(&self, conn: &mut Redis, key: &str) {
         let taken: Vec<u64> = self
             .counts
             .iter()
@@ -79,7 +79,7 @@ impl Counters {
     /// Flushes every `period` until `shutdown`, then once more.
     pub async fn flush_every(
         &self,
-        mut conn: ConnectionManager,
+        mut conn: Redis,
         key: String,
         period: Duration,
         shutdown: CancellationToken,
@@ -100,7 +100,7 @@ pub fn key(redis_prefix: &str) -> String {
 
 /// The cluster's totals.
 pub async fn read(
-    conn: &mut ConnectionManager,
+    conn: &mut Redis,
     redis_prefix: &str,
 ) -> Result<BTreeMap<String, u64>, redis::RedisError> {
     redis::cmd("HGETALL")

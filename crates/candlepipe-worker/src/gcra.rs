@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use candlepipe_store::Redis;
 
 /// A request of `cost` cells moves the bucket's theoretical arrival time by `cost` emission
 /// intervals: a large cost is let through when the bucket is empty, and later requests wait
@@ -56,7 +56,7 @@ impl Rate {
 /// Takes `cost` cells from `bucket` now, or says how many µs to wait first (also while
 /// `pause` is set).
 pub async fn try_acquire(
-    conn: &ConnectionManager,
+    conn: &Redis,
     bucket: &str,
     pause: &str,
     rate: Rate,
@@ -75,7 +75,7 @@ pub async fn try_acquire(
 
 /// Refuses every acquire on `pause` for `hold` (a longer pause already set is kept).
 pub async fn pause(
-    conn: &ConnectionManager,
+    conn: &Redis,
     pause: &str,
     hold: Duration,
     until_ms: i64,

@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 use candlepipe_core::Subjects;
 use candlepipe_exchange::ExchangeClient;
+use candlepipe_store::Redis;
 use candlepipe_store::{L1Cache, Records, SeriesStore};
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 pub use streams::StreamSettings;
@@ -53,7 +53,7 @@ pub struct WorkerSettings {
 pub struct Context {
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
-    pub redis: ConnectionManager,
+    pub redis: Redis,
     pub store: SeriesStore,
     /// Analysis results and LLM commentary.
     pub records: Records,

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use candlepipe_core::{now_ms, Subjects};
 use candlepipe_llm::ramp::next_weight;
+use candlepipe_store::Redis;
 use futures::StreamExt;
 use rand::Rng;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -58,10 +58,7 @@ fn window_key(prefix: &str, n: i64) -> String {
     format!("{prefix}llm:win:{n}")
 }
 
-pub async fn read(
-    conn: &ConnectionManager,
-    prefix: &str,
-) -> Result<Option<RouteState>, redis::RedisError> {
+pub async fn read(conn: &Redis, prefix: &str) -> Result<Option<RouteState>, redis::RedisError> {
     let mut conn = conn.clone();
     let (weight, updated_ms, by): (Option<u8>, Option<i64>, Option<String>) = redis::cmd("HMGET")
         .arg(route_key(prefix))
@@ -80,7 +77,7 @@ pub async fn read(
 /// Sets the canary weight (if it is still `expect`, when given) and announces it. Returns
 /// whether it was set.
 pub async fn set(
-    conn: &ConnectionManager,
+    conn: &Redis,
     nats: &async_nats::Client,
     subjects: &Subjects,
     prefix: &str,
@@ -113,7 +110,7 @@ pub async fn set(
 }
 
 pub struct Route {
-    conn: ConnectionManager,
+    conn: Redis,
     nats: async_nats::Client,
     subjects: Subjects,
     prefix: String,
@@ -125,7 +122,7 @@ pub struct Route {
 impl Route {
     /// Reads (or first sets) the weight and keeps it current until `shutdown`.
     pub async fn start(
-        conn: ConnectionManager,
+        conn: Redis,
         nats: async_nats::Client,
         subjects: Subjects,
         prefix: &str,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use candlepipe_core::now_ms;
 use candlepipe_llm::{Price, Usage};
-use redis::aio::ConnectionManager;
+use candlepipe_store::Redis;
 
 use crate::gcra::{self, Rate};
 
@@ -44,7 +44,7 @@ pub struct SpendLimits {
 
 #[derive(Clone)]
 pub struct Spend {
-    conn: ConnectionManager,
+    conn: Redis,
     prefix: String,
     limits: SpendLimits,
 }
@@ -100,7 +100,7 @@ pub fn spend_key(prefix: &str, at_ms: i64) -> String {
 }
 
 impl Spend {
-    pub fn new(conn: ConnectionManager, prefix: &str, limits: SpendLimits) -> Spend {
+    pub fn new(conn: Redis, prefix: &str, limits: SpendLimits) -> Spend {
         Spend {
             conn,
             prefix: prefix.to_string(),
@@ -151,8 +151,14 @@ impl Spend {
         let spent = nanos(cost_usd);
         let totals = usage_key(&self.prefix);
         let field = |c: Counter| format!("{provider}|{model}|{}", c.as_str());
+        // Two round trips, not one pipeline: the keys live in different Redis Cluster slots.
+        let mut conn = self.conn.clone();
+        let corrected: Result<i64, _> = redis::cmd("INCRBY")
+            .arg(&r.key)
+            .arg(spent - r.nanos)
+            .query_async(&mut conn)
+            .await;
         let mut pipe = redis::pipe();
-        pipe.cmd("INCRBY").arg(&r.key).arg(spent - r.nanos).ignore();
         for (c, n) in [
             (Counter::Requests, 1),
             (Counter::Failures, i64::from(!ok)),
@@ -164,9 +170,9 @@ impl Spend {
                 pipe.hincr(&totals, field(c), n).ignore();
             }
         }
-        let mut conn = self.conn.clone();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            // The reservation stays counted: the budget errs on the side of spending less.
+        let counted = pipe.query_async::<()>(&mut conn).await;
+        if let Err(e) = corrected.map(|_| ()).and(counted) {
+            // A reservation left uncorrected errs on the side of spending less.
             tracing::warn!(error = %e, provider, model, "LLM spend not recorded in Redis");
         }
     }
@@ -268,11 +274,7 @@ impl Spend {
     }
 }
 
-pub async fn spent_on(
-    conn: &ConnectionManager,
-    prefix: &str,
-    at_ms: i64,
-) -> Result<f64, redis::RedisError> {
+pub async fn spent_on(conn: &Redis, prefix: &str, at_ms: i64) -> Result<f64, redis::RedisError> {
     let mut conn = conn.clone();
     let n: Option<i64> = redis::cmd("GET")
         .arg(spend_key(prefix, at_ms))
