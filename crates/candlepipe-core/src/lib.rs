@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod candle;
 pub mod coverage;
+pub mod decimal_text;
 pub mod encoding;
 pub mod error;
 pub mod exchange;
