@@ -10,48 +10,40 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserializer, Serializer};
 
-/// Longest text: sign, 29 digits, point, leading "0." zeros for a 28 scale.
-const MAX_LEN: usize = 64;
-
-/// Writes `d` into `buf` and returns the text.
-pub fn format<'a>(d: &Decimal, buf: &'a mut [u8; MAX_LEN]) -> &'a str {
+/// Appends the text of `d` to `out`.
+pub fn write(d: &Decimal, out: &mut Vec<u8>) {
     let scale = d.scale() as usize;
-    let mantissa = d.mantissa();
+    let mantissa = d.mantissa().unsigned_abs();
     let mut digits = itoa::Buffer::new();
-    let text = digits.format(mantissa.unsigned_abs()).as_bytes();
-    let mut n = 0;
-    let mut push = |b: u8, n: &mut usize| {
-        buf[*n] = b;
-        *n += 1;
-    };
+    // Prices and volumes almost always fit 64 bits, whose formatting is the cheaper one.
+    let text = match u64::try_from(mantissa) {
+        Ok(small) => digits.format(small),
+        Err(_) => digits.format(mantissa),
+    }
+    .as_bytes();
     if d.is_sign_negative() {
-        push(b'-', &mut n);
+        out.push(b'-');
     }
     if scale == 0 {
-        for &b in text {
-            push(b, &mut n);
-        }
+        out.extend_from_slice(text);
     } else if text.len() > scale {
         let (int, frac) = text.split_at(text.len() - scale);
-        for &b in int {
-            push(b, &mut n);
-        }
-        push(b'.', &mut n);
-        for &b in frac {
-            push(b, &mut n);
-        }
+        out.extend_from_slice(int);
+        out.push(b'.');
+        out.extend_from_slice(frac);
     } else {
-        push(b'0', &mut n);
-        push(b'.', &mut n);
-        for _ in 0..scale - text.len() {
-            push(b'0', &mut n);
-        }
-        for &b in text {
-            push(b, &mut n);
-        }
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', scale - text.len()));
+        out.extend_from_slice(text);
     }
+}
+
+/// The text of `d`, in `buf` (which is cleared first).
+pub fn format<'a>(d: &Decimal, buf: &'a mut Vec<u8>) -> &'a str {
+    buf.clear();
+    write(d, buf);
     // Only ASCII digits, '-' and '.' were written.
-    std::str::from_utf8(&buf[..n]).unwrap_or("0")
+    std::str::from_utf8(buf).unwrap_or("0")
 }
 
 /// Parses `[-]digits[.digits]` directly; anything else through `Decimal::from_str`.
@@ -91,7 +83,7 @@ pub fn parse(s: &str) -> Result<Decimal, rust_decimal::Error> {
 }
 
 pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; MAX_LEN];
+    let mut buf = Vec::with_capacity(32);
     s.serialize_str(format(d, &mut buf))
 }
 
@@ -116,7 +108,7 @@ mod tests {
 
     #[test]
     fn examples() {
-        let mut buf = [0u8; MAX_LEN];
+        let mut buf = Vec::new();
         for s in [
             "91234.10",
             "0.00",
@@ -146,7 +138,7 @@ mod tests {
         #[test]
         fn same_as_rust_decimal(m in any::<i64>(), scale in 0u32..=18) {
             let d = Decimal::from_i128_with_scale(i128::from(m), scale);
-            let mut buf = [0u8; MAX_LEN];
+            let mut buf = Vec::new();
             let text = format(&d, &mut buf).to_string();
             prop_assert_eq!(&text, &d.to_string());
             let back = parse(&text).unwrap();

@@ -45,6 +45,15 @@ impl Encoding {
         }
     }
 
+    /// A candles reply: JSON written directly ([`crate::candles_json`]), MessagePack through
+    /// serde like every other payload.
+    pub fn encode_candles(self, reply: &crate::request::CandlesReplyRef) -> Vec<u8> {
+        match self {
+            Encoding::Json => crate::candles_json::encode(reply),
+            Encoding::Msgpack => self.encode(reply),
+        }
+    }
+
     /// Decodes a request from a producer: too large or undecodable is `bad_request`.
     pub fn decode_request<T: DeserializeOwned>(
         self,

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod candle;
+pub mod candles_json;
 pub mod coverage;
 pub mod decimal_text;
 pub mod encoding;

@@ -14,7 +14,9 @@ use sha2::Sha256;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-pub const FORMAT_VERSION: u8 = 1;
+/// 2: chunk bodies are packed candles ([`crate::packed`]). Values of an older format are
+/// dropped and refetched as plain misses, not counted as tampering.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// The HMAC keys: the current one signs, every one verifies (so keys can rotate).
 #[derive(Clone)]
@@ -93,7 +95,7 @@ impl Keyring {
     }
 
     /// Checks a stored value; anything that does not verify is an error, never data.
-    pub fn open(&self, redis_key: &str, bytes: &[u8]) -> Result<Opened, Tampered> {
+    pub fn open<'a>(&self, redis_key: &str, bytes: &'a [u8]) -> Result<Opened<'a>, Tampered> {
         let env: Envelope = rmp_serde::from_slice(bytes).map_err(|_| Tampered::Undecodable)?;
         if env.f != FORMAT_VERSION {
             return Err(Tampered::Format(env.f));
@@ -105,7 +107,7 @@ impl Keyring {
         Ok(Opened {
             version: env.ver,
             written_at: env.wt,
-            body: env.body.into_owned(),
+            body: env.body,
         })
     }
 }
@@ -123,11 +125,37 @@ struct Envelope<'a> {
     mac: Cow<'a, [u8]>,
 }
 
+/// Why a stored value cannot be used; either way it is deleted and never served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// Written by an older version of candlepipe: a plain miss.
+    Outdated(u8),
+    /// Failed verification or decoding: counted and logged as tampering.
+    Tampered(String),
+}
+
+impl From<Tampered> for Unusable {
+    fn from(t: Tampered) -> Self {
+        match t {
+            Tampered::Format(f) if f < FORMAT_VERSION => Unusable::Outdated(f),
+            other => Unusable::Tampered(other.to_string()),
+        }
+    }
+}
+
+impl Unusable {
+    /// A verified body that does not decode.
+    pub fn undecodable(e: impl std::fmt::Display) -> Self {
+        Unusable::Tampered(format!("body undecodable: {e}"))
+    }
+}
+
+/// A verified value; its body borrows from the bytes read.
 #[derive(Debug)]
-pub struct Opened {
+pub struct Opened<'a> {
     pub version: u64,
     pub written_at: i64,
-    pub body: Vec<u8>,
+    pub body: Cow<'a, [u8]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -170,6 +198,28 @@ mod tests {
                 .unwrap_err(),
             Tampered::BadMac
         );
+    }
+
+    #[test]
+    fn older_formats_are_outdated_and_unknown_ones_tampered() {
+        let ring = Keyring::new("k1", b"secret");
+        let with_format = |f: u8| {
+            let env = Envelope {
+                f,
+                kid: Cow::Borrowed("k1"),
+                ver: 1,
+                wt: 1,
+                body: Cow::Borrowed(b"x"),
+                mac: Cow::Borrowed(b""),
+            };
+            rmp_serde::to_vec_named(&env).unwrap()
+        };
+        let why = |f: u8| Unusable::from(ring.open("cp:a", &with_format(f)).unwrap_err());
+        assert_eq!(
+            why(FORMAT_VERSION - 1),
+            Unusable::Outdated(FORMAT_VERSION - 1)
+        );
+        assert!(matches!(why(FORMAT_VERSION + 1), Unusable::Tampered(_)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod l1;
+pub mod packed;
 pub mod records;
 pub mod redis_conn;
 pub mod series_store;

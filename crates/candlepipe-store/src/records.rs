@@ -11,6 +11,7 @@ use candlepipe_core::now_ms;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::envelope::Unusable;
 use crate::{Keyring, StoreError};
 
 #[derive(Clone)]
@@ -65,13 +66,14 @@ impl Records {
         let value = self
             .keyring
             .open(&key, &raw)
-            .map_err(|e| e.to_string())
-            .and_then(|o| rmp_serde::from_slice::<T>(&o.body).map_err(|e| e.to_string()));
+            .map_err(Unusable::from)
+            .and_then(|o| rmp_serde::from_slice::<T>(&o.body).map_err(Unusable::undecodable));
         match value {
             Ok(v) => Ok(Some(v)),
             Err(why) => {
-                self.tampered.fetch_add(1, Ordering::Relaxed);
-                discard(&mut conn, &key, &why).await;
+                if discard(&mut conn, &key, &why).await {
+                    self.tampered.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(None)
             }
         }
@@ -82,16 +84,31 @@ impl Records {
     }
 }
 
-/// A value that fails verification is never served: count it, log it once, delete it.
-pub(crate) async fn discard(conn: &mut Redis, key: &str, why: &str) {
-    metrics::counter!("candlepipe_redis_tampered_total").increment(1);
-    tracing::warn!(
-        key,
-        reason = why,
-        "redis value failed verification; deleted, will refetch"
-    );
+/// A value that cannot be used is never served: delete it; count and log it once when it
+/// failed verification (returns true then), note it quietly when it is merely outdated.
+pub(crate) async fn discard(conn: &mut Redis, key: &str, why: &Unusable) -> bool {
+    let tampered = match why {
+        Unusable::Tampered(reason) => {
+            metrics::counter!("candlepipe_redis_tampered_total").increment(1);
+            tracing::warn!(
+                key,
+                reason,
+                "redis value failed verification; deleted, will refetch"
+            );
+            true
+        }
+        Unusable::Outdated(format) => {
+            tracing::info!(
+                key,
+                format,
+                "redis value has an older format; deleted, will refetch"
+            );
+            false
+        }
+    };
     let deleted: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(conn).await;
     if let Err(e) = deleted {
-        tracing::warn!(key, error = %e, "could not delete unverified value");
+        tracing::warn!(key, error = %e, "could not delete unusable value");
     }
+    tampered
 }

@@ -111,7 +111,7 @@ fn encode_answer(a: &Answer, enc: Encoding) -> Bytes {
         return bytes;
     }
     let series = &a.snap.series;
-    let bytes = Bytes::from(enc.encode(&CandlesReplyRef {
+    let bytes = Bytes::from(enc.encode_candles(&CandlesReplyRef {
         ok: true,
         exchange: series.exchange,
         symbol: &series.symbol,
