@@ -52,6 +52,8 @@ hot_bytes=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.
 measure echo --reply-bytes "$hot_bytes"
 measure zipf
 measure cold
+# The exchange's own latency: the cold requests sent straight to the simulator.
+measure direct
 
 echo "== restarting ingest with L1 disabled for the redis workload"
 kill "$(cat "$CANDLEPIPE_RUN_DIR/ingest.pid")"; sleep 1

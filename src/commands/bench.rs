@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use bytes::Bytes;
-use candlepipe_core::{Interval, Subjects};
+use candlepipe_core::{CandlesRequest, Interval, Subjects};
+use candlepipe_exchange::ExchangeClient;
 use clap::ValueEnum;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -33,6 +35,9 @@ pub enum Workload {
     Zipf,
     /// A trivial responder (`--serve-echo`, another process): the transport's own limit.
     Echo,
+    /// The cold workload's requests sent straight to the exchange with candlepipe's HTTP
+    /// client (no NATS, no cache): the exchange's own latency, which cold misses add to.
+    Direct,
 }
 
 #[derive(clap::Args)]
@@ -127,7 +132,7 @@ impl Requests {
                 let hot = Self::hot_series();
                 hot[(n % hot.len() as u64) as usize].clone()
             }
-            Workload::Cold => {
+            Workload::Cold | Workload::Direct => {
                 let k = self.cold_base + n;
                 let iv = Interval::ALL[(k % 14) as usize];
                 json!({"exchange":"binance","symbol":format!("TEST{}/USDT", k / 14),"interval":iv.as_str(),"limit":100})
@@ -192,6 +197,57 @@ const ERROR_LABELS: [&str; 10] = [
     "error:unavailable",
 ];
 
+/// Where the requests go: candlepipe (or the echo) over NATS, or the exchange itself.
+#[derive(Clone)]
+enum Target {
+    Nats {
+        client: async_nats::Client,
+        subject: String,
+        headers: async_nats::HeaderMap,
+    },
+    Direct(ExchangeClient),
+}
+
+impl Target {
+    /// Sends one request; returns where the answer came from and its size, or `None` when
+    /// nothing came back in time.
+    async fn call(&self, payload: Bytes) -> Option<(&'static str, u64)> {
+        let limit = Duration::from_secs(10);
+        match self {
+            Target::Nats {
+                client,
+                subject,
+                headers,
+            } => {
+                let request = async_nats::Request::new()
+                    .payload(payload)
+                    .headers(headers.clone());
+                let msg =
+                    tokio::time::timeout(limit, client.send_request(subject.clone(), request))
+                        .await
+                        .ok()?
+                        .ok()?;
+                Some((source_of(&msg.payload), msg.payload.len() as u64))
+            }
+            Target::Direct(exchange) => {
+                let q = serde_json::from_slice::<CandlesRequest>(&payload)
+                    .ok()?
+                    .validate()
+                    .ok()?;
+                let now = candlepipe_core::now_ms();
+                let w = q.window(now);
+                match tokio::time::timeout(limit, exchange.fetch(&q.series, w.from, w.to, now))
+                    .await
+                    .ok()?
+                {
+                    Ok(candles) if !candles.is_empty() => Some(("direct", 0)),
+                    _ => Some(("error:upstream_error", 0)),
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     workload: Workload,
@@ -244,9 +300,18 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         _ => Subjects::new(&cfg.prefix).candles_get(),
     };
     let mut clients = Vec::new();
-    for i in 0..args.connections.max(1) {
-        clients.push(connect::nats(cfg, &format!("candlepipe-bench-{i}"), Duration::ZERO).await?);
+    if args.workload != Workload::Direct {
+        for i in 0..args.connections.max(1) {
+            clients
+                .push(connect::nats(cfg, &format!("candlepipe-bench-{i}"), Duration::ZERO).await?);
+        }
     }
+    let direct = match args.workload {
+        Workload::Direct => {
+            Some(ExchangeClient::new(cfg.exchanges.clone()).context("building the HTTP client")?)
+        }
+        _ => None,
+    };
     let requests = Arc::new(Requests::new(args.workload, args.series));
 
     // Warm the hot series so the measurement sees only hits.
@@ -274,13 +339,15 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         headers.insert(REPLY_BYTES_HEADER, n.to_string().as_str());
     }
     for t in 0..args.concurrency.max(1) {
-        let client = clients[t % clients.len()].clone();
-        let (subject, requests, counter, headers) = (
-            subject.clone(),
-            requests.clone(),
-            counter.clone(),
-            headers.clone(),
-        );
+        let target = match &direct {
+            Some(exchange) => Target::Direct(exchange.clone()),
+            None => Target::Nats {
+                client: clients[t % clients.len()].clone(),
+                subject: subject.clone(),
+                headers: headers.clone(),
+            },
+        };
+        let (requests, counter) = (requests.clone(), counter.clone());
         tasks.spawn(async move {
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
@@ -295,28 +362,20 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 if sent >= measure_until {
                     break;
                 }
-                let request = async_nats::Request::new()
-                    .payload(payload)
-                    .headers(headers.clone());
-                let reply = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    client.send_request(subject.clone(), request),
-                )
-                .await;
+                let reply = target.call(payload).await;
                 if sent < measure_from {
                     continue;
                 }
                 match reply {
-                    Ok(Ok(msg)) => {
-                        let source = source_of(&msg.payload);
+                    Some((source, size)) => {
                         if source.starts_with("error") {
                             errors += 1;
                         }
                         *sources.entry(source).or_default() += 1;
-                        bytes += msg.payload.len() as u64;
+                        bytes += size;
                         let _ = hist.record(sent.elapsed().as_micros() as u64);
                     }
-                    _ => {
+                    None => {
                         errors += 1;
                         *sources.entry("error:no_reply").or_default() += 1;
                     }

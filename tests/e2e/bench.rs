@@ -31,6 +31,7 @@ async fn bench_runs_every_workload_briefly() {
         ("hot", vec![]),
         ("zipf", vec!["--series", "50"]),
         ("cold", vec![]),
+        ("direct", vec![]),
     ] {
         let mut args = vec![
             "bench",
@@ -51,10 +52,15 @@ async fn bench_runs_every_workload_briefly() {
         if extra.contains(&"--reply-bytes") {
             assert_eq!(r["reply_bytes"], 5000);
         }
-        if workload == "hot" {
+        let only_source = match workload {
+            "hot" => Some("l1"),
+            "direct" => Some("direct"),
+            _ => None,
+        };
+        if let Some(source) = only_source {
             assert_eq!(
                 r["sources"].as_object().unwrap().keys().collect::<Vec<_>>(),
-                vec!["l1"],
+                vec![source],
                 "{r}"
             );
         }

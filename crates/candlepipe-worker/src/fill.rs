@@ -9,7 +9,7 @@ use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::subjects::FILL_CONSUMER;
-use candlepipe_core::{now_ms, FillJob, ReadyEvent, WireError};
+use candlepipe_core::{now_ms, FillJob, Millis, ReadyEvent, SeriesState, WireError};
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::{Fetched, Written};
 use tokio_util::sync::CancellationToken;
@@ -114,12 +114,19 @@ async fn fill(
     let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
     let patience = tokio::time::Instant::now() + ctx.settings.streams.ack_wait / 2;
     let ttl = ctx.settings.streams.ack_wait;
-    let mut locked = false;
+    // The first try reads the stored state alongside, to save a round trip on the usual,
+    // uncontended path. The lock is asked first on the same connection, so the read sees
+    // what the previous holder wrote; were it ever older, the versioned write would still
+    // merge correctly.
+    let (locked, first_read) = tokio::join!(
+        ctx.store.try_lock(&job.series, &token, ttl),
+        stored_state(ctx, job)
+    );
+    let mut locked = locked?;
+    let mut state = locked.then_some(first_read).transpose()?;
     while !locked && tokio::time::Instant::now() < patience {
+        tokio::time::sleep(Duration::from_millis(10)).await;
         locked = ctx.store.try_lock(&job.series, &token, ttl).await?;
-        if !locked {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
     if !locked {
         tracing::warn!(series = %job.series, "fill lock still held; filling without it");
@@ -134,7 +141,11 @@ async fn fill(
         ))
         .await;
     }
-    let result = fill_locked(ctx, exchange, job).await;
+    let state = match state.take() {
+        Some(s) => s,
+        None => stored_state(ctx, job).await?,
+    };
+    let result = fill_locked(ctx, exchange, job, state).await;
     // Released in the background: the waiting producers need the ready event, not this.
     if locked {
         let (store, series) = (ctx.store.clone(), job.series.clone());
@@ -147,27 +158,38 @@ async fn fill(
     result
 }
 
+/// The newest open time a job covers at `now`.
+fn job_end(job: &FillJob, now: Millis) -> Millis {
+    if job.includes_open {
+        job.series.interval.open_of(now)
+    } else {
+        job.to
+    }
+}
+
+/// What the store holds of the job's series.
+async fn stored_state(ctx: &Context, job: &FillJob) -> Result<SeriesState, JobError> {
+    let to = job_end(job, now_ms());
+    Ok(ctx
+        .store
+        .read(&job.series, job.from, to)
+        .await?
+        .map(|r| r.state)
+        .unwrap_or_default())
+}
+
 /// Fetches what the store lacks of the job's window, and writes it.
 async fn fill_locked(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
+    state: SeriesState,
 ) -> Result<Written, JobError> {
     let s = &job.series;
     let iv = s.interval;
     let step = iv.millis();
     let now = now_ms();
-    let to = if job.includes_open {
-        iv.open_of(now)
-    } else {
-        job.to
-    };
-    let state = ctx
-        .store
-        .read(s, job.from, to)
-        .await?
-        .map(|r| r.state)
-        .unwrap_or_default();
+    let to = job_end(job, now);
     tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
 
     if state.fulfils(job) {
