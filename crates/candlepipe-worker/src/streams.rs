@@ -85,15 +85,36 @@ pub fn analyze_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::
     }
 }
 
+/// Attempts at creating the streams at start; a cluster still placing replicas (or a slow
+/// store) times a request out, and a worker should wait that out rather than exit.
+const ENSURE_ATTEMPTS: u32 = 5;
+
 /// Creates both streams if missing (existing ones are left as operators configured them).
+/// Retries with a growing pause (1, 2, 4, 8 s) before giving up with the last error.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     s: &Subjects,
     set: &StreamSettings,
 ) -> Result<stream::Stream, async_nats::Error> {
-    let jobs = js.get_or_create_stream(jobs_config(s, set)).await?;
-    js.get_or_create_stream(dlq_config(s, set)).await?;
-    Ok(jobs)
+    let mut attempt = 1;
+    loop {
+        let created = async {
+            let jobs = js.get_or_create_stream(jobs_config(s, set)).await?;
+            js.get_or_create_stream(dlq_config(s, set)).await?;
+            Ok::<_, async_nats::Error>(jobs)
+        }
+        .await;
+        match created {
+            Ok(jobs) => return Ok(jobs),
+            Err(e) if attempt < ENSURE_ATTEMPTS => {
+                let pause = std::time::Duration::from_secs(1 << (attempt - 1));
+                tracing::warn!(error = %e, attempt, ?pause, "JetStream streams not ready; retrying");
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
