@@ -62,11 +62,13 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let concurrency = concurrency.max(1);
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(concurrency)
-        .messages()
-        .await?;
+    let open = || {
+        consumer
+            .stream()
+            .max_messages_per_batch(concurrency)
+            .messages()
+    };
+    let mut messages = open().await?;
     let slots = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
     loop {
@@ -87,8 +89,14 @@ where
                 });
             }
             Some(Err(e)) => {
+                // E.g. "no responders" while a cluster elects the consumer's leader. A pull
+                // stream that failed may stay silent afterwards, so pull through a new one.
                 tracing::warn!(error = %e, "pulling jobs failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                match open().await {
+                    Ok(fresh) => messages = fresh,
+                    Err(e) => tracing::warn!(error = %e, "cannot pull again yet"),
+                }
             }
             None => break,
         }
