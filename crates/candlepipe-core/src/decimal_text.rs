@@ -10,8 +10,11 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserializer, Serializer};
 
-/// Appends the text of `d` to `out`.
-pub fn write(d: &Decimal, out: &mut Vec<u8>) {
+/// Longest text: sign, 29 digits, point, leading "0." zeros for a 28 scale.
+const MAX_LEN: usize = 64;
+
+/// Writes the text of `d` into `buf`; returns its length.
+fn render(d: &Decimal, buf: &mut [u8; MAX_LEN]) -> usize {
     let scale = d.scale() as usize;
     let mantissa = d.mantissa().unsigned_abs();
     let mut digits = itoa::Buffer::new();
@@ -21,29 +24,43 @@ pub fn write(d: &Decimal, out: &mut Vec<u8>) {
         Err(_) => digits.format(mantissa),
     }
     .as_bytes();
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
     if d.is_sign_negative() {
-        out.push(b'-');
+        put(b"-");
     }
     if scale == 0 {
-        out.extend_from_slice(text);
+        put(text);
     } else if text.len() > scale {
         let (int, frac) = text.split_at(text.len() - scale);
-        out.extend_from_slice(int);
-        out.push(b'.');
-        out.extend_from_slice(frac);
+        put(int);
+        put(b".");
+        put(frac);
     } else {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', scale - text.len()));
-        out.extend_from_slice(text);
+        put(b"0.");
+        for _ in text.len()..scale {
+            put(b"0");
+        }
+        put(text);
     }
+    n
 }
 
-/// The text of `d`, in `buf` (which is cleared first).
-pub fn format<'a>(d: &Decimal, buf: &'a mut Vec<u8>) -> &'a str {
-    buf.clear();
-    write(d, buf);
+/// Appends the text of `d` to `out`.
+pub fn write(d: &Decimal, out: &mut Vec<u8>) {
+    let mut buf = [0u8; MAX_LEN];
+    let n = render(d, &mut buf);
+    out.extend_from_slice(&buf[..n]);
+}
+
+/// The text of `d`, in `buf`.
+pub fn format<'a>(d: &Decimal, buf: &'a mut [u8; MAX_LEN]) -> &'a str {
+    let n = render(d, buf);
     // Only ASCII digits, '-' and '.' were written.
-    std::str::from_utf8(buf).unwrap_or("0")
+    std::str::from_utf8(&buf[..n]).unwrap_or("0")
 }
 
 /// Parses `[-]digits[.digits]` directly; anything else through `Decimal::from_str`.
@@ -83,7 +100,7 @@ pub fn parse(s: &str) -> Result<Decimal, rust_decimal::Error> {
 }
 
 pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = Vec::with_capacity(32);
+    let mut buf = [0u8; MAX_LEN];
     s.serialize_str(format(d, &mut buf))
 }
 
@@ -108,7 +125,7 @@ mod tests {
 
     #[test]
     fn examples() {
-        let mut buf = Vec::new();
+        let mut buf = [0u8; MAX_LEN];
         for s in [
             "91234.10",
             "0.00",
@@ -138,7 +155,7 @@ mod tests {
         #[test]
         fn same_as_rust_decimal(m in any::<i64>(), scale in 0u32..=18) {
             let d = Decimal::from_i128_with_scale(i128::from(m), scale);
-            let mut buf = Vec::new();
+            let mut buf = [0u8; MAX_LEN];
             let text = format(&d, &mut buf).to_string();
             prop_assert_eq!(&text, &d.to_string());
             let back = parse(&text).unwrap();
