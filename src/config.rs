@@ -64,7 +64,10 @@ pub struct Config {
     pub l1_capacity: u64,
     pub history_cap: usize,
     pub fill_wait: Duration,
+    pub max_timeout: Duration,
+    pub admission_margin: Duration,
     pub fill_concurrency: usize,
+    pub bulk_concurrency: usize,
     pub streams: StreamSettings,
     /// How often each process adds its counts to the cluster totals.
     pub stats_flush: Duration,
@@ -73,6 +76,7 @@ pub struct Config {
     pub keyring: Keyring,
     pub insecure_dev_key: bool,
     pub analysis_concurrency: usize,
+    pub analysis_timeout: Duration,
     pub llm: LlmSettings,
 }
 
@@ -207,7 +211,10 @@ impl Config {
             l1_capacity: l.get("l1_capacity", 1_000_000)?,
             history_cap: l.get("history_cap", 10_000)?,
             fill_wait: l.millis("fill_wait_ms", 8_000)?,
+            max_timeout: l.millis("max_timeout_ms", 120_000)?,
+            admission_margin: l.millis("admission_margin_ms", 500)?,
             fill_concurrency: l.get("fill_concurrency", 16)?,
+            bulk_concurrency: l.get("bulk_concurrency", 2)?,
             streams: StreamSettings {
                 replicas: l.get("stream_replicas", defaults.replicas)?,
                 dedup_window: l
@@ -222,6 +229,7 @@ impl Config {
             keyring,
             insecure_dev_key,
             analysis_concurrency: l.get("analysis_concurrency", 8)?,
+            analysis_timeout: l.millis("analysis_timeout_ms", 60_000)?,
             llm: llm(&l)?,
         })
     }
@@ -232,13 +240,17 @@ impl Config {
             redis_prefix: self.redis_prefix.clone(),
             streams: self.streams.clone(),
             fill_wait: self.fill_wait,
+            max_timeout: self.max_timeout.max(self.fill_wait),
+            admission_margin: self.admission_margin,
             fill_concurrency: self.fill_concurrency,
+            bulk_concurrency: self.bulk_concurrency,
             retry: RetryPolicy {
                 max_deliver: self.streams.max_deliver.max(1) as u64,
                 base: self.retry_base,
                 cap: self.retry_cap,
             },
             analysis_concurrency: self.analysis_concurrency,
+            analysis_timeout: self.analysis_timeout,
             llm: self.llm.clone(),
         }
     }

@@ -211,6 +211,7 @@ pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<Redis> {
 pub struct Filling {
     pub store: SeriesStore,
     pub exchange: ExchangeClient,
+    pub budget: Arc<RedisBudget>,
 }
 
 pub async fn filling(
@@ -237,8 +238,12 @@ pub async fn filling(
     .context("subscribing to exchange pauses")?;
     let exchange = ExchangeClient::new(cfg.exchanges.clone())
         .context("building the HTTP client")?
-        .with_budget(budget);
-    Ok(Filling { store, exchange })
+        .with_budget(budget.clone());
+    Ok(Filling {
+        store,
+        exchange,
+        budget,
+    })
 }
 
 /// A URL with any password or token replaced, for logs and messages.

@@ -32,6 +32,7 @@ pub struct Args {
     /// Print the reply as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// How long to wait for the analysis (sent as the request's `timeout_ms`).
     #[arg(long, default_value_t = 60_000)]
     timeout_ms: u64,
 }
@@ -43,6 +44,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         interval: Some(args.interval),
         lookback: Some(args.lookback),
         llm: Some(args.llm),
+        timeout_ms: Some(args.timeout_ms as i64),
     };
     let nats = connect::nats(cfg, "candlepipe-analyze", Duration::ZERO).await?;
     let subject = Subjects::new(&cfg.prefix).analysis_run();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
+use candlepipe_exchange::budget::Demand;
 use candlepipe_store::Fetched;
 use candlepipe_worker::cluster_stats::{self, Counters};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -128,6 +129,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let connect::Filling {
         store,
         exchange: client,
+        ..
     } = connect::filling(cfg, &nats, &redis, stats.clone()).await?;
 
     // Resume: only the parts the store does not cover yet.
@@ -154,7 +156,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             let end = (cursor + page - step).min(b);
             let now = now_ms();
             let candles = client
-                .fetch(&series, cursor, end, now)
+                .fetch(&series, cursor, end, now, Demand::Bulk)
                 .await
                 .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
             stored += candles.len() as u64;

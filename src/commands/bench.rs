@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use candlepipe_core::{CandlesRequest, Interval, Subjects};
+use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::ExchangeClient;
 use clap::ValueEnum;
 use futures::StreamExt;
@@ -236,9 +237,12 @@ impl Target {
                     .ok()?;
                 let now = candlepipe_core::now_ms();
                 let w = q.window(now);
-                match tokio::time::timeout(limit, exchange.fetch(&q.series, w.from, w.to, now))
-                    .await
-                    .ok()?
+                match tokio::time::timeout(
+                    limit,
+                    exchange.fetch(&q.series, w.from, w.to, now, Demand::Bulk),
+                )
+                .await
+                .ok()?
                 {
                     Ok(candles) if !candles.is_empty() => Some(("direct", 0)),
                     _ => Some(("error:upstream_error", 0)),

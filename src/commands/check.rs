@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use candlepipe_core::{now_ms, Exchange, Interval, SeriesKey, Symbol};
+use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_llm::LlmClient;
 
@@ -168,7 +169,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             let t = Interval::M1.open_of(now);
             let url = &cfg.exchanges.endpoint(ex).url;
             let res = client
-                .fetch(&series, t - 60_000, t, now)
+                .fetch(&series, t - 60_000, t, now, Demand::Bulk)
                 .await
                 .map(|c| format!("{url} ({} candles for {})", c.len(), probe_symbol(ex)))
                 .map_err(|e| format!("{url}: {e}"));

@@ -40,7 +40,8 @@ pub struct Args {
     /// Send the request as MessagePack.
     #[arg(long)]
     msgpack: bool,
-    /// How long to wait for the reply.
+    /// How long to wait for the reply (sent as the request's `timeout_ms`: the answer comes
+    /// before it, up to the server's cap).
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
 }
@@ -70,6 +71,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         end: args.end.as_deref().map(parse_time).transpose()?,
         max_age_ms: args.max_age_ms,
         allow_stale: Some(args.allow_stale),
+        timeout_ms: Some(args.timeout_ms as i64),
     };
     let enc = if args.msgpack {
         Encoding::Msgpack

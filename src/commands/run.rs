@@ -59,8 +59,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     let redis = connect::redis(cfg, Duration::from_secs(30)).await?;
     let stats = Arc::new(Counters::default());
-    let connect::Filling { store, exchange } =
-        connect::filling(cfg, &nats, &redis, stats.clone()).await?;
+    let connect::Filling {
+        store,
+        exchange,
+        budget,
+    } = connect::filling(cfg, &nats, &redis, stats.clone()).await?;
     let ctx = Context {
         js: async_nats::jetstream::new(nats.clone()),
         nats,
@@ -69,6 +72,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         store,
         l1: L1Cache::new(cfg.l1_capacity),
         stats: stats.clone(),
+        budget,
         settings: Arc::new(cfg.worker_settings()),
     };
     let shutdown = CancellationToken::new();

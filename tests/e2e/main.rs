@@ -11,6 +11,7 @@ mod cluster;
 mod errors;
 mod formats;
 mod hostile;
+mod lanes;
 mod ops;
 mod reliability;
 mod restarts;

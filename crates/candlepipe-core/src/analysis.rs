@@ -25,6 +25,10 @@ pub struct AnalysisRequest {
     pub lookback: Option<i64>,
     #[serde(default)]
     pub llm: Option<bool>,
+    /// How long the producer waits for the analysis, in ms (default and cap: configuration).
+    /// The candles it needs are asked for with what remains of it.
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
 }
 
 /// A request that passed validation. Symbols that are not valid are kept as errors, so the
@@ -35,6 +39,8 @@ pub struct AnalysisQuery {
     pub interval: Interval,
     pub lookback: u32,
     pub llm: bool,
+    /// How long the producer waits; `None` leaves it to the configured default.
+    pub timeout_ms: Option<i64>,
     /// In request order, without repeats.
     pub symbols: Vec<Symbol>,
     pub invalid: BTreeMap<String, WireError>,
@@ -66,6 +72,12 @@ impl AnalysisRequest {
                 ),
             ));
         }
+        if let Some(t) = self.timeout_ms.filter(|t| *t < 1) {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!("timeout_ms must be at least 1, got {t}"),
+            ));
+        }
         let mut symbols = Vec::new();
         let mut invalid = BTreeMap::new();
         for raw in &self.symbols {
@@ -82,6 +94,7 @@ impl AnalysisRequest {
             interval,
             lookback: lookback as u32,
             llm: self.llm.unwrap_or(false),
+            timeout_ms: self.timeout_ms,
             symbols,
             invalid,
         })
@@ -209,5 +222,8 @@ mod tests {
         let mut r = req(&["BTC/USD"]);
         r.exchange = "ftx".into();
         assert_eq!(code(r), ErrorCode::UnknownExchange);
+        let mut r = req(&["BTC/USDT"]);
+        r.timeout_ms = Some(0);
+        assert_eq!(code(r), ErrorCode::BadRequest);
     }
 }

@@ -70,12 +70,15 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// `{"code":"invalid_symbol","message":"..."}`
+/// `{"code":"invalid_symbol","message":"..."}`, and for `rate_limited` when the service
+/// knows when to try again, `"retry_after_ms"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct WireError {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl WireError {
@@ -83,6 +86,15 @@ impl WireError {
         WireError {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// `rate_limited`, to be tried again after `retry_after_ms`.
+    pub fn rate_limited(message: impl Into<String>, retry_after_ms: u64) -> Self {
+        WireError {
+            retry_after_ms: Some(retry_after_ms),
+            ..WireError::new(ErrorCode::RateLimited, message)
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct CandlesRequest {
     pub max_age_ms: Option<i64>,
     #[serde(default)]
     pub allow_stale: Option<bool>,
+    /// How long the producer waits for the answer, in ms (default and cap: configuration).
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
 }
 
 /// A request that passed validation.
@@ -33,6 +36,8 @@ pub struct CandleQuery {
     pub end: Option<Millis>,
     pub max_age_ms: Millis,
     pub allow_stale: bool,
+    /// How long the producer waits; `None` leaves it to the configured default.
+    pub timeout_ms: Option<Millis>,
 }
 
 impl CandlesRequest {
@@ -71,12 +76,22 @@ impl CandlesRequest {
             Some(m) => m,
             None => default_max_age(interval),
         };
+        let timeout_ms = match self.timeout_ms {
+            Some(t) if t < 1 => {
+                return Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    format!("timeout_ms must be at least 1, got {t}"),
+                ))
+            }
+            other => other,
+        };
         Ok(CandleQuery {
             series: SeriesKey::new(exchange, symbol, interval),
             limit: limit as u32,
             end: self.end,
             max_age_ms,
             allow_stale: self.allow_stale.unwrap_or(false),
+            timeout_ms,
         })
     }
 }
@@ -245,6 +260,10 @@ mod tests {
                 r#"{"symbol":"BTC/USDT","interval":"1m"}"#,
                 ErrorCode::BadRequest,
             ),
+            (
+                r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","timeout_ms":0}"#,
+                ErrorCode::BadRequest,
+            ),
             (r#"not json"#, ErrorCode::BadRequest),
         ];
         for (json, code) in cases {
@@ -255,7 +274,10 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m"}"#).unwrap();
-        assert_eq!((q.limit, q.max_age_ms, q.allow_stale), (100, 1_000, false));
+        assert_eq!(
+            (q.limit, q.max_age_ms, q.allow_stale, q.timeout_ms),
+            (100, 1_000, false, None)
+        );
         let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1d"}"#).unwrap();
         assert_eq!(q.max_age_ms, 60_000);
         let q = req(r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1h"}"#).unwrap();

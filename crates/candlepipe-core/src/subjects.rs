@@ -1,11 +1,13 @@
 //! NATS subject and stream names, all derived from one configurable prefix.
 
+use crate::lane::{Lane, Priority};
 use crate::{Exchange, SeriesKey};
 
 /// Queue group shared by every ingest process.
 pub const INGEST_QUEUE_GROUP: &str = "ingest";
-/// Durable pull consumer shared by every fill process.
-pub const FILL_CONSUMER: &str = "fill";
+/// The single fill consumer (`jobs.fill.>`) of earlier versions; lanes replace it, and a
+/// fill worker deletes it at start (a work-queue stream refuses overlapping consumers).
+pub const LEGACY_FILL_CONSUMER: &str = "fill";
 /// Queue group of `analysis.run` and durable consumer of `jobs.analyze`, shared by every
 /// analysis process.
 pub const ANALYZE_GROUP: &str = "analyze";
@@ -44,12 +46,22 @@ impl Subjects {
         format!("{}.candles.ready.>", self.prefix)
     }
 
+    /// Live fill jobs of an exchange (a producer waits for them).
     pub fn fill_job(&self, exchange: Exchange) -> String {
         format!("{}.jobs.fill.{}", self.prefix, exchange)
     }
 
-    pub fn fill_jobs_all(&self) -> String {
-        format!("{}.jobs.fill.>", self.prefix)
+    /// The subject of a lane: `jobs.fill.<exchange>` (live), `jobs.fill.<exchange>.bulk`.
+    pub fn lane(&self, lane: Lane) -> String {
+        match lane.priority {
+            Priority::Live => self.fill_job(lane.exchange),
+            Priority::Bulk => format!("{}.bulk", self.fill_job(lane.exchange)),
+        }
+    }
+
+    /// The lane a fill job's subject belongs to.
+    pub fn lane_of(&self, subject: &str) -> Option<Lane> {
+        Lane::all().find(|l| self.lane(*l) == subject)
     }
 
     pub fn analysis_run(&self) -> String {
@@ -122,6 +134,10 @@ mod tests {
             s.dead_letter_for("candlepipe.jobs.fill.binance"),
             "candlepipe.dlq.jobs.fill.binance"
         );
+        let bulk = Lane::new(Exchange::Kraken, Priority::Bulk);
+        assert_eq!(s.lane(bulk), "candlepipe.jobs.fill.kraken.bulk");
+        assert_eq!(s.lane_of("candlepipe.jobs.fill.kraken.bulk"), Some(bulk));
+        assert_eq!(s.lane_of("candlepipe.jobs.fill.nope"), None);
         assert_eq!(s.jobs_stream(), "CANDLEPIPE_JOBS");
         assert_eq!(s.dlq_stream(), "CANDLEPIPE_DLQ");
     }

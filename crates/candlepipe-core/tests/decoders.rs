@@ -26,8 +26,9 @@ proptest! {
         limit in proptest::option::of(any::<i64>()),
         end in proptest::option::of(any::<i64>()),
         max_age in proptest::option::of(any::<i64>()),
+        timeout in proptest::option::of(any::<i64>()),
     ) {
-        let req = CandlesRequest { exchange, symbol, interval, limit, end, max_age_ms: max_age, allow_stale: None };
+        let req = CandlesRequest { exchange, symbol, interval, limit, end, max_age_ms: max_age, allow_stale: None, timeout_ms: timeout };
         for enc in [Encoding::Json, Encoding::Msgpack] {
             let bytes = enc.encode(&req);
             let back: CandlesRequest = enc.decode(&bytes).expect("our own encoding decodes");

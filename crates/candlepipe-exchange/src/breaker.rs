@@ -54,6 +54,18 @@ impl State {
     }
 }
 
+/// How a request that was let through went, as far as the exchange's health goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The exchange answered (a "no such symbol" or a 4xx is a healthy answer).
+    Healthy,
+    /// 5xx, timeout, connection error, malformed body.
+    Failed,
+    /// Nothing learned about its health: rate limited (429/418), or no answer at all
+    /// (the request was abandoned before it completed).
+    Inconclusive,
+}
+
 /// The lock is std's: it is held for a few field updates, never across `.await`.
 pub struct Breaker {
     settings: BreakerSettings,
@@ -64,6 +76,31 @@ struct Inner {
     state: State,
     /// (when, failed) of recent outcomes while closed.
     outcomes: VecDeque<(Instant, bool)>,
+}
+
+/// Permission for one request from [`Breaker::admit`]. Settle it with the request's
+/// [`Outcome`]; a ticket dropped unsettled counts as [`Outcome::Inconclusive`], so a
+/// half-open probe always settles the breaker, however its request ended.
+pub struct Ticket<'a> {
+    breaker: &'a Breaker,
+    probe: bool,
+    settled: bool,
+}
+
+impl Ticket<'_> {
+    pub fn settle(mut self, now: Instant, outcome: Outcome) {
+        self.settled = true;
+        self.breaker.record(now, self.probe, outcome);
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.breaker
+                .record(Instant::now(), self.probe, Outcome::Inconclusive);
+        }
+    }
 }
 
 impl Breaker {
@@ -85,54 +122,74 @@ impl Breaker {
         self.lock().state
     }
 
-    /// Whether a request may go out now. Past the cool-down, the first caller becomes the
-    /// half-open probe.
-    pub fn allow(&self, now: Instant) -> bool {
-        let mut inner = self.lock();
-        match inner.state {
+    /// Whether [`Breaker::admit`] would let a request through now, without taking the
+    /// probe: asked before waiting for the budget, so no permit is spent on a refusal.
+    pub fn would_admit(&self, now: Instant) -> bool {
+        match self.lock().state {
             State::Closed => true,
+            State::Open { until } => now >= until,
+            State::HalfOpen => false,
+        }
+    }
+
+    /// A ticket if a request may go out now. Past the cool-down, the first caller becomes
+    /// the half-open probe and everyone else is refused until it settles.
+    pub fn admit(&self, now: Instant) -> Option<Ticket<'_>> {
+        let mut inner = self.lock();
+        let probe = match inner.state {
+            State::Closed => false,
             State::Open { until } if now >= until => {
                 inner.state = State::HalfOpen;
                 true
             }
-            State::Open { .. } | State::HalfOpen => false,
-        }
+            State::Open { .. } | State::HalfOpen => return None,
+        };
+        Some(Ticket {
+            breaker: self,
+            probe,
+            settled: false,
+        })
     }
 
-    /// Reports how a request that [`Breaker::allow`] let through went.
-    pub fn record(&self, now: Instant, failed: bool) {
+    fn record(&self, now: Instant, probe: bool, outcome: Outcome) {
         let s = self.settings;
         let mut inner = self.lock();
-        match inner.state {
-            State::HalfOpen => {
-                inner.outcomes.clear();
-                inner.state = if failed {
-                    State::Open {
-                        until: now + s.cool_down,
-                    }
-                } else {
-                    State::Closed
-                };
-            }
-            State::Open { .. } => {}
-            State::Closed => {
-                inner.outcomes.push_back((now, failed));
-                while inner
-                    .outcomes
-                    .front()
-                    .is_some_and(|(t, _)| now.duration_since(*t) > s.window)
-                {
-                    inner.outcomes.pop_front();
-                }
-                let n = inner.outcomes.len();
-                let failures = inner.outcomes.iter().filter(|(_, f)| *f).count();
-                if n >= s.min_samples && failures as f64 >= s.failure_ratio * n as f64 {
-                    inner.state = State::Open {
-                        until: now + s.cool_down,
-                    };
-                    inner.outcomes.clear();
-                }
-            }
+        if probe {
+            inner.outcomes.clear();
+            inner.state = match outcome {
+                Outcome::Healthy => State::Closed,
+                Outcome::Failed => State::Open {
+                    until: now + s.cool_down,
+                },
+                // Nothing learned: the next request probes again.
+                Outcome::Inconclusive => State::Open { until: now },
+            };
+            return;
+        }
+        let failed = match outcome {
+            Outcome::Healthy => false,
+            Outcome::Failed => true,
+            Outcome::Inconclusive => return,
+        };
+        // An ordinary request that finished after the circuit opened says nothing new.
+        if inner.state != State::Closed {
+            return;
+        }
+        inner.outcomes.push_back((now, failed));
+        while inner
+            .outcomes
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > s.window)
+        {
+            inner.outcomes.pop_front();
+        }
+        let n = inner.outcomes.len();
+        let failures = inner.outcomes.iter().filter(|(_, f)| *f).count();
+        if n >= s.min_samples && failures as f64 >= s.failure_ratio * n as f64 {
+            inner.state = State::Open {
+                until: now + s.cool_down,
+            };
+            inner.outcomes.clear();
         }
     }
 }
@@ -145,53 +202,88 @@ mod tests {
         (Breaker::new(BreakerSettings::default()), Instant::now())
     }
 
+    fn request(b: &Breaker, at: Instant, outcome: Outcome) {
+        b.admit(at).expect("admitted").settle(at, outcome);
+    }
+
+    fn fail(failed: bool) -> Outcome {
+        if failed {
+            Outcome::Failed
+        } else {
+            Outcome::Healthy
+        }
+    }
+
+    /// Opens the breaker at `t` with ten failures.
+    fn opened(b: &Breaker, t: Instant) {
+        for _ in 0..10 {
+            request(b, t, Outcome::Failed);
+        }
+        assert!(matches!(b.state(), State::Open { .. }));
+    }
+
     #[test]
     fn opens_on_a_failure_rate_and_probes_after_the_cool_down() {
         let (b, t) = breaker();
         for i in 0..9 {
-            assert!(b.allow(t));
-            b.record(t, i % 3 != 0); // 6 of 9 failed: too few samples to judge
+            request(&b, t, fail(i % 3 != 0)); // 6 of 9 failed: too few samples to judge
         }
         assert_eq!(b.state(), State::Closed);
-        b.record(t, true); // 7 of 10
+        request(&b, t, Outcome::Failed); // 7 of 10
         assert!(matches!(b.state(), State::Open { .. }));
-        assert!(!b.allow(t + Duration::from_secs(4)));
+        assert!(b.admit(t + Duration::from_secs(4)).is_none());
+        assert!(!b.would_admit(t + Duration::from_secs(4)));
         // Cool-down over: exactly one probe.
         let later = t + Duration::from_secs(5);
-        assert!(b.allow(later));
-        assert!(!b.allow(later));
+        assert!(b.would_admit(later));
+        let probe = b.admit(later).expect("the probe");
+        assert!(b.admit(later).is_none());
+        assert!(!b.would_admit(later));
         assert_eq!(b.state(), State::HalfOpen);
-        b.record(later, false);
+        probe.settle(later, Outcome::Healthy);
         assert_eq!(b.state(), State::Closed);
-        assert!(b.allow(later));
+        assert!(b.admit(later).is_some());
     }
 
     #[test]
     fn a_failed_probe_reopens() {
         let (b, t) = breaker();
-        for _ in 0..10 {
-            b.record(t, true);
-        }
+        opened(&b, t);
         let later = t + Duration::from_secs(6);
-        assert!(b.allow(later));
-        b.record(later, true);
-        assert!(!b.allow(later + Duration::from_secs(4)));
-        assert!(b.allow(later + Duration::from_secs(5)));
+        request(&b, later, Outcome::Failed);
+        assert!(b.admit(later + Duration::from_secs(4)).is_none());
+        assert!(b.admit(later + Duration::from_secs(5)).is_some());
+    }
+
+    #[test]
+    fn a_probe_that_learns_nothing_still_settles_the_breaker() {
+        // Rate limited (429), refused by the budget, or never answered: the breaker must
+        // not stay half-open (refusing everything) forever.
+        let (b, t) = breaker();
+        opened(&b, t);
+        let later = t + Duration::from_secs(5);
+        request(&b, later, Outcome::Inconclusive);
+        assert!(matches!(b.state(), State::Open { .. }));
+        let probe = b.admit(later).expect("the next request probes at once");
+        drop(probe); // abandoned mid-request
+        assert!(matches!(b.state(), State::Open { .. }));
+        request(&b, later, Outcome::Healthy);
+        assert_eq!(b.state(), State::Closed);
     }
 
     #[test]
     fn mostly_healthy_or_old_failures_keep_it_closed() {
         let (b, t) = breaker();
         for i in 0..40 {
-            b.record(t, i % 4 == 0); // 25% failures
+            request(&b, t, fail(i % 4 == 0)); // 25% failures
         }
         assert_eq!(b.state(), State::Closed);
         let (b, t) = breaker();
         for _ in 0..9 {
-            b.record(t, true);
+            request(&b, t, Outcome::Failed);
         }
         // Those nine are out of the window when the tenth comes.
-        b.record(t + Duration::from_secs(31), true);
+        request(&b, t + Duration::from_secs(31), Outcome::Failed);
         assert_eq!(b.state(), State::Closed);
     }
 }

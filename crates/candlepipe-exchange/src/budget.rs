@@ -5,14 +5,49 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use candlepipe_core::Exchange;
+use candlepipe_core::{Exchange, Priority};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Who an exchange request is for. The budget serves live work before bulk work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demand<'a> {
+    /// For the live fill job `job` (its `Nats-Msg-Id`); refused with
+    /// [`BudgetError::NoWaiter`] once no producer waits for that job any more.
+    Live { job: &'a str },
+    /// Nobody waits (abandoned jobs, refreshes, backfill pages, market lists): served only
+    /// while no live job of the exchange is waiting.
+    Bulk,
+}
+
+impl Demand<'_> {
+    pub fn priority(self) -> Priority {
+        match self {
+            Demand::Live { .. } => Priority::Live,
+            Demand::Bulk => Priority::Bulk,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    /// The budget's store cannot be consulted; nothing may be sent.
+    #[error("request budget unavailable: {0}")]
+    Unavailable(String),
+    /// The live job's producers have all stopped waiting.
+    #[error("no producer waits for this job any more")]
+    NoWaiter,
+}
+
 pub trait Budget: Send + Sync {
-    /// Waits until one more request to `ex` fits the budget and no pause is in force.
-    /// An error means the budget cannot be consulted; the request is not sent.
-    fn acquire(&self, ex: Exchange) -> BoxFuture<'_, Result<(), String>>;
+    /// Waits until `cost` more requests to `ex` fit the budget for `demand` and no pause is
+    /// in force. A cost of 0 waits for the turn without taking it.
+    fn acquire<'a>(
+        &'a self,
+        ex: Exchange,
+        demand: Demand<'a>,
+        cost: u32,
+    ) -> BoxFuture<'a, Result<(), BudgetError>>;
 
     /// Holds every worker off `ex` for `hold` (after a 429/418 or a weight warning).
     fn pause(&self, ex: Exchange, hold: Duration, reason: String) -> BoxFuture<'_, ()>;

@@ -1,5 +1,10 @@
 //! One HTTP client for all exchanges: pages through windows longer than an exchange serves
-//! per call and waits for that exchange's rate limiter before every request.
+//! per call and waits for that exchange's budget before every request.
+//!
+//! With a cluster-wide [`Budget`], each exchange has two queues in the process, live and
+//! bulk: requests of one priority ask the budget one at a time, in the order they came
+//! (tokio's mutex is fair), so the jobs a lane took first are served first. Without one
+//! (`candlepipe check`, `bench --workload direct`), governor spaces this process's requests.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -9,7 +14,8 @@ use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
 
-use crate::breaker::{Breaker, BreakerSettings, State};
+use crate::breaker::{Breaker, BreakerSettings, Outcome, State};
+use crate::budget::Demand;
 use crate::{binance, coinbase, kraken, Budget, FetchError};
 
 /// Where one exchange is and how fast this process may call it.
@@ -47,10 +53,13 @@ impl ExchangeSettings {
 pub struct ExchangeClient {
     http: reqwest::Client,
     settings: Arc<ExchangeSettings>,
-    /// This process's own limit: smooths its requests before they ask the shared budget.
+    /// This process's own limit, used when it takes part in no cluster-wide budget.
     limiters: Arc<[DefaultDirectRateLimiter; 3]>,
     /// The cluster-wide budget, when the process takes part in one.
     budget: Option<Arc<dyn Budget>>,
+    /// Per exchange, the live and the bulk queue in front of the budget: held while one
+    /// request waits for its permit, so requests of a priority are served in arrival order.
+    queues: Arc<[[tokio::sync::Mutex<()>; 2]; 3]>,
     breakers: Arc<[Breaker; 3]>,
 }
 
@@ -82,6 +91,19 @@ fn outcome(r: &Result<bytes::Bytes, FetchError>) -> &'static str {
         Err(FetchError::Malformed(_)) => "malformed",
         Err(FetchError::CircuitOpen) => "circuit_open",
         Err(FetchError::Budget(_)) => "budget_unavailable",
+        Err(FetchError::NoWaiter) => "no_waiter",
+    }
+}
+
+/// What a request's result says about the exchange's health.
+fn health(r: &Result<bytes::Bytes, FetchError>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Healthy,
+        Err(FetchError::RateLimited { .. } | FetchError::Budget(_) | FetchError::NoWaiter) => {
+            Outcome::Inconclusive
+        }
+        Err(e) if e.is_exchange_failure() => Outcome::Failed,
+        Err(_) => Outcome::Healthy,
     }
 }
 
@@ -113,6 +135,7 @@ impl ExchangeClient {
             settings: settings.clone(),
             limiters,
             budget: None,
+            queues: Arc::new(Default::default()),
             breakers: Arc::new([
                 Breaker::new(settings.breaker),
                 Breaker::new(settings.breaker),
@@ -132,13 +155,14 @@ impl ExchangeClient {
     }
 
     /// Candles of `series` with open times in `[from, to]`, ascending. Those at or before
-    /// the closed bound at `now` are marked closed.
+    /// the closed bound at `now` are marked closed. `demand` says who waits for them.
     pub async fn fetch(
         &self,
         series: &SeriesKey,
         from: Millis,
         to: Millis,
         now: Millis,
+        demand: Demand<'_>,
     ) -> Result<Vec<Candle>, FetchError> {
         let iv = series.interval;
         let step = iv.millis();
@@ -150,7 +174,7 @@ impl ExchangeClient {
                 while cursor <= to {
                     let q = binance::query(&series.symbol, iv, cursor, to);
                     let body = self
-                        .get(Exchange::Binance, binance::PATH, &q, binance::error)
+                        .get(Exchange::Binance, binance::PATH, &q, binance::error, demand)
                         .await?;
                     let page = binance::parse(&body, bound)?;
                     let full = page.len() as i64 >= binance::PAGE;
@@ -171,7 +195,7 @@ impl ExchangeClient {
                     let end = (cursor + (coinbase::PAGE - 1) * step).min(to);
                     let q = coinbase::query(iv, cursor, end);
                     let body = self
-                        .get(Exchange::Coinbase, &path, &q, coinbase::error)
+                        .get(Exchange::Coinbase, &path, &q, coinbase::error, demand)
                         .await?;
                     out.extend(
                         coinbase::parse(&body, bound)?
@@ -184,7 +208,7 @@ impl ExchangeClient {
             Exchange::Kraken => {
                 let q = kraken::query(&series.symbol, iv, from);
                 let body = self
-                    .get(Exchange::Kraken, kraken::PATH, &q, kraken::error)
+                    .get(Exchange::Kraken, kraken::PATH, &q, kraken::error, demand)
                     .await?;
                 out = kraken::parse(&body, bound)?;
             }
@@ -202,11 +226,12 @@ impl ExchangeClient {
         path: &str,
         query: &[(&'static str, String)],
         on_error: fn(u16, &[u8]) -> FetchError,
+        demand: Demand<'_>,
     ) -> Result<bytes::Bytes, FetchError> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = self.get_once(ex, path, query, on_error).await;
+            let result = self.get_once(ex, path, query, on_error, demand).await;
             match &result {
                 Err(FetchError::RateLimited {
                     retry_after,
@@ -238,25 +263,64 @@ impl ExchangeClient {
         path: &str,
         query: &[(&'static str, String)],
         on_error: fn(u16, &[u8]) -> FetchError,
+        demand: Demand<'_>,
     ) -> Result<bytes::Bytes, FetchError> {
         let breaker = &self.breakers[slot(ex)];
-        if !breaker.allow(Instant::now()) {
+        // Asked before the budget, so an open circuit spends no permit; taken after it,
+        // since the probe's turn is when its request really goes out.
+        if !breaker.would_admit(Instant::now()) {
             return Err(FetchError::CircuitOpen);
         }
+        self.wait_for_turn(ex, demand, 1).await?;
+        let Some(ticket) = breaker.admit(Instant::now()) else {
+            return Err(FetchError::CircuitOpen);
+        };
         let result = self.send(ex, path, query, on_error).await;
-        match &result {
-            // Not an answer from the exchange: says nothing of its health.
-            Err(FetchError::Budget(_) | FetchError::RateLimited { .. }) => {}
-            Err(e) => breaker.record(Instant::now(), e.is_exchange_failure()),
-            Ok(_) => breaker.record(Instant::now(), false),
-        }
+        ticket.settle(Instant::now(), health(&result));
         metrics::gauge!("candlepipe_breaker_state", "exchange" => ex.as_str())
             .set(f64::from(breaker.state().level()));
-        if !matches!(result, Err(FetchError::Budget(_))) {
-            metrics::counter!("candlepipe_exchange_requests_total", "exchange" => ex.as_str(), "outcome" => outcome(&result))
-                .increment(1);
-        }
+        metrics::counter!("candlepipe_exchange_requests_total", "exchange" => ex.as_str(), "outcome" => outcome(&result))
+            .increment(1);
         result
+    }
+
+    /// Waits until a request to `ex` for `demand` could go out, without taking the turn: a
+    /// bulk job waits here before it locks its series, so that it holds no lock a live job
+    /// would wait for while it waits for live work to pass.
+    pub async fn await_turn(&self, ex: Exchange, demand: Demand<'_>) -> Result<(), FetchError> {
+        self.wait_for_turn(ex, demand, 0).await
+    }
+
+    /// Waits until `cost` requests to `ex` may go out for `demand`: the cluster-wide budget
+    /// (one request of each priority asking at a time in this process), or this process's
+    /// own limiter when it takes part in no budget.
+    async fn wait_for_turn(
+        &self,
+        ex: Exchange,
+        demand: Demand<'_>,
+        cost: u32,
+    ) -> Result<(), FetchError> {
+        let waiting = Instant::now();
+        match &self.budget {
+            Some(b) => {
+                let queue = &self.queues[slot(ex)][demand.priority() as usize];
+                let _turn = queue.lock().await;
+                b.acquire(ex, demand, cost).await?;
+            }
+            None => {
+                if let Some(n) = NonZeroU32::new(cost) {
+                    // A cost above the burst can never be granted at once: cell by cell.
+                    if self.limiters[slot(ex)].until_n_ready(n).await.is_err() {
+                        for _ in 0..cost {
+                            self.limiters[slot(ex)].until_ready().await;
+                        }
+                    }
+                }
+            }
+        }
+        metrics::histogram!("candlepipe_ratelimit_wait_seconds", "exchange" => ex.as_str(), "priority" => demand.priority().as_str())
+            .record(waiting.elapsed().as_secs_f64());
+        Ok(())
     }
 
     async fn send(
@@ -266,13 +330,6 @@ impl ExchangeClient {
         query: &[(&'static str, String)],
         on_error: fn(u16, &[u8]) -> FetchError,
     ) -> Result<bytes::Bytes, FetchError> {
-        let waiting = Instant::now();
-        self.limiters[slot(ex)].until_ready().await;
-        if let Some(b) = &self.budget {
-            b.acquire(ex).await.map_err(FetchError::Budget)?;
-        }
-        metrics::histogram!("candlepipe_ratelimit_wait_seconds", "exchange" => ex.as_str())
-            .record(waiting.elapsed().as_secs_f64());
         let url = format!(
             "{}{}",
             self.settings.endpoint(ex).url.trim_end_matches('/'),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::budget::BudgetError;
+
 /// Callers decide what to do by the variant; the messages are for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
@@ -29,6 +31,9 @@ pub enum FetchError {
     /// The request budget could not be consulted (its store is down); nothing was sent.
     #[error("request budget unavailable: {0}")]
     Budget(String),
+    /// A live job's producers all stopped waiting before it got its turn; nothing was sent.
+    #[error("no producer waits for this request any more")]
+    NoWaiter,
     /// A 200 whose body is not what the exchange documents.
     #[error("malformed response: {0}")]
     Malformed(String),
@@ -46,6 +51,18 @@ impl FetchError {
         )
     }
 
+    /// Whether the exchange refused the request itself for good: a 4xx other than 429/418
+    /// (those are rate limits) will be refused again however often it is asked.
+    pub fn is_permanent_rejection(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Status {
+                status: 400..=499,
+                ..
+            }
+        )
+    }
+
     pub(crate) fn from_reqwest(e: reqwest::Error) -> FetchError {
         if e.is_timeout() {
             FetchError::Timeout
@@ -53,6 +70,15 @@ impl FetchError {
             FetchError::Malformed(e.to_string())
         } else {
             FetchError::Connect(e.without_url().to_string())
+        }
+    }
+}
+
+impl From<BudgetError> for FetchError {
+    fn from(e: BudgetError) -> Self {
+        match e {
+            BudgetError::Unavailable(why) => FetchError::Budget(why),
+            BudgetError::NoWaiter => FetchError::NoWaiter,
         }
     }
 }

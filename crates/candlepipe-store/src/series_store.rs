@@ -90,6 +90,13 @@ for i = 3 + n, #KEYS do redis.call('DEL', KEYS[i]) end
 return 1
 "#;
 
+/// Sets the lock if free; returns nil when taken, else the holder's token.
+const LOCK_SCRIPT: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return nil end
+return redis.call('GET', KEYS[1]) or ''
+
+"#;
+
 const UNLOCK_SCRIPT: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -323,23 +330,25 @@ impl SeriesStore {
         Err(StoreError::Conflict)
     }
 
-    /// Takes the series' cluster-wide fill lock for `ttl` if it is free.
+    /// Takes the series' cluster-wide fill lock for `ttl` if it is free; `Err(holder)`
+    /// (the holder's token) if not.
     pub async fn try_lock(
         &self,
         s: &SeriesKey,
         token: &str,
         ttl: std::time::Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Result<(), String>, StoreError> {
         let mut conn = self.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(format!("{}:lock", self.base(s)))
+        let holder: Option<String> = redis::Script::new(LOCK_SCRIPT)
+            .key(format!("{}:lock", self.base(s)))
             .arg(token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .query_async(&mut conn)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(set.is_some())
+        Ok(match holder {
+            None => Ok(()),
+            Some(h) => Err(h),
+        })
     }
 
     /// Releases the lock if `token` still holds it.

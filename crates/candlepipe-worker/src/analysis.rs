@@ -132,7 +132,14 @@ async fn answer(
     let started = Instant::now();
     let result = decode(payload, enc);
     let answer = match result {
-        Ok(q) => Answer::Done(analyse(ctx, commenter, q).await),
+        Ok(q) => {
+            let set = &ctx.settings;
+            let timeout = q
+                .timeout_ms
+                .map_or(set.analysis_timeout, |ms| Duration::from_millis(ms as u64))
+                .min(set.max_timeout);
+            Answer::Done(analyse(ctx, commenter, q, started + timeout).await)
+        }
         Err(e) => Answer::Failed(ErrorReply::new(e)),
     };
     let outcome = match &answer {
@@ -218,14 +225,20 @@ async fn deliver(
     Ok(())
 }
 
-async fn analyse(ctx: &Context, commenter: &Commenter, q: AnalysisQuery) -> AnalysisReply {
+/// Analyses every symbol of `q`; the candles are asked for to arrive before `deadline`.
+async fn analyse(
+    ctx: &Context,
+    commenter: &Commenter,
+    q: AnalysisQuery,
+    deadline: Instant,
+) -> AnalysisReply {
     let outcomes: Vec<(String, Result<SymbolAnalysis, WireError>)> =
         futures::stream::iter(q.symbols.iter().cloned())
             .map(|sym| {
                 let q = &q;
                 async move {
                     let name = sym.as_str().to_string();
-                    (name, analyse_symbol(ctx, commenter, q, sym).await)
+                    (name, analyse_symbol(ctx, commenter, q, sym, deadline).await)
                 }
             })
             .buffer_unordered(ctx.settings.analysis_concurrency.max(1))
@@ -264,9 +277,10 @@ async fn analyse_symbol(
     commenter: &Commenter,
     q: &AnalysisQuery,
     symbol: Symbol,
+    deadline: Instant,
 ) -> Result<SymbolAnalysis, WireError> {
     let series = SeriesKey::new(q.exchange, symbol, q.interval);
-    let candles = fetch_candles(ctx, &series, q.lookback).await?;
+    let candles = fetch_candles(ctx, &series, q.lookback, deadline).await?;
     let mut a = indicators(&series, &candles)?;
     if q.llm {
         let mut facts = serde_json::to_value(&a).unwrap_or_default();
@@ -290,17 +304,28 @@ async fn analyse_symbol(
     Ok(a)
 }
 
-/// The newest `limit` candles through `candles.get`, as any producer would ask.
+/// The newest `limit` candles through `candles.get`, as any producer would ask, willing to
+/// wait until the analysis's own `deadline` (not the default wait: an analysis of many
+/// symbols on a slow exchange queues its requests behind each other).
 async fn fetch_candles(
     ctx: &Context,
     series: &SeriesKey,
     limit: u32,
+    deadline: Instant,
 ) -> Result<Vec<Candle>, WireError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(WireError::new(
+            ErrorCode::Timeout,
+            "the analysis's deadline passed before this symbol's turn",
+        ));
+    }
     let req = CandlesRequest {
         exchange: series.exchange.as_str().into(),
         symbol: series.symbol.as_str().into(),
         interval: series.interval.as_str().into(),
         limit: Some(i64::from(limit)),
+        timeout_ms: Some(remaining.as_millis().max(1) as i64),
         ..Default::default()
     };
     let mut headers = HeaderMap::new();
@@ -308,7 +333,7 @@ async fn fetch_candles(
     let request = async_nats::Request::new()
         .headers(headers)
         .payload(Bytes::from(Encoding::Msgpack.encode(&req)))
-        .timeout(Some(ctx.settings.fill_wait + Duration::from_secs(2)));
+        .timeout(Some(remaining + Duration::from_secs(1)));
     let msg = ctx
         .nats
         .send_request(ctx.settings.subjects.candles_get(), request)

@@ -1,25 +1,27 @@
 //! The cluster-wide request budget per exchange, kept in Redis so that any number of fill
-//! processes together stay within it.
+//! processes together stay within it, and the admission of live jobs to it.
 //!
 //! Each request asks the cluster-wide limiter ([`crate::gcra`]), which refuses while a pause
 //! is set. With burst 1, requests are spaced 1/rps apart, so no 1-second window holds more
-//! than `rps`.
+//! than `rps`. Live requests are served while their job is in the exchange's waiting set
+//! (the ingest put it there when it admitted a producer); bulk requests only while that set
+//! is empty.
 //! A 429/418 sets the pause for everyone, and is announced on
 //! `<prefix>.control.pause.<exchange>` so each process stops asking until it passes.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use candlepipe_core::{now_ms, Exchange, Millis};
-use candlepipe_exchange::budget::BoxFuture;
+use candlepipe_exchange::budget::{BoxFuture, BudgetError, Demand};
 use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::{Budget, ExchangeSettings};
 use candlepipe_store::Redis;
 use futures::StreamExt;
+use tokio::sync::watch;
 
 use crate::cluster_stats::{Counters, Field};
-use crate::gcra::{self, Rate};
+use crate::gcra::{self, Admission, Grant, LaneKeys, Rate, Turn};
 use serde::{Deserialize, Serialize};
 
 /// Announced on `<prefix>.control.pause.<exchange>`.
@@ -36,8 +38,9 @@ pub struct RedisBudget {
     rates: [Rate; 3],
     nats: async_nats::Client,
     control_prefix: String,
-    /// Pauses heard on the control subject: no need to ask Redis before they end.
-    paused_until: Arc<[AtomicI64; 3]>,
+    /// Pauses heard on the control subject (or set here), per exchange: no need to ask
+    /// Redis before they end, and waiting producers learn of them at once.
+    paused_until: watch::Sender<[Millis; 3]>,
     /// Each permit is one exchange request: counted for `candlepipe stats`.
     stats: Arc<Counters>,
 }
@@ -73,18 +76,19 @@ impl RedisBudget {
                 rate(&settings.kraken),
             ],
             control_prefix: format!("{subject_prefix}.control.pause"),
-            paused_until: Arc::new([AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)]),
+            paused_until: watch::Sender::new([0; 3]),
             nats: nats.clone(),
             stats,
         });
         let mut sub = nats
             .subscribe(format!("{}.*", budget.control_prefix))
             .await?;
-        let paused = budget.paused_until.clone();
+        let heard = Arc::downgrade(&budget);
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
+                let Some(budget) = heard.upgrade() else { break };
                 if let Ok(n) = serde_json::from_slice::<PauseNotice>(&msg.payload) {
-                    paused[slot(n.exchange)].fetch_max(n.until_ms, Ordering::Relaxed);
+                    budget.note_pause(n.exchange, n.until_ms);
                     tracing::info!(exchange = %n.exchange, until_ms = n.until_ms, reason = %n.reason, "exchange paused");
                 }
             }
@@ -92,33 +96,96 @@ impl RedisBudget {
         Ok(budget)
     }
 
-    fn keys(&self, ex: Exchange) -> (String, String) {
-        let base = format!("{}rl:{{{ex}}}", self.prefix);
-        (base.clone(), format!("{base}:pause"))
+    fn note_pause(&self, ex: Exchange, until_ms: Millis) {
+        self.paused_until.send_if_modified(|p| {
+            let later = until_ms > p[slot(ex)];
+            if later {
+                p[slot(ex)] = until_ms;
+            }
+            later
+        });
     }
 
-    async fn try_acquire(&self, ex: Exchange) -> Result<u64, redis::RedisError> {
-        let (bucket, pause) = self.keys(ex);
-        gcra::try_acquire(&self.conn, &bucket, &pause, self.rates[slot(ex)], 1).await
+    /// Until when (ms) each exchange is paused, as far as this process has heard; changes
+    /// whenever a longer pause is heard.
+    pub fn pauses(&self) -> watch::Receiver<[Millis; 3]> {
+        self.paused_until.subscribe()
+    }
+
+    /// Until when `ex` is paused, from a value of [`RedisBudget::pauses`].
+    pub fn pause_of(pauses: &[Millis; 3], ex: Exchange) -> Millis {
+        pauses[slot(ex)]
+    }
+
+    fn keys(&self, ex: Exchange) -> LaneKeys {
+        let base = format!("{}rl:{{{ex}}}", self.prefix);
+        LaneKeys {
+            pause: format!("{base}:pause"),
+            waiting: format!("{base}:waiting"),
+            bucket: base,
+        }
+    }
+
+    /// Admits a producer waiting `remaining` for live job `job` of `ex`: whether the job's
+    /// turn comes in time (see [`gcra::admit`]), and about when.
+    pub async fn admit(
+        &self,
+        ex: Exchange,
+        job: &str,
+        remaining: Duration,
+        margin: Duration,
+    ) -> Result<Admission, redis::RedisError> {
+        gcra::admit(
+            &self.conn,
+            &self.keys(ex),
+            self.rates[slot(ex)],
+            job,
+            remaining,
+            margin,
+        )
+        .await
+    }
+
+    /// Takes a finished (or failed for good) live job out of the waiting set.
+    pub async fn release(&self, ex: Exchange, job: &str) {
+        if let Err(e) = gcra::release(&self.conn, &self.keys(ex), job).await {
+            tracing::debug!(error = %e, exchange = %ex, "live job not released; it expires at its deadline");
+        }
     }
 }
 
 impl Budget for RedisBudget {
-    fn acquire(&self, ex: Exchange) -> BoxFuture<'_, Result<(), String>> {
+    fn acquire<'a>(
+        &'a self,
+        ex: Exchange,
+        demand: Demand<'a>,
+        cost: u32,
+    ) -> BoxFuture<'a, Result<(), BudgetError>> {
         Box::pin(async move {
+            let turn = match demand {
+                Demand::Live { job } => Turn::Live(job),
+                Demand::Bulk => Turn::Bulk,
+            };
+            let keys = self.keys(ex);
             loop {
-                let heard = self.paused_until[slot(ex)].load(Ordering::Relaxed) - now_ms();
+                let heard = self.paused_until.borrow()[slot(ex)] - now_ms();
                 if heard > 0 {
                     tokio::time::sleep(Duration::from_millis(heard as u64)).await;
                     continue;
                 }
-                match self.try_acquire(ex).await {
-                    Ok(0) => {
-                        self.stats.add(Field::ExchangeCalls(ex), 1);
+                let grant =
+                    gcra::acquire_turn(&self.conn, &keys, self.rates[slot(ex)], cost.into(), turn)
+                        .await
+                        .map_err(|e| BudgetError::Unavailable(e.to_string()))?;
+                match grant {
+                    Grant::Now => {
+                        if cost > 0 {
+                            self.stats.add(Field::ExchangeCalls(ex), 1);
+                        }
                         return Ok(());
                     }
-                    Ok(wait_us) => tokio::time::sleep(Duration::from_micros(wait_us)).await,
-                    Err(e) => return Err(e.to_string()),
+                    Grant::Wait(d) => tokio::time::sleep(d).await,
+                    Grant::NoWaiter => return Err(BudgetError::NoWaiter),
                 }
             }
         })
@@ -127,8 +194,8 @@ impl Budget for RedisBudget {
     fn pause(&self, ex: Exchange, hold: Duration, reason: String) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let until = now_ms() + hold.as_millis() as Millis;
-            self.paused_until[slot(ex)].fetch_max(until, Ordering::Relaxed);
-            let (_, pause) = self.keys(ex);
+            self.note_pause(ex, until);
+            let pause = self.keys(ex).pause;
             if let Err(e) = gcra::pause(&self.conn, &pause, hold, until).await {
                 tracing::warn!(error = %e, exchange = %ex, "pause not stored in Redis; announced only");
             }

@@ -34,6 +34,9 @@ pub enum Disposition {
     Term,
     /// Copy to the dead-letter stream, then terminate.
     DeadLetter,
+    /// Nobody waits for this live job any more: move it to its exchange's bulk lane (which
+    /// runs on budget no live job needs), then ack it here.
+    Demote,
 }
 
 pub fn wire_code(e: &JobError) -> ErrorCode {
@@ -42,7 +45,7 @@ pub fn wire_code(e: &JobError) -> ErrorCode {
             FetchError::UnknownSymbol(_) => ErrorCode::UnknownSymbol,
             FetchError::UnsupportedInterval(_) => ErrorCode::UnsupportedInterval,
             FetchError::RateLimited { .. } => ErrorCode::RateLimited,
-            FetchError::Timeout => ErrorCode::Timeout,
+            FetchError::Timeout | FetchError::NoWaiter => ErrorCode::Timeout,
             FetchError::Budget(_) => ErrorCode::Unavailable,
             FetchError::Status { .. }
             | FetchError::Connect(_)
@@ -87,8 +90,12 @@ impl RetryPolicy {
 /// `delivered` counts this delivery (1 for the first).
 pub fn decide(e: &JobError, delivered: u64, policy: &RetryPolicy) -> Disposition {
     let max_deliver = policy.max_deliver;
-    if matches!(e, JobError::BadJob(_)) {
-        return Disposition::DeadLetter;
+    match e {
+        JobError::BadJob(_) => return Disposition::DeadLetter,
+        JobError::Fetch(FetchError::NoWaiter) => return Disposition::Demote,
+        // The exchange refused this request for good: asking again cannot help.
+        JobError::Fetch(f) if f.is_permanent_rejection() => return Disposition::Term,
+        _ => {}
     }
     if !wire_code(e).is_transient() {
         return Disposition::Term;
@@ -130,6 +137,25 @@ mod tests {
         assert_eq!(
             decide(&JobError::BadJob("x".into()), 1, &P),
             Disposition::DeadLetter
+        );
+    }
+
+    #[test]
+    fn permanent_rejections_terminate_and_abandoned_jobs_move_to_bulk() {
+        for status in [400, 401, 403, 404, 451] {
+            let e = fetch(FetchError::Status {
+                status,
+                message: String::new(),
+            });
+            assert_eq!(decide(&e, 1, &P), Disposition::Term, "HTTP {status}");
+        }
+        assert_eq!(
+            decide(&fetch(FetchError::NoWaiter), 1, &P),
+            Disposition::Demote
+        );
+        assert_eq!(
+            decide(&fetch(FetchError::NoWaiter), 5, &P),
+            Disposition::Demote
         );
     }
 

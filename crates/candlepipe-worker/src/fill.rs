@@ -1,6 +1,7 @@
-//! The fill role: a durable pull consumer on the jobs stream. For each job it fetches only
-//! what the store lacks, writes Redis, announces `ready`, then acks. Failures go through
-//! [`crate::disposition::decide`].
+//! The fill role: one durable pull consumer per lane (each exchange's live and bulk jobs),
+//! each with its own concurrency, so one exchange's backlog or pause holds no capacity
+//! another could use. For each job it fetches only what the store lacks, writes Redis,
+//! announces `ready`, then acks. Failures go through [`crate::disposition::decide`].
 
 use std::time::Duration;
 
@@ -8,8 +9,10 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use candlepipe_core::freshness::closed_bound;
-use candlepipe_core::subjects::FILL_CONSUMER;
-use candlepipe_core::{now_ms, FillJob, Millis, ReadyEvent, SeriesState, WireError};
+use candlepipe_core::{
+    now_ms, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesState, WireError,
+};
+use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::{Fetched, Written};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::disposition::{decide, wire_code, Disposition, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
 use crate::loops::pull_jobs;
-use crate::streams::{ensure_streams, fill_consumer_config};
+use crate::streams::{ensure_streams, lane_consumer_config, remove_legacy_fill_consumer};
 use crate::{BoxError, Context};
 
 pub async fn run(
@@ -27,24 +30,39 @@ pub async fn run(
 ) -> Result<(), BoxError> {
     let set = &ctx.settings;
     let stream = ensure_streams(&ctx.js, &set.subjects, &set.streams).await?;
-    let consumer: PullConsumer = stream
-        .get_or_create_consumer(
-            FILL_CONSUMER,
-            fill_consumer_config(&set.subjects, &set.streams),
-        )
-        .await?;
-    let concurrency = set.fill_concurrency.max(1);
+    remove_legacy_fill_consumer(&stream).await?;
+    let mut lanes = Vec::new();
+    for lane in Lane::all() {
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(
+                &lane.consumer(),
+                lane_consumer_config(&set.subjects, &set.streams, lane),
+            )
+            .await?;
+        let concurrency = match lane.priority {
+            Priority::Live => set.fill_concurrency,
+            Priority::Bulk => set.bulk_concurrency,
+        };
+        let (ctx, exchange, shutdown) = (ctx.clone(), exchange.clone(), shutdown.clone());
+        lanes.push(async move {
+            pull_jobs(&consumer, concurrency, shutdown, |msg| {
+                let (ctx, exchange) = (ctx.clone(), exchange.clone());
+                async move { process(&ctx, &exchange, lane, msg).await }
+            })
+            .await
+        });
+    }
     let dlq_gauge = tokio::spawn(watch_dlq_depth(ctx.clone()));
     for ex in candlepipe_core::Exchange::ALL {
         metrics::gauge!("candlepipe_exchange_budget_rps", "exchange" => ex.as_str())
             .set(f64::from(exchange.settings().endpoint(ex).rps));
     }
-    tracing::info!(consumer = FILL_CONSUMER, concurrency, "fill ready");
-    let pulled = pull_jobs(&consumer, concurrency, shutdown, |msg| {
-        let (ctx, exchange) = (ctx.clone(), exchange.clone());
-        async move { process(&ctx, &exchange, msg).await }
-    })
-    .await;
+    tracing::info!(
+        live_concurrency = set.fill_concurrency,
+        bulk_concurrency = set.bulk_concurrency,
+        "fill ready"
+    );
+    let pulled = futures::future::try_join_all(lanes).await;
     dlq_gauge.abort();
     pulled?;
     tracing::info!("fill drained");
@@ -67,18 +85,32 @@ async fn watch_dlq_depth(ctx: Context) {
     }
 }
 
-async fn process(ctx: &Context, exchange: &ExchangeClient, msg: Message) {
+/// The job's `Nats-Msg-Id`: its name in the exchange's set of waiting live jobs.
+fn job_id(msg: &Message) -> String {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default()
+}
+
+async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Message) {
     let delivered = msg.info().map(|i| i.delivered as u64).unwrap_or(1);
+    let id = job_id(&msg);
+    let demand = match lane.priority {
+        Priority::Live => Demand::Live { job: &id },
+        Priority::Bulk => Demand::Bulk,
+    };
     let (job, err) = match serde_json::from_slice::<FillJob>(&msg.payload) {
         Ok(job) => match with_progress(
             &msg,
             ctx.settings.streams.ack_wait,
-            fill(ctx, exchange, &job),
+            fill(ctx, exchange, &job, demand),
         )
         .await
         {
             Ok(written) => {
-                mark_done(ctx, &msg).await;
+                finished(ctx, lane, &id).await;
                 announce(ctx, &job, Ok(written), false).await;
                 finish(&msg, AckKind::Ack).await;
                 return;
@@ -89,47 +121,79 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, msg: Message) {
     };
     let disposition = decide(&err, delivered, &ctx.settings.retry);
     let wire = WireError::new(wire_code(&err), err.to_string());
-    tracing::warn!(
-        series = job.as_ref().map(|j| j.series.to_string()).unwrap_or_default(),
-        code = %wire.code, error = %err, delivered, ?disposition, "fill failed"
-    );
+    match disposition {
+        Disposition::Demote => tracing::debug!(%lane, job = %id, "nobody waits for the job"),
+        _ => tracing::warn!(
+            series = job.as_ref().map(|j| j.series.to_string()).unwrap_or_default(),
+            %lane, code = %wire.code, error = %err, delivered, ?disposition, "fill failed"
+        ),
+    }
     if let Some(job) = &job {
-        let is_final = !matches!(disposition, Disposition::Nak(_));
-        if is_final {
-            mark_done(ctx, &msg).await;
+        match disposition {
+            // Producers still wait: a retry follows, they learn why meanwhile.
+            Disposition::Nak(_) => announce(ctx, job, Err(wire.clone()), false).await,
+            // It goes on in the bulk lane; nobody waits for an answer.
+            Disposition::Demote => {}
+            Disposition::Ack | Disposition::Term | Disposition::DeadLetter => {
+                finished(ctx, lane, &id).await;
+                announce(ctx, job, Err(wire.clone()), true).await;
+            }
         }
-        announce(ctx, job, Err(wire.clone()), is_final).await;
     }
     settle_failure(ctx, &msg, disposition, &wire, delivered).await;
 }
 
+/// How long a live job waits for a bulk job's lock on its series: the bulk job took its
+/// turn before locking, so it normally holds the lock only for its exchange call.
+const BULK_LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Runs [`fill_locked`] holding the series' cluster-wide lock, so that jobs for one series
 /// run one after another and each sees what the previous one wrote. A lock held past half
-/// of `ack_wait` (a stuck holder) is given up on: writes stay correct without it.
+/// of `ack_wait` (a stuck holder), or a bulk job's past [`BULK_LOCK_PATIENCE`], is given up
+/// on: writes stay correct without it. A bulk job waits for its exchange's turn before it
+/// locks, so that it never holds the lock while live work passes it.
 async fn fill(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
+    demand: Demand<'_>,
 ) -> Result<Written, JobError> {
-    let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
-    let patience = tokio::time::Instant::now() + ctx.settings.streams.ack_wait / 2;
+    let priority = demand.priority();
+    if priority == Priority::Bulk {
+        exchange.await_turn(job.series.exchange, demand).await?;
+    }
+    let token = format!(
+        "{}:{}-{}",
+        priority.as_str(),
+        std::process::id(),
+        rand::random::<u64>()
+    );
+    let started = tokio::time::Instant::now();
     let ttl = ctx.settings.streams.ack_wait;
+    let patience = |holder: &str| {
+        if holder.starts_with(Priority::Bulk.as_str()) {
+            BULK_LOCK_PATIENCE
+        } else {
+            ttl / 2
+        }
+    };
     // The first try reads the stored state alongside, to save a round trip on the usual,
     // uncontended path. The lock is asked first on the same connection, so the read sees
     // what the previous holder wrote; were it ever older, the versioned write would still
     // merge correctly.
-    let (locked, first_read) = tokio::join!(
+    let (lock, first_read) = tokio::join!(
         ctx.store.try_lock(&job.series, &token, ttl),
         stored_state(ctx, job)
     );
-    let mut locked = locked?;
-    let mut state = locked.then_some(first_read).transpose()?;
-    while !locked && tokio::time::Instant::now() < patience {
+    let mut lock = lock?;
+    let mut state = lock.is_ok().then_some(first_read).transpose()?;
+    while let Err(holder) = &lock {
+        if started.elapsed() >= patience(holder) {
+            tracing::warn!(series = %job.series, holder, "fill lock still held; filling without it");
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
-        locked = ctx.store.try_lock(&job.series, &token, ttl).await?;
-    }
-    if !locked {
-        tracing::warn!(series = %job.series, "fill lock still held; filling without it");
+        lock = ctx.store.try_lock(&job.series, &token, ttl).await?;
     }
     tracing::debug!(series = %job.series, from = job.from, to = job.to, open = job.includes_open, "filling");
     // A job for the forming candle must fetch at or after its `fresh_after` (at most one
@@ -145,9 +209,9 @@ async fn fill(
         Some(s) => s,
         None => stored_state(ctx, job).await?,
     };
-    let result = fill_locked(ctx, exchange, job, state).await;
+    let result = fill_locked(ctx, exchange, job, state, demand).await;
     // Released in the background: the waiting producers need the ready event, not this.
-    if locked {
+    if lock.is_ok() {
         let (store, series) = (ctx.store.clone(), job.series.clone());
         tokio::spawn(async move {
             if let Err(e) = store.unlock(&series, &token).await {
@@ -184,6 +248,7 @@ async fn fill_locked(
     exchange: &ExchangeClient,
     job: &FillJob,
     state: SeriesState,
+    demand: Demand<'_>,
 ) -> Result<Written, JobError> {
     let s = &job.series;
     let iv = s.interval;
@@ -206,7 +271,7 @@ async fn fill_locked(
         ..Fetched::default()
     };
     for (a, b) in state.coverage.gaps(job.from, to, step) {
-        let candles = exchange.fetch(s, a, b, now).await?;
+        let candles = exchange.fetch(s, a, b, now, demand).await?;
         tracing::debug!(series = %s, from = a, to = b, n = candles.len(), "fetched");
         fetched.candles.extend(candles);
         if a <= bound {
@@ -217,21 +282,21 @@ async fn fill_locked(
 }
 
 /// Records that the job finished, before announcing it: an ingest whose publish of the
-/// same job was deduplicated learns from this that no `ready` event is still to come.
-async fn mark_done(ctx: &Context, msg: &Message) {
-    let Some(id) = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .map(|v| v.as_str().to_string())
-    else {
+/// same job was deduplicated learns from this that no `ready` event is still to come. A
+/// live job also leaves its exchange's waiting set.
+async fn finished(ctx: &Context, lane: Lane, id: &str) {
+    if id.is_empty() {
         return;
-    };
-    if let Err(e) = ctx
+    }
+    let marked = ctx
         .store
-        .mark_job_done(&id, ctx.settings.streams.dedup_window)
-        .await
-    {
+        .mark_job_done(id, ctx.settings.streams.dedup_window);
+    let released = async {
+        if lane.priority == Priority::Live {
+            ctx.budget.release(lane.exchange, id).await;
+        }
+    };
+    if let (Err(e), ()) = tokio::join!(marked, released) {
         tracing::warn!(error = %e, "could not mark job done");
     }
 }

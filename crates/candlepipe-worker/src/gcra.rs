@@ -2,20 +2,41 @@
 //! script on Redis's own clock, so hosts' clocks never matter, with a pause key that refuses
 //! everything while it lives (set after a 429/418). The exchange budget and the LLM's RPM and
 //! TPM limits are all this limiter.
+//!
+//! The exchange budget adds a set of waiting live jobs (member: the job's `Nats-Msg-Id`,
+//! score: the latest deadline of its producers, in Redis-clock ms). The ingest adds a job
+//! to it when it admits a producer ([`admit`]); a live request is refused once its job has
+//! left the set (every producer's deadline passed); a bulk request is refused while any
+//! live job waits. Expired members are purged by every script that reads the set.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use candlepipe_store::Redis;
 
 /// A request of `cost` cells moves the bucket's theoretical arrival time by `cost` emission
 /// intervals: a large cost is let through when the bucket is empty, and later requests wait
-/// until it is paid off.
-const ACQUIRE_SCRIPT: &str = r#"
+/// until it is paid off. Returns 0 (granted), the µs to wait, or -1 (live job no longer
+/// waited for).
+///
+/// KEYS: bucket, pause[, waiting]. ARGV: interval µs, tolerance µs, cost, mode
+/// (`plain`, `live`, `bulk`), member (live).
+static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local mode = ARGV[4]
+if mode ~= 'plain' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', math.floor(now / 1000))
+  if mode == 'live' and not redis.call('ZSCORE', KEYS[3], ARGV[5]) then return -1 end
+end
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then return paused * 1000 end
-local interval = tonumber(ARGV[1])
+if mode == 'bulk' and redis.call('ZCARD', KEYS[3]) > 0 then
+  return math.max(interval, 20000)
+end
 local tolerance = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -25,14 +46,60 @@ if wait > 0 then return wait end
 local next = tat + interval * cost
 redis.call('SET', KEYS[1], next, 'PX', math.floor((next - now) / 1000) + 1000)
 return 0
-"#;
+"#,
+    )
+});
 
-const PAUSE_SCRIPT: &str = r#"
+/// Admits a live job if its first request could go out before its producer's deadline.
+/// A job already waiting is admitted again, its deadline raised to the later one.
+/// Otherwise the job's turn is estimated from the bucket, a pause, and one emission
+/// interval for every live job already waiting; returns `{admitted (0|1), wait ms}`.
+///
+/// KEYS: bucket, pause, waiting. ARGV: interval µs, tolerance µs, member, remaining ms
+/// (until the producer's deadline), margin ms (what the job needs after its turn).
+static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+local remaining = tonumber(ARGV[4])
+local deadline = now_ms + remaining
+local function wait_for(member)
+  redis.call('ZADD', KEYS[3], deadline, member)
+  if redis.call('PTTL', KEYS[3]) < remaining + 60000 then
+    redis.call('PEXPIRE', KEYS[3], remaining + 60000)
+  end
+end
+local have = redis.call('ZSCORE', KEYS[3], ARGV[3])
+if have then
+  if deadline > tonumber(have) then wait_for(ARGV[3]) end
+  return {1, 0}
+end
+local start = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(ARGV[2])
+if start < now then start = now end
+local paused = redis.call('PTTL', KEYS[2])
+if paused > 0 and now + paused * 1000 > start then start = now + paused * 1000 end
+start = start + redis.call('ZCARD', KEYS[3]) * tonumber(ARGV[1])
+local wait = math.floor((start - now) / 1000)
+if wait > 0 and wait + tonumber(ARGV[5]) > remaining then return {0, wait} end
+wait_for(ARGV[3])
+return {1, wait}
+"#,
+    )
+});
+
+static PAUSE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 end
 return 0
-"#;
+"#,
+    )
+});
 
 /// Emission interval and burst tolerance, in µs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +120,33 @@ impl Rate {
     }
 }
 
+/// The keys of one exchange's budget (one Redis Cluster slot).
+#[derive(Debug, Clone)]
+pub struct LaneKeys {
+    pub bucket: String,
+    pub pause: String,
+    /// Live jobs waiting for a turn, scored by their producers' latest deadline.
+    pub waiting: String,
+}
+
+/// Whose turn a request on a [`LaneKeys`] budget asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn<'a> {
+    /// The live job with this member in the waiting set.
+    Live(&'a str),
+    /// Only while no live job waits.
+    Bulk,
+}
+
+/// The answer of [`acquire_turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Now,
+    Wait(Duration),
+    /// The live job left the waiting set: nobody waits for it.
+    NoWaiter,
+}
+
 /// Takes `cost` cells from `bucket` now, or says how many µs to wait first (also while
 /// `pause` is set).
 pub async fn try_acquire(
@@ -63,14 +157,95 @@ pub async fn try_acquire(
     cost: u64,
 ) -> Result<u64, redis::RedisError> {
     let mut conn = conn.clone();
-    redis::Script::new(ACQUIRE_SCRIPT)
+    let wait: i64 = ACQUIRE
         .key(bucket)
         .key(pause)
         .arg(rate.interval_us)
         .arg(rate.tolerance_us)
         .arg(cost.max(1))
+        .arg("plain")
         .invoke_async(&mut conn)
+        .await?;
+    Ok(wait.max(0) as u64)
+}
+
+/// Like [`try_acquire`], for a live or bulk request on an exchange's budget; a `cost` of 0
+/// asks whether the turn has come without taking it.
+pub async fn acquire_turn(
+    conn: &Redis,
+    keys: &LaneKeys,
+    rate: Rate,
+    cost: u64,
+    turn: Turn<'_>,
+) -> Result<Grant, redis::RedisError> {
+    let mut conn = conn.clone();
+    let (mode, member) = match turn {
+        Turn::Live(m) => ("live", m),
+        Turn::Bulk => ("bulk", ""),
+    };
+    let wait: i64 = ACQUIRE
+        .key(&keys.bucket)
+        .key(&keys.pause)
+        .key(&keys.waiting)
+        .arg(rate.interval_us)
+        .arg(rate.tolerance_us)
+        .arg(cost)
+        .arg(mode)
+        .arg(member)
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(match wait {
+        0 => Grant::Now,
+        w if w < 0 => Grant::NoWaiter,
+        w => Grant::Wait(Duration::from_micros(w as u64)),
+    })
+}
+
+/// What [`admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub admitted: bool,
+    /// About how long until the job's turn.
+    pub wait: Duration,
+}
+
+/// Puts live job `member` in the waiting set if its turn (plus `margin`) comes within
+/// `remaining`, or it is there already.
+pub async fn admit(
+    conn: &Redis,
+    keys: &LaneKeys,
+    rate: Rate,
+    member: &str,
+    remaining: Duration,
+    margin: Duration,
+) -> Result<Admission, redis::RedisError> {
+    let mut conn = conn.clone();
+    let (admitted, wait_ms): (i64, i64) = ADMIT
+        .key(&keys.bucket)
+        .key(&keys.pause)
+        .key(&keys.waiting)
+        .arg(rate.interval_us)
+        .arg(rate.tolerance_us)
+        .arg(member)
+        .arg(remaining.as_millis() as u64)
+        .arg(margin.as_millis() as u64)
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(Admission {
+        admitted: admitted == 1,
+        wait: Duration::from_millis(wait_ms.max(0) as u64),
+    })
+}
+
+/// Takes a finished live job out of the waiting set.
+pub async fn release(conn: &Redis, keys: &LaneKeys, member: &str) -> Result<(), redis::RedisError> {
+    let mut conn = conn.clone();
+    redis::cmd("ZREM")
+        .arg(&keys.waiting)
+        .arg(member)
+        .query_async::<i64>(&mut conn)
         .await
+        .map(|_| ())
 }
 
 /// Refuses every acquire on `pause` for `hold` (a longer pause already set is kept).
@@ -81,7 +256,7 @@ pub async fn pause(
     until_ms: i64,
 ) -> Result<(), redis::RedisError> {
     let mut conn = conn.clone();
-    redis::Script::new(PAUSE_SCRIPT)
+    PAUSE
         .key(pause)
         .arg(hold.as_millis().max(1) as u64)
         .arg(until_ms)

@@ -1,8 +1,11 @@
 //! The ingest role: answers `candlepipe.candles.get` (queue group `ingest`) from L1, then
 //! Redis, and on a miss publishes one deduplicated fill job and waits for its `ready` event.
-//! Every request gets a reply: candles, stale candles, or a typed error.
+//! Every request gets a reply before its deadline (`timeout_ms`): candles, stale candles, or
+//! a typed error. A miss whose job could not get its exchange's turn before the deadline is
+//! not queued at all: it is answered at once, stale or `rate_limited` with `retry_after_ms`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
@@ -10,13 +13,14 @@ use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
 use candlepipe_core::{
-    now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillJob, Millis, ReadyEvent, Source,
-    Verdict, WireError,
+    now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillJob, Lane, Millis, Priority,
+    ReadyEvent, Source, Verdict, WireError,
 };
 use candlepipe_store::{ReplyKey, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::RedisBudget;
 use crate::cluster_stats::Field;
 use crate::loops::answer_requests;
 use crate::waiters::{Outcome, Waiter, Waiters};
@@ -76,8 +80,8 @@ async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
             .and_then(|h| h.get(CONTENT_TYPE_HEADER))
             .map(|v| v.as_str()),
     );
-    let started = std::time::Instant::now();
-    let answered = answer(&ctx, &waiters, &msg.payload, enc).await;
+    let started = Instant::now();
+    let answered = answer(&ctx, &waiters, &msg.payload, enc, started).await;
     record(&ctx, &answered, started);
     let body = match answered {
         Ok(a) => encode_answer(&a, enc),
@@ -127,7 +131,7 @@ fn encode_answer(a: &Answer, enc: Encoding) -> Bytes {
 }
 
 /// Requests by the tier that answered (`source`), stale or not, or by error code.
-fn record(ctx: &Context, answered: &Result<Answer, WireError>, started: std::time::Instant) {
+fn record(ctx: &Context, answered: &Result<Answer, WireError>, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     ctx.stats.add(
         match answered {
@@ -151,11 +155,26 @@ fn record(ctx: &Context, answered: &Result<Answer, WireError>, started: std::tim
     }
 }
 
+/// Replies leave this long before the producer's deadline, so they arrive in time.
+const REPLY_GUARD: Duration = Duration::from_millis(20);
+
+/// When the reply to a request received at `received` must be sent: its `timeout_ms` (or
+/// the configured fill wait), at most the configured cap, less [`REPLY_GUARD`].
+fn deadline_of(ctx: &Context, q: &CandleQuery, received: Instant) -> Instant {
+    let set = &ctx.settings;
+    let timeout = q
+        .timeout_ms
+        .map_or(set.fill_wait, |ms| Duration::from_millis(ms as u64))
+        .min(set.max_timeout);
+    received + timeout.saturating_sub(REPLY_GUARD)
+}
+
 async fn answer(
     ctx: &Context,
     waiters: &Waiters,
     payload: &[u8],
     enc: Encoding,
+    received: Instant,
 ) -> Result<Answer, WireError> {
     let req: CandlesRequest = enc.decode_request(payload)?;
     let q = req.validate()?;
@@ -217,10 +236,13 @@ async fn answer(
 
     if q.allow_stale {
         if let Some(snap) = stale {
+            // Nobody waits for the refresh: it runs in the bulk lane.
             let job = FillJob::new(&q, w, now);
             let ctx = ctx.clone();
             tokio::spawn(async move {
-                if let Err(e) = publish_job(&ctx, &job, &job.msg_id(now)).await {
+                let id = format!("{}.bulk", job.msg_id(now));
+                let lane = Lane::new(job.series.exchange, Priority::Bulk);
+                if let Err(e) = publish_job(&ctx, &job, lane, &id).await {
                     tracing::warn!(error = %e, "background refresh not published");
                 }
             });
@@ -232,24 +254,57 @@ async fn answer(
             });
         }
     }
-    wait_for_fill(ctx, waiters, &q, w, now, stale).await
+    let deadline = deadline_of(ctx, &q, received);
+    wait_for_fill(ctx, waiters, &q, w, now, stale, deadline).await
 }
 
-/// Publishes the job with its dedup id; returns whether JetStream already had it.
-async fn publish_job(ctx: &Context, job: &FillJob, id: &str) -> Result<bool, BoxError> {
+/// Publishes the job on `lane` with its dedup id; returns whether JetStream already had it.
+async fn publish_job(ctx: &Context, job: &FillJob, lane: Lane, id: &str) -> Result<bool, BoxError> {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", id);
     let payload = Bytes::from(serde_json::to_vec(job)?);
     let ack = ctx
         .js
-        .publish_with_headers(
-            ctx.settings.subjects.fill_job(job.series.exchange),
-            headers,
-            payload,
-        )
+        .publish_with_headers(ctx.settings.subjects.lane(lane), headers, payload)
         .await?
         .await?;
     Ok(ack.duplicate)
+}
+
+/// Asks for a place in the exchange's queue of live jobs for job `id`, due before
+/// `deadline`. `Err` is the answer to give at once: the job's turn would come too late.
+/// When the budget cannot be asked (Redis trouble), the job is queued all the same.
+async fn admit(
+    ctx: &Context,
+    q: &CandleQuery,
+    id: &str,
+    deadline: Instant,
+) -> Result<(), WireError> {
+    let ex = q.series.exchange;
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match ctx
+        .budget
+        .admit(ex, id, remaining, ctx.settings.admission_margin)
+        .await
+    {
+        Ok(a) if a.admitted => Ok(()),
+        Ok(a) => {
+            let after = a.wait.as_millis() as u64;
+            metrics::counter!("candlepipe_admission_refused_total", "exchange" => ex.as_str())
+                .increment(1);
+            Err(WireError::rate_limited(
+                format!(
+                    "{ex}'s request budget is taken for about {after} ms, longer than this request waits ({} ms)",
+                    remaining.as_millis()
+                ),
+                after,
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, exchange = %ex, "admission not asked; queueing the job anyway");
+            Ok(())
+        }
+    }
 }
 
 async fn wait_for_fill(
@@ -259,10 +314,10 @@ async fn wait_for_fill(
     w: Window,
     now: Millis,
     stale: Option<Arc<Snapshot>>,
+    deadline: Instant,
 ) -> Result<Answer, WireError> {
     let job = FillJob::new(q, w, now);
-    let mut waiter = waiters.register(&q.series, w.from, w.to);
-    let deadline = tokio::time::Instant::now() + ctx.settings.fill_wait;
+    let lane = Lane::new(q.series.exchange, Priority::Live);
     let stale_or = |err: WireError| match &stale {
         Some(snap) => Ok(Answer {
             source: Source::Redis,
@@ -272,13 +327,17 @@ async fn wait_for_fill(
         }),
         None => Err(err),
     };
+    let mut id = job.msg_id(now);
+    if let Err(refused) = admit(ctx, q, &id, deadline).await {
+        return stale_or(refused);
+    }
+    let mut waiter = waiters.register(&q.series, w.from, w.to);
     // Publish the job. If JetStream already had it (or a neighbour in this process published
     // it), the data may be stored already; and if that job finished without satisfying us
     // (the data was lost since), publish it once more under a new id.
-    let mut id = job.msg_id(now);
     for attempt in 0..2 {
         let created = if waiter.claim_publish(&id) {
-            match publish_claimed(ctx, &waiter, &job, &id).await {
+            match publish_claimed(ctx, &waiter, &job, lane, &id, deadline).await {
                 Ok(created) => created,
                 Err(err) => return stale_or(err),
             }
@@ -304,10 +363,32 @@ async fn wait_for_fill(
             break; // still in flight: its ready event will come
         }
         id = format!("{id}.again.{}", now_ms());
+        if let Err(refused) = admit(ctx, q, &id, deadline).await {
+            return stale_or(refused);
+        }
     }
     let mut last_error: Option<WireError> = None;
+    let ex = q.series.exchange;
+    let mut pauses = ctx.budget.pauses();
+    let mut hearing = true;
     loop {
         tokio::select! {
+            heard = pauses.changed(), if hearing => {
+                if heard.is_err() {
+                    hearing = false;
+                    continue;
+                }
+                let until = RedisBudget::pause_of(&pauses.borrow_and_update(), ex);
+                let left = Duration::from_millis((until - now_ms()).max(0) as u64);
+                // A pause (429/418) that outlasts this producer's wait: say so now rather
+                // than let it time out.
+                if !left.is_zero() && Instant::now() + left + ctx.settings.admission_margin > deadline {
+                    return stale_or(WireError::rate_limited(
+                        format!("{ex} asked to be left alone for {} ms, past this request's deadline", left.as_millis()),
+                        left.as_millis() as u64,
+                    ));
+                }
+            }
             changed = waiter.rx.changed() => {
                 if changed.is_err() {
                     return stale_or(WireError::new(ErrorCode::Unavailable, "ingest is shutting down"));
@@ -327,10 +408,10 @@ async fn wait_for_fill(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = tokio::time::sleep_until(deadline.into()) => {
                 return stale_or(last_error.unwrap_or_else(|| WireError::new(
                     ErrorCode::Timeout,
-                    format!("no fill within {} ms", ctx.settings.fill_wait.as_millis()),
+                    "no fill before the request's deadline",
                 )));
             }
         }
@@ -342,9 +423,11 @@ async fn publish_claimed(
     ctx: &Context,
     waiter: &Waiter,
     job: &FillJob,
+    lane: Lane,
     id: &str,
+    deadline: Instant,
 ) -> Result<bool, WireError> {
-    let result = tokio::time::timeout(ctx.settings.fill_wait, publish_job(ctx, job, id)).await;
+    let result = tokio::time::timeout_at(deadline.into(), publish_job(ctx, job, lane, id)).await;
     let err = match result {
         Ok(Ok(duplicate)) => return Ok(!duplicate),
         Ok(Err(e)) => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use async_nats::HeaderMap;
-use candlepipe_core::{now_ms, Millis, WireError};
+use candlepipe_core::{now_ms, Lane, Millis, Priority, WireError};
 
 use crate::disposition::Disposition;
 use crate::{BoxError, Context};
@@ -72,11 +72,22 @@ pub(crate) async fn settle_failure(
     wire: &WireError,
     delivered: u64,
 ) {
-    let first_failure = remember_failure(ctx, msg).await;
+    // A demoted job did not fail: it goes on in the bulk lane.
+    let first_failure = match disposition {
+        Disposition::Demote => now_ms(),
+        _ => remember_failure(ctx, msg).await,
+    };
     match disposition {
         Disposition::Ack => finish(msg, AckKind::Ack).await,
         Disposition::Nak(delay) => finish(msg, AckKind::Nak(Some(delay))).await,
         Disposition::Term => finish(msg, AckKind::Term).await,
+        Disposition::Demote => match demote(ctx, msg).await {
+            Ok(()) => finish(msg, AckKind::Ack).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "moving the job to the bulk lane failed; it will be redelivered");
+                finish(msg, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+        },
         Disposition::DeadLetter => {
             match dead_letter(ctx, msg, wire, delivered, first_failure).await {
                 Ok(()) => finish(msg, AckKind::Term).await,
@@ -87,6 +98,28 @@ pub(crate) async fn settle_failure(
             }
         }
     }
+}
+
+/// Republishes a live fill job nobody waits for on its exchange's bulk lane, under its id
+/// with `.bulk` appended (so a redelivered copy is deduplicated).
+async fn demote(ctx: &Context, msg: &Message) -> Result<(), BoxError> {
+    let subjects = &ctx.settings.subjects;
+    let lane = subjects
+        .lane_of(&msg.subject)
+        .ok_or_else(|| format!("{} is not a fill lane", msg.subject))?;
+    let bulk = Lane::new(lane.exchange, Priority::Bulk);
+    let mut h = HeaderMap::new();
+    if let Some(id) = msg.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")) {
+        h.insert("Nats-Msg-Id", format!("{}.bulk", id.as_str()).as_str());
+    }
+    ctx.js
+        .publish_with_headers(subjects.lane(bulk), h, msg.payload.clone())
+        .await?
+        .await?;
+    metrics::counter!("candlepipe_jobs_demoted_total", "exchange" => lane.exchange.as_str())
+        .increment(1);
+    tracing::debug!(subject = %msg.subject, "nobody waits for the job; moved to the bulk lane");
+    Ok(())
 }
 
 /// Records the first failure time of a job (by stream sequence) in Redis; returns it.

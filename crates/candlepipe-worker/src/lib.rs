@@ -38,13 +38,23 @@ pub struct WorkerSettings {
     pub subjects: Subjects,
     pub redis_prefix: String,
     pub streams: StreamSettings,
-    /// How long ingest waits for a fill before answering stale data or an error.
+    /// How long a producer waits when its request does not say (`timeout_ms`): ingest
+    /// answers stale data or an error by then.
     pub fill_wait: Duration,
-    /// Jobs one fill process works on at once.
+    /// The longest `timeout_ms` a request may ask for.
+    pub max_timeout: Duration,
+    /// What a live job needs after its turn (exchange call, write, `ready`): a producer is
+    /// admitted only if its job's turn comes at least this long before its deadline.
+    pub admission_margin: Duration,
+    /// Live jobs one fill process works on at once, per exchange.
     pub fill_concurrency: usize,
+    /// Bulk jobs one fill process works on at once, per exchange.
+    pub bulk_concurrency: usize,
     pub retry: disposition::RetryPolicy,
     /// Symbols one analysis works on at once (and analyze jobs one process takes at once).
     pub analysis_concurrency: usize,
+    /// How long an analysis may take when its request does not say (`timeout_ms`).
+    pub analysis_timeout: Duration,
     pub llm: commentary::LlmSettings,
 }
 
@@ -60,6 +70,9 @@ pub struct Context {
     pub l1: L1Cache,
     /// Counts flushed to the cluster-wide totals in Redis.
     pub stats: Arc<cluster_stats::Counters>,
+    /// The exchanges' cluster-wide budgets: ingest admits live jobs to them, fill workers
+    /// release them.
+    pub budget: Arc<budget::RedisBudget>,
     pub settings: Arc<WorkerSettings>,
 }
 

@@ -1,11 +1,11 @@
-//! The JetStream streams and the fill consumer, created idempotently at worker start.
-//! `nats/streams/*.json` holds the same definitions for operators' tooling.
+//! The JetStream streams and the consumers (one per fill lane, one for analyze), created
+//! idempotently at worker start. `nats/` holds the same definitions for operators' tooling.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use candlepipe_core::subjects::{ANALYZE_GROUP, FILL_CONSUMER};
-use candlepipe_core::Subjects;
+use candlepipe_core::subjects::{ANALYZE_GROUP, LEGACY_FILL_CONSUMER};
+use candlepipe_core::{Lane, Subjects};
 
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
@@ -17,7 +17,7 @@ pub struct StreamSettings {
     pub ack_wait: Duration,
     /// Deliveries before a failing job is dead-lettered.
     pub max_deliver: i64,
-    /// Jobs in flight across all fill workers.
+    /// Jobs in flight across all fill workers, per lane.
     pub max_ack_pending: i64,
 }
 
@@ -59,10 +59,16 @@ pub fn dlq_config(s: &Subjects, set: &StreamSettings) -> stream::Config {
     }
 }
 
-pub fn fill_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::pull::Config {
+/// The consumer every fill process shares for `lane`. Lanes' filters do not overlap (each
+/// names one subject), as a work-queue stream requires.
+pub fn lane_consumer_config(
+    s: &Subjects,
+    set: &StreamSettings,
+    lane: Lane,
+) -> consumer::pull::Config {
     consumer::pull::Config {
-        durable_name: Some(FILL_CONSUMER.to_string()),
-        filter_subject: s.fill_jobs_all(),
+        durable_name: Some(lane.consumer()),
+        filter_subject: s.lane(lane),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: set.ack_wait,
         max_deliver: set.max_deliver,
@@ -71,8 +77,27 @@ pub fn fill_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::pul
     }
 }
 
-/// The analyze consumer. Its filter (`jobs.analyze`) and the fill consumer's
-/// (`jobs.fill.>`) do not overlap, as a work-queue stream requires.
+/// Deletes the single fill consumer of earlier versions (`fill`, on `jobs.fill.>`), whose
+/// filter overlaps every lane's: a work-queue stream refuses the lanes while it exists. Its
+/// unacknowledged jobs stay in the stream and go to the lanes.
+pub async fn remove_legacy_fill_consumer(stream: &stream::Stream) -> Result<(), async_nats::Error> {
+    use async_nats::jetstream::context::ConsumerInfoErrorKind;
+    match stream.consumer_info(LEGACY_FILL_CONSUMER).await {
+        Ok(_) => {
+            tracing::warn!(
+                consumer = LEGACY_FILL_CONSUMER,
+                "deleting the single fill consumer of an earlier version; stop older fill workers"
+            );
+            stream.delete_consumer(LEGACY_FILL_CONSUMER).await?;
+            Ok(())
+        }
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The analyze consumer. Its filter (`jobs.analyze`) and the fill lanes'
+/// (`jobs.fill.<exchange>[.bulk]`) do not overlap, as a work-queue stream requires.
 pub fn analyze_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(ANALYZE_GROUP.to_string()),
@@ -171,17 +196,19 @@ mod tests {
                 code.max_messages
             )
         );
-        for (file_text, code) in [
-            (
-                include_str!("../../../nats/consumers/fill.json"),
-                fill_consumer_config(&s, &set),
-            ),
-            (
-                include_str!("../../../nats/consumers/analyze.json"),
-                analyze_consumer_config(&s, &set),
-            ),
-        ] {
-            let fill: consumer::pull::Config = file(file_text);
+        let consumer_file = |name: &str| {
+            let path = format!(
+                "{}/../../nats/consumers/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let consumers = Lane::all()
+            .map(|lane| (lane.consumer(), lane_consumer_config(&s, &set, lane)))
+            .chain([(ANALYZE_GROUP.to_string(), analyze_consumer_config(&s, &set))]);
+        for (name, code) in consumers {
+            let file_text = consumer_file(&name);
+            let fill: consumer::pull::Config = file(&file_text);
             assert_eq!(
                 (
                     &fill.durable_name,
@@ -201,10 +228,12 @@ mod tests {
                 )
             );
         }
-        let (fill, analyze) = (s.fill_jobs_all(), s.analyze_job());
-        assert!(
-            !analyze.starts_with(fill.trim_end_matches('>')),
-            "filters overlap"
-        );
+        let filters: Vec<String> = Lane::all()
+            .map(|l| s.lane(l))
+            .chain([s.analyze_job()])
+            .collect();
+        let unique: std::collections::BTreeSet<&String> = filters.iter().collect();
+        assert_eq!(unique.len(), filters.len(), "filters overlap: {filters:?}");
+        assert!(filters.iter().all(|f| !f.contains(['*', '>'])));
     }
 }
