@@ -16,6 +16,7 @@ use candlepipe_worker::commentary::LlmSettings;
 use candlepipe_worker::disposition::RetryPolicy;
 use candlepipe_worker::llm_route::RampSettings;
 use candlepipe_worker::llm_spend::SpendLimits;
+use candlepipe_worker::markets::MarketSettings;
 use candlepipe_worker::{StreamSettings, WorkerSettings};
 
 /// Used when `CANDLEPIPE_HMAC_KEY` is unset, so the offline demo works. Anyone can forge
@@ -77,6 +78,7 @@ pub struct Config {
     pub insecure_dev_key: bool,
     pub analysis_concurrency: usize,
     pub analysis_timeout: Duration,
+    pub markets: MarketSettings,
     pub llm: LlmSettings,
 }
 
@@ -230,6 +232,10 @@ impl Config {
             insecure_dev_key,
             analysis_concurrency: l.get("analysis_concurrency", 8)?,
             analysis_timeout: l.millis("analysis_timeout_ms", 60_000)?,
+            markets: MarketSettings {
+                refresh: l.millis("markets_refresh_ms", 3_600_000)?,
+                unknown_ttl: l.millis("unknown_symbol_ttl_ms", 600_000)?,
+            },
             llm: llm(&l)?,
         })
     }
@@ -251,6 +257,7 @@ impl Config {
             },
             analysis_concurrency: self.analysis_concurrency,
             analysis_timeout: self.analysis_timeout,
+            markets: self.markets,
             llm: self.llm.clone(),
         }
     }

@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
 use candlepipe_exchange::budget::Demand;
-use candlepipe_store::Fetched;
+use candlepipe_store::{Fetched, Records};
 use candlepipe_worker::cluster_stats::{self, Counters};
+use candlepipe_worker::markets::Markets;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
@@ -131,6 +132,15 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         exchange: client,
         ..
     } = connect::filling(cfg, &nats, &redis, stats.clone()).await?;
+    let markets = Markets::new(
+        Records::new(redis.clone(), cfg.keyring.clone(), &cfg.redis_prefix),
+        redis.clone(),
+        cfg.markets,
+    );
+    let native = markets
+        .native(&series, &client, Demand::Bulk)
+        .await
+        .map_err(|e| anyhow::anyhow!("{series}: {e}"))?;
 
     // Resume: only the parts the store does not cover yet.
     let state = store
@@ -156,7 +166,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             let end = (cursor + page - step).min(b);
             let now = now_ms();
             let candles = client
-                .fetch(&series, cursor, end, now, Demand::Bulk)
+                .fetch(&series, &native, cursor, end, now, Demand::Bulk)
                 .await
                 .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
             stored += candles.len() as u64;

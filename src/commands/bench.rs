@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use candlepipe_core::{CandlesRequest, Interval, Subjects};
+use candlepipe_core::{CandlesRequest, Exchange, Interval, Subjects};
 use candlepipe_exchange::budget::Demand;
+use candlepipe_exchange::markets::Listing;
 use candlepipe_exchange::ExchangeClient;
 use clap::ValueEnum;
 use futures::StreamExt;
@@ -87,6 +88,9 @@ const ZIPF_S: f64 = 1.1;
 const ZIPF_INTERVALS: [Interval; 4] = [Interval::M1, Interval::M5, Interval::H1, Interval::D1];
 const ZIPF_LIMITS: [u32; 4] = [50, 100, 200, 500];
 const EXCHANGES: [&str; 3] = ["binance", "coinbase", "kraken"];
+const COLD_INTERVALS: [Interval; 4] = [Interval::M1, Interval::M5, Interval::M15, Interval::H1];
+/// Distinct cold windows; a run takes consecutive ones from a point set by the clock.
+const COLD_WINDOWS: u64 = 2000 * 4 * 125;
 
 impl Requests {
     fn new(workload: Workload, series: usize) -> Self {
@@ -97,8 +101,8 @@ impl Requests {
             cdf.push(total);
         }
         cdf.iter_mut().for_each(|c| *c /= total);
-        // Cold series must be new in every run: start from the clock.
-        let cold_base = (candlepipe_core::now_ms() as u64 % 1_000_000) * 1000;
+        // Cold windows must be new in every run: start from the clock.
+        let cold_base = candlepipe_core::now_ms() as u64 % COLD_WINDOWS;
         Requests {
             workload,
             zipf_cdf: cdf,
@@ -116,12 +120,22 @@ impl Requests {
         ]
     }
 
+    /// Cold request `k`: a window of 100 closed candles nobody asked for, one of
+    /// [`COLD_WINDOWS`] (2,000 listed series × 4 intervals × 125 windows back in time).
+    fn cold(k: u64) -> serde_json::Value {
+        let iv = COLD_INTERVALS[(k / 2000 % 4) as usize];
+        let back = (k / 8000 + 1) as i64 * 100 * iv.millis();
+        let end = iv.open_of(candlepipe_core::now_ms()) - back;
+        json!({"exchange":"binance","symbol":format!("TEST{}/USDT", k % 2000),
+               "interval":iv.as_str(),"limit":100,"end":end})
+    }
+
     fn zipf(i: usize) -> serde_json::Value {
         let ex = EXCHANGES[i % 3];
         let quote = if ex == "binance" { "USDT" } else { "USD" };
         json!({
             "exchange": ex,
-            "symbol": format!("TEST{}/{quote}", i / 3 % 5000),
+            "symbol": format!("TEST{}/{quote}", i / 3 % 2000),
             "interval": ZIPF_INTERVALS[(i / 7) % ZIPF_INTERVALS.len()].as_str(),
             "limit": ZIPF_LIMITS[(i / 11) % ZIPF_LIMITS.len()],
         })
@@ -133,11 +147,7 @@ impl Requests {
                 let hot = Self::hot_series();
                 hot[(n % hot.len() as u64) as usize].clone()
             }
-            Workload::Cold | Workload::Direct => {
-                let k = self.cold_base + n;
-                let iv = Interval::ALL[(k % 14) as usize];
-                json!({"exchange":"binance","symbol":format!("TEST{}/USDT", k / 14),"interval":iv.as_str(),"limit":100})
-            }
+            Workload::Cold | Workload::Direct => Self::cold((self.cold_base + n) % COLD_WINDOWS),
             Workload::Zipf => {
                 let u: f64 = rng.random();
                 Self::zipf(self.zipf_cdf.partition_point(|c| *c < u))
@@ -206,7 +216,8 @@ enum Target {
         subject: String,
         headers: async_nats::HeaderMap,
     },
-    Direct(ExchangeClient),
+    /// The exchange itself, with Binance's market list for the native ids.
+    Direct(ExchangeClient, Arc<Listing>),
 }
 
 impl Target {
@@ -230,16 +241,17 @@ impl Target {
                         .ok()?;
                 Some((source_of(&msg.payload), msg.payload.len() as u64))
             }
-            Target::Direct(exchange) => {
+            Target::Direct(exchange, markets) => {
                 let q = serde_json::from_slice::<CandlesRequest>(&payload)
                     .ok()?
                     .validate()
                     .ok()?;
+                let native = markets.get(&q.series.symbol)?;
                 let now = candlepipe_core::now_ms();
                 let w = q.window(now);
                 match tokio::time::timeout(
                     limit,
-                    exchange.fetch(&q.series, w.from, w.to, now, Demand::Bulk),
+                    exchange.fetch(&q.series, native, w.from, w.to, now, Demand::Bulk),
                 )
                 .await
                 .ok()?
@@ -312,7 +324,13 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     }
     let direct = match args.workload {
         Workload::Direct => {
-            Some(ExchangeClient::new(cfg.exchanges.clone()).context("building the HTTP client")?)
+            let client =
+                ExchangeClient::new(cfg.exchanges.clone()).context("building the HTTP client")?;
+            let markets = client
+                .markets(Exchange::Binance, Demand::Bulk)
+                .await
+                .context("loading Binance's market list")?;
+            Some((client, Arc::new(markets)))
         }
         _ => None,
     };
@@ -344,7 +362,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     }
     for t in 0..args.concurrency.max(1) {
         let target = match &direct {
-            Some(exchange) => Target::Direct(exchange.clone()),
+            Some((exchange, markets)) => Target::Direct(exchange.clone(), markets.clone()),
             None => Target::Nats {
                 client: clients[t % clients.len()].clone(),
                 subject: subject.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use candlepipe_core::{now_ms, Exchange, Interval, SeriesKey, Symbol};
 use candlepipe_exchange::budget::Demand;
-use candlepipe_exchange::ExchangeClient;
+use candlepipe_exchange::{ExchangeClient, FetchError};
 use candlepipe_llm::LlmClient;
 
 use crate::config::Config;
@@ -168,11 +168,26 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             let series = SeriesKey::new(ex, symbol, Interval::M1);
             let t = Interval::M1.open_of(now);
             let url = &cfg.exchanges.endpoint(ex).url;
-            let res = client
-                .fetch(&series, t - 60_000, t, now, Demand::Bulk)
-                .await
-                .map(|c| format!("{url} ({} candles for {})", c.len(), probe_symbol(ex)))
-                .map_err(|e| format!("{url}: {e}"));
+            let res = async {
+                let markets = client.markets(ex, Demand::Bulk).await?;
+                let native = markets.get(&series.symbol).cloned().ok_or_else(|| {
+                    FetchError::UnknownSymbol(format!(
+                        "{} is not in its market list",
+                        series.symbol
+                    ))
+                })?;
+                let candles = client
+                    .fetch(&series, &native, t - 60_000, t, now, Demand::Bulk)
+                    .await?;
+                Ok::<_, FetchError>(format!(
+                    "{url} ({} markets; {} candles for {})",
+                    markets.len(),
+                    candles.len(),
+                    probe_symbol(ex)
+                ))
+            }
+            .await
+            .map_err(|e| format!("{url}: {e}"));
             r.line(res, ex.as_str());
         }
     }

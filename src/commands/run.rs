@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use candlepipe_store::{L1Cache, Records};
 use candlepipe_worker::cluster_stats::{self, Counters};
+use candlepipe_worker::markets::Markets;
 use candlepipe_worker::{Context, Role};
 use clap::ValueEnum;
 use tokio_util::sync::CancellationToken;
@@ -64,10 +65,12 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         exchange,
         budget,
     } = connect::filling(cfg, &nats, &redis, stats.clone()).await?;
+    let records = Records::new(redis.clone(), cfg.keyring.clone(), &cfg.redis_prefix);
     let ctx = Context {
         js: async_nats::jetstream::new(nats.clone()),
         nats,
-        records: Records::new(redis.clone(), cfg.keyring.clone(), &cfg.redis_prefix),
+        markets: Markets::new(records.clone(), redis.clone(), cfg.markets),
+        records,
         redis,
         store,
         l1: L1Cache::new(cfg.l1_capacity),

@@ -400,10 +400,15 @@ async fn the_canary_ramps_up_backs_off_and_rolls_back_everywhere() {
 
     // Healthy canary: +10 after each window with enough calls.
     let mut batch = 0;
+    // Every batch asks about series not asked before (commentary is cached per candle):
+    // ten symbols' worth of listed ones per interval, then the next interval.
     let mut drive = |client: async_nats::Client| {
         batch += 1;
-        let names = symbols(1000 + batch * 10, 6);
-        async move { analyze(&client, portfolio(&names, true)).await }
+        let names = symbols(1000 + batch % 100 * 10, 6);
+        let interval = ["1h", "2h", "4h", "6h", "8h", "12h", "1d"][batch / 100];
+        let mut request = portfolio(&names, true);
+        request["interval"] = interval.into();
+        async move { analyze(&client, request).await }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while route_weight(&stack).await < 70 {

@@ -84,7 +84,7 @@ async fn every_error_code_from_its_cause() {
         "input errors never reach an exchange"
     );
 
-    // The exchange says no such symbol: answered at once, in each exchange's own format.
+    // The exchange does not list the symbol: answered at once, without asking it.
     for (ex, symbol) in [
         ("binance", "NOPE/USDT"),
         ("coinbase", "NOPE/USD"),

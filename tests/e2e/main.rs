@@ -12,6 +12,7 @@ mod errors;
 mod formats;
 mod hostile;
 mod lanes;
+mod markets;
 mod ops;
 mod reliability;
 mod restarts;

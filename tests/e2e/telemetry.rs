@@ -52,9 +52,10 @@ async fn two_workers_expose_moving_counters_and_health() {
         sum(r#"candlepipe_requests_total{source="none",stale="false",code="invalid_symbol"}"#),
         1.0
     );
+    // 20 candle requests and one load of Binance's market list (one worker loads it for both).
     assert_eq!(
         sum(r#"candlepipe_exchange_requests_total{exchange="binance",outcome="ok"}"#),
-        20.0
+        21.0
     );
     assert_eq!(sum(r#"candlepipe_jobs_total{disposition="ack"}"#), 20.0);
     assert_eq!(
@@ -119,7 +120,8 @@ async fn stats_add_up_across_the_cluster() {
         "{stats}"
     );
     assert_eq!(stats["hit_ratio"], 0.5);
-    assert_eq!(stats["exchange_calls"]["binance"], 10);
+    // 10 candle requests and one load of the market list, for the whole cluster.
+    assert_eq!(stats["exchange_calls"]["binance"], 11);
     assert_eq!(stats["dlq_depth"], 0);
     let (_, table) = cli(&stack, &["stats"]).await;
     assert!(table.contains("cache hit ratio   50.0%"), "{table}");

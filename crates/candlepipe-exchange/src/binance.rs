@@ -12,13 +12,14 @@ use crate::FetchError;
 pub const PAGE: i64 = 1000;
 pub const PATH: &str = "/api/v3/klines";
 
+/// How Binance names a pair (`BTCUSDT`), for when its market list is not at hand.
 pub fn native_symbol(s: &Symbol) -> String {
     format!("{}{}", s.base(), s.quote())
 }
 
-pub fn query(s: &Symbol, iv: Interval, from: Millis, to: Millis) -> Vec<(&'static str, String)> {
+pub fn query(native: &str, iv: Interval, from: Millis, to: Millis) -> Vec<(&'static str, String)> {
     vec![
-        ("symbol", native_symbol(s)),
+        ("symbol", native.to_string()),
         ("interval", iv.as_str().to_string()),
         ("startTime", from.to_string()),
         ("endTime", (to + iv.millis() - 1).to_string()),

@@ -16,6 +16,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::breaker::{Breaker, BreakerSettings, Outcome, State};
 use crate::budget::Demand;
+use crate::markets::{self, Listing};
 use crate::{binance, coinbase, kraken, Budget, FetchError};
 
 /// Where one exchange is and how fast this process may call it.
@@ -154,11 +155,33 @@ impl ExchangeClient {
         &self.settings
     }
 
-    /// Candles of `series` with open times in `[from, to]`, ascending. Those at or before
-    /// the closed bound at `now` are marked closed. `demand` says who waits for them.
+    /// The exchange's market list: unified symbol → native id.
+    pub async fn markets(&self, ex: Exchange, demand: Demand<'_>) -> Result<Listing, FetchError> {
+        let on_error = match ex {
+            Exchange::Binance => binance::error,
+            Exchange::Coinbase => coinbase::error,
+            Exchange::Kraken => kraken::error,
+        };
+        let body = self
+            .get(
+                ex,
+                markets::path(ex),
+                &[],
+                on_error,
+                demand,
+                markets::cost(ex),
+            )
+            .await?;
+        markets::parse(ex, &body)
+    }
+
+    /// Candles of `series`, which the exchange calls `native`, with open times in
+    /// `[from, to]`, ascending. Those at or before the closed bound at `now` are marked
+    /// closed. `demand` says who waits for them.
     pub async fn fetch(
         &self,
         series: &SeriesKey,
+        native: &str,
         from: Millis,
         to: Millis,
         now: Millis,
@@ -172,9 +195,16 @@ impl ExchangeClient {
             Exchange::Binance => {
                 let mut cursor = from;
                 while cursor <= to {
-                    let q = binance::query(&series.symbol, iv, cursor, to);
+                    let q = binance::query(native, iv, cursor, to);
                     let body = self
-                        .get(Exchange::Binance, binance::PATH, &q, binance::error, demand)
+                        .get(
+                            Exchange::Binance,
+                            binance::PATH,
+                            &q,
+                            binance::error,
+                            demand,
+                            1,
+                        )
                         .await?;
                     let page = binance::parse(&body, bound)?;
                     let full = page.len() as i64 >= binance::PAGE;
@@ -189,13 +219,13 @@ impl ExchangeClient {
                 }
             }
             Exchange::Coinbase => {
-                let path = coinbase::path(&series.symbol);
+                let path = coinbase::path(native);
                 let mut cursor = from;
                 while cursor <= to {
                     let end = (cursor + (coinbase::PAGE - 1) * step).min(to);
                     let q = coinbase::query(iv, cursor, end);
                     let body = self
-                        .get(Exchange::Coinbase, &path, &q, coinbase::error, demand)
+                        .get(Exchange::Coinbase, &path, &q, coinbase::error, demand, 1)
                         .await?;
                     out.extend(
                         coinbase::parse(&body, bound)?
@@ -206,9 +236,9 @@ impl ExchangeClient {
                 }
             }
             Exchange::Kraken => {
-                let q = kraken::query(&series.symbol, iv, from);
+                let q = kraken::query(native, iv, from);
                 let body = self
-                    .get(Exchange::Kraken, kraken::PATH, &q, kraken::error, demand)
+                    .get(Exchange::Kraken, kraken::PATH, &q, kraken::error, demand, 1)
                     .await?;
                 out = kraken::parse(&body, bound)?;
             }
@@ -227,11 +257,12 @@ impl ExchangeClient {
         query: &[(&'static str, String)],
         on_error: fn(u16, &[u8]) -> FetchError,
         demand: Demand<'_>,
+        cost: u32,
     ) -> Result<bytes::Bytes, FetchError> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = self.get_once(ex, path, query, on_error, demand).await;
+            let result = self.get_once(ex, path, query, on_error, demand, cost).await;
             match &result {
                 Err(FetchError::RateLimited {
                     retry_after,
@@ -264,6 +295,7 @@ impl ExchangeClient {
         query: &[(&'static str, String)],
         on_error: fn(u16, &[u8]) -> FetchError,
         demand: Demand<'_>,
+        cost: u32,
     ) -> Result<bytes::Bytes, FetchError> {
         let breaker = &self.breakers[slot(ex)];
         // Asked before the budget, so an open circuit spends no permit; taken after it,
@@ -271,7 +303,7 @@ impl ExchangeClient {
         if !breaker.would_admit(Instant::now()) {
             return Err(FetchError::CircuitOpen);
         }
-        self.wait_for_turn(ex, demand, 1).await?;
+        self.wait_for_turn(ex, demand, cost).await?;
         let Some(ticket) = breaker.admit(Instant::now()) else {
             return Err(FetchError::CircuitOpen);
         };

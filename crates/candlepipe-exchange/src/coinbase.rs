@@ -13,12 +13,13 @@ use crate::FetchError;
 
 pub const PAGE: i64 = 300;
 
+/// How Coinbase names a product (`BTC-USD`), for when its market list is not at hand.
 pub fn native_symbol(s: &Symbol) -> String {
     format!("{}-{}", s.base(), s.quote())
 }
 
-pub fn path(s: &Symbol) -> String {
-    format!("/products/{}/candles", native_symbol(s))
+pub fn path(native: &str) -> String {
+    format!("/products/{native}/candles")
 }
 
 fn rfc3339(ms: Millis) -> String {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use candlepipe_core::{Candle, Interval, Millis, Symbol};
+use candlepipe_core::{Candle, Interval, Millis};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -15,22 +15,11 @@ use crate::FetchError;
 
 pub const PATH: &str = "/0/public/OHLC";
 
-/// Kraken's names for assets whose code differs from the usual one.
-fn asset(code: &str) -> &str {
-    match code {
-        "BTC" => "XBT",
-        "DOGE" => "XDG",
-        other => other,
-    }
-}
-
-pub fn native_symbol(s: &Symbol) -> String {
-    format!("{}{}", asset(s.base()), asset(s.quote()))
-}
-
-pub fn query(s: &Symbol, iv: Interval, from: Millis) -> Vec<(&'static str, String)> {
+/// `native` is the pair's `altname` from Kraken's market list (`XBTUSD`): Kraken's names
+/// for assets are its own, so there is no rule to make one from a unified symbol.
+pub fn query(native: &str, iv: Interval, from: Millis) -> Vec<(&'static str, String)> {
     vec![
-        ("pair", native_symbol(s)),
+        ("pair", native.to_string()),
         ("interval", iv.minutes().to_string()),
         ("since", (from.div_euclid(1000) - 1).to_string()),
     ]
@@ -131,12 +120,6 @@ pub fn error(status: u16, body: &[u8]) -> FetchError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn maps_assets_to_kraken_names() {
-        assert_eq!(native_symbol(&Symbol::parse("BTC/USD").unwrap()), "XBTUSD");
-        assert_eq!(native_symbol(&Symbol::parse("ETH/USD").unwrap()), "ETHUSD");
-    }
 
     #[test]
     fn real_body_becomes_unified_candles_and_last_row_stays_open() {

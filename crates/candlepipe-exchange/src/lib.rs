@@ -9,6 +9,7 @@ pub mod client;
 pub mod coinbase;
 pub mod error;
 pub mod kraken;
+pub mod markets;
 mod parse;
 
 pub use budget::Budget;

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use candlepipe_core::{now_ms, Exchange, Interval};
 
-use crate::market::{split_concat, Series};
+use crate::market::{listings, split_concat, Series};
 use crate::{json_body, Sim};
 
 fn error(code: i64, msg: &str) -> Response {
@@ -72,4 +72,27 @@ pub(crate) async fn klines(
         })
         .collect();
     json_body(format!("[{}]", rows.join(",")))
+}
+
+/// `GET /api/v3/exchangeInfo`: every listed pair, with the fields the real one has for
+/// spot symbols (filters left empty).
+pub(crate) async fn exchange_info(State(sim): State<Sim>) -> Response {
+    if let Some(r) = sim
+        .gate_list(Exchange::Binance.as_str(), "exchangeInfo")
+        .await
+    {
+        return r;
+    }
+    let symbols: Vec<String> = listings()
+        .map(|(base, quote)| {
+            format!(
+                "{{\"symbol\":\"{base}{quote}\",\"status\":\"TRADING\",\"baseAsset\":\"{base}\",\"baseAssetPrecision\":8,\"quoteAsset\":\"{quote}\",\"quotePrecision\":8,\"quoteAssetPrecision\":8,\"orderTypes\":[\"LIMIT\",\"MARKET\"],\"isSpotTradingAllowed\":true,\"filters\":[],\"permissions\":[],\"permissionSets\":[[\"SPOT\"]]}}"
+            )
+        })
+        .collect();
+    json_body(format!(
+        "{{\"timezone\":\"UTC\",\"serverTime\":{},\"rateLimits\":[{{\"rateLimitType\":\"REQUEST_WEIGHT\",\"interval\":\"MINUTE\",\"intervalNum\":1,\"limit\":6000}}],\"exchangeFilters\":[],\"symbols\":[{}]}}",
+        now_ms(),
+        symbols.join(",")
+    ))
 }

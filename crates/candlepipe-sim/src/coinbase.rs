@@ -9,7 +9,7 @@ use candlepipe_core::{now_ms, Exchange, Interval, Millis};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::market::{is_listed, Series};
+use crate::market::{is_listed, listings, Series};
 use crate::{json_body, Sim};
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -93,4 +93,19 @@ pub(crate) async fn candles(
         .collect();
     rows.reverse();
     json_body(format!("[{}]", rows.join(",")))
+}
+
+/// `GET /products`: every listed pair, with the fields the real one has.
+pub(crate) async fn products(State(sim): State<Sim>) -> Response {
+    if let Some(r) = sim.gate_list(Exchange::Coinbase.as_str(), "products").await {
+        return r;
+    }
+    let products: Vec<String> = listings()
+        .map(|(base, quote)| {
+            format!(
+                "{{\"id\":\"{base}-{quote}\",\"base_currency\":\"{base}\",\"quote_currency\":\"{quote}\",\"quote_increment\":\"0.01\",\"base_increment\":\"0.00000001\",\"display_name\":\"{base}/{quote}\",\"min_market_funds\":\"1\",\"margin_enabled\":false,\"post_only\":false,\"limit_only\":false,\"cancel_only\":false,\"status\":\"online\",\"status_message\":\"\",\"trading_disabled\":false,\"fx_stablecoin\":false,\"max_slippage_percentage\":\"0.03000000\",\"auction_mode\":false,\"high_bid_limit_percentage\":\"\"}}"
+            )
+        })
+        .collect();
+    json_body(format!("[{}]", products.join(",")))
 }

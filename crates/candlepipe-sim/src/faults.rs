@@ -57,8 +57,9 @@ pub struct Fault {
     pub mode: FaultMode,
     #[serde(default = "unavailable")]
     pub status: u16,
-    /// Only requests for this native symbol (`BTCUSDT`, `BTC-USD`, `XBTUSD`), or for the LLM
-    /// this model; all if unset.
+    /// Only requests for this native symbol (`BTCUSDT`, `BTC-USD`, `XBTUSD`), for the
+    /// market list (`exchangeInfo`, `products`, `AssetPairs`), or for the LLM this model;
+    /// all if unset.
     #[serde(default)]
     pub symbol: Option<String>,
     /// Fail this many matching requests, then recover; forever if unset.
@@ -72,11 +73,15 @@ pub struct Fault {
 /// What one target (an exchange, or `llm`) has seen.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RequestLog {
+    /// Candle (or LLM) requests.
     pub requests: u64,
+    /// Market-list requests (`exchangeInfo`, `products`, `AssetPairs`); they count towards
+    /// `per_second`, `events` and the rate limit like any other.
+    pub market_lists: u64,
     /// LLM only: the `usage` the sim reported, summed over every answer.
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    /// Query strings, oldest first (the last 10,000).
+    /// Candle requests' query strings, oldest first (the last 10,000).
     pub queries: VecDeque<String>,
     /// Requests per wall-clock second (Unix seconds → count), the last 600 seconds.
     pub per_second: BTreeMap<i64, u64>,
@@ -97,13 +102,19 @@ const MAX_QUERIES: usize = 10_000;
 const MAX_SECONDS: usize = 600;
 
 impl RequestLog {
-    /// Records one request; returns how many came in its second so far.
-    pub fn record(&mut self, query: &str, second: i64) -> u64 {
-        self.requests += 1;
-        if self.queries.len() == MAX_QUERIES {
-            self.queries.pop_front();
+    /// Records one request (`None`: a market list); returns how many came in its second
+    /// so far.
+    pub fn record(&mut self, query: Option<&str>, second: i64) -> u64 {
+        match query {
+            Some(query) => {
+                self.requests += 1;
+                if self.queries.len() == MAX_QUERIES {
+                    self.queries.pop_front();
+                }
+                self.queries.push_back(query.to_string());
+            }
+            None => self.market_lists += 1,
         }
-        self.queries.push_back(query.to_string());
         let n = self.per_second.entry(second).or_insert(0);
         *n += 1;
         let n = *n;

@@ -1,21 +1,78 @@
-//! Simulated Kraken `GET /0/public/OHLC`: the 720 most recent candles, filtered by `since`.
+//! Simulated Kraken `GET /0/public/OHLC` (the 720 most recent candles, filtered by `since`)
+//! and `GET /0/public/AssetPairs`, with Kraken's own asset codes (`XBT`, `XDG`) and pair
+//! names: the key (`XXBTZUSD` for the old majors) and the `altname` (`XBTUSD`), both of
+//! which `OHLC` accepts.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use axum::extract::{Query, RawQuery, State};
 use axum::response::Response;
 use candlepipe_core::{now_ms, Exchange, Interval};
 
-use crate::market::{split_concat, Series};
+use crate::market::{listings, Series};
 use crate::{json_body, Sim};
 
-/// Kraken's result key for a pair: the legacy `X…Z…` form for the old majors.
+/// Kraken's code for an asset.
+fn code(asset: &str) -> &str {
+    match asset {
+        "BTC" => "XBT",
+        "DOGE" => "XDG",
+        other => other,
+    }
+}
+
+/// Kraken's key for a pair: the legacy `X…Z…` form for the old majors.
 fn result_key(base: &str, quote: &str) -> String {
-    let kb = if base == "BTC" { "XBT" } else { base };
+    let kb = code(base);
     match (kb, quote) {
         ("XBT" | "ETH" | "LTC" | "XRP" | "ETC", "USD" | "EUR") => format!("X{kb}Z{quote}"),
         _ => format!("{kb}{quote}"),
     }
+}
+
+fn altname(base: &str, quote: &str) -> String {
+    format!("{}{}", code(base), code(quote))
+}
+
+/// Every name `OHLC` accepts for a pair (key and altname) → (base, quote).
+static PAIRS: LazyLock<HashMap<String, (String, String)>> = LazyLock::new(|| {
+    listings()
+        .flat_map(|(base, quote)| {
+            let pair = (base.clone(), quote.to_string());
+            [
+                (result_key(&base, quote), pair.clone()),
+                (altname(&base, quote), pair),
+            ]
+        })
+        .collect()
+});
+
+/// `GET /0/public/AssetPairs`: every listed pair under its key.
+pub(crate) async fn asset_pairs(State(sim): State<Sim>) -> Response {
+    if let Some(r) = sim.gate_list(Exchange::Kraken.as_str(), "AssetPairs").await {
+        return r;
+    }
+    let pairs: Vec<String> = listings()
+        .map(|(base, quote)| {
+            let key = result_key(&base, quote);
+            let legacy = key != altname(&base, quote);
+            let (kb, kq) = match legacy {
+                true => (format!("X{}", code(&base)), format!("Z{quote}")),
+                false => (code(&base).to_string(), code(quote).to_string()),
+            };
+            format!(
+                "\"{key}\":{{\"altname\":\"{}\",\"wsname\":\"{}/{}\",\"aclass_base\":\"currency\",\"base\":\"{kb}\",\"aclass_quote\":\"currency\",\"quote\":\"{kq}\",\"lot\":\"unit\",\"cost_decimals\":5,\"pair_decimals\":2,\"lot_decimals\":8,\"lot_multiplier\":1,\"ordermin\":\"0.0001\",\"costmin\":\"0.5\",\"tick_size\":\"0.01\",\"status\":\"online\"}}",
+                altname(&base, quote),
+                code(&base),
+                code(quote)
+            )
+        })
+        .collect();
+    json_body(format!(
+        "{{\"error\":[],\"result\":{{{}}}}}",
+        pairs.join(",")
+    ))
 }
 
 fn error(e: &str) -> Response {
@@ -38,8 +95,7 @@ pub(crate) async fn ohlc(
     {
         return r;
     }
-    let unified = pair.replacen("XBT", "BTC", 1).replacen("XDG", "DOGE", 1);
-    let Some((base, quote)) = split_concat(&unified) else {
+    let Some((base, quote)) = PAIRS.get(&pair).cloned() else {
         return error("EQuery:Unknown asset pair");
     };
     let minutes = q

@@ -1,9 +1,11 @@
 //! `candlepipe sim`: a local stand-in for the exchanges' candle endpoints, in their real wire
 //! formats, with a request log and injectable faults. For demos and tests only.
 //!
-//! - Binance  `GET /api/v3/klines`
-//! - Coinbase `GET /products/{BASE-QUOTE}/candles`
-//! - Kraken   `GET /0/public/OHLC`
+//! - Binance  `GET /api/v3/klines`, `GET /api/v3/exchangeInfo`
+//! - Coinbase `GET /products/{BASE-QUOTE}/candles`, `GET /products`
+//! - Kraken   `GET /0/public/OHLC`, `GET /0/public/AssetPairs`
+//!
+//! The market lists hold the majors in five quotes and `TEST0`…`TEST1999` in USDT and USD.
 //! - an OpenAI-compatible LLM: `GET /v1/models`, `POST /v1/chat/completions` (with `usage`)
 //! - control  `GET /sim/stats`, `POST /sim/faults/{exchange|llm}`, `POST /sim/reset`
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -66,17 +68,27 @@ impl Sim {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// For the exchanges: `Some(answer)` instead of data, or `None` to serve data.
+    /// For an exchange's candle endpoint: `Some(answer)` instead of data, or `None` to
+    /// serve data.
     async fn gate(&self, target: &'static str, key: &str, query: &str) -> Option<Response> {
-        match self.admit(target, key, query).await {
+        match self.admit(target, key, Some(query)).await {
             Admit::Refuse(r) => Some(r),
             Admit::Serve | Admit::Malformed => None,
         }
     }
 
-    /// Logs the request, applies latency, the rate limit and any fault. `key` is what a
-    /// fault's `symbol` matches: the native symbol, or the LLM's model.
-    async fn admit(&self, target: &'static str, key: &str, query: &str) -> Admit {
+    /// Like [`Sim::gate`], for an exchange's market list (logged apart from candle requests).
+    async fn gate_list(&self, target: &'static str, key: &str) -> Option<Response> {
+        match self.admit(target, key, None).await {
+            Admit::Refuse(r) => Some(r),
+            Admit::Serve | Admit::Malformed => None,
+        }
+    }
+
+    /// Logs the request (`query`: a candle or LLM request's query; `None` for a market
+    /// list), applies latency, the rate limit and any fault. `key` is what a fault's
+    /// `symbol` matches: the native symbol, the market list's name, or the LLM's model.
+    async fn admit(&self, target: &'static str, key: &str, query: Option<&str>) -> Admit {
         let now = now_ms();
         let (latency, gate) = {
             let mut all = self.lock();
@@ -183,8 +195,11 @@ fn json_body(body: String) -> Response {
 pub fn router(sim: Sim) -> Router {
     Router::new()
         .route("/api/v3/klines", get(binance::klines))
+        .route("/api/v3/exchangeInfo", get(binance::exchange_info))
+        .route("/products", get(coinbase::products))
         .route("/products/{product}/candles", get(coinbase::candles))
         .route("/0/public/OHLC", get(kraken::ohlc))
+        .route("/0/public/AssetPairs", get(kraken::asset_pairs))
         .route("/v1/models", get(llm::models))
         .route("/v1/chat/completions", post(llm::chat_completions))
         .route("/sim/stats", get(stats))

@@ -47,7 +47,7 @@ pub(crate) async fn chat_completions(State(sim): State<Sim>, body: axum::body::B
         );
     };
     let model = req["model"].as_str().unwrap_or_default().to_string();
-    let admit = sim.admit(LLM, &model, &model).await;
+    let admit = sim.admit(LLM, &model, Some(&model)).await;
     let malformed = match admit {
         Admit::Refuse(r) => return r,
         Admit::Serve => false,

@@ -6,25 +6,45 @@
 use candlepipe_core::Millis;
 use rust_decimal::Decimal;
 
-/// Assets every simulated exchange lists, plus any `TEST<n>` asset for load tests.
+/// Assets every simulated exchange lists in every quote of [`QUOTES`].
 const ASSETS: [&str; 20] = [
     "BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "LTC", "DOT", "AVAX", "LINK", "ATOM", "TRX",
     "MATIC", "UNI", "XLM", "BCH", "ETC", "FIL", "NEAR",
 ];
 const QUOTES: [&str; 5] = ["USDT", "USDC", "USD", "EUR", "BTC"];
+/// Load-test assets `TEST0` … `TEST1999`, listed in these quotes only.
+pub const TEST_ASSETS: u32 = 2000;
+const TEST_QUOTES: [&str; 2] = ["USDT", "USD"];
 
 /// First candle the sim has: 2017-01-01T00:00:00Z.
 pub const LISTED_SINCE: Millis = 1_483_228_800_000;
 
-pub fn is_asset(code: &str) -> bool {
-    ASSETS.contains(&code)
-        || code
-            .strip_prefix("TEST")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+fn is_test_asset(code: &str) -> bool {
+    code.strip_prefix("TEST")
+        .and_then(|n| n.parse::<u32>().ok().filter(|n| format!("TEST{n}") == code))
+        .is_some_and(|n| n < TEST_ASSETS)
 }
 
 pub fn is_listed(base: &str, quote: &str) -> bool {
-    base != quote && is_asset(base) && QUOTES.contains(&quote)
+    base != quote
+        && ((ASSETS.contains(&base) && QUOTES.contains(&quote))
+            || (is_test_asset(base) && TEST_QUOTES.contains(&quote)))
+}
+
+/// Every listed pair, as (base, quote): what the market lists hold.
+pub fn listings() -> impl Iterator<Item = (String, &'static str)> {
+    let majors = ASSETS.into_iter().flat_map(|b| {
+        QUOTES
+            .into_iter()
+            .filter(move |q| *q != b)
+            .map(move |q| (b.to_string(), q))
+    });
+    let tests = (0..TEST_ASSETS).flat_map(|n| {
+        TEST_QUOTES
+            .into_iter()
+            .map(move |q| (format!("TEST{n}"), q))
+    });
+    majors.chain(tests)
 }
 
 /// Splits a concatenated native id (`BTCUSDT`) at a known quote.
@@ -172,12 +192,18 @@ mod tests {
     }
 
     #[test]
-    fn listings() {
+    fn listings_are_finite_and_agree_with_is_listed() {
         assert_eq!(split_concat("BTCUSDT"), Some(("BTC".into(), "USDT".into())));
         assert_eq!(
             split_concat("TEST17USDT"),
             Some(("TEST17".into(), "USDT".into()))
         );
         assert_eq!(split_concat("NOPEUSDT"), None);
+        assert_eq!(split_concat("TEST2000USDT"), None);
+        assert_eq!(split_concat("TEST017USDT"), None);
+        assert_eq!(split_concat("TEST17EUR"), None);
+        let all: Vec<_> = listings().collect();
+        assert_eq!(all.len(), 20 * 5 - 1 + 2000 * 2); // BTC is not quoted in BTC
+        assert!(all.iter().all(|(b, q)| is_listed(b, q)));
     }
 }

@@ -22,6 +22,9 @@ pub enum JobError {
     /// The job's result could not be published.
     #[error("publishing the result failed: {0}")]
     Publish(String),
+    /// The exchange's market list, which names its pairs, could not be had yet.
+    #[error("{0}'s market list is not at hand yet")]
+    NoMarketList(candlepipe_core::Exchange),
 }
 
 /// What to do with a JetStream message after handling it.
@@ -52,7 +55,9 @@ pub fn wire_code(e: &JobError) -> ErrorCode {
             | FetchError::Malformed(_)
             | FetchError::CircuitOpen => ErrorCode::UpstreamError,
         },
-        JobError::Store(_) | JobError::Publish(_) => ErrorCode::Unavailable,
+        JobError::Store(_) | JobError::Publish(_) | JobError::NoMarketList(_) => {
+            ErrorCode::Unavailable
+        }
         JobError::BadJob(_) => ErrorCode::BadRequest,
     }
 }

@@ -13,7 +13,7 @@ use candlepipe_core::{
     now_ms, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesState, WireError,
 };
 use candlepipe_exchange::budget::Demand;
-use candlepipe_exchange::ExchangeClient;
+use candlepipe_exchange::{ExchangeClient, FetchError};
 use candlepipe_store::{Fetched, Written};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,9 @@ use crate::jobs::{finish, settle_failure, with_progress};
 use crate::loops::pull_jobs;
 use crate::streams::{ensure_streams, lane_consumer_config, remove_legacy_fill_consumer};
 use crate::{BoxError, Context};
+
+/// How long a fill worker waits at start for the market lists it must load.
+const MARKETS_AT_START: Duration = Duration::from_secs(10);
 
 pub async fn run(
     ctx: Context,
@@ -53,6 +56,12 @@ pub async fn run(
         });
     }
     let dlq_gauge = tokio::spawn(watch_dlq_depth(ctx.clone()));
+    ctx.markets.prepare(&exchange, MARKETS_AT_START).await;
+    let lists = tokio::spawn(
+        ctx.markets
+            .clone()
+            .keep_fresh(exchange.clone(), shutdown.clone()),
+    );
     for ex in candlepipe_core::Exchange::ALL {
         metrics::gauge!("candlepipe_exchange_budget_rps", "exchange" => ex.as_str())
             .set(f64::from(exchange.settings().endpoint(ex).rps));
@@ -64,6 +73,7 @@ pub async fn run(
     );
     let pulled = futures::future::try_join_all(lanes).await;
     dlq_gauge.abort();
+    lists.abort();
     pulled?;
     tracing::info!("fill drained");
     Ok(())
@@ -265,13 +275,21 @@ async fn fill_locked(
         });
     }
 
+    let native = ctx.markets.native(s, exchange, demand).await?;
     let bound = closed_bound(iv, now);
     let mut fetched = Fetched {
         tail_fetched_at: job.includes_open.then_some(now),
         ..Fetched::default()
     };
     for (a, b) in state.coverage.gaps(job.from, to, step) {
-        let candles = exchange.fetch(s, a, b, now, demand).await?;
+        let candles = match exchange.fetch(s, &native, a, b, now, demand).await {
+            Ok(c) => c,
+            Err(e @ FetchError::UnknownSymbol(_)) => {
+                ctx.markets.remember_unknown(s).await;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         tracing::debug!(series = %s, from = a, to = b, n = candles.len(), "fetched");
         fetched.candles.extend(candles);
         if a <= bound {

@@ -42,6 +42,8 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .subscribe(ctx.settings.subjects.ready_all())
         .await?;
     let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready));
+    ctx.markets.read_all().await;
+    let lists = tokio::spawn(ctx.markets.clone().follow(shutdown.clone()));
 
     let requests = ctx
         .nats
@@ -65,6 +67,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     .await;
     dispatcher.abort();
     gauges.abort();
+    lists.abort();
     tracing::info!("ingest drained");
     Ok(())
 }
@@ -327,6 +330,8 @@ async fn wait_for_fill(
         }),
         None => Err(err),
     };
+    // A symbol the exchange does not have costs no call: no job, no place in the queue.
+    ctx.markets.check(&q.series).await?;
     let mut id = job.msg_id(now);
     if let Err(refused) = admit(ctx, q, &id, deadline).await {
         return stale_or(refused);

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod llm_route;
 pub mod llm_spend;
 pub mod loops;
+pub mod markets;
 pub mod streams;
 mod waiters;
 
@@ -55,6 +56,7 @@ pub struct WorkerSettings {
     pub analysis_concurrency: usize,
     /// How long an analysis may take when its request does not say (`timeout_ms`).
     pub analysis_timeout: Duration,
+    pub markets: markets::MarketSettings,
     pub llm: commentary::LlmSettings,
 }
 
@@ -73,6 +75,8 @@ pub struct Context {
     /// The exchanges' cluster-wide budgets: ingest admits live jobs to them, fill workers
     /// release them.
     pub budget: Arc<budget::RedisBudget>,
+    /// Which symbols each exchange lists.
+    pub markets: markets::Markets,
     pub settings: Arc<WorkerSettings>,
 }
 

@@ -1,0 +1,363 @@
+//! Which symbols each exchange lists, shared by the cluster, so that no exchange call is spent
+//! on a symbol it does not have.
+//!
+//! Fill workers load each exchange's market list (within its budget, as bulk work) when it
+//! is missing or older than the refresh period, one worker at a time (a Redis lock), and
+//! keep it signed in Redis; every process holds the lists in memory and follows Redis.
+//! Ingest answers a symbol the list lacks with `unknown_symbol` at once. Without a list
+//! (not loaded yet, or the exchange will not give it), an exchange's "no such symbol" is
+//! remembered cluster-wide for a while, so each unknown symbol costs at most one call per
+//! that while. Kraken's pair names come only from its list: a Kraken job without one loads
+//! it first, on its own behalf.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use candlepipe_core::{now_ms, ErrorCode, Exchange, Millis, SeriesKey, WireError};
+use candlepipe_exchange::budget::Demand;
+use candlepipe_exchange::markets::Listing;
+use candlepipe_exchange::{binance, coinbase, ExchangeClient, FetchError};
+use candlepipe_store::{Records, Redis};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::disposition::JobError;
+
+/// How long a kept list may be older than the refresh period and still be used.
+const LIST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long one worker may take to load a list before another may try.
+const LOAD_LOCK: Duration = Duration::from_secs(30);
+/// How often processes look in Redis for a newer list.
+const FOLLOW_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarketSettings {
+    /// A list older than this is loaded again.
+    pub refresh: Duration,
+    /// How long an exchange's "no such symbol" is remembered when no list is at hand.
+    pub unknown_ttl: Duration,
+}
+
+/// A market list as kept in Redis (`<prefix>mk:<exchange>`) and in memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Known {
+    loaded_at: Millis,
+    markets: Listing,
+}
+
+/// What this process knows of a symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Listed, under this native id.
+    Listed(String),
+    NotListed {
+        loaded_at: Millis,
+    },
+    /// No list at hand.
+    NoList,
+}
+
+/// Cheap to clone; clones share the lists.
+#[derive(Clone)]
+pub struct Markets {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    records: Records,
+    redis: Redis,
+    settings: MarketSettings,
+    /// Per exchange. std's lock: held only to read or swap an `Arc`, never across `.await`.
+    lists: RwLock<[Option<Arc<Known>>; 3]>,
+}
+
+fn slot(ex: Exchange) -> usize {
+    match ex {
+        Exchange::Binance => 0,
+        Exchange::Coinbase => 1,
+        Exchange::Kraken => 2,
+    }
+}
+
+fn list_name(ex: Exchange) -> String {
+    format!("mk:{ex}")
+}
+
+fn loaded_at_name(ex: Exchange) -> String {
+    format!("mk:{ex}:at")
+}
+
+fn unknown_name(s: &SeriesKey) -> String {
+    format!("unknown:{}:{}", s.exchange, s.symbol.token())
+}
+
+fn unknown_symbol(s: &SeriesKey, why: &str) -> WireError {
+    WireError::new(
+        ErrorCode::UnknownSymbol,
+        format!("{} has no {}: {why}", s.exchange, s.symbol),
+    )
+}
+
+impl Markets {
+    pub fn new(records: Records, redis: Redis, settings: MarketSettings) -> Markets {
+        Markets {
+            shared: Arc::new(Shared {
+                records,
+                redis,
+                settings,
+                lists: RwLock::new([None, None, None]),
+            }),
+        }
+    }
+
+    fn list(&self, ex: Exchange) -> Option<Arc<Known>> {
+        let lists = self.shared.lists.read().unwrap_or_else(|p| p.into_inner());
+        lists[slot(ex)].clone()
+    }
+
+    fn keep(&self, ex: Exchange, known: Arc<Known>) {
+        metrics::gauge!("candlepipe_market_symbols", "exchange" => ex.as_str())
+            .set(known.markets.len() as f64);
+        let mut lists = self.shared.lists.write().unwrap_or_else(|p| p.into_inner());
+        lists[slot(ex)] = Some(known);
+    }
+
+    /// What this process's copy of the list says of `s`.
+    pub fn lookup(&self, s: &SeriesKey) -> Lookup {
+        match self.list(s.exchange) {
+            None => Lookup::NoList,
+            Some(k) => match k.markets.get(&s.symbol) {
+                Some(native) => Lookup::Listed(native.clone()),
+                None => Lookup::NotListed {
+                    loaded_at: k.loaded_at,
+                },
+            },
+        }
+    }
+
+    /// For ingest, before a miss becomes a job: `unknown_symbol` when the exchange does not
+    /// list the symbol, or (without a list) said recently that it has no such symbol.
+    pub async fn check(&self, s: &SeriesKey) -> Result<(), WireError> {
+        match self.lookup(s) {
+            Lookup::Listed(_) => Ok(()),
+            Lookup::NotListed { .. } => Err(unknown_symbol(s, "not in its market list")),
+            Lookup::NoList => match self.said_unknown(s).await {
+                true => Err(unknown_symbol(s, "the exchange said so recently")),
+                false => Ok(()),
+            },
+        }
+    }
+
+    async fn said_unknown(&self, s: &SeriesKey) -> bool {
+        matches!(
+            self.shared.records.get::<Millis>(&unknown_name(s)).await,
+            Ok(Some(_))
+        )
+    }
+
+    /// Remembers, cluster-wide, that the exchange has no such symbol.
+    pub async fn remember_unknown(&self, s: &SeriesKey) {
+        let ttl = self.shared.settings.unknown_ttl;
+        if let Err(e) = self
+            .shared
+            .records
+            .put(&unknown_name(s), &now_ms(), ttl)
+            .await
+        {
+            tracing::warn!(error = %e, series = %s, "unknown symbol not remembered");
+        }
+    }
+
+    /// For fill, before asking the exchange for candles: the series' native id.
+    pub async fn native(
+        &self,
+        s: &SeriesKey,
+        client: &ExchangeClient,
+        demand: Demand<'_>,
+    ) -> Result<String, JobError> {
+        let ex = s.exchange;
+        if matches!(self.lookup(s), Lookup::NoList) {
+            self.follow_once(ex).await;
+        }
+        if matches!(self.lookup(s), Lookup::NoList) {
+            if ex == Exchange::Kraken {
+                self.load(ex, client, demand).await?;
+            } else if self.said_unknown(s).await {
+                return Err(FetchError::UnknownSymbol(format!(
+                    "{ex} said recently it has no {}",
+                    s.symbol
+                ))
+                .into());
+            }
+        }
+        match self.lookup(s) {
+            Lookup::Listed(native) => Ok(native),
+            Lookup::NotListed { .. } => {
+                Err(FetchError::UnknownSymbol(format!("{ex} does not list {}", s.symbol)).into())
+            }
+            Lookup::NoList => match ex {
+                Exchange::Binance => Ok(binance::native_symbol(&s.symbol)),
+                Exchange::Coinbase => Ok(coinbase::native_symbol(&s.symbol)),
+                Exchange::Kraken => Err(JobError::NoMarketList(ex)),
+            },
+        }
+    }
+
+    /// Takes the list from Redis if it is newer than this process's copy.
+    async fn follow_once(&self, ex: Exchange) {
+        let records = &self.shared.records;
+        let at = match records.get::<Millis>(&loaded_at_name(ex)).await {
+            Ok(Some(at)) => at,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, exchange = %ex, "market list not read");
+                return;
+            }
+        };
+        if self.list(ex).is_some_and(|k| k.loaded_at >= at) {
+            return;
+        }
+        match records.get::<Known>(&list_name(ex)).await {
+            Ok(Some(known)) => self.keep(ex, Arc::new(known)),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, exchange = %ex, "market list not read"),
+        }
+    }
+
+    /// Loads the list from the exchange and keeps it, unless another worker is loading it;
+    /// then waits a little for that one.
+    async fn load(
+        &self,
+        ex: Exchange,
+        client: &ExchangeClient,
+        demand: Demand<'_>,
+    ) -> Result<(), JobError> {
+        let lock = format!("{}:lock", self.shared.records.key(&list_name(ex)));
+        let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
+        let taken = self
+            .try_lock(&lock, &token)
+            .await
+            .map_err(|e| JobError::Store(e.into()))?;
+        if !taken {
+            let until = tokio::time::Instant::now() + LOAD_LOCK;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                self.follow_once(ex).await;
+                if self.list(ex).is_some() {
+                    return Ok(());
+                }
+            }
+            return Err(JobError::NoMarketList(ex));
+        }
+        let result = self.load_locked(ex, client, demand).await;
+        if let Err(e) = &result {
+            tracing::warn!(exchange = %ex, error = %e, "market list not loaded");
+        }
+        self.unlock(&lock, &token).await;
+        result
+    }
+
+    async fn load_locked(
+        &self,
+        ex: Exchange,
+        client: &ExchangeClient,
+        demand: Demand<'_>,
+    ) -> Result<(), JobError> {
+        let known = Known {
+            markets: client.markets(ex, demand).await?,
+            loaded_at: now_ms(),
+        };
+        let records = &self.shared.records;
+        records.put(&list_name(ex), &known, LIST_TTL).await?;
+        records
+            .put(&loaded_at_name(ex), &known.loaded_at, LIST_TTL)
+            .await?;
+        tracing::info!(exchange = %ex, symbols = known.markets.len(), "market list loaded");
+        self.keep(ex, Arc::new(known));
+        Ok(())
+    }
+
+    async fn try_lock(&self, key: &str, token: &str) -> Result<bool, redis::RedisError> {
+        let mut conn = self.shared.redis.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(LOAD_LOCK.as_millis() as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn unlock(&self, key: &str, token: &str) {
+        let mut conn = self.shared.redis.clone();
+        let script = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        );
+        if let Err(e) = script
+            .key(key)
+            .arg(token)
+            .invoke_async::<i64>(&mut conn)
+            .await
+        {
+            tracing::debug!(error = %e, "market list lock not released; it expires by itself");
+        }
+    }
+
+    /// Takes every list kept in Redis that is newer than this process's copy.
+    pub async fn read_all(&self) {
+        futures::future::join_all(Exchange::ALL.map(|ex| self.follow_once(ex))).await;
+    }
+
+    /// Fill workers, at start: takes the lists kept in Redis and loads those missing, for
+    /// at most `within` (whatever is still missing then is loaded later).
+    pub async fn prepare(&self, client: &ExchangeClient, within: Duration) {
+        let each = Exchange::ALL.map(|ex| async move {
+            self.follow_once(ex).await;
+            if self.list(ex).is_none() {
+                // A failure is logged by `load`; `keep_fresh` tries again.
+                let _ = tokio::time::timeout(within, self.load(ex, client, Demand::Bulk)).await;
+            }
+        });
+        futures::future::join_all(each).await;
+    }
+
+    /// Every process: follows the lists kept in Redis until `shutdown`.
+    pub async fn follow(self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            self.read_all().await;
+        }
+    }
+
+    /// Fill workers: loads each exchange's list when it is missing or older than the refresh
+    /// period (as bulk work), until `shutdown`.
+    pub async fn keep_fresh(self, client: ExchangeClient, shutdown: CancellationToken) {
+        let tasks = Exchange::ALL.map(|ex| {
+            let (markets, client, shutdown) = (self.clone(), client.clone(), shutdown.clone());
+            async move {
+                let refresh = markets.shared.settings.refresh;
+                loop {
+                    markets.follow_once(ex).await;
+                    let due = markets
+                        .list(ex)
+                        .is_none_or(|k| now_ms() - k.loaded_at >= refresh.as_millis() as Millis);
+                    if due {
+                        // A failure is logged by `load`; the next round tries again.
+                        let _ = markets.load(ex, &client, Demand::Bulk).await;
+                    }
+                    let pause = FOLLOW_EVERY.max(refresh / 20);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        });
+        futures::future::join_all(tasks).await;
+    }
+}
