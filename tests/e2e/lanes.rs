@@ -276,3 +276,21 @@ async fn a_fill_worker_replaces_the_single_consumer_of_earlier_versions() {
     let client = stack.client().await;
     assert_eq!(ok(&get(&client, cold("binance", 1, 8_000)).await).len(), 5);
 }
+
+#[tokio::test]
+async fn a_series_asked_for_50_then_500_candles_costs_one_call() {
+    let stack = stack().await;
+    let _worker = stack.worker(&["ingest", "fill"]).await;
+    let client = stack.client().await;
+    let ask = |symbol: &str, limit: i64| json!({"exchange":"binance","symbol":symbol,"interval":"5m","limit":limit,"max_age_ms":600_000});
+    // Someone asks for 500 candles of a series: 500 is remembered for binance 5m.
+    assert_eq!(ok(&get(&client, ask("TEST1/USDT", 500)).await).len(), 500);
+    // A new series asked for 50 is fetched 500 wide, in the same one call...
+    let first = get(&client, ask("TEST2/USDT", 50)).await;
+    assert_eq!((ok(&first).len(), source(&first)), (50, "exchange"));
+    // ...so 500 of it are already there.
+    let wide = get(&client, ask("TEST2/USDT", 500)).await;
+    assert_eq!(ok(&wide).len(), 500);
+    assert_ne!(source(&wide), "exchange");
+    assert_eq!(stack.sim.requests("binance").await, 2);
+}

@@ -65,6 +65,27 @@ impl Coverage {
         gaps
     }
 
+    /// The ranges to ask the exchange for so that `[from, to]` is covered: the gaps, with
+    /// neighbours merged while the merged range holds at most `page` candles, so that one
+    /// request fetches what several small gaps lack (candles already stored in between are
+    /// fetched again; the merge keeps them as they are).
+    pub fn fetches(
+        &self,
+        from: Millis,
+        to: Millis,
+        step: Millis,
+        page: i64,
+    ) -> Vec<(Millis, Millis)> {
+        let mut out: Vec<(Millis, Millis)> = Vec::new();
+        for (a, b) in self.gaps(from, to, step) {
+            match out.last_mut() {
+                Some(last) if (b - last.0) / step < page => last.1 = b,
+                _ => out.push((a, b)),
+            }
+        }
+        out
+    }
+
     /// Marks `[from, to]` as not covered (its stored candles were lost or failed verification).
     pub fn remove(&mut self, from: Millis, to: Millis, step: Millis) {
         let mut kept = Vec::with_capacity(self.ranges.len() + 1);
@@ -150,5 +171,21 @@ mod tests {
         assert_eq!(c.ranges(), &[(5, 9), (20, 29)]);
         c.trim_before(15);
         assert_eq!(c.ranges(), &[(20, 29)]);
+    }
+
+    #[test]
+    fn gaps_within_a_page_are_fetched_together() {
+        const M: Millis = 60_000;
+        let mut c = Coverage::default();
+        c.add(10 * M, 19 * M, M);
+        c.add(30 * M, 39 * M, M);
+        // Gaps 0..9, 20..29, 40..49: one range of 50 candles fits a page of 50.
+        assert_eq!(c.fetches(0, 49 * M, M, 50), vec![(0, 49 * M)]);
+        // A page of 30: the first two merge (30 candles), the third stays apart.
+        assert_eq!(
+            c.fetches(0, 49 * M, M, 30),
+            vec![(0, 29 * M), (40 * M, 49 * M)]
+        );
+        assert_eq!(c.fetches(10 * M, 19 * M, M, 50), vec![]);
     }
 }

@@ -46,6 +46,14 @@ impl FillJob {
         }
     }
 
+    /// Widens the job to the newest `candles` candles up to its end, when that reaches
+    /// further back: the fetch it makes then also holds what wider requests for the series
+    /// will want, in the same exchange call.
+    pub fn widen(&mut self, candles: i64) {
+        let from = self.to - (candles.max(1) - 1) * self.series.interval.millis();
+        self.from = self.from.min(from);
+    }
+
     /// The JetStream `Nats-Msg-Id`: the series, its window and the refresh bucket.
     pub fn msg_id(&self, now: Millis) -> String {
         let bucket = if self.includes_open {

@@ -14,6 +14,8 @@ use crate::parse::{cut, decimal, field, integer};
 use crate::FetchError;
 
 pub const PATH: &str = "/0/public/OHLC";
+/// Kraken serves only its 720 most recent candles, whatever `since` asks.
+pub const PAGE: i64 = 720;
 
 /// `native` is the pair's `altname` from Kraken's market list (`XBTUSD`): Kraken's names
 /// for assets are its own, so there is no rule to make one from a unified symbol.

@@ -13,5 +13,17 @@ pub mod markets;
 mod parse;
 
 pub use budget::Budget;
+
+use candlepipe_core::Exchange;
+
+/// The most candles one request to `ex` brings: Binance 1,000, Coinbase 300, Kraken its 720
+/// most recent.
+pub fn page_candles(ex: Exchange) -> i64 {
+    match ex {
+        Exchange::Binance => binance::PAGE,
+        Exchange::Coinbase => coinbase::PAGE,
+        Exchange::Kraken => kraken::PAGE,
+    }
+}
 pub use client::{ExchangeClient, ExchangeSettings};
 pub use error::FetchError;

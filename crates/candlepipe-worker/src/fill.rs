@@ -13,7 +13,7 @@ use candlepipe_core::{
     now_ms, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesState, WireError,
 };
 use candlepipe_exchange::budget::Demand;
-use candlepipe_exchange::{ExchangeClient, FetchError};
+use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
 use candlepipe_store::{Fetched, Written};
 use tokio_util::sync::CancellationToken;
 
@@ -281,7 +281,10 @@ async fn fill_locked(
         tail_fetched_at: job.includes_open.then_some(now),
         ..Fetched::default()
     };
-    for (a, b) in state.coverage.gaps(job.from, to, step) {
+    for (a, b) in state
+        .coverage
+        .fetches(job.from, to, step, page_candles(s.exchange))
+    {
         let candles = match exchange.fetch(s, &native, a, b, now, demand).await {
             Ok(c) => c,
             Err(e @ FetchError::UnknownSymbol(_)) => {

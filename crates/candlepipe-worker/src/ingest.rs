@@ -16,6 +16,7 @@ use candlepipe_core::{
     now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillJob, Lane, Millis, Priority,
     ReadyEvent, Source, Verdict, WireError,
 };
+use candlepipe_exchange::page_candles;
 use candlepipe_store::{ReplyKey, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,7 @@ use crate::budget::RedisBudget;
 use crate::cluster_stats::Field;
 use crate::loops::answer_requests;
 use crate::waiters::{Outcome, Waiter, Waiters};
+use crate::widest::Widest;
 use crate::{BoxError, Context};
 
 /// A successful answer: a slice of a snapshot.
@@ -36,6 +38,7 @@ struct Answer {
 
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
     let waiters = Waiters::default();
+    let widest = Arc::new(Widest::default());
     // Subscribe to ready events before taking requests, so no event can be missed.
     let ready = ctx
         .nats
@@ -61,8 +64,8 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     });
     tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
     answer_requests(requests, shutdown, |msg| {
-        let (ctx, waiters) = (ctx.clone(), waiters.clone());
-        async move { handle(ctx, waiters, msg).await }
+        let (ctx, waiters, widest) = (ctx.clone(), waiters.clone(), widest.clone());
+        async move { handle(ctx, waiters, widest, msg).await }
     })
     .await;
     dispatcher.abort();
@@ -72,7 +75,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     Ok(())
 }
 
-async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
+async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         tracing::debug!("request without reply subject dropped");
         return;
@@ -84,7 +87,7 @@ async fn handle(ctx: Context, waiters: Waiters, msg: Message) {
             .map(|v| v.as_str()),
     );
     let started = Instant::now();
-    let answered = answer(&ctx, &waiters, &msg.payload, enc, started).await;
+    let answered = answer(&ctx, &waiters, &widest, &msg.payload, enc, started).await;
     record(&ctx, &answered, started);
     let body = match answered {
         Ok(a) => encode_answer(&a, enc),
@@ -175,6 +178,7 @@ fn deadline_of(ctx: &Context, q: &CandleQuery, received: Instant) -> Instant {
 async fn answer(
     ctx: &Context,
     waiters: &Waiters,
+    widest: &Widest,
     payload: &[u8],
     enc: Encoding,
     received: Instant,
@@ -258,7 +262,11 @@ async fn answer(
         }
     }
     let deadline = deadline_of(ctx, &q, received);
-    wait_for_fill(ctx, waiters, &q, w, now, stale, deadline).await
+    let mut job = FillJob::new(&q, w, now);
+    let ex = q.series.exchange;
+    let wide = widest.note(ex, q.series.interval, q.limit);
+    job.widen(i64::from(wide).min(page_candles(ex)));
+    wait_for_fill(ctx, waiters, &q, job, w, stale, deadline).await
 }
 
 /// Publishes the job on `lane` with its dedup id; returns whether JetStream already had it.
@@ -310,16 +318,17 @@ async fn admit(
     }
 }
 
+/// Publishes `job` for the producer's query `q` (window `w`) and waits for its `ready`.
 async fn wait_for_fill(
     ctx: &Context,
     waiters: &Waiters,
     q: &CandleQuery,
+    job: FillJob,
     w: Window,
-    now: Millis,
     stale: Option<Arc<Snapshot>>,
     deadline: Instant,
 ) -> Result<Answer, WireError> {
-    let job = FillJob::new(q, w, now);
+    let now = now_ms();
     let lane = Lane::new(q.series.exchange, Priority::Live);
     let stale_or = |err: WireError| match &stale {
         Some(snap) => Ok(Answer {

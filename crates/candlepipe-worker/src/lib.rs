@@ -19,6 +19,7 @@ pub mod loops;
 pub mod markets;
 pub mod streams;
 mod waiters;
+mod widest;
 
 use std::sync::Arc;
 use std::time::Duration;
