@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the standard benchmark set and writes BENCHMARKS.md: every workload at 1, 16 and 64
-# concurrent requesters, beside a trivial NATS echo measured in the same run.
+# concurrent requesters, beside a trivial NATS echo measured in the same run; then the
+# scenarios of spending the exchanges' budgets under pressure, at the default budgets.
 #   scripts/bench.sh [seconds per run, default 10]
 # Starts its own nats-server, redis-server (ports 24222/26379), simulator (28080, 20 ms
 # latency) and workers, and stops them at the end. Release build.
@@ -52,14 +53,34 @@ hot_bytes=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.
 measure echo --reply-bytes "$hot_bytes"
 measure zipf
 measure cold
-# The exchange's own latency: the cold requests sent straight to the simulator.
+# The exchange's own latency: the cold requests sent straight to the simulator, with
+# candlepipe's HTTP client and with a plain keep-alive client.
 measure direct
+echo "== plain keep-alive client (${secs}s)"
+python3 scripts/plain_client.py "$sim_url" "$secs" | tee -a "$results"
 
 echo "== restarting ingest with L1 disabled for the redis workload"
 kill "$(cat "$CANDLEPIPE_RUN_DIR/ingest.pid")"; sleep 1
 CANDLEPIPE_LOG=info CANDLEPIPE_L1_CAPACITY=0 start ingest "$bin" run ingest
 wait_for ingest "ingest ready" 2
 measure redis
+
+echo "== the scenarios, at the default budgets (Binance 20, Coinbase 10, Kraken 1 a second)"
+for name in ingest fill; do kill "$(cat "$CANDLEPIPE_RUN_DIR/$name.pid")"; done
+sleep 1
+redis-cli -p 26379 FLUSHALL >/dev/null
+unset CANDLEPIPE_BINANCE_RPS CANDLEPIPE_COINBASE_RPS CANDLEPIPE_KRAKEN_RPS
+CANDLEPIPE_LOG=info start fill "$bin" run fill
+wait_for fill "fill ready" 2
+CANDLEPIPE_LOG=info start ingest "$bin" run ingest
+wait_for ingest "ingest ready" 3
+sleep 2 # the fill worker's market-list loads take Binance's budget for half a second
+for scenario in lanes burst unknown backfill; do
+  echo "== scenario $scenario"
+  "$bin" bench --scenario "$scenario" --duration "$secs" --sim-url "$sim_url" | tee -a "$results"
+done
+echo "== scenario zipf-series (25 s)"
+"$bin" bench --scenario zipf-series --duration 25 --sim-url "$sim_url" | tee -a "$results"
 
 python3 scripts/bench_report.py "$results" "$secs" "$sim_latency_ms" >"$CANDLEPIPE_RUN_DIR/BENCHMARKS.md"
 mv "$CANDLEPIPE_RUN_DIR/BENCHMARKS.md" BENCHMARKS.md

@@ -6,7 +6,9 @@ import platform
 import sys
 
 results_path, secs, sim_latency_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rows = [json.loads(line) for line in open(results_path) if line.strip()]
+lines = [json.loads(line) for line in open(results_path) if line.strip()]
+rows = [r for r in lines if "workload" in r]
+scenarios = {r["scenario"]: r for r in lines if "scenario" in r}
 echoes = [r for r in rows if r["workload"] == "echo"]
 small = min((r["reply_bytes"] for r in echoes), default=0)
 # The trivial echo (the spec's reference) and the echo with replies as large as ours.
@@ -54,24 +56,24 @@ def target(workload, conc=64):
     return next((r for r in rows if r["workload"] == workload and r["concurrency"] == conc), None)
 
 out.append("\n## Against the targets (SPEC §6)\n")
-for workload, need in [("hot", 0.70), ("redis", 0.50)]:
-    r, e = target(workload), echo.get(64)
-    if r and e:
-        thr = r["rps"] / e["rps"]
-        p99 = r["p99_us"] / e["p99_us"] if e["p99_us"] else float("inf")
-        verdict = "met" if thr >= need and (workload != "hot" or p99 <= 2.0) else "NOT met"
-        extra = f", p99 {p99:.2f}× echo's (target ≤ 2×)" if workload == "hot" else ""
-        z = sized.get(64)
-        same = f" Against the sized echo: {r['rps'] / z['rps']:.2f}×." if z else ""
-        out.append(f"- `{workload}` at 64: {thr:.2f}× echo's throughput (target ≥ {need:.2f}){extra}: **{verdict}**.{same}")
-cold, direct = target("cold", 1), target("direct", 1)
-if cold and direct:
-    added = (cold["p50_us"] - direct["p50_us"]) / 1000
+for workload, need in [("hot", 0.90), ("redis", 0.80)]:
+    r, z = target(workload), sized.get(64)
+    if r and z:
+        thr = r["rps"] / z["rps"]
+        p99 = r["p99_us"] / z["p99_us"] if z["p99_us"] else float("inf")
+        verdict = "met" if thr >= need and p99 <= 1.5 else "NOT met"
+        out.append(f"- `{workload}` at 64: {thr:.2f}× the sized echo's throughput (target ≥ {need:.2f}), "
+                   f"p99 {p99:.2f}× its p99 (target ≤ 1.5×): **{verdict}**.")
+cold, direct, plain = target("cold", 1), target("direct", 1), target("plain", 1)
+if cold and plain:
+    added = (cold["p50_us"] - plain["p50_us"]) / 1000
     verdict = "met" if added <= 3.0 else "NOT met"
     nominal = cold["p50_us"] / 1000 - sim_latency_ms
-    out.append(f"- cold miss at 1 requester: p50 {cold['p50_us'] / 1000:.3f} ms against {direct['p50_us'] / 1000:.3f} ms "
-               f"for the same requests sent straight to the exchange (`direct`: the simulator's {sim_latency_ms} ms "
-               f"plus its HTTP and JSON), so {added:.3f} ms added (target ≤ 3 ms): **{verdict}**. Over the bare "
+    via = (f"; candlepipe's own HTTP client (`direct`) takes {direct['p50_us'] / 1000:.3f} ms for them"
+           if direct else "")
+    out.append(f"- cold miss at 1 requester: p50 {cold['p50_us'] / 1000:.3f} ms against {plain['p50_us'] / 1000:.3f} ms "
+               f"for the same requests from a plain keep-alive HTTP client (`plain`, Python's http.client){via}: "
+               f"{added:.3f} ms added (target ≤ 3 ms): **{verdict}**. Over the bare "
                f"{sim_latency_ms} ms setting it is {nominal:.3f} ms.")
 out.append("- 1,000 concurrent requests for one cold series cause 1 exchange request: asserted by the test "
            "`a_thousand_concurrent_cold_requests_through_three_ingests_make_one_exchange_request`.")
@@ -130,6 +132,18 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    fill 0.06, lock + read + budget 0.12, the exchange 22.0, Redis write 0.45, job marker
    0.09, `ready` publish to the ingest's receipt 0.28, the ingest's read 0.23: no single
    step dominates what candlepipe adds.
+6. **The exchange call itself** (issue #11 measured candlepipe's HTTP client at 26.5 ms p50
+   where curl and a plain keep-alive client took 21-23 ms). `bench --workload direct` (the
+   client alone) against curl, release build, 20 ms latency, 1 requester: against the
+   simulator 21.3 vs 21.4 ms; against an independent Python keep-alive server writing
+   headers and body apart 20.5 vs 20.6-21.1 ms; against one closing every connection 21.2
+   vs 21.1 ms; `localhost` instead of `127.0.0.1` the same. The client adds nothing
+   measurable here, and the 5 ms were not reproduced with any of these servers. On the fill
+   path, the process-local governor no longer stands in front of the cluster budget (a
+   process taking part in it asks it for each priority in arrival order instead), and
+   `plain` (Python's `http.client` on one keep-alive connection) is now the reference cold
+   misses are judged against, so the cold line below compares with what a producer's own
+   client would wait.
 
 **What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~1.0x
 the sized echo; the trivial echo's 90-byte replies are 2.9x faster at 64 requesters on
@@ -138,6 +152,70 @@ ingest does). Redis hits: the ingest's CPU, spread over small copies while writi
 JSON reply, SHA-256 of the chunks read, integer decoding and allocation, none above 11%.
 Cold misses: serial round trips on the fill path (Redis lock/read, budget, write, job
 marker) and the JetStream publish acknowledgement.""")
+
+def scenario_section():
+    """The scenarios of `candlepipe bench --scenario`, judged against issue #11's targets."""
+    if not scenarios:
+        return
+    ms = lambda v: f"{v:.1f}"
+    def outcomes(x):
+        return ", ".join(f"{k} {v}" for k, v in sorted(x["outcomes"].items()))
+    def calls(x):
+        return (x.get("exchange_calls") or {}).get("binance", "?")
+    out.append("\n## Under pressure: the exchange budget (default budgets: Binance 20, Kraken 1 a second)\n")
+    out.append("From `candlepipe bench --scenario …` against the same stack, restarted with the default "
+               "budgets and an empty Redis; exchange calls are counted by the simulator. Live load in "
+               "`lanes` and `backfill` is 5 cold Binance requests a second (100 closed 1m candles each, "
+               "under the budget), open loop.\n")
+    out.append("| scenario | what | result | target | verdict |")
+    out.append("|---|---|---|---|---|")
+    r = scenarios.get("lanes")
+    if r:
+        a, b = r["alone"], r["beside_kraken_backlog"]
+        ratio = b["p99_ms"] / a["p99_ms"]
+        out.append(f"| lanes | cold Binance p99 beside 40 cold Kraken series queued at 1/s, against alone | "
+                   f"{ms(b['p99_ms'])} ms vs {ms(a['p99_ms'])} ms ({ratio:.2f}×); p50 {ms(b['p50_ms'])} vs "
+                   f"{ms(a['p50_ms'])} ms; Kraken: {outcomes(r['kraken'])} | ≤ 2× | "
+                   f"**{'met' if ratio <= 2 else 'NOT met'}** |")
+    r = scenarios.get("burst")
+    if r:
+        p, d = r["timeout_60s"], r["default_timeout"]
+        ok60 = p["outcomes"].get("exchange", 0)
+        out.append(f"| burst | 300 cold series at once, `timeout_ms` 60000 | {outcomes(p)}; last answer "
+                   f"{ms(p['max_ms'])} ms | 300 ok | **{'met' if ok60 == 300 else 'NOT met'}** |")
+        bad = sum(v for k, v in d["outcomes"].items() if k not in ("exchange", "stale", "rate_limited"))
+        late = r["answered_after_deadline"]
+        refused = d["outcomes"].get("rate_limited", 0)
+        met = bad == 0 and late == 0 and d["with_retry_after"] == refused
+        out.append(f"| burst | 300 more, default wait ({r['default_timeout_ms']} ms) | {outcomes(d)}; "
+                   f"{d['with_retry_after']} with `retry_after_ms`; last answer {ms(d['max_ms'])} ms, "
+                   f"{late} after the deadline | all before the deadline; ok, stale or rate_limited with "
+                   f"`retry_after_ms`; no `timeout` | **{'met' if met else 'NOT met'}** |")
+    r = scenarios.get("unknown")
+    if r:
+        n = calls(r)
+        out.append(f"| unknown | 1,000 requests over 10 symbols Binance does not list | "
+                   f"{outcomes(r['requests'])}; {n} candle calls | ≤ 10 calls | "
+                   f"**{'met' if isinstance(n, int) and n <= 10 else 'NOT met'}** |")
+    r = scenarios.get("zipf-series")
+    if r:
+        n, q = calls(r), r["requests"]
+        met = isinstance(n, int) and n <= r["series"] and r["failed"] == 0
+        out.append(f"| zipf-series | 32 producers, {r['seconds']:.0f} s, 120 symbols × {{1m,5m,1h}} × limits "
+                   f"{{50,100,200,500}}, Zipf, closed windows | {q['requests']} requests, {r['failed']} failed, "
+                   f"p99 {ms(q['p99_ms'])} ms; {n} candle calls for {r['series_asked']} series asked "
+                   f"(of {r['series']}) | calls ≤ distinct series ({r['series']}); 0 failed | "
+                   f"**{'met' if met else 'NOT met'}** |")
+    r = scenarios.get("backfill")
+    if r:
+        a, b = r["alone"], r["beside_backfill"]
+        ratio = b["p99_ms"] / a["p99_ms"]
+        running = "throughout" if r["backfill_still_running_after"] else "NOT throughout (it finished first)"
+        out.append(f"| backfill | cold Binance p99 beside a backfill of 100,000 1m candles (running {running}), "
+                   f"against alone | {ms(b['p99_ms'])} ms vs {ms(a['p99_ms'])} ms ({ratio:.2f}×); "
+                   f"{calls(r)} calls in both phases | ≤ 1.5× | **{'met' if ratio <= 1.5 else 'NOT met'}** |")
+
+scenario_section()
 
 # Keep the soak section (scripts/soak.sh) when the table is regenerated.
 try:

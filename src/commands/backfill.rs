@@ -138,7 +138,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         cfg.markets,
     );
     let native = markets
-        .native(&series, &client, Demand::Bulk)
+        .native(&series, &client)
         .await
         .map_err(|e| anyhow::anyhow!("{series}: {e}"))?;
 

@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
+use super::scenarios::{self, Scenario};
 use crate::config::Config;
 use crate::connect;
 
@@ -68,6 +69,13 @@ pub struct Args {
     /// the request echoed), to compare with workloads whose replies are that large.
     #[arg(long)]
     reply_bytes: Option<usize>,
+    /// Run a scenario of spending the exchanges' budgets under pressure instead of a
+    /// workload; prints one JSON object (`--duration` is each of its phases' length).
+    #[arg(long, value_enum)]
+    scenario: Option<Scenario>,
+    /// The simulator's URL, to count the exchange calls a scenario caused.
+    #[arg(long)]
+    sim_url: Option<String>,
 }
 
 /// Request header telling the echo responder how large a reply to send.
@@ -88,7 +96,7 @@ const ZIPF_S: f64 = 1.1;
 const ZIPF_INTERVALS: [Interval; 4] = [Interval::M1, Interval::M5, Interval::H1, Interval::D1];
 const ZIPF_LIMITS: [u32; 4] = [50, 100, 200, 500];
 const EXCHANGES: [&str; 3] = ["binance", "coinbase", "kraken"];
-const COLD_INTERVALS: [Interval; 4] = [Interval::M1, Interval::M5, Interval::M15, Interval::H1];
+const COLD_INTERVALS: [Interval; 4] = [Interval::M1, Interval::M3, Interval::M5, Interval::M15];
 /// Distinct cold windows; a run takes consecutive ones from a point set by the clock.
 const COLD_WINDOWS: u64 = 2000 * 4 * 125;
 
@@ -121,10 +129,12 @@ impl Requests {
     }
 
     /// Cold request `k`: a window of 100 closed candles nobody asked for, one of
-    /// [`COLD_WINDOWS`] (2,000 listed series × 4 intervals × 125 windows back in time).
+    /// [`COLD_WINDOWS`] (2,000 listed series × 4 intervals × 125 windows back in time, a
+    /// page (1,000 candles) apart, so that no fill widened to an earlier request's width
+    /// holds a later one's).
     fn cold(k: u64) -> serde_json::Value {
         let iv = COLD_INTERVALS[(k / 2000 % 4) as usize];
-        let back = (k / 8000 + 1) as i64 * 100 * iv.millis();
+        let back = (k / 8000 + 1) as i64 * 1000 * iv.millis();
         let end = iv.open_of(candlepipe_core::now_ms()) - back;
         json!({"exchange":"binance","symbol":format!("TEST{}/USDT", k % 2000),
                "interval":iv.as_str(),"limit":100,"end":end})
@@ -310,6 +320,11 @@ async fn serve_echo(cfg: &Config) -> anyhow::Result<ExitCode> {
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     if args.serve_echo {
         return serve_echo(cfg).await;
+    }
+    if let Some(scenario) = args.scenario {
+        let report = scenarios::run(cfg, scenario, args.duration, args.sim_url.as_deref()).await?;
+        println!("{report}");
+        return Ok(ExitCode::SUCCESS);
     }
     let subject = match args.workload {
         Workload::Echo => echo_subject(cfg),

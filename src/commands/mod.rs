@@ -8,6 +8,7 @@ pub mod dlq;
 pub mod get;
 pub mod llm;
 pub mod run;
+pub mod scenarios;
 pub mod sim;
 pub mod stats;
 

@@ -15,15 +15,19 @@ pub enum Demand<'a> {
     /// For the live fill job `job` (its `Nats-Msg-Id`); refused with
     /// [`BudgetError::NoWaiter`] once no producer waits for that job any more.
     Live { job: &'a str },
-    /// Nobody waits (abandoned jobs, refreshes, backfill pages, market lists): served only
-    /// while no live job of the exchange is waiting.
+    /// Nobody waits (abandoned jobs, refreshes, backfill pages): served only while no live
+    /// job of the exchange is waiting.
     Bulk,
+    /// The service's own upkeep that live work depends on (market lists): takes its turn
+    /// in order, neither yielding to live work nor tied to a producer.
+    Upkeep,
 }
 
 impl Demand<'_> {
+    /// The queue it waits in: upkeep is rare and waits with live work.
     pub fn priority(self) -> Priority {
         match self {
-            Demand::Live { .. } => Priority::Live,
+            Demand::Live { .. } | Demand::Upkeep => Priority::Live,
             Demand::Bulk => Priority::Bulk,
         }
     }

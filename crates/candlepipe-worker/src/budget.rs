@@ -122,6 +122,7 @@ impl RedisBudget {
         LaneKeys {
             pause: format!("{base}:pause"),
             waiting: format!("{base}:waiting"),
+            bulk: format!("{base}:bulk"),
             bucket: base,
         }
     }
@@ -165,6 +166,7 @@ impl Budget for RedisBudget {
             let turn = match demand {
                 Demand::Live { job } => Turn::Live(job),
                 Demand::Bulk => Turn::Bulk,
+                Demand::Upkeep => Turn::Upkeep,
             };
             let keys = self.keys(ex);
             loop {

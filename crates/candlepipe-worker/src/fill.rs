@@ -275,7 +275,7 @@ async fn fill_locked(
         });
     }
 
-    let native = ctx.markets.native(s, exchange, demand).await?;
+    let native = ctx.markets.native(s, exchange).await?;
     let bound = closed_bound(iv, now);
     let mut fetched = Fetched {
         tail_fetched_at: job.includes_open.then_some(now),

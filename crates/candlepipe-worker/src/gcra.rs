@@ -19,7 +19,12 @@ use candlepipe_store::Redis;
 /// until it is paid off. Returns 0 (granted), the µs to wait, or -1 (live job no longer
 /// waited for).
 ///
-/// KEYS: bucket, pause[, waiting]. ARGV: interval µs, tolerance µs, cost, mode
+/// A bulk permit never delays live work: when the last permit was bulk (the bucket's time
+/// equals the bulk marker), a live request may go one emission interval early. Pure live
+/// traffic keeps the exact spacing; a second right after a bulk permit may see one request
+/// more than the rate allows otherwise.
+///
+/// KEYS: bucket, pause[, waiting, bulk marker]. ARGV: interval µs, tolerance µs, cost, mode
 /// (`plain`, `live`, `bulk`), member (live).
 static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -39,12 +44,18 @@ if mode == 'bulk' and redis.call('ZCARD', KEYS[3]) > 0 then
 end
 local tolerance = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local stored = redis.call('GET', KEYS[1]) or '0'
+local tat = tonumber(stored)
+if mode == 'live' and stored == redis.call('GET', KEYS[4]) then
+  tolerance = tolerance + interval
+end
 if tat < now then tat = now end
 local wait = tat - tolerance - now
 if wait > 0 then return wait end
 local next = tat + interval * cost
-redis.call('SET', KEYS[1], next, 'PX', math.floor((next - now) / 1000) + 1000)
+local ttl = math.floor((next - now) / 1000) + 1000
+redis.call('SET', KEYS[1], next, 'PX', ttl)
+if mode == 'bulk' and cost > 0 then redis.call('SET', KEYS[4], next, 'PX', ttl) end
 return 0
 "#,
     )
@@ -127,6 +138,8 @@ pub struct LaneKeys {
     pub pause: String,
     /// Live jobs waiting for a turn, scored by their producers' latest deadline.
     pub waiting: String,
+    /// The bucket's time right after the last bulk permit.
+    pub bulk: String,
 }
 
 /// Whose turn a request on a [`LaneKeys`] budget asks for.
@@ -136,6 +149,8 @@ pub enum Turn<'a> {
     Live(&'a str),
     /// Only while no live job waits.
     Bulk,
+    /// In order, like any request of a plain limiter.
+    Upkeep,
 }
 
 /// The answer of [`acquire_turn`].
@@ -182,11 +197,13 @@ pub async fn acquire_turn(
     let (mode, member) = match turn {
         Turn::Live(m) => ("live", m),
         Turn::Bulk => ("bulk", ""),
+        Turn::Upkeep => ("plain", ""),
     };
     let wait: i64 = ACQUIRE
         .key(&keys.bucket)
         .key(&keys.pause)
         .key(&keys.waiting)
+        .key(&keys.bulk)
         .arg(rate.interval_us)
         .arg(rate.tolerance_us)
         .arg(cost)

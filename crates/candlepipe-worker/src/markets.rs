@@ -1,14 +1,14 @@
 //! Which symbols each exchange lists, shared by the cluster, so that no exchange call is spent
 //! on a symbol it does not have.
 //!
-//! Fill workers load each exchange's market list (within its budget, as bulk work) when it
-//! is missing or older than the refresh period, one worker at a time (a Redis lock), and
-//! keep it signed in Redis; every process holds the lists in memory and follows Redis.
+//! Fill workers load each exchange's market list (within its budget, taking its turn in
+//! order: live work depends on it) when it is missing or older than the refresh period,
+//! one worker at a time (a Redis lock), and keep it signed in Redis; every process holds the lists in memory and follows Redis.
 //! Ingest answers a symbol the list lacks with `unknown_symbol` at once. Without a list
 //! (not loaded yet, or the exchange will not give it), an exchange's "no such symbol" is
 //! remembered cluster-wide for a while, so each unknown symbol costs at most one call per
 //! that while. Kraken's pair names come only from its list: a Kraken job without one loads
-//! it first, on its own behalf.
+//! it first.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -69,6 +69,53 @@ struct Shared {
     settings: MarketSettings,
     /// Per exchange. std's lock: held only to read or swap an `Arc`, never across `.await`.
     lists: RwLock<[Option<Arc<Known>>; 3]>,
+}
+
+/// The lock of one list's load, released when dropped (however the load ended, a timeout
+/// included); it expires by itself after [`LOAD_LOCK`] if the release is lost.
+struct LoadLock {
+    redis: Redis,
+    key: String,
+    token: String,
+}
+
+impl LoadLock {
+    async fn take(redis: &Redis, key: String) -> Result<Option<LoadLock>, redis::RedisError> {
+        let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
+        let mut conn = redis.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(LOAD_LOCK.as_millis() as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.map(|_| LoadLock {
+            redis: redis.clone(),
+            key,
+            token,
+        }))
+    }
+}
+
+impl Drop for LoadLock {
+    fn drop(&mut self) {
+        let (mut conn, key, token) = (self.redis.clone(), self.key.clone(), self.token.clone());
+        tokio::spawn(async move {
+            let script = redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            );
+            if let Err(e) = script
+                .key(key)
+                .arg(token)
+                .invoke_async::<i64>(&mut conn)
+                .await
+            {
+                tracing::debug!(error = %e, "market list lock not released; it expires by itself");
+            }
+        });
+    }
 }
 
 fn slot(ex: Exchange) -> usize {
@@ -169,19 +216,14 @@ impl Markets {
     }
 
     /// For fill, before asking the exchange for candles: the series' native id.
-    pub async fn native(
-        &self,
-        s: &SeriesKey,
-        client: &ExchangeClient,
-        demand: Demand<'_>,
-    ) -> Result<String, JobError> {
+    pub async fn native(&self, s: &SeriesKey, client: &ExchangeClient) -> Result<String, JobError> {
         let ex = s.exchange;
         if matches!(self.lookup(s), Lookup::NoList) {
             self.follow_once(ex).await;
         }
         if matches!(self.lookup(s), Lookup::NoList) {
             if ex == Exchange::Kraken {
-                self.load(ex, client, demand).await?;
+                self.load(ex, client).await?;
             } else if self.said_unknown(s).await {
                 return Err(FetchError::UnknownSymbol(format!(
                     "{ex} said recently it has no {}",
@@ -226,19 +268,12 @@ impl Markets {
 
     /// Loads the list from the exchange and keeps it, unless another worker is loading it;
     /// then waits a little for that one.
-    async fn load(
-        &self,
-        ex: Exchange,
-        client: &ExchangeClient,
-        demand: Demand<'_>,
-    ) -> Result<(), JobError> {
-        let lock = format!("{}:lock", self.shared.records.key(&list_name(ex)));
-        let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
-        let taken = self
-            .try_lock(&lock, &token)
+    async fn load(&self, ex: Exchange, client: &ExchangeClient) -> Result<(), JobError> {
+        let key = format!("{}:lock", self.shared.records.key(&list_name(ex)));
+        let Some(_lock) = LoadLock::take(&self.shared.redis, key)
             .await
-            .map_err(|e| JobError::Store(e.into()))?;
-        if !taken {
+            .map_err(|e| JobError::Store(e.into()))?
+        else {
             let until = tokio::time::Instant::now() + LOAD_LOCK;
             while tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -248,23 +283,17 @@ impl Markets {
                 }
             }
             return Err(JobError::NoMarketList(ex));
-        }
-        let result = self.load_locked(ex, client, demand).await;
+        };
+        let result = self.load_locked(ex, client).await;
         if let Err(e) = &result {
             tracing::warn!(exchange = %ex, error = %e, "market list not loaded");
         }
-        self.unlock(&lock, &token).await;
         result
     }
 
-    async fn load_locked(
-        &self,
-        ex: Exchange,
-        client: &ExchangeClient,
-        demand: Demand<'_>,
-    ) -> Result<(), JobError> {
+    async fn load_locked(&self, ex: Exchange, client: &ExchangeClient) -> Result<(), JobError> {
         let known = Known {
-            markets: client.markets(ex, demand).await?,
+            markets: client.markets(ex, Demand::Upkeep).await?,
             loaded_at: now_ms(),
         };
         let records = &self.shared.records;
@@ -275,34 +304,6 @@ impl Markets {
         tracing::info!(exchange = %ex, symbols = known.markets.len(), "market list loaded");
         self.keep(ex, Arc::new(known));
         Ok(())
-    }
-
-    async fn try_lock(&self, key: &str, token: &str) -> Result<bool, redis::RedisError> {
-        let mut conn = self.shared.redis.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key)
-            .arg(token)
-            .arg("NX")
-            .arg("PX")
-            .arg(LOAD_LOCK.as_millis() as u64)
-            .query_async(&mut conn)
-            .await?;
-        Ok(set.is_some())
-    }
-
-    async fn unlock(&self, key: &str, token: &str) {
-        let mut conn = self.shared.redis.clone();
-        let script = redis::Script::new(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-        );
-        if let Err(e) = script
-            .key(key)
-            .arg(token)
-            .invoke_async::<i64>(&mut conn)
-            .await
-        {
-            tracing::debug!(error = %e, "market list lock not released; it expires by itself");
-        }
     }
 
     /// Takes every list kept in Redis that is newer than this process's copy.
@@ -317,7 +318,7 @@ impl Markets {
             self.follow_once(ex).await;
             if self.list(ex).is_none() {
                 // A failure is logged by `load`; `keep_fresh` tries again.
-                let _ = tokio::time::timeout(within, self.load(ex, client, Demand::Bulk)).await;
+                let _ = tokio::time::timeout(within, self.load(ex, client)).await;
             }
         });
         futures::future::join_all(each).await;
@@ -335,7 +336,7 @@ impl Markets {
     }
 
     /// Fill workers: loads each exchange's list when it is missing or older than the refresh
-    /// period (as bulk work), until `shutdown`.
+    /// period, until `shutdown`.
     pub async fn keep_fresh(self, client: ExchangeClient, shutdown: CancellationToken) {
         let tasks = Exchange::ALL.map(|ex| {
             let (markets, client, shutdown) = (self.clone(), client.clone(), shutdown.clone());
@@ -348,7 +349,7 @@ impl Markets {
                         .is_none_or(|k| now_ms() - k.loaded_at >= refresh.as_millis() as Millis);
                     if due {
                         // A failure is logged by `load`; the next round tries again.
-                        let _ = markets.load(ex, &client, Demand::Bulk).await;
+                        let _ = markets.load(ex, &client).await;
                     }
                     let pause = FOLLOW_EVERY.max(refresh / 20);
                     tokio::select! {

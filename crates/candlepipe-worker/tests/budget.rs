@@ -1,0 +1,136 @@
+//! The exchange budget's priorities, against a real redis-server: live work before bulk
+//! work, admission against the deadline, and nothing for a job nobody waits for.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use candlepipe_store::Redis;
+use candlepipe_testkit::RedisServer;
+use candlepipe_worker::gcra::{self, Grant, LaneKeys, Rate, Turn};
+
+async fn redis(server: &RedisServer) -> Redis {
+    let client = redis::Client::open(server.url()).unwrap();
+    Redis::Single(redis::aio::ConnectionManager::new(client).await.unwrap())
+}
+
+fn keys() -> LaneKeys {
+    LaneKeys {
+        bucket: "t:rl:{x}".into(),
+        pause: "t:rl:{x}:pause".into(),
+        waiting: "t:rl:{x}:waiting".into(),
+        bulk: "t:rl:{x}:bulk".into(),
+    }
+}
+
+/// One request a second: every grant makes the next wait about a second.
+const RATE: Rate = Rate {
+    interval_us: 1_000_000,
+    tolerance_us: 0,
+};
+const LONG: Duration = Duration::from_secs(60);
+const MARGIN: Duration = Duration::from_millis(100);
+
+async fn turn(r: &Redis, t: Turn<'_>) -> Grant {
+    gcra::acquire_turn(r, &keys(), RATE, 1, t).await.unwrap()
+}
+
+#[tokio::test]
+async fn bulk_waits_while_a_live_job_waits_and_never_delays_one() {
+    let server = RedisServer::start();
+    let r = redis(&server).await;
+    // Nobody waits: bulk goes.
+    assert_eq!(turn(&r, Turn::Bulk).await, Grant::Now);
+    // A live job admitted right after a bulk permit goes at once, not a second later.
+    let a = gcra::admit(&r, &keys(), RATE, "job-a", LONG, MARGIN)
+        .await
+        .unwrap();
+    assert!(a.admitted);
+    assert_eq!(turn(&r, Turn::Live("job-a")).await, Grant::Now);
+    // That borrowing happens once: the next live job waits its interval.
+    gcra::admit(&r, &keys(), RATE, "job-b", LONG, MARGIN)
+        .await
+        .unwrap();
+    assert!(matches!(
+        turn(&r, Turn::Live("job-b")).await,
+        Grant::Wait(_)
+    ));
+    // While job-b waits, bulk is refused even once the interval has passed.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert!(matches!(turn(&r, Turn::Bulk).await, Grant::Wait(_)));
+    assert_eq!(turn(&r, Turn::Live("job-b")).await, Grant::Now);
+    gcra::release(&r, &keys(), "job-a").await.unwrap();
+    gcra::release(&r, &keys(), "job-b").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(turn(&r, Turn::Bulk).await, Grant::Now);
+}
+
+#[tokio::test]
+async fn a_job_whose_producers_left_gets_no_turn() {
+    let server = RedisServer::start();
+    let r = redis(&server).await;
+    assert_eq!(
+        turn(&r, Turn::Live("never-admitted")).await,
+        Grant::NoWaiter
+    );
+    let a = gcra::admit(
+        &r,
+        &keys(),
+        RATE,
+        "short",
+        Duration::from_millis(200),
+        MARGIN,
+    )
+    .await
+    .unwrap();
+    assert!(
+        a.admitted,
+        "the bucket is free: admitted however short the wait"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(turn(&r, Turn::Live("short")).await, Grant::NoWaiter);
+}
+
+#[tokio::test]
+async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
+    let server = RedisServer::start();
+    let r = redis(&server).await;
+    // Five live jobs wait for one request a second.
+    for i in 0..5 {
+        let id = format!("job-{i}");
+        let a = gcra::admit(&r, &keys(), RATE, &id, LONG, MARGIN)
+            .await
+            .unwrap();
+        assert!(a.admitted, "{id}");
+    }
+    // A sixth that waits 3 s would get its turn in about 5 s: refused.
+    let late = gcra::admit(&r, &keys(), RATE, "job-6", Duration::from_secs(3), MARGIN)
+        .await
+        .unwrap();
+    assert!(!late.admitted);
+    assert!(
+        (4_500..=5_500).contains(&(late.wait.as_millis() as u64)),
+        "{:?}",
+        late.wait
+    );
+    // One that waits 10 s is admitted; and a job already waiting is admitted again.
+    assert!(
+        gcra::admit(&r, &keys(), RATE, "job-7", Duration::from_secs(10), MARGIN)
+            .await
+            .unwrap()
+            .admitted
+    );
+    assert!(
+        gcra::admit(
+            &r,
+            &keys(),
+            RATE,
+            "job-0",
+            Duration::from_millis(10),
+            MARGIN
+        )
+        .await
+        .unwrap()
+        .admitted
+    );
+}
