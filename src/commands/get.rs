@@ -116,7 +116,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             if !args.json {
-                eprintln!("error: {}: {}", e.code, e.message);
+                match e.retry_after_ms {
+                    Some(ms) => eprintln!("error: {}: {} (retry after {ms} ms)", e.code, e.message),
+                    None => eprintln!("error: {}: {}", e.code, e.message),
+                }
             }
             Ok(ExitCode::FAILURE)
         }
