@@ -34,6 +34,16 @@ async fn all_at_once(client: &async_nats::Client, requests: Vec<Value>) -> Vec<V
     replies
 }
 
+/// Cold requests for series `TEST<n>` (`n` in `ns`) of `exchange`, all at once.
+async fn cold_burst(
+    client: &async_nats::Client,
+    exchange: &str,
+    ns: std::ops::Range<usize>,
+    timeout_ms: u64,
+) -> Vec<Value> {
+    all_at_once(client, ns.map(|i| cold(exchange, i, timeout_ms)).collect()).await
+}
+
 fn count(replies: &[Value], what: &str) -> usize {
     replies
         .iter()
@@ -55,13 +65,7 @@ async fn a_slow_exchange_backlog_holds_no_capacity_another_exchange_needs() {
     // 16 slots, all of them waiting for Kraken's one request a second.
     let kraken = {
         let client = client.clone();
-        tokio::spawn(async move {
-            all_at_once(
-                &client,
-                (0..40).map(|i| cold("kraken", i, 60_000)).collect(),
-            )
-            .await
-        })
+        tokio::spawn(async move { cold_burst(&client, "kraken", 0..40, 60_000).await })
     };
     eventually(
         Duration::from_secs(10),
@@ -71,11 +75,7 @@ async fn a_slow_exchange_backlog_holds_no_capacity_another_exchange_needs() {
     .await;
 
     // Binance requests that wait only 3 s are all answered, from Binance.
-    let binance = all_at_once(
-        &client,
-        (0..10).map(|i| cold("binance", i, 3_000)).collect(),
-    )
-    .await;
+    let binance = cold_burst(&client, "binance", 0..10, 3_000).await;
     for reply in &binance {
         assert_eq!(ok(reply).len(), 5, "{reply}");
         assert_eq!(source(reply), "exchange");
@@ -99,11 +99,7 @@ async fn a_burst_past_the_budget_is_answered_before_every_deadline() {
 
     // 40 cold series that wait 2 s each, at 10 requests a second: about 15 fit (their turn
     // plus the 500 ms admission margin before the deadline); the rest are told at once.
-    let replies = all_at_once(
-        &client,
-        (0..40).map(|i| cold("binance", i, 2_000)).collect(),
-    )
-    .await;
+    let replies = cold_burst(&client, "binance", 0..40, 2_000).await;
     let (served, refused) = (count(&replies, "ok"), count(&replies, "rate_limited"));
     assert_eq!(served + refused, 40, "only ok or rate_limited: {replies:?}");
     assert!(served >= 8, "{served} served");
@@ -119,11 +115,7 @@ async fn a_burst_past_the_budget_is_answered_before_every_deadline() {
     assert_eq!(stack.sim.requests("binance").await, served as u64);
 
     // The same burst from producers willing to wait 60 s: every one is served.
-    let replies = all_at_once(
-        &client,
-        (100..140).map(|i| cold("binance", i, 60_000)).collect(),
-    )
-    .await;
+    let replies = cold_burst(&client, "binance", 100..140, 60_000).await;
     assert_eq!(count(&replies, "ok"), 40, "{replies:?}");
 }
 
@@ -143,11 +135,7 @@ async fn producers_who_wait_are_served_before_jobs_whose_producers_left() {
         .await;
 
     // A burst of producers who wait 1.5 s: the pause outlasts them all.
-    let left = all_at_once(
-        &client,
-        (0..12).map(|i| cold("binance", i, 1_500)).collect(),
-    )
-    .await;
+    let left = cold_burst(&client, "binance", 0..12, 1_500).await;
     for r in &left {
         assert_eq!(
             code(r),
@@ -157,11 +145,7 @@ async fn producers_who_wait_are_served_before_jobs_whose_producers_left() {
         assert!(r["error"]["retry_after_ms"].as_u64().is_some(), "{r}");
     }
     // New producers during the pause, who wait 8 s.
-    let waiting = all_at_once(
-        &client,
-        (50..55).map(|i| cold("binance", i, 8_000)).collect(),
-    )
-    .await;
+    let waiting = cold_burst(&client, "binance", 50..55, 8_000).await;
     for r in &waiting {
         assert_eq!(ok(r).len(), 5, "{r}");
     }
