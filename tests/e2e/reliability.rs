@@ -124,6 +124,7 @@ async fn a_job_failing_every_delivery_is_dead_lettered_and_replays_once_the_faul
     let mut stack = stack().await;
     stack.set("CANDLEPIPE_RETRY_BASE_MS", "20");
     stack.set("CANDLEPIPE_RETRY_MAX_MS", "100");
+    stack.set("CANDLEPIPE_STATS_FLUSH_MS", "100");
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
     stack
@@ -157,6 +158,16 @@ async fn a_job_failing_every_delivery_is_dead_lettered_and_replays_once_the_faul
         l["last_failure"].as_i64().unwrap(),
     );
     assert!(first > 0 && first <= last, "{l}");
+    eventually(
+        Duration::from_secs(10),
+        "the dead letter counted",
+        || async {
+            let (_, out) = cli(&stack, &["stats", "--json"]).await;
+            let v: Value = serde_json::from_str(&out).ok()?;
+            (v["dead_letters_total"] == 1).then_some(())
+        },
+    )
+    .await;
     let (status, table) = cli(&stack, &["dlq", "list"]).await;
     assert_eq!(status, Some(0));
     assert!(

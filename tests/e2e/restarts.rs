@@ -181,3 +181,57 @@ async fn a_job_longer_than_ack_wait_stays_with_its_worker() {
         "in-progress acks kept the job from being redelivered"
     );
 }
+
+#[tokio::test]
+async fn a_worker_killed_on_a_jobs_last_delivery_leaves_it_in_the_dlq() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_MAX_DELIVER", 1);
+    stack.set("CANDLEPIPE_ACK_WAIT_MS", 1_500);
+    stack.set("CANDLEPIPE_STATS_FLUSH_MS", 100);
+    // The exchange never answers for this symbol: the job hangs in its only delivery.
+    stack
+        .sim
+        .set_faults(
+            "binance",
+            json!({"fault": {"mode": "timeout", "symbol": "LINKUSDT"}}),
+        )
+        .await;
+    let mut doomed = stack.worker(&["fill"]).await;
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    let asking = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            get(&client, json!({"exchange":"binance","symbol":"LINK/USDT","interval":"1m","limit":5,"timeout_ms":2_000})).await
+        })
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the job to reach the exchange",
+        || async { (stack.sim.requests("binance").await == 1).then_some(()) },
+    )
+    .await;
+    doomed.child.signal("KILL");
+    doomed.child.wait_exit(Duration::from_secs(5)).await;
+    let _next = stack.worker(&["fill"]).await;
+    assert_eq!(code(&asking.await.unwrap()), "timeout");
+
+    let letters: Value = eventually(Duration::from_secs(15), "the job in the DLQ", || async {
+        let (_, out) = cli(&stack, &["dlq", "list", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).ok()?;
+        (v.as_array()?.len() == 1).then_some(v)
+    })
+    .await;
+    let l = &letters[0];
+    assert_eq!(l["subject"], "candlepipe.jobs.fill.binance", "{l}");
+    assert_eq!(l["code"], "unavailable", "{l}");
+    assert_eq!(l["deliveries"], 1, "{l}");
+    assert_eq!(jobs_left(&client).await, 0, "taken out of the jobs stream");
+    let stats = eventually(Duration::from_secs(10), "the count in stats", || async {
+        let (_, out) = cli(&stack, &["stats", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).ok()?;
+        (v["dead_letters_total"] == 1).then_some(v)
+    })
+    .await;
+    assert_eq!(stats["dlq_depth"], 1, "{stats}");
+}

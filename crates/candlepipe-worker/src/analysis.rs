@@ -31,7 +31,7 @@ use crate::disposition::{decide, wire_code, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
 use crate::loops::{answer_requests, pull_jobs};
 use crate::streams::{analyze_consumer_config, ensure_streams};
-use crate::{BoxError, Context};
+use crate::{last_delivery, BoxError, Context};
 
 /// How long an async result stays in Redis.
 pub const RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -63,6 +63,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .nats
         .queue_subscribe(set.subjects.analysis_run(), ANALYZE_GROUP.to_string())
         .await?;
+    let unanswered = tokio::spawn(last_delivery::watch(
+        ctx.clone(),
+        stream.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(subject = %set.subjects.analysis_run(), jobs = %set.subjects.analyze_job(), "analyze ready");
     let answering = answer_requests(requests, shutdown.clone(), |msg| {
         let (ctx, commenter) = (ctx.clone(), commenter.clone());
@@ -78,6 +83,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         },
     );
     let ((), pulled) = tokio::join!(answering, pulling);
+    unanswered.abort();
     pulled?;
     tracing::info!("analyze drained");
     Ok(())

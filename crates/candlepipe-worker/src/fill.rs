@@ -21,7 +21,7 @@ use crate::disposition::{decide, wire_code, Disposition, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
 use crate::loops::pull_jobs;
 use crate::streams::{ensure_streams, lane_consumer_config, remove_legacy_fill_consumer};
-use crate::{BoxError, Context};
+use crate::{last_delivery, BoxError, Context};
 
 /// How long a fill worker waits at start for the market lists it must load.
 const MARKETS_AT_START: Duration = Duration::from_secs(10);
@@ -56,6 +56,11 @@ pub async fn run(
         });
     }
     let dlq_gauge = tokio::spawn(watch_dlq_depth(ctx.clone()));
+    let unanswered = tokio::spawn(last_delivery::watch(
+        ctx.clone(),
+        stream.clone(),
+        shutdown.clone(),
+    ));
     ctx.markets.prepare(&exchange, MARKETS_AT_START).await;
     let lists = tokio::spawn(
         ctx.markets
@@ -74,6 +79,7 @@ pub async fn run(
     let pulled = futures::future::try_join_all(lanes).await;
     dlq_gauge.abort();
     lists.abort();
+    unanswered.abort();
     pulled?;
     tracing::info!("fill drained");
     Ok(())

@@ -1,12 +1,15 @@
 //! What fill and analyze share about JetStream jobs: in-progress acks while working, the
-//! final ack/nak/term (counted), and the copy to the dead-letter stream with its headers.
+//! final ack/nak/term (counted), and the copy to the dead-letter stream with its headers
+//! (also made by [`crate::last_delivery`] for jobs whose last delivery got no answer).
 
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use async_nats::HeaderMap;
+use bytes::Bytes;
 use candlepipe_core::{now_ms, Lane, Millis, Priority, WireError};
 
+use crate::cluster_stats::Field;
 use crate::disposition::Disposition;
 use crate::{BoxError, Context};
 
@@ -89,7 +92,21 @@ pub(crate) async fn settle_failure(
             }
         },
         Disposition::DeadLetter => {
-            match dead_letter(ctx, msg, wire, delivered, first_failure).await {
+            let (stream, seq) = msg
+                .info()
+                .map(|i| (i.stream.to_string(), i.stream_sequence))
+                .unwrap_or_default();
+            let letter = Letter {
+                subject: &msg.subject,
+                stream: &stream,
+                seq,
+                headers: msg.headers.as_ref(),
+                payload: msg.payload.clone(),
+                error: wire,
+                delivered,
+                first_failure,
+            };
+            match dead_letter(ctx, letter).await {
                 Ok(()) => finish(msg, AckKind::Term).await,
                 Err(e) => {
                     tracing::error!(error = %e, "dead-letter publish failed; job will be redelivered");
@@ -122,17 +139,17 @@ async fn demote(ctx: &Context, msg: &Message) -> Result<(), BoxError> {
     Ok(())
 }
 
+fn failure_key(ctx: &Context, stream: &str, seq: u64) -> String {
+    format!("{}jobfail:{stream}:{seq}", ctx.settings.redis_prefix)
+}
+
 /// Records the first failure time of a job (by stream sequence) in Redis; returns it.
 async fn remember_failure(ctx: &Context, msg: &Message) -> Millis {
     let now = now_ms();
     let Ok(info) = msg.info() else { return now };
-    let key = format!(
-        "{}jobfail:{}:{}",
-        ctx.settings.redis_prefix, info.stream, info.stream_sequence
-    );
     let mut conn = ctx.redis.clone();
     let set: Result<Option<String>, _> = redis::cmd("SET")
-        .arg(&key)
+        .arg(failure_key(ctx, info.stream, info.stream_sequence))
         .arg(now)
         .arg("NX")
         .arg("GET")
@@ -146,16 +163,42 @@ async fn remember_failure(ctx: &Context, msg: &Message) -> Millis {
     }
 }
 
-async fn dead_letter(
-    ctx: &Context,
-    msg: &Message,
-    err: &WireError,
-    delivered: u64,
-    first_failure: Millis,
-) -> Result<(), BoxError> {
+/// The first failure time recorded for a job, if any.
+pub(crate) async fn first_failure(ctx: &Context, stream: &str, seq: u64) -> Option<Millis> {
+    let mut conn = ctx.redis.clone();
+    let first: Option<String> = redis::cmd("GET")
+        .arg(failure_key(ctx, stream, seq))
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    first?.parse().ok()
+}
+
+/// A job to copy into the dead-letter stream.
+pub(crate) struct Letter<'a> {
+    /// The job's subject, stream and sequence in it.
+    pub subject: &'a str,
+    pub stream: &'a str,
+    pub seq: u64,
+    pub headers: Option<&'a HeaderMap>,
+    pub payload: Bytes,
+    pub error: &'a WireError,
+    pub delivered: u64,
+    pub first_failure: Millis,
+}
+
+/// Copies a job into the dead-letter stream with the headers a replay needs. Its
+/// `Nats-Msg-Id` names the job's place in its stream, so the worker's own copy and one made
+/// from JetStream's max-deliveries advisory are one dead letter.
+pub(crate) async fn dead_letter(ctx: &Context, letter: Letter<'_>) -> Result<(), BoxError> {
     use dlq_headers::*;
+    let err = letter.error;
     let mut h = HeaderMap::new();
-    h.insert(ORIGINAL_SUBJECT, msg.subject.as_str());
+    h.insert(
+        "Nats-Msg-Id",
+        format!("dlq.{}.{}", letter.stream, letter.seq).as_str(),
+    );
+    h.insert(ORIGINAL_SUBJECT, letter.subject);
     h.insert(ERROR_CODE, err.code.as_str());
     h.insert(
         ERROR_MESSAGE,
@@ -166,11 +209,11 @@ async fn dead_letter(
             .replace(['\r', '\n'], " ")
             .as_str(),
     );
-    h.insert(DELIVERIES, delivered.to_string().as_str());
-    h.insert(FIRST_FAILURE, first_failure.to_string().as_str());
+    h.insert(DELIVERIES, letter.delivered.to_string().as_str());
+    h.insert(FIRST_FAILURE, letter.first_failure.to_string().as_str());
     h.insert(LAST_FAILURE, now_ms().to_string().as_str());
     // What a replay needs to be the same job: where its answer goes, its encoding, its id.
-    if let Some(orig) = &msg.headers {
+    if let Some(orig) = letter.headers {
         for name in KEPT_ON_REPLAY {
             if let Some(v) = orig.get(name) {
                 h.insert(name, v.as_str());
@@ -182,13 +225,17 @@ async fn dead_letter(
             }
         }
     }
-    let subject = ctx.settings.subjects.dead_letter_for(&msg.subject);
-    ctx.js
-        .publish_with_headers(subject, h, msg.payload.clone())
+    let subject = ctx.settings.subjects.dead_letter_for(letter.subject);
+    let ack = ctx
+        .js
+        .publish_with_headers(subject, h, letter.payload)
         .await?
         .await?;
-    metrics::counter!("candlepipe_jobs_dead_lettered_total", "code" => err.code.as_str())
-        .increment(1);
-    tracing::warn!(subject = %msg.subject, code = %err.code, delivered, "job dead-lettered");
+    if !ack.duplicate {
+        ctx.stats.add(Field::DeadLetters, 1);
+        metrics::counter!("candlepipe_jobs_dead_lettered_total", "code" => err.code.as_str())
+            .increment(1);
+        tracing::warn!(subject = %letter.subject, code = %err.code, delivered = letter.delivered, "job dead-lettered");
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod fill;
 pub mod gcra;
 pub mod ingest;
 pub mod jobs;
+pub mod last_delivery;
 pub mod llm_route;
 pub mod llm_spend;
 pub mod loops;
