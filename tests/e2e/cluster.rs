@@ -99,7 +99,8 @@ async fn a_redis_cluster_holds_series_stats_llm_spend_and_results() {
     let mut first = stack.worker(&["all"]).await;
     let client = stack.client().await;
 
-    let r = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":5});
+    // Fresh for a minute: the later read must not depend on how long the first worker drains.
+    let r = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":5,"max_age_ms":60_000});
     assert_eq!(source(&get(&client, r.clone()).await), "exchange");
     let request =
         json!({"exchange":"kraken","symbols":["BTC/USD","ETH/USD"],"interval":"1h","llm":true});

@@ -235,3 +235,73 @@ async fn a_worker_killed_on_a_jobs_last_delivery_leaves_it_in_the_dlq() {
     .await;
     assert_eq!(stats["dlq_depth"], 1, "{stats}");
 }
+
+#[tokio::test]
+async fn a_crashed_fill_worker_costs_its_producers_seconds_not_their_deadline() {
+    let stack = stack().await;
+    // Each exchange answer takes a second, so every worker holds jobs when one is killed.
+    stack
+        .sim
+        .set_faults("binance", json!({"latency_ms": 1000}))
+        .await;
+    let doomed = stack.worker(&["fill"]).await;
+    let _others = [stack.worker(&["fill"]).await, stack.worker(&["fill"]).await];
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    // Producers that wait the default time (8 s).
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let client = client.clone();
+        set.spawn(
+            async move { get(&client, req("binance", &format!("TEST{i}/USDT"), "15m", 5)).await },
+        );
+    }
+    eventually(
+        Duration::from_secs(5),
+        "jobs in every worker's hands",
+        || async { (stack.sim.requests("binance").await >= 20).then_some(()) },
+    )
+    .await;
+    doomed.child.signal("KILL");
+    while let Some(reply) = set.join_next().await {
+        let reply = reply.expect("task");
+        assert_eq!(ok(&reply).len(), 5, "{reply}");
+    }
+    assert!(
+        stack.sim.requests("binance").await > 30,
+        "the killed worker's jobs were done again by the others"
+    );
+}
+
+#[tokio::test]
+async fn a_long_job_keeps_its_series_locked_and_the_next_one_waits_for_its_ready() {
+    let mut stack = stack().await;
+    // The exchange takes 2.5 s; the lock would lapse after 1 s unless renewed.
+    stack.set("CANDLEPIPE_ACK_WAIT_MS", "1000");
+    stack
+        .sim
+        .set_faults("binance", json!({"latency_ms": 2500}))
+        .await;
+    let _fills = [stack.worker(&["fill"]).await, stack.worker(&["fill"]).await];
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    let wide = {
+        let client = client.clone();
+        tokio::spawn(async move { get(&client, req("binance", "ADA/USDT", "4h", 10)).await })
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the first job at the exchange",
+        || async { (stack.sim.requests("binance").await == 1).then_some(()) },
+    )
+    .await;
+    // A narrower window of the same series: another job, for the other worker.
+    let narrow = get(&client, req("binance", "ADA/USDT", "4h", 5)).await;
+    assert_eq!(ok(&narrow).len(), 5, "{narrow}");
+    assert_eq!(ok(&wide.await.unwrap()).len(), 10);
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        1,
+        "the second job waited for the first one's data"
+    );
+}

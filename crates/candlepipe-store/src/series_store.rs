@@ -97,6 +97,11 @@ return redis.call('GET', KEYS[1]) or ''
 
 "#;
 
+const RENEW_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"#;
+
 const UNLOCK_SCRIPT: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -349,6 +354,23 @@ impl SeriesStore {
             None => Ok(()),
             Some(h) => Err(h),
         })
+    }
+
+    /// Extends the lock to `ttl` from now if `token` still holds it; whether it does.
+    pub async fn renew_lock(
+        &self,
+        s: &SeriesKey,
+        token: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let renewed: i64 = redis::Script::new(RENEW_SCRIPT)
+            .key(format!("{}:lock", self.base(s)))
+            .arg(token)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(renewed == 1)
     }
 
     /// Releases the lock if `token` still holds it.

@@ -15,6 +15,7 @@ use candlepipe_core::{
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
 use candlepipe_store::{Fetched, Written};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::disposition::{decide, wire_code, Disposition, JobError};
@@ -164,10 +165,12 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
 const BULK_LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Runs [`fill_locked`] holding the series' cluster-wide lock, so that jobs for one series
-/// run one after another and each sees what the previous one wrote. A lock held past half
-/// of `ack_wait` (a stuck holder), or a bulk job's past [`BULK_LOCK_PATIENCE`], is given up
-/// on: writes stay correct without it. A bulk job waits for its exchange's turn before it
-/// locks, so that it never holds the lock while live work passes it.
+/// run one after another and each sees what the previous one wrote. The holder renews the
+/// lock while it works; a job finding it held waits for the holder's `ready` event (or the
+/// lock lapsing: its holder is gone), except behind a bulk job past [`BULK_LOCK_PATIENCE`],
+/// when it goes on without the lock (writes stay correct without it). A bulk job waits for
+/// its exchange's turn before it locks, so that it never holds the lock while live work
+/// passes it.
 async fn fill(
     ctx: &Context,
     exchange: &ExchangeClient,
@@ -184,15 +187,7 @@ async fn fill(
         std::process::id(),
         rand::random::<u64>()
     );
-    let started = tokio::time::Instant::now();
     let ttl = ctx.settings.streams.ack_wait;
-    let patience = |holder: &str| {
-        if holder.starts_with(Priority::Bulk.as_str()) {
-            BULK_LOCK_PATIENCE
-        } else {
-            ttl / 2
-        }
-    };
     // The first try reads the stored state alongside, to save a round trip on the usual,
     // uncontended path. The lock is asked first on the same connection, so the read sees
     // what the previous holder wrote; were it ever older, the versioned write would still
@@ -201,15 +196,10 @@ async fn fill(
         ctx.store.try_lock(&job.series, &token, ttl),
         stored_state(ctx, job)
     );
-    let mut lock = lock?;
-    let mut state = lock.is_ok().then_some(first_read).transpose()?;
-    while let Err(holder) = &lock {
-        if started.elapsed() >= patience(holder) {
-            tracing::warn!(series = %job.series, holder, "fill lock still held; filling without it");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        lock = ctx.store.try_lock(&job.series, &token, ttl).await?;
+    let mut locked = lock?.is_ok();
+    let mut state = locked.then_some(first_read).transpose()?;
+    if !locked {
+        locked = wait_for_lock(ctx, job, &token).await?;
     }
     tracing::debug!(series = %job.series, from = job.from, to = job.to, open = job.includes_open, "filling");
     // A job for the forming candle must fetch at or after its `fresh_after` (at most one
@@ -225,9 +215,14 @@ async fn fill(
         Some(s) => s,
         None => stored_state(ctx, job).await?,
     };
-    let result = fill_locked(ctx, exchange, job, state, demand).await;
+    let work = fill_locked(ctx, exchange, job, state, demand);
+    let result = if locked {
+        holding_lock(ctx, job, &token, work).await
+    } else {
+        work.await
+    };
     // Released in the background: the waiting producers need the ready event, not this.
-    if lock.is_ok() {
+    if locked {
         let (store, series) = (ctx.store.clone(), job.series.clone());
         tokio::spawn(async move {
             if let Err(e) = store.unlock(&series, &token).await {
@@ -236,6 +231,73 @@ async fn fill(
         });
     }
     result
+}
+
+/// Waits for the series' lock; whether it was taken (false: going on without it).
+async fn wait_for_lock(ctx: &Context, job: &FillJob, token: &str) -> Result<bool, JobError> {
+    let ttl = ctx.settings.streams.ack_wait;
+    let started = tokio::time::Instant::now();
+    // The holder's `ready` says it is done; hear it before asking for the lock again.
+    let mut done = match ctx
+        .nats
+        .subscribe(ctx.settings.subjects.ready(&job.series))
+        .await
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot hear the lock holder's ready; checking the lock instead");
+            None
+        }
+    };
+    loop {
+        match ctx.store.try_lock(&job.series, token, ttl).await? {
+            Ok(()) => return Ok(true),
+            Err(holder)
+                if holder.starts_with(Priority::Bulk.as_str())
+                    && started.elapsed() >= BULK_LOCK_PATIENCE =>
+            {
+                tracing::warn!(series = %job.series, holder, "a bulk job holds the series; filling without its lock");
+                return Ok(false);
+            }
+            Err(_) => {}
+        }
+        // A holder that died stops renewing: its lock lapses within `ttl`.
+        let recheck = tokio::time::sleep(ttl / 4);
+        match done.as_mut() {
+            Some(events) => {
+                tokio::select! {
+                    _ = events.next() => {}
+                    _ = recheck => {}
+                }
+            }
+            None => recheck.await,
+        }
+    }
+}
+
+/// Runs `work` while renewing the series' lock every third of its time to live.
+async fn holding_lock<T>(
+    ctx: &Context,
+    job: &FillJob,
+    token: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let ttl = ctx.settings.streams.ack_wait;
+    tokio::pin!(work);
+    let period = (ttl / 3).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                match ctx.store.renew_lock(&job.series, token, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(series = %job.series, "fill lock lost; finishing without it"),
+                    Err(e) => tracing::debug!(error = %e, "fill lock not renewed"),
+                }
+            }
+        }
+    }
 }
 
 /// The newest open time a job covers at `now`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::Message as JobMessage;
+use async_nats::jetstream::{AckKind, Message as JobMessage};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -48,9 +48,16 @@ pub async fn answer_requests<F, Fut>(
     tracker.wait().await;
 }
 
+/// How long one pull request waits at the server for jobs before it is asked again.
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+
 /// Pulls jobs from `consumer`, at most `concurrency` in hand at once, each handled in its
 /// own task, until `shutdown`; then stops pulling and waits for the jobs in hand (each
 /// handler acks or naks its own).
+///
+/// Each pull asks for exactly as many jobs as there are free slots, so no job waits in a
+/// buffer while its ack wait runs out; jobs that still arrive for a pull open at shutdown
+/// are handed back at once (nak).
 pub async fn pull_jobs<F, Fut>(
     consumer: &PullConsumer,
     concurrency: usize,
@@ -61,48 +68,81 @@ where
     F: Fn(JobMessage) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let concurrency = concurrency.max(1);
-    let open = || {
-        consumer
-            .stream()
-            .max_messages_per_batch(concurrency)
-            .messages()
-    };
-    let mut messages = open().await?;
-    let slots = Arc::new(Semaphore::new(concurrency));
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let tracker = TaskTracker::new();
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+    'pulling: loop {
+        // One free slot, then every other one free now: the pull asks for that many.
+        let mut free = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => vec![p], Err(_) => break },
             _ = shutdown.cancelled() => break,
         };
-        let next = tokio::select! {
-            m = messages.next() => m,
-            _ = shutdown.cancelled() => break,
-        };
-        match next {
-            Some(Ok(msg)) => {
-                let job = handle(msg);
-                tracker.spawn(async move {
-                    job.await;
-                    drop(permit);
-                });
-            }
-            Some(Err(e)) => {
-                // E.g. "no responders" while a cluster elects the consumer's leader. A pull
-                // stream that failed may stay silent afterwards, so pull through a new one.
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            free.push(p);
+        }
+        let pulled = consumer
+            .batch()
+            .max_messages(free.len())
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
+        let mut batch = match pulled {
+            Ok(b) => b,
+            Err(e) => {
+                // E.g. "no responders" while a cluster elects the consumer's leader.
                 tracing::warn!(error = %e, "pulling jobs failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                match open().await {
-                    Ok(fresh) => messages = fresh,
-                    Err(e) => tracing::warn!(error = %e, "cannot pull again yet"),
-                }
+                continue;
             }
-            None => break,
+        };
+        loop {
+            let next = tokio::select! {
+                m = batch.next() => m,
+                _ = shutdown.cancelled() => {
+                    hand_back(&mut batch).await;
+                    break 'pulling;
+                }
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    let Some(slot) = free.pop() else {
+                        // More than asked for: never expected; hand it back.
+                        nak(&msg).await;
+                        continue;
+                    };
+                    let job = handle(msg);
+                    tracker.spawn(async move {
+                        job.await;
+                        drop(slot);
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "pulling jobs failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+                None => break,
+            }
         }
     }
-    drop(messages);
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// Naks the jobs still arriving for an open pull, until it ends (at most its expiry).
+async fn hand_back(
+    batch: &mut (impl futures::Stream<Item = Result<JobMessage, async_nats::Error>> + Unpin),
+) {
+    let until = tokio::time::Instant::now() + PULL_EXPIRES + Duration::from_millis(500);
+    while let Ok(Some(next)) = tokio::time::timeout_at(until, batch.next()).await {
+        if let Ok(msg) = next {
+            nak(&msg).await;
+        }
+    }
+}
+
+async fn nak(msg: &JobMessage) {
+    if let Err(e) = msg.ack_with(AckKind::Nak(None)).await {
+        tracing::debug!(error = %e, "nak failed; the job is redelivered after its ack wait");
+    }
 }

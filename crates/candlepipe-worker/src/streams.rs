@@ -26,7 +26,7 @@ impl Default for StreamSettings {
         StreamSettings {
             replicas: 1,
             dedup_window: Duration::from_secs(120),
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(2),
             max_deliver: 5,
             max_ack_pending: 1000,
         }
