@@ -278,3 +278,64 @@ async fn a_series_asked_for_50_then_500_candles_costs_one_call() {
     assert_ne!(source(&wide), "exchange");
     assert_eq!(stack.sim.requests("binance").await, 2);
 }
+
+#[tokio::test]
+async fn a_consumer_with_other_settings_is_brought_to_the_configured_ones_or_refused() {
+    use async_nats::jetstream::{consumer, stream};
+    let stack = stack().await;
+    let client = stack.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    let jobs = js
+        .get_or_create_stream(stream::Config {
+            name: "CANDLEPIPE_JOBS".into(),
+            subjects: vec!["candlepipe.jobs.>".into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // As an earlier version (or an operator) left it: 30 s ack wait, 9 deliveries.
+    jobs.create_consumer(consumer::pull::Config {
+        durable_name: Some("fill-binance".into()),
+        filter_subject: "candlepipe.jobs.fill.binance".into(),
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 9,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let worker = stack.worker(&["fill"]).await;
+    let held = jobs.consumer_info("fill-binance").await.unwrap().config;
+    assert_eq!(
+        (held.ack_wait, held.max_deliver),
+        (Duration::from_secs(2), 5)
+    );
+    drop(worker);
+
+    // One whose replay policy the server will not change: the worker says so and stops.
+    jobs.delete_consumer("fill-kraken").await.unwrap();
+    jobs.create_consumer(consumer::pull::Config {
+        durable_name: Some("fill-kraken".into()),
+        filter_subject: "candlepipe.jobs.fill.kraken".into(),
+        replay_policy: consumer::ReplayPolicy::Original,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let run = tokio::process::Command::new(BIN)
+        .args(["run", "fill"])
+        .env_clear()
+        .envs(stack.worker_env())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the worker refuses to start, it does not run")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("consumer fill-kraken") && err.contains("nats consumer rm"),
+        "{err}"
+    );
+}

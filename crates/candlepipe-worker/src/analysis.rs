@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message as JobMessage};
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
@@ -30,7 +29,7 @@ use crate::commentary::{About, Commenter};
 use crate::disposition::{decide, wire_code, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
 use crate::loops::{answer_requests, pull_jobs};
-use crate::streams::{analyze_consumer_config, ensure_streams};
+use crate::streams::{analyze_consumer_config, ensure_consumer, ensure_streams};
 use crate::{last_delivery, BoxError, Context};
 
 /// How long an async result stays in Redis.
@@ -53,12 +52,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     let commenter = Arc::new(Commenter::start(&ctx, ctx.records.clone(), shutdown.clone()).await?);
     let set = &ctx.settings;
     let stream = ensure_streams(&ctx.js, &set.subjects, &set.streams).await?;
-    let consumer: PullConsumer = stream
-        .get_or_create_consumer(
-            ANALYZE_GROUP,
-            analyze_consumer_config(&set.subjects, &set.streams),
-        )
-        .await?;
+    let consumer = ensure_consumer(
+        &stream,
+        analyze_consumer_config(&set.subjects, &set.streams),
+    )
+    .await?;
     let requests = ctx
         .nats
         .queue_subscribe(set.subjects.analysis_run(), ANALYZE_GROUP.to_string())

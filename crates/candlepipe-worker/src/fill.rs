@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use candlepipe_core::freshness::closed_bound;
@@ -21,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::disposition::{decide, wire_code, Disposition, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
 use crate::loops::pull_jobs;
-use crate::streams::{ensure_streams, lane_consumer_config, remove_legacy_fill_consumer};
+use crate::streams::{
+    ensure_consumer, ensure_streams, lane_consumer_config, remove_legacy_fill_consumer,
+};
 use crate::{last_delivery, BoxError, Context};
 
 /// How long a fill worker waits at start for the market lists it must load.
@@ -37,12 +38,11 @@ pub async fn run(
     remove_legacy_fill_consumer(&stream).await?;
     let mut lanes = Vec::new();
     for lane in Lane::all() {
-        let consumer: PullConsumer = stream
-            .get_or_create_consumer(
-                &lane.consumer(),
-                lane_consumer_config(&set.subjects, &set.streams, lane),
-            )
-            .await?;
+        let consumer = ensure_consumer(
+            &stream,
+            lane_consumer_config(&set.subjects, &set.streams, lane),
+        )
+        .await?;
         let concurrency = match lane.priority {
             Priority::Live => set.fill_concurrency,
             Priority::Bulk => set.bulk_concurrency,

@@ -77,6 +77,58 @@ pub fn lane_consumer_config(
     }
 }
 
+/// Creates the consumer, or brings an existing one to `desired` (ack wait, deliveries,
+/// backoff, pending limit), and checks that the server now holds exactly that: progress
+/// acks and the retry policy are worked out from these settings, so a worker refuses to
+/// start on a consumer that differs, saying which and how.
+pub async fn ensure_consumer(
+    stream: &stream::Stream,
+    desired: consumer::pull::Config,
+) -> Result<consumer::PullConsumer, async_nats::Error> {
+    let name = desired.durable_name.clone().unwrap_or_default();
+    let refuse = |why: String| -> async_nats::Error {
+        format!(
+            "consumer {name} of stream {}: {why}; delete it (`nats consumer rm {} {name}`) \
+             or set the worker's settings to match it",
+            stream.cached_info().config.name,
+            stream.cached_info().config.name
+        )
+        .into()
+    };
+    let mut made: consumer::PullConsumer =
+        stream.create_consumer(desired.clone()).await.map_err(|e| {
+            refuse(format!(
+                "cannot be created or brought to the configured settings ({e})"
+            ))
+        })?;
+    let held = made.info().await?.config.clone();
+    let differs = [
+        (
+            "filter_subject",
+            held.filter_subject != desired.filter_subject,
+        ),
+        ("ack_wait", held.ack_wait != desired.ack_wait),
+        ("max_deliver", held.max_deliver != desired.max_deliver),
+        ("backoff", held.backoff != desired.backoff),
+        (
+            "max_ack_pending",
+            held.max_ack_pending != desired.max_ack_pending,
+        ),
+    ];
+    match differs.iter().find(|(_, d)| *d) {
+        None => Ok(made),
+        Some((field, _)) => Err(refuse(format!(
+            "the server keeps {field} different from the configured one \
+             (held: ack_wait {:?}, max_deliver {}, backoff {:?}, max_ack_pending {}, filter {:?})",
+            held.ack_wait,
+            held.max_deliver,
+            held.backoff,
+            held.max_ack_pending,
+            held.filter_subject
+        ))),
+    }
+}
+
 /// Deletes the single fill consumer of earlier versions (`fill`, on `jobs.fill.>`), whose
 /// filter overlaps every lane's: a work-queue stream refuses the lanes while it exists. Its
 /// unacknowledged jobs stay in the stream and go to the lanes.
