@@ -31,7 +31,8 @@ export CANDLEPIPE_LLM_URL="http://127.0.0.1:$sim_port"
 export CANDLEPIPE_LLM_MODEL=sim-small
 
 echo "== workers: candlepipe run all (log: .run/worker.log)"
-start worker "$bin" run all
+# --dev: no CANDLEPIPE_HMAC_KEY here, so sign with the public development key (a trial only).
+start worker "$bin" run all --dev
 wait_for worker "ingest ready"
 wait_for worker "fill ready"
 wait_for worker "analyze ready"

@@ -19,8 +19,9 @@ use candlepipe_worker::llm_spend::SpendLimits;
 use candlepipe_worker::markets::MarketSettings;
 use candlepipe_worker::{StreamSettings, WorkerSettings};
 
-/// Used when `CANDLEPIPE_HMAC_KEY` is unset, so the offline demo works. Anyone can forge
-/// values signed with it: `candlepipe check` and every worker warn while it is in use.
+/// Used when `CANDLEPIPE_HMAC_KEY` is unset and a command that signs is told `--dev` (the
+/// offline demo). Anyone can forge values signed with it: every worker and `candlepipe
+/// check` warn while it is in use, and without `--dev` the commands that sign refuse to run.
 const DEV_HMAC_KEY: &[u8] = b"candlepipe-insecure-development-key";
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,16 @@ pub enum ConfigError {
     SecretInFile(String),
 }
 
+/// A secret setting: its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: Option<PathBuf>,
@@ -53,7 +64,7 @@ pub struct Config {
     /// NATS credentials file (`.creds`: JWT and nkey seed).
     pub nats_creds_file: Option<PathBuf>,
     /// NATS nkey seed; a secret, from the environment only.
-    pub nats_nkey_seed: Option<String>,
+    pub nats_nkey_seed: Option<Secret>,
     /// CA certificate for a `tls://` NATS server.
     pub nats_tls_ca: Option<PathBuf>,
     pub redis_url: String,
@@ -169,6 +180,7 @@ impl Config {
         for secret in [
             "hmac_key",
             "hmac_previous_keys",
+            "hmac_next_keys",
             "llm_api_key",
             "llm_canary_api_key",
             "nats_nkey_seed",
@@ -192,7 +204,7 @@ impl Config {
             source: path,
             nats_url: l.get("nats_url", "nats://127.0.0.1:4222".to_string())?,
             nats_creds_file: l.raw("nats_creds_file").map(PathBuf::from),
-            nats_nkey_seed: std::env::var("CANDLEPIPE_NATS_NKEY_SEED").ok(),
+            nats_nkey_seed: std::env::var("CANDLEPIPE_NATS_NKEY_SEED").ok().map(Secret),
             nats_tls_ca: l.raw("nats_tls_ca").map(PathBuf::from),
             redis_url: l.get("redis_url", "redis://127.0.0.1:6379".to_string())?,
             redis_tls_ca: l.raw("redis_tls_ca").map(PathBuf::from),
@@ -238,6 +250,23 @@ impl Config {
             },
             llm: llm(&l)?,
         })
+    }
+
+    /// For commands that sign Redis values: an error naming the setting when no key is set,
+    /// unless `dev` allows the public development key (with a warning).
+    pub fn require_hmac_key(&self, dev: bool) -> anyhow::Result<()> {
+        match (self.insecure_dev_key, dev) {
+            (false, _) => Ok(()),
+            (true, true) => {
+                tracing::warn!("CANDLEPIPE_HMAC_KEY is not set: --dev signs Redis values with the public development key; never use it beyond a local trial");
+                Ok(())
+            }
+            (true, false) => anyhow::bail!(
+                "CANDLEPIPE_HMAC_KEY is not set: Redis values would be signed with a public key \
+                 anyone can forge. Set CANDLEPIPE_HMAC_KEY (at least {MIN_KEY_BYTES} bytes) or \
+                 CANDLEPIPE_HMAC_KEY_FILE; for a local trial only, pass --dev"
+            ),
+        }
     }
 
     pub fn worker_settings(&self) -> WorkerSettings {
@@ -312,8 +341,12 @@ fn llm(l: &Lookup) -> Result<LlmSettings, ConfigError> {
     })
 }
 
+/// The shortest HMAC key accepted, current or not.
+const MIN_KEY_BYTES: usize = 16;
+
 /// `CANDLEPIPE_HMAC_KEY` (or `CANDLEPIPE_HMAC_KEY_FILE`) signs; `CANDLEPIPE_HMAC_KEY_ID`
-/// names it; `CANDLEPIPE_HMAC_PREVIOUS_KEYS` = `id:key,id:key` still verify after rotation.
+/// names it. `CANDLEPIPE_HMAC_PREVIOUS_KEYS` and `CANDLEPIPE_HMAC_NEXT_KEYS` (`id:key,…`)
+/// only verify: the keys of before a rotation, and of after it while it rolls out.
 fn keyring(l: &Lookup) -> Result<(Keyring, bool), ConfigError> {
     let id: String = l.get("hmac_key_id", "k1".to_string())?;
     let invalid = |key: &str, why: String| ConfigError::Invalid {
@@ -336,18 +369,47 @@ fn keyring(l: &Lookup) -> Result<(Keyring, bool), ConfigError> {
         ),
         _ => None,
     };
-    if key.as_ref().is_some_and(|k| k.len() < 16) {
-        return Err(invalid("hmac_key", "must be at least 16 bytes".into()));
+    if key.as_ref().is_some_and(|k| k.len() < MIN_KEY_BYTES) {
+        return Err(invalid(
+            "hmac_key",
+            format!("must be at least {MIN_KEY_BYTES} bytes"),
+        ));
     }
     let insecure = key.is_none();
     let mut ring = Keyring::new(&id, key.as_deref().unwrap_or(DEV_HMAC_KEY));
-    if let Ok(prev) = std::env::var("CANDLEPIPE_HMAC_PREVIOUS_KEYS") {
-        for pair in prev.split(',').filter(|p| !p.trim().is_empty()) {
-            let (pid, pkey) = pair
+    for setting in ["hmac_previous_keys", "hmac_next_keys"] {
+        let Ok(list) = std::env::var(Lookup::env_name(setting)) else {
+            continue;
+        };
+        for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+            let (other_id, other) = pair
                 .split_once(':')
-                .ok_or_else(|| invalid("hmac_previous_keys", "expected id:key pairs".into()))?;
-            ring = ring.with_previous(pid.trim(), pkey.trim().as_bytes());
+                .ok_or_else(|| invalid(setting, "expected id:key pairs".into()))?;
+            let other = other.trim().as_bytes();
+            if other.len() < MIN_KEY_BYTES {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "key {:?} must be at least {MIN_KEY_BYTES} bytes",
+                        other_id.trim()
+                    ),
+                ));
+            }
+            ring = ring.with_previous(other_id.trim(), other);
         }
     }
     Ok((ring, insecure))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let seed = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
+        let shown = format!("{:?}", Some(Secret(seed.into())));
+        assert!(!shown.contains("SUAC"), "{shown}");
+        assert_eq!(shown, "Some(<secret>)");
+    }
 }

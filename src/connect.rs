@@ -96,7 +96,7 @@ async fn nats_options(
             .with_context(|| format!("reading NATS credentials file {}", file.display()))?;
     }
     if let Some(seed) = &cfg.nats_nkey_seed {
-        opts = opts.nkey(seed.clone());
+        opts = opts.nkey(seed.0.clone());
     }
     if let Some(ca) = &cfg.nats_tls_ca {
         opts = opts.add_root_certificates(ca.clone()).require_tls(true);

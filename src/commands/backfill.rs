@@ -33,6 +33,9 @@ pub struct Args {
     /// Candles per exchange request batch.
     #[arg(long, default_value_t = 1000)]
     page: i64,
+    /// Without `CANDLEPIPE_HMAC_KEY`, sign with the public development key (a local trial).
+    #[arg(long)]
+    dev: bool,
 }
 
 fn parse_time(s: &str) -> anyhow::Result<Millis> {
@@ -90,6 +93,7 @@ impl Progress {
 }
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    cfg.require_hmac_key(args.dev)?;
     let series = SeriesKey::new(
         Exchange::parse(&args.exchange).map_err(|e| anyhow::anyhow!(e.message))?,
         Symbol::parse(&args.symbol).map_err(|e| anyhow::anyhow!(e.message))?,

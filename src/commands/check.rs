@@ -102,7 +102,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     r.line(Ok(source), "config");
     if cfg.insecure_dev_key {
         println!(
-            "warn  {:<10} CANDLEPIPE_HMAC_KEY is not set; using the public development key",
+            "warn  {:<10} CANDLEPIPE_HMAC_KEY is not set: workers refuse to start without it (or --dev, a local trial)",
             "hmac"
         );
     } else {

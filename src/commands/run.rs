@@ -30,6 +30,10 @@ pub struct Args {
     /// Serve `/metrics` (Prometheus) and `/health` on this address.
     #[arg(long, env = "CANDLEPIPE_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Without `CANDLEPIPE_HMAC_KEY`, sign Redis values with the public development key
+    /// (a local trial only: anyone can forge them).
+    #[arg(long)]
+    dev: bool,
 }
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
@@ -45,9 +49,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     roles.sort();
     roles.dedup();
-    if cfg.insecure_dev_key {
-        tracing::warn!("CANDLEPIPE_HMAC_KEY is not set: Redis values are signed with the public development key");
-    }
+    cfg.require_hmac_key(args.dev)?;
     let names: Vec<String> = roles
         .iter()
         .map(|r| format!("{r:?}").to_lowercase())

@@ -309,3 +309,55 @@ async fn a_nats_creds_file_in_operator_mode() {
     lines.push(text.to_string());
     assert_never_printed(&lines, &[&seed]);
 }
+
+#[tokio::test]
+async fn workers_refuse_to_sign_with_the_public_key_unless_told_dev() {
+    let stack = stack().await;
+    let env: Vec<(String, String)> = stack
+        .worker_env()
+        .into_iter()
+        .filter(|(k, _)| k != "CANDLEPIPE_HMAC_KEY")
+        .collect();
+    let run = |args: &'static [&'static str]| {
+        let env = env.clone();
+        async move {
+            let child = tokio::process::Command::new(BIN)
+                .args(args)
+                .env_clear()
+                .envs(env)
+                .kill_on_drop(true)
+                .output();
+            tokio::time::timeout(std::time::Duration::from_secs(20), child).await
+        }
+    };
+    let refused = run(&["run", "all"])
+        .await
+        .expect("it stops at once")
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("CANDLEPIPE_HMAC_KEY is not set") && err.contains("--dev"),
+        "{err}"
+    );
+    let refused = run(&["backfill", "binance", "BTC/USDT", "1h", "--since", "0"])
+        .await
+        .expect("it stops at once")
+        .unwrap();
+    assert!(!refused.status.success());
+    // With --dev it runs.
+    drop(candlepipe_testkit::Worker::start_with(BIN, &["all"], &["--dev"], &env).await);
+    // Keys kept for verifying must be as long as the signing one.
+    let mut short = env.clone();
+    short.push(("CANDLEPIPE_HMAC_KEY".into(), "a-long-enough-key-123".into()));
+    short.push(("CANDLEPIPE_HMAC_NEXT_KEYS".into(), "k2:short".into()));
+    let out = tokio::process::Command::new(BIN)
+        .args(["run", "all"])
+        .env_clear()
+        .envs(short)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 bytes"));
+}

@@ -54,3 +54,111 @@ async fn altered_redis_values_are_refetched_not_served() {
         assert_eq!(stack.sim.requests("binance").await, 2 + round as u64);
     }
 }
+
+#[tokio::test]
+async fn an_older_chunk_put_back_is_not_served() {
+    let stack = stack().await;
+    let mut conn = stack.redis_conn().await;
+    let client = stack.client().await;
+    let end = closed_end(3_600_000);
+    let ask = |limit: i64, end: i64| json!({"exchange":"binance","symbol":"ETH/USDT","interval":"1h","limit":limit,"end":end});
+
+    let worker = stack.worker(&["all"]).await;
+    assert_eq!(
+        source(&get(&client, ask(3, end - 3 * 3_600_000)).await),
+        "exchange"
+    );
+    // Keep the chunk as that first write left it: validly signed, for its key.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("cp:s:*ETH-USDT*:c:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let old: Vec<u8> = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // A later write of the same chunk (three more candles), then the old one put back.
+    let newer = get(&client, ask(3, end)).await;
+    assert_eq!(source(&newer), "exchange");
+    drop(worker);
+    let _: () = redis::cmd("SET")
+        .arg(&keys[0])
+        .arg(old)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let _worker = stack.worker(&["all"]).await;
+    let again = get(&client, ask(3, end)).await;
+    assert_eq!(
+        source(&again),
+        "exchange",
+        "the put-back chunk was served: {again}"
+    );
+    assert_eq!(ok(&again), ok(&newer));
+}
+
+#[tokio::test]
+async fn a_key_rotation_in_two_steps_deletes_and_refetches_nothing() {
+    use candlepipe_testkit::{Worker, TEST_HMAC_KEY};
+    const NEW_KEY: &str = "the-new-hmac-key-0123456789";
+    let stack = stack().await;
+    let client = stack.client().await;
+    let with = |extra: &[(&str, &str)]| {
+        let mut env = stack.worker_env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let ask = |symbol: &str| json!({"exchange":"binance","symbol":symbol,"interval":"1h","limit":5,"end":closed_end(3_600_000)});
+
+    // Before: everything signed with k1.
+    let before = stack.worker(&["ingest", "fill"]).await;
+    assert_eq!(source(&get(&client, ask("SOL/USDT")).await), "exchange");
+    drop(before);
+
+    // Step 1, on every worker: k2 verifies, k1 still signs.
+    let step1 = with(&[("CANDLEPIPE_HMAC_NEXT_KEYS", &format!("k2:{NEW_KEY}"))]);
+    let old_ingest = Worker::start(&stack.bin, &["ingest"], &step1).await;
+    // Step 2, rolling out while step-1 workers still run: k2 signs, k1 verifies.
+    let step2 = with(&[
+        ("CANDLEPIPE_HMAC_KEY", NEW_KEY),
+        ("CANDLEPIPE_HMAC_KEY_ID", "k2"),
+        (
+            "CANDLEPIPE_HMAC_PREVIOUS_KEYS",
+            &format!("k1:{TEST_HMAC_KEY}"),
+        ),
+    ]);
+    let new_fill = Worker::start(&stack.bin, &["fill"], &step2).await;
+    assert_eq!(
+        source(&get(&client, ask("SOL/USDT")).await),
+        "redis",
+        "k1's value, read by a step-1 worker"
+    );
+    assert_eq!(source(&get(&client, ask("ADA/USDT")).await), "exchange");
+    drop(old_ingest);
+    // A step-1 worker reads what the step-2 one signed, and a step-2 one what k1 signed.
+    let again = Worker::start(&stack.bin, &["ingest"], &step1).await;
+    assert_eq!(
+        source(&get(&client, ask("ADA/USDT")).await),
+        "redis",
+        "k2's value, read by a step-1 worker"
+    );
+    drop(again);
+    let _new_ingest = Worker::start(&stack.bin, &["ingest"], &step2).await;
+    for symbol in ["SOL/USDT", "ADA/USDT"] {
+        assert_eq!(
+            source(&get(&client, ask(symbol)).await),
+            "redis",
+            "{symbol}, read by a step-2 worker"
+        );
+    }
+    drop(new_fill);
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        2,
+        "nothing was fetched twice"
+    );
+}

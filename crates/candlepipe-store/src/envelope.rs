@@ -14,9 +14,10 @@ use sha2::Sha256;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-/// 2: chunk bodies are packed candles ([`crate::packed`]). Values of an older format are
-/// dropped and refetched as plain misses, not counted as tampering.
-pub const FORMAT_VERSION: u8 = 2;
+/// 2: chunk bodies are packed candles ([`crate::packed`]). 3: the meta names each chunk's
+/// write version. Values of an older format are dropped and refetched as plain misses, not
+/// counted as tampering.
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The HMAC keys: the current one signs, every one verifies (so keys can rotate).
 #[derive(Clone)]
@@ -45,7 +46,8 @@ impl Keyring {
         }
     }
 
-    /// Adds a key that still verifies values signed before a rotation.
+    /// Adds a key that verifies but does not sign: one of before a rotation, or of after it
+    /// while it rolls out.
     pub fn with_previous(mut self, id: &str, key: &[u8]) -> Self {
         Arc::make_mut(&mut self.keys)
             .entry(id.to_string())
@@ -102,7 +104,7 @@ impl Keyring {
         }
         let mac = self
             .mac(&env.kid, redis_key, env.ver, env.wt, &env.body)
-            .ok_or(Tampered::UnknownKey)?;
+            .ok_or_else(|| Tampered::UnknownKey(env.kid.to_string()))?;
         mac.verify_slice(&env.mac).map_err(|_| Tampered::BadMac)?;
         Ok(Opened {
             version: env.ver,
@@ -125,12 +127,18 @@ struct Envelope<'a> {
     mac: Cow<'a, [u8]>,
 }
 
-/// Why a stored value cannot be used; either way it is deleted and never served.
+/// Why a stored value cannot be used. None is ever served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unusable {
-    /// Written by an older version of candlepipe: a plain miss.
+    /// Written by an older version of candlepipe: deleted quietly, a plain miss.
     Outdated(u8),
-    /// Failed verification or decoding: counted and logged as tampering.
+    /// Signed with a key id this worker does not hold (e.g. another worker's new key during
+    /// a rotation): left in place; the next write replaces it.
+    ForeignKey(String),
+    /// A chunk that is not the one its series' meta names (an older write put back, or one
+    /// racing this read): left in place; the next write replaces it.
+    NotCurrent(String),
+    /// Failed verification or decoding: deleted, counted and logged as tampering.
     Tampered(String),
 }
 
@@ -138,6 +146,7 @@ impl From<Tampered> for Unusable {
     fn from(t: Tampered) -> Self {
         match t {
             Tampered::Format(f) if f < FORMAT_VERSION => Unusable::Outdated(f),
+            Tampered::UnknownKey(kid) => Unusable::ForeignKey(kid),
             other => Unusable::Tampered(other.to_string()),
         }
     }
@@ -158,14 +167,14 @@ pub struct Opened<'a> {
     pub body: Cow<'a, [u8]>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Tampered {
     #[error("not an envelope")]
     Undecodable,
     #[error("unknown envelope format {0}")]
     Format(u8),
-    #[error("signed with an unknown key id")]
-    UnknownKey,
+    #[error("signed with key id {0:?}, which this worker does not hold")]
+    UnknownKey(String),
     #[error("HMAC does not verify")]
     BadMac,
 }
@@ -228,11 +237,10 @@ mod tests {
         let sealed = old.seal("cp:a", 1, 1, b"x");
         let new = Keyring::new("k2", b"new").with_previous("k1", b"old");
         assert!(new.open("cp:a", &sealed).is_ok());
-        assert_eq!(
-            Keyring::new("k2", b"new")
-                .open("cp:a", &sealed)
-                .unwrap_err(),
-            Tampered::UnknownKey
-        );
+        let unknown = Keyring::new("k2", b"new")
+            .open("cp:a", &sealed)
+            .unwrap_err();
+        assert_eq!(unknown, Tampered::UnknownKey("k1".into()));
+        assert_eq!(Unusable::from(unknown), Unusable::ForeignKey("k1".into()));
     }
 }

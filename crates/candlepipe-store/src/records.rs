@@ -84,31 +84,78 @@ impl Records {
     }
 }
 
-/// A value that cannot be used is never served: delete it; count and log it once when it
-/// failed verification (returns true then), note it quietly when it is merely outdated.
-pub(crate) async fn discard(conn: &mut Redis, key: &str, why: &Unusable) -> bool {
-    let tampered = match why {
-        Unusable::Tampered(reason) => {
-            metrics::counter!("candlepipe_redis_tampered_total").increment(1);
-            tracing::warn!(
-                key,
-                reason,
-                "redis value failed verification; deleted, will refetch"
-            );
+/// Values logged as unusable lately, by Redis key, so that each is logged once a minute
+/// however often it is read. std's lock: held for one map update, never across `.await`.
+static LOGGED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Whether `key` was not logged in the last minute (and notes that it is now).
+fn log_now(key: &str) -> bool {
+    let now = std::time::Instant::now();
+    let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    if logged.len() > 10_000 {
+        logged.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+    }
+    match logged.get(key) {
+        Some(at) if now.duration_since(*at) < Duration::from_secs(60) => false,
+        _ => {
+            logged.insert(key.to_string(), now);
             true
         }
+    }
+}
+
+/// A value that cannot be used is never served. Tampered ones are deleted and counted
+/// (returns true then), outdated ones deleted quietly; one signed with a key this worker
+/// lacks, or a chunk its meta does not name, is left for the next write to replace. Each
+/// key is logged at most once a minute.
+pub(crate) async fn discard(conn: &mut Redis, key: &str, why: &Unusable) -> bool {
+    let log = log_now(key);
+    let (tampered, delete) = match why {
+        Unusable::Tampered(reason) => {
+            metrics::counter!("candlepipe_redis_tampered_total").increment(1);
+            if log {
+                tracing::warn!(
+                    key,
+                    reason,
+                    "redis value failed verification; deleted, will refetch"
+                );
+            }
+            (true, true)
+        }
         Unusable::Outdated(format) => {
-            tracing::info!(
-                key,
-                format,
-                "redis value has an older format; deleted, will refetch"
-            );
-            false
+            if log {
+                tracing::info!(
+                    key,
+                    format,
+                    "redis value has an older format; deleted, will refetch"
+                );
+            }
+            (false, true)
+        }
+        Unusable::ForeignKey(kid) => {
+            if log {
+                tracing::warn!(key, kid, "redis value signed with a key this worker does not hold (is a key rotation half done?); not served, will refetch");
+            }
+            (false, false)
+        }
+        Unusable::NotCurrent(reason) => {
+            if log {
+                tracing::warn!(
+                    key,
+                    reason,
+                    "redis chunk is not the one its series names; not served, will refetch"
+                );
+            }
+            (false, false)
         }
     };
-    let deleted: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(conn).await;
-    if let Err(e) = deleted {
-        tracing::warn!(key, error = %e, "could not delete unusable value");
+    if delete {
+        let deleted: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(conn).await;
+        if let Err(e) = deleted {
+            tracing::warn!(key, error = %e, "could not delete unusable value");
+        }
     }
     tampered
 }

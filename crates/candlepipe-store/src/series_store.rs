@@ -39,8 +39,9 @@ const MAX_CHUNKS_PER_READ: i64 = MAX_WINDOW / CHUNK_CANDLES + 2;
 struct MetaBody {
     fetched_at: Millis,
     coverage: Coverage,
-    /// Start times of the chunks that exist, ascending.
-    chunks: Vec<Millis>,
+    /// The chunks that exist: start time → the write version that wrote it. A chunk whose
+    /// envelope has another version is not the one this meta describes and is not served.
+    chunks: BTreeMap<Millis, u64>,
 }
 
 /// A window read from Redis.
@@ -163,7 +164,9 @@ impl SeriesStore {
         let count = ((to - first).div_euclid(span) + 1).clamp(1, MAX_CHUNKS_PER_READ);
         let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
         let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(&base, c)).collect();
+        // A transaction, so that the chunks are those of the meta read with them.
         let (raw_meta, raw_chunks): (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) = redis::pipe()
+            .atomic()
             .get(&meta_key)
             .cmd("MGET")
             .arg(&keys)
@@ -175,17 +178,17 @@ impl SeriesStore {
         let mut wanted = Vec::new();
         let mut raws = Vec::new();
         for ((start, key), raw) in starts.iter().zip(keys).zip(raw_chunks) {
-            if meta.chunks.contains(start) {
-                wanted.push(*start);
+            if let Some(&ver) = meta.chunks.get(start) {
+                wanted.push((*start, ver));
                 raws.push((key, raw));
             }
         }
         // Chunks past what one round trip covers (very wide windows) are read now.
-        let rest: Vec<Millis> = meta
+        let last_read = *starts.last().unwrap_or(&first);
+        let rest: Vec<(Millis, u64)> = meta
             .chunks
-            .iter()
-            .copied()
-            .filter(|&c| c > *starts.last().unwrap_or(&first) && c <= to)
+            .range(last_read + 1..=to)
+            .map(|(c, v)| (*c, *v))
             .collect();
         let (mut chunks, mut damaged) = self
             .open_chunks(&mut conn, s, &wanted, raws, (from, to))
@@ -246,10 +249,9 @@ impl SeriesStore {
                 t.dedup();
                 t
             };
-            let existing: Vec<Millis> = touched
+            let existing: Vec<(Millis, u64)> = touched
                 .iter()
-                .copied()
-                .filter(|c| meta.chunks.contains(c))
+                .filter_map(|c| meta.chunks.get(c).map(|v| (*c, *v)))
                 .collect();
             let (mut chunks, damaged) = self
                 .read_chunks(&mut conn, s, &base, &existing, (Millis::MIN, Millis::MAX))
@@ -273,20 +275,21 @@ impl SeriesStore {
             if let Some(at) = fetched.tail_fetched_at {
                 meta.fetched_at = meta.fetched_at.max(at);
             }
-            let mut all_chunks: Vec<Millis> =
-                meta.chunks.iter().chain(merged.keys()).copied().collect();
-            all_chunks.sort_unstable();
-            all_chunks.dedup();
-            let excess = all_chunks.len().saturating_sub(self.max_chunks);
-            let dropped: Vec<Millis> = all_chunks.drain(..excess).collect();
-            if let Some(&first) = all_chunks.first() {
+            let new_ver = cur_ver + 1;
+            for start in merged.keys() {
+                meta.chunks.insert(*start, new_ver);
+            }
+            let excess = meta.chunks.len().saturating_sub(self.max_chunks);
+            let dropped: Vec<Millis> = meta.chunks.keys().take(excess).copied().collect();
+            for d in &dropped {
+                meta.chunks.remove(d);
+            }
+            if let Some(&first) = meta.chunks.keys().next() {
                 if excess > 0 {
                     meta.coverage.trim_before(first);
                 }
             }
-            meta.chunks = all_chunks;
 
-            let new_ver = cur_ver + 1;
             let mut keys = vec![ver_key.clone(), meta_key.clone()];
             let mut args: Vec<Vec<u8>> = vec![
                 cur_ver.to_string().into_bytes(),
@@ -320,7 +323,8 @@ impl SeriesStore {
             if applied == 1 {
                 let last_t = meta
                     .chunks
-                    .last()
+                    .keys()
+                    .next_back()
                     .and_then(|c| merged.get(c))
                     .and_then(|v| v.last())
                     .map(|c| c.t)
@@ -441,13 +445,16 @@ impl SeriesStore {
         conn: &mut Redis,
         s: &SeriesKey,
         base: &str,
-        starts: &[Millis],
+        starts: &[(Millis, u64)],
         window: (Millis, Millis),
     ) -> Result<(BTreeMap<Millis, Vec<Candle>>, Vec<Millis>), StoreError> {
         if starts.is_empty() {
             return Ok((BTreeMap::new(), Vec::new()));
         }
-        let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(base, c)).collect();
+        let keys: Vec<String> = starts
+            .iter()
+            .map(|&(c, _)| Self::chunk_key(base, c))
+            .collect();
         let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
         Ok(self
             .open_chunks(
@@ -460,19 +467,20 @@ impl SeriesStore {
             .await)
     }
 
-    /// Verifies chunk values (`(key, value)` per start) and decodes their candles in
-    /// `window`; a missing or failing chunk is damage.
+    /// Verifies chunk values (`(key, value)` per `(start, version the meta names)`) and
+    /// decodes their candles in `window`; a missing, failing or other-version chunk is
+    /// damage.
     async fn open_chunks(
         &self,
         conn: &mut Redis,
         s: &SeriesKey,
-        starts: &[Millis],
+        starts: &[(Millis, u64)],
         raws: Vec<(String, Option<Vec<u8>>)>,
         (from, to): (Millis, Millis),
     ) -> (BTreeMap<Millis, Vec<Candle>>, Vec<Millis>) {
         let mut good = BTreeMap::new();
         let mut damaged = Vec::new();
-        for (start, (key, value)) in starts.iter().zip(raws) {
+        for ((start, named), (key, value)) in starts.iter().zip(raws) {
             let Some(raw) = value else {
                 tracing::warn!(series = %s, key, "chunk listed in meta is missing; refetching it");
                 damaged.push(*start);
@@ -482,6 +490,13 @@ impl SeriesStore {
                 .keyring
                 .open(&key, &raw)
                 .map_err(Unusable::from)
+                .and_then(|o| match o.version == *named {
+                    true => Ok(o),
+                    false => Err(Unusable::NotCurrent(format!(
+                        "written by version {}, the meta names {named}",
+                        o.version
+                    ))),
+                })
                 .and_then(|o| {
                     crate::packed::decode(&o.body, from, to).map_err(Unusable::undecodable)
                 });

@@ -45,7 +45,18 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 }
 
 impl NatsCluster {
+    /// Starts the three nodes; tries again on new ports when another process took one of
+    /// the free ports picked first.
     pub async fn start(config: &str) -> NatsCluster {
+        for _ in 0..5 {
+            if let Some(cluster) = Self::try_start(config).await {
+                return cluster;
+            }
+        }
+        panic!("three nats-server nodes could not get free ports in five tries");
+    }
+
+    async fn try_start(config: &str) -> Option<NatsCluster> {
         let bin = current_nats_server();
         let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -92,8 +103,18 @@ impl NatsCluster {
             _dirs: dirs,
         };
         for node in cluster.nodes.iter_mut().flatten() {
-            node.wait_for_line("Server is ready", Duration::from_secs(20))
-                .await;
+            if let Err(out) = node
+                .try_wait_for_line("Server is ready", Duration::from_secs(20))
+                .await
+            {
+                assert!(
+                    out.iter().any(|l| l.contains("address already in use")),
+                    "{} exited before it was ready:\n{}",
+                    node.name,
+                    out.join("\n")
+                );
+                return None;
+            }
         }
         // JetStream answers once the nodes have elected a metadata leader.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -115,7 +136,7 @@ impl NatsCluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        cluster
+        Some(cluster)
     }
 
     pub fn url(&self, i: usize) -> String {

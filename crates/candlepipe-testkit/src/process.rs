@@ -42,6 +42,32 @@ impl Child {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// Waits until a line contains `needle` (`Ok` with that line), or the process exits
+    /// first (`Err` with everything it printed).
+    pub async fn try_wait_for_line(
+        &mut self,
+        needle: &str,
+        within: Duration,
+    ) -> Result<String, Vec<String>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(l) = self.output().into_iter().find(|l| l.contains(needle)) {
+                return Ok(l);
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Err(self.output());
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{} did not print {needle:?} within {within:?}:\n{}",
+                    self.name,
+                    self.output().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until a line contains `needle`; returns that line.
     pub async fn wait_for_line(&mut self, needle: &str, within: Duration) -> String {
         let deadline = tokio::time::Instant::now() + within;
