@@ -236,6 +236,10 @@ impl Config {
                 ack_wait: l.millis("ack_wait_ms", defaults.ack_wait.as_millis() as u64)?,
                 max_deliver: l.get("max_deliver", defaults.max_deliver)?,
                 max_ack_pending: l.get("max_ack_pending", defaults.max_ack_pending)?,
+                jobs_max_messages: l.get("jobs_max_messages", defaults.jobs_max_messages)?,
+                jobs_max_per_subject: l
+                    .get("jobs_max_per_subject", defaults.jobs_max_per_subject)?,
+                jobs_max_bytes: l.get("jobs_max_bytes", defaults.jobs_max_bytes)?,
             },
             stats_flush: l.millis("stats_flush_ms", 5_000)?,
             retry_base: l.millis("retry_base_ms", 500)?,

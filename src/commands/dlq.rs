@@ -26,6 +26,9 @@ enum Action {
         /// At most this many, oldest first.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// From this sequence on (the next page: one past the last one shown).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -56,17 +59,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("opening the dead-letter stream: {e}"))?;
     match args.action {
-        Action::List { limit, json } => {
-            let mut letters = Vec::new();
-            for seq in dlq
-                .sequences()
+        Action::List { limit, from, json } => {
+            let letters = dlq
+                .page(from, limit)
                 .await
-                .map_err(|e| anyhow::anyhow!(e))?
-                .into_iter()
-                .take(limit)
-            {
-                letters.push(dlq.get(seq).await.map_err(|e| anyhow::anyhow!(e))?);
-            }
+                .map_err(|e| anyhow::anyhow!(e))?;
             let mut out = std::io::stdout().lock();
             if json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&letters)?);

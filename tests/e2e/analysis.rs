@@ -571,3 +571,54 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     assert_eq!(id, "job-bad", "the replay keeps the job's id");
     assert_eq!(code(&reply), "bad_request");
 }
+
+#[tokio::test]
+async fn an_async_job_cannot_answer_into_candlepipes_own_subjects() {
+    let stack = stack().await;
+    let _w = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let mut control = client.subscribe("candlepipe.control.>").await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Candlepipe-Reply", "candlepipe.control.llm.route");
+    headers.insert("Nats-Msg-Id", "job-sneaky");
+    let body = json!({"exchange":"binance","symbols":["BTC/USDT"],"interval":"1h","lookback":60});
+    js.publish_with_headers(
+        "candlepipe.jobs.analyze",
+        headers,
+        Bytes::from(serde_json::to_vec(&body).unwrap()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let dlq = eventually(Duration::from_secs(10), "the job refused", || async {
+        let (_, out) = cli(&stack, &["dlq", "list", "--json"]).await;
+        out.contains("jobs.analyze").then_some(out)
+    })
+    .await;
+    assert!(
+        dlq.contains("bad_request") && dlq.contains("Candlepipe-Reply"),
+        "{dlq}"
+    );
+    let published = tokio::time::timeout(Duration::from_millis(500), control.next()).await;
+    assert!(
+        published.is_err(),
+        "published on a control subject: {published:?}"
+    );
+    // The answer kept under the job id says why.
+    let conn = redis::aio::ConnectionManager::new(redis::Client::open(stack.redis.url()).unwrap())
+        .await
+        .unwrap();
+    let records = Records::new(
+        Redis::Single(conn),
+        Keyring::new("k1", candlepipe_testkit::TEST_HMAC_KEY.as_bytes()),
+        "cp:",
+    );
+    let stored: Value = records
+        .get("analysis:job-sneaky")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(code(&stored), "bad_request");
+}

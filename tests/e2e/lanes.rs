@@ -250,6 +250,12 @@ async fn a_fill_worker_replaces_the_single_consumer_of_earlier_versions() {
         jobs.consumer_info("fill").await.is_err(),
         "the old consumer is gone"
     );
+    let mut jobs = js.get_stream("CANDLEPIPE_JOBS").await.unwrap();
+    let limits = jobs.info().await.unwrap().config.clone();
+    assert!(
+        limits.max_messages > 0 && limits.max_bytes > 0 && limits.max_messages_per_subject > 0,
+        "the unlimited stream got size limits: {limits:?}"
+    );
     for name in ["fill-binance", "fill-coinbase-bulk", "fill-kraken"] {
         let info = jobs.consumer_info(name).await.unwrap();
         assert!(info

@@ -254,3 +254,85 @@ async fn the_circuit_opens_on_failures_serves_stale_and_closes_when_the_exchange
     .await;
     assert_eq!(source(&fresh), "exchange");
 }
+
+#[tokio::test]
+async fn dlq_list_pages_over_the_letters_that_exist() {
+    let stack = stack().await;
+    let _fill = stack.worker(&["fill"]).await;
+    let client = stack.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    // Five undecodable jobs: each is dead-lettered on its first delivery.
+    for i in 0..5 {
+        js.publish(
+            "candlepipe.jobs.fill.binance",
+            format!("not a job {i}").into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let dlq = js.get_stream("CANDLEPIPE_DLQ").await.unwrap();
+    eventually(Duration::from_secs(10), "five dead letters", || async {
+        let mut s = js.get_stream("CANDLEPIPE_DLQ").await.ok()?;
+        (s.info().await.ok()?.state.messages == 5).then_some(())
+    })
+    .await;
+    // Letters 2 and 3 are gone (replayed, say): the list skips them.
+    dlq.delete_message(2).await.unwrap();
+    dlq.delete_message(3).await.unwrap();
+    let seqs = |out: &str| -> Vec<u64> {
+        serde_json::from_str::<Value>(out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let (_, out) = cli(&stack, &["dlq", "list", "--json", "--limit", "2"]).await;
+    assert_eq!(seqs(&out), [1, 4]);
+    let (_, out) = cli(
+        &stack,
+        &["dlq", "list", "--json", "--limit", "2", "--from", "5"],
+    )
+    .await;
+    assert_eq!(seqs(&out), [5]);
+    let (_, out) = cli(&stack, &["dlq", "list", "--json", "--from", "6"]).await;
+    assert_eq!(seqs(&out), Vec::<u64>::new());
+}
+
+#[tokio::test]
+async fn a_full_job_queue_answers_unavailable_and_keeps_what_it_holds() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_JOBS_MAX_PER_SUBJECT", 3);
+    // A fill worker creates the streams, then goes: nothing takes jobs any more.
+    drop(stack.worker(&["fill"]).await);
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let r = json!({"exchange":"binance","symbol":format!("TEST{i}/USDT"),"interval":"1m","limit":5,"timeout_ms":700});
+        codes.push(code(&get(&client, r).await).to_string());
+    }
+    assert_eq!(
+        codes[..3],
+        ["timeout", "timeout", "timeout"],
+        "queued: {codes:?}"
+    );
+    assert_eq!(
+        codes[3..],
+        ["unavailable", "unavailable", "unavailable"],
+        "refused: {codes:?}"
+    );
+    let js = async_nats::jetstream::new(client.clone());
+    let mut jobs = js.get_stream("CANDLEPIPE_JOBS").await.unwrap();
+    assert_eq!(jobs.info().await.unwrap().state.messages, 3);
+    // A fill worker back: the queued jobs run.
+    let _fill = stack.worker(&["fill"]).await;
+    eventually(Duration::from_secs(10), "the queue to drain", || async {
+        let mut s = js.get_stream("CANDLEPIPE_JOBS").await.ok()?;
+        (s.info().await.ok()?.state.messages == 0).then_some(())
+    })
+    .await;
+}

@@ -178,12 +178,24 @@ async fn handle_job(ctx: &Context, commenter: &Commenter, msg: JobMessage) {
         .and_then(|h| h.get(REPLY_HEADER))
         .map(|v| v.as_str().to_string());
     let enc = encoding_of(headers);
-    let answer = with_progress(
-        &msg,
-        ctx.settings.streams.ack_wait,
-        answer(ctx, commenter, &msg.payload, enc, "job"),
-    )
-    .await;
+    // A reply subject that is not allowed is a bad request: the answer says so (kept in
+    // Redis under the job id) and goes nowhere else.
+    let refused = reply_to
+        .as_deref()
+        .map(|s| ctx.settings.subjects.check_reply(s))
+        .transpose();
+    let (answer, reply_to) = match refused {
+        Err(e) => (Answer::Failed(ErrorReply::new(e)), None),
+        Ok(_) => {
+            let answered = with_progress(
+                &msg,
+                ctx.settings.streams.ack_wait,
+                answer(ctx, commenter, &msg.payload, enc, "job"),
+            )
+            .await;
+            (answered, reply_to)
+        }
+    };
     let poison = match &answer {
         Answer::Failed(e) if e.error.code == ErrorCode::BadRequest => Some(e.error.message.clone()),
         _ => None,

@@ -27,6 +27,18 @@ fn header(h: &HeaderMap, name: &str) -> String {
         .unwrap_or_default()
 }
 
+fn letter(seq: u64, h: &HeaderMap) -> DeadLetter {
+    DeadLetter {
+        seq,
+        subject: header(h, ORIGINAL_SUBJECT),
+        code: header(h, ERROR_CODE),
+        message: header(h, ERROR_MESSAGE),
+        deliveries: header(h, DELIVERIES).parse().unwrap_or(0),
+        first_failure: header(h, FIRST_FAILURE).parse().unwrap_or(0),
+        last_failure: header(h, LAST_FAILURE).parse().unwrap_or(0),
+    }
+}
+
 pub struct DeadLetters {
     js: jetstream::Context,
     subjects: Subjects,
@@ -43,34 +55,44 @@ impl DeadLetters {
         })
     }
 
-    /// Sequence numbers of the dead letters present, oldest first.
+    /// Up to `limit` dead letters from sequence `from` on, oldest first: each read asks for
+    /// the first letter at or after a sequence, so gaps (letters replayed or deleted) cost
+    /// nothing.
+    pub async fn page(&self, from: u64, limit: usize) -> Result<Vec<DeadLetter>, BoxError> {
+        let mut letters = Vec::new();
+        let mut seq = from.max(1);
+        while letters.len() < limit {
+            let m = match self
+                .stream
+                .get_first_raw_message_by_subject(self.subjects.dlq_all(), seq)
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => break,
+                Err(e) => return Err(e.into()),
+            };
+            seq = m.sequence + 1;
+            letters.push(letter(m.sequence, &m.headers));
+        }
+        Ok(letters)
+    }
+
+    /// Every dead letter's sequence, oldest first, read a page at a time.
     pub async fn sequences(&self) -> Result<Vec<u64>, BoxError> {
-        let info = self.stream.get_info().await?;
-        if info.state.messages == 0 {
-            return Ok(Vec::new());
-        }
         let mut seqs = Vec::new();
-        for seq in info.state.first_sequence..=info.state.last_sequence {
-            // Gaps are letters already replayed or deleted.
-            if self.stream.get_raw_message(seq).await.is_ok() {
-                seqs.push(seq);
+        loop {
+            let from = seqs.last().map_or(1, |s| s + 1);
+            let page = self.page(from, 500).await?;
+            if page.is_empty() {
+                return Ok(seqs);
             }
+            seqs.extend(page.iter().map(|l| l.seq));
         }
-        Ok(seqs)
     }
 
     pub async fn get(&self, seq: u64) -> Result<DeadLetter, BoxError> {
         let m = self.stream.get_raw_message(seq).await?;
-        let h = &m.headers;
-        Ok(DeadLetter {
-            seq,
-            subject: header(h, ORIGINAL_SUBJECT),
-            code: header(h, ERROR_CODE),
-            message: header(h, ERROR_MESSAGE),
-            deliveries: header(h, DELIVERIES).parse().unwrap_or(0),
-            first_failure: header(h, FIRST_FAILURE).parse().unwrap_or(0),
-            last_failure: header(h, LAST_FAILURE).parse().unwrap_or(0),
-        })
+        Ok(letter(seq, &m.headers))
     }
 
     /// Republishes letter `seq` to its original subject (a new job id, so JetStream's

@@ -446,7 +446,10 @@ async fn publish_claimed(
         Ok(Ok(duplicate)) => return Ok(!duplicate),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "fill job not published");
-            WireError::new(ErrorCode::Unavailable, "the job queue is unavailable")
+            WireError::new(
+                ErrorCode::Unavailable,
+                format!("the job queue did not take the job: {e}"),
+            )
         }
         Err(_) => WireError::new(ErrorCode::Timeout, "the job queue did not confirm in time"),
     };

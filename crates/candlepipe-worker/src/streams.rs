@@ -19,6 +19,12 @@ pub struct StreamSettings {
     pub max_deliver: i64,
     /// Jobs in flight across all fill workers, per lane.
     pub max_ack_pending: i64,
+    /// Jobs the jobs stream holds at most, in all and per subject (lane), and its bytes at
+    /// most: past them a new job is refused (ingest answers `unavailable`), so an outage of
+    /// the fill workers cannot fill the disk.
+    pub jobs_max_messages: i64,
+    pub jobs_max_per_subject: i64,
+    pub jobs_max_bytes: i64,
 }
 
 impl Default for StreamSettings {
@@ -29,6 +35,9 @@ impl Default for StreamSettings {
             ack_wait: Duration::from_secs(2),
             max_deliver: 5,
             max_ack_pending: 1000,
+            jobs_max_messages: 1_000_000,
+            jobs_max_per_subject: 200_000,
+            jobs_max_bytes: 1 << 30,
         }
     }
 }
@@ -42,6 +51,11 @@ pub fn jobs_config(s: &Subjects, set: &StreamSettings) -> stream::Config {
         num_replicas: set.replicas,
         duplicate_window: set.dedup_window,
         max_age: Duration::from_secs(24 * 3600),
+        max_messages: set.jobs_max_messages,
+        max_messages_per_subject: set.jobs_max_per_subject,
+        max_bytes: set.jobs_max_bytes,
+        discard: stream::DiscardPolicy::New,
+        discard_new_per_subject: true,
         ..Default::default()
     }
 }
@@ -166,8 +180,10 @@ pub fn analyze_consumer_config(s: &Subjects, set: &StreamSettings) -> consumer::
 /// store) times a request out, and a worker should wait that out rather than exit.
 const ENSURE_ATTEMPTS: u32 = 5;
 
-/// Creates both streams if missing (existing ones are left as operators configured them).
-/// Retries with a growing pause (1, 2, 4, 8 s) before giving up with the last error.
+/// Creates both streams if missing. Existing ones are left as operators configured them,
+/// except a jobs stream without any size limit (as earlier versions made it), which gets
+/// the configured limits. Retries with a growing pause (1, 2, 4, 8 s) before giving up with
+/// the last error.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     s: &Subjects,
@@ -176,7 +192,20 @@ pub async fn ensure_streams(
     let mut attempt = 1;
     loop {
         let created = async {
-            let jobs = js.get_or_create_stream(jobs_config(s, set)).await?;
+            let mut jobs = js.get_or_create_stream(jobs_config(s, set)).await?;
+            let held = jobs.info().await?.config.clone();
+            if held.max_messages < 0 && held.max_bytes < 0 && held.max_messages_per_subject < 0 {
+                let limited = stream::Config {
+                    max_messages: set.jobs_max_messages,
+                    max_messages_per_subject: set.jobs_max_per_subject,
+                    max_bytes: set.jobs_max_bytes,
+                    discard: stream::DiscardPolicy::New,
+                    discard_new_per_subject: true,
+                    ..held
+                };
+                js.update_stream(limited).await?;
+                tracing::info!(stream = %s.jobs_stream(), "the jobs stream had no size limits; set them");
+            }
             js.get_or_create_stream(dlq_config(s, set)).await?;
             Ok::<_, async_nats::Error>(jobs)
         }
@@ -226,6 +255,22 @@ mod tests {
                 code.duplicate_window,
                 code.max_age,
                 code.num_replicas
+            )
+        );
+        assert_eq!(
+            (
+                jobs.max_messages,
+                jobs.max_messages_per_subject,
+                jobs.max_bytes,
+                jobs.discard,
+                jobs.discard_new_per_subject
+            ),
+            (
+                code.max_messages,
+                code.max_messages_per_subject,
+                code.max_bytes,
+                code.discard,
+                code.discard_new_per_subject
             )
         );
         let dlq: stream::Config = file(include_str!("../../../nats/streams/CANDLEPIPE_DLQ.json"));
