@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 
 minutes="${1:-10}"
-l1_capacity=200000
+l1_capacity=33554432
 export CANDLEPIPE_RUN_DIR="$root/.run/soak"
 sim_port=38080
 use_ports 34222 36379 "$sim_port"
@@ -38,7 +38,7 @@ wait_for fill1 "fill ready"
 wait_for fill2 "fill ready"
 
 secs=$((minutes * 60))
-note "soak: zipf over 5000 series, 16 requesters, ${minutes} min, L1 capacity $l1_capacity candles"
+note "soak: zipf over 5000 series, 16 requesters, ${minutes} min, L1 capacity $l1_capacity bytes"
 "$bin" bench --workload zipf --series 5000 --concurrency 16 --duration "$secs" --json \
   >"$CANDLEPIPE_RUN_DIR/result.json" 2>/dev/null &
 load=$!

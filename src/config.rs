@@ -222,7 +222,7 @@ impl Config {
                     cool_down: l.millis("breaker_cool_down_ms", 5_000)?,
                 },
             },
-            l1_capacity: l.get("l1_capacity", 1_000_000)?,
+            l1_capacity: l.get("l1_capacity", 256 << 20)?,
             history_cap: l.get("history_cap", 10_000)?,
             fill_wait: l.millis("fill_wait_ms", 8_000)?,
             max_timeout: l.millis("max_timeout_ms", 120_000)?,

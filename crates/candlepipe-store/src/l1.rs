@@ -1,4 +1,5 @@
-//! L1: the in-process cache in front of Redis, bounded by a number of candles.
+//! L1: the in-process cache in front of Redis, bounded by bytes: each snapshot weighs its
+//! candles as held in memory and the encoded replies it keeps.
 
 use std::sync::{Arc, Mutex};
 
@@ -63,15 +64,24 @@ impl Snapshot {
             .map(|(_, b)| b.clone())
     }
 
-    pub fn remember_reply(&self, key: ReplyKey, bytes: Bytes) {
+    /// Keeps an encoded reply; whether it was new (the snapshot then weighs more).
+    fn remember_reply(&self, key: ReplyKey, bytes: Bytes) -> bool {
         let mut replies = self.replies();
         if replies.iter().any(|(k, _)| *k == key) {
-            return;
+            return false;
         }
         if replies.len() == MAX_REPLIES {
             replies.remove(0);
         }
         replies.push((key, bytes));
+        true
+    }
+
+    /// Bytes this snapshot holds: its candles and the replies it keeps.
+    fn weight(&self) -> u64 {
+        let candles = self.candles.capacity() * std::mem::size_of::<Candle>();
+        let replies: usize = self.replies().iter().map(|(_, b)| b.len()).sum();
+        (std::mem::size_of::<Snapshot>() + candles + replies) as u64
     }
 
     /// The candles of `[from, to]`.
@@ -113,15 +123,34 @@ pub struct L1Cache {
 }
 
 impl L1Cache {
-    /// `max_candles` bounds memory: each entry weighs its candle count (plus one).
-    pub fn new(max_candles: u64) -> Self {
+    /// At most `max_bytes` of snapshots (0: no L1).
+    pub fn new(max_bytes: u64) -> Self {
         let cache = moka::sync::Cache::builder()
-            .max_capacity(max_candles)
+            .max_capacity(max_bytes)
             .weigher(|_k: &SeriesKey, v: &Arc<Snapshot>| {
-                u32::try_from(v.candles.len() + 1).unwrap_or(u32::MAX)
+                u32::try_from(v.weight()).unwrap_or(u32::MAX)
             })
             .build();
         L1Cache { cache }
+    }
+
+    /// Keeps an encoded reply on `snap`, and weighs the snapshot again if L1 still holds
+    /// it (a new reply at most [`MAX_REPLIES`] times a snapshot, never on a hit).
+    pub fn remember_reply(&self, snap: &Arc<Snapshot>, key: ReplyKey, bytes: Bytes) {
+        if !snap.remember_reply(key, bytes) {
+            return;
+        }
+        if let Some(held) = self.cache.get(&snap.series) {
+            if Arc::ptr_eq(&held, snap) {
+                self.cache.insert(snap.series.clone(), held);
+            }
+        }
+    }
+
+    /// Bytes held now (after pending evictions).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
     }
 
     pub fn get(&self, key: &SeriesKey) -> Option<Arc<Snapshot>> {
@@ -145,5 +174,78 @@ impl L1Cache {
 
     pub fn entries(&self) -> u64 {
         self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candlepipe_core::{Exchange, Interval, Symbol};
+
+    fn snapshot(symbol: &str, n: i64) -> (SeriesKey, Snapshot) {
+        let series = SeriesKey::new(
+            Exchange::Binance,
+            Symbol::parse(symbol).unwrap(),
+            Interval::M1,
+        );
+        let candles = (0..n)
+            .map(|i| Candle {
+                t: i * 60_000,
+                o: "1.5".parse().unwrap(),
+                h: "2.5".parse().unwrap(),
+                l: "0.5".parse().unwrap(),
+                c: "1.5".parse().unwrap(),
+                v: "10".parse().unwrap(),
+                closed: true,
+            })
+            .collect();
+        let snap = Snapshot::new(
+            series.clone(),
+            SeriesState::default(),
+            0,
+            (n - 1) * 60_000,
+            candles,
+        );
+        (series, snap)
+    }
+
+    #[test]
+    fn replies_kept_on_a_snapshot_count_towards_the_bound() {
+        let l1 = L1Cache::new(10 << 20);
+        let (series, snap) = snapshot("BTC/USDT", 100);
+        let snap = l1.put(&series, snap);
+        let bare = l1.weighted_size();
+        assert!(bare >= 100 * std::mem::size_of::<Candle>() as u64, "{bare}");
+        for i in 0..3 {
+            let key = ReplyKey {
+                from: 0,
+                to: i,
+                tag: 0,
+            };
+            l1.remember_reply(&snap, key, Bytes::from(vec![b'x'; 10_000]));
+        }
+        assert_eq!(l1.weighted_size(), bare + 30_000);
+    }
+
+    #[test]
+    fn the_bound_is_bytes() {
+        let cap = 200_000;
+        let l1 = L1Cache::new(cap);
+        for i in 0..50 {
+            let (series, snap) = snapshot(&format!("TEST{i}/USDT"), 100);
+            let snap = l1.put(&series, snap);
+            l1.remember_reply(
+                &snap,
+                ReplyKey {
+                    from: 0,
+                    to: 0,
+                    tag: 0,
+                },
+                Bytes::from(vec![b'x'; 11_000]),
+            );
+        }
+        let held = l1.weighted_size();
+        assert!(held <= cap, "{held} bytes held, capacity {cap}");
+        assert!(l1.entries() < 50);
     }
 }

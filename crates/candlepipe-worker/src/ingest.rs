@@ -90,7 +90,7 @@ async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Messag
     let answered = answer(&ctx, &waiters, &widest, &msg.payload, enc, started).await;
     record(&ctx, &answered, started);
     let body = match answered {
-        Ok(a) => encode_answer(&a, enc),
+        Ok(a) => encode_answer(&ctx, &a, enc),
         Err(e) => {
             tracing::debug!(code = %e.code, message = %e.message, "request failed");
             Bytes::from(enc.encode(&ErrorReply::new(e)))
@@ -111,7 +111,7 @@ async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Messag
 
 /// The encoded reply. L1 answers are memoized on their snapshot: the same window in the
 /// same encoding is encoded once per snapshot, however many requests it answers.
-fn encode_answer(a: &Answer, enc: Encoding) -> Bytes {
+fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding) -> Bytes {
     let memo = (a.source == Source::L1 && !a.stale).then_some(ReplyKey {
         from: a.window.from,
         to: a.window.to,
@@ -131,7 +131,7 @@ fn encode_answer(a: &Answer, enc: Encoding) -> Bytes {
         candles: a.snap.slice(a.window.from, a.window.to),
     }));
     if let Some(k) = memo {
-        a.snap.remember_reply(k, bytes.clone());
+        ctx.l1.remember_reply(&a.snap, k, bytes.clone());
     }
     bytes
 }

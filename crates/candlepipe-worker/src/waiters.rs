@@ -3,9 +3,14 @@
 //! All waiters of one series in this process share one entry: the first publishes the fill
 //! job, the others only wait. When a `ready` event arrives, the series is read from Redis
 //! once for the union of the waiters' windows and handed to all of them through a `watch`.
+//!
+//! A hot series may always have a waiter, so its entry never goes: what it holds stays
+//! bounded anyway. The union is that of the waiters waiting now (each waiter's window goes
+//! with it), and the job ids published are remembered for a minute at most.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use candlepipe_core::{Millis, ReadyEvent, SeriesKey};
 use candlepipe_store::Snapshot;
@@ -26,22 +31,30 @@ struct Pending {
 }
 
 struct PendingState {
-    waiters: usize,
-    from: Millis,
-    to: Millis,
-    published: HashSet<String>,
+    /// The window of every waiter waiting now, by its number.
+    windows: HashMap<u64, (Millis, Millis)>,
+    next_waiter: u64,
+    /// Job ids this process published for the series, and when: a later waiter of the same
+    /// job does not publish it again. Forgotten after [`PUBLISHED_MEMORY`] (job ids carry
+    /// their time bucket, so an older one is never asked for again).
+    published: HashMap<String, Instant>,
 }
+
+/// How long a published job id is remembered.
+const PUBLISHED_MEMORY: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Default)]
 pub struct Waiters {
     map: Arc<Mutex<HashMap<SeriesKey, Arc<Pending>>>>,
 }
 
-/// One producer's place in line; leaving (drop) removes the entry when it was the last.
+/// One producer's place in line; leaving (drop) takes its window out, and the entry when it
+/// was the last.
 pub struct Waiter {
     waiters: Waiters,
     series: SeriesKey,
     pending: Arc<Pending>,
+    number: u64,
     pub rx: watch::Receiver<Option<Arc<Outcome>>>,
 }
 
@@ -58,35 +71,38 @@ impl Waiters {
                 Arc::new(Pending {
                     tx: watch::channel(None).0,
                     state: Mutex::new(PendingState {
-                        waiters: 0,
-                        from,
-                        to,
-                        published: HashSet::new(),
+                        windows: HashMap::new(),
+                        next_waiter: 0,
+                        published: HashMap::new(),
                     }),
                 })
             })
             .clone();
-        {
+        let number = {
             let mut st = lock(&pending.state);
-            st.waiters += 1;
-            st.from = st.from.min(from);
-            st.to = st.to.max(to);
-        }
+            let n = st.next_waiter;
+            st.next_waiter += 1;
+            st.windows.insert(n, (from, to));
+            n
+        };
         let rx = pending.tx.subscribe();
         Waiter {
             waiters: self.clone(),
             series: series.clone(),
             pending,
+            number,
             rx,
         }
     }
 
-    /// The union window of the series' waiters, if any wait.
+    /// The union window of the series' waiters waiting now, if any wait.
     pub fn window(&self, series: &SeriesKey) -> Option<(Millis, Millis)> {
         let map = lock(&self.map);
         let p = map.get(series)?;
         let st = lock(&p.state);
-        Some((st.from, st.to))
+        let from = st.windows.values().map(|w| w.0).min()?;
+        let to = st.windows.values().map(|w| w.1).max()?;
+        Some((from, to))
     }
 
     pub fn deliver(&self, series: &SeriesKey, outcome: Outcome) {
@@ -98,9 +114,23 @@ impl Waiters {
 }
 
 impl Waiter {
-    /// True the first time this process asks to publish job `id` for the series.
+    /// True the first time (in the last minute) this process asks to publish job `id` for
+    /// the series.
     pub fn claim_publish(&self, id: &str) -> bool {
-        lock(&self.pending.state).published.insert(id.to_string())
+        self.claim_publish_at(id, Instant::now())
+    }
+
+    fn claim_publish_at(&self, id: &str, now: Instant) -> bool {
+        let mut st = lock(&self.pending.state);
+        st.published
+            .retain(|_, at| now.duration_since(*at) < PUBLISHED_MEMORY);
+        match st.published.contains_key(id) {
+            true => false,
+            false => {
+                st.published.insert(id.to_string(), now);
+                true
+            }
+        }
     }
 
     /// Lets a later waiter publish `id` again (the publish failed).
@@ -114,8 +144,8 @@ impl Drop for Waiter {
         let mut map = lock(&self.waiters.map);
         let last = {
             let mut st = lock(&self.pending.state);
-            st.waiters -= 1;
-            st.waiters == 0
+            st.windows.remove(&self.number);
+            st.windows.is_empty()
         };
         if last {
             if let Some(p) = map.get(&self.series) {
@@ -124,5 +154,57 @@ impl Drop for Waiter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candlepipe_core::{Exchange, Interval, Symbol};
+
+    const MINUTE: Millis = 60_000;
+
+    #[test]
+    fn a_series_that_always_has_a_waiter_holds_bounded_state() {
+        let waiters = Waiters::default();
+        let series = SeriesKey::new(
+            Exchange::Binance,
+            Symbol::parse("BTC/USDT").unwrap(),
+            Interval::M1,
+        );
+        let start = Instant::now();
+        let mut alive = std::collections::VecDeque::new();
+        // Ten minutes of overlapping misses, one a second, each for the latest 100 candles
+        // as time passes: the entry never empties.
+        for second in 0..600i64 {
+            let to = (second / 60) * MINUTE;
+            let w = waiters.register(&series, to - 99 * MINUTE, to);
+            assert!(w.claim_publish_at(
+                &format!("job-{second}"),
+                start + Duration::from_secs(second as u64)
+            ));
+            alive.push_back(w);
+            if alive.len() > 3 {
+                alive.pop_front();
+            }
+            let (from, until) = waiters.window(&series).unwrap();
+            assert!(
+                until - from <= 100 * MINUTE,
+                "second {second}: the union grew to {} candles",
+                (until - from) / MINUTE
+            );
+            let st = lock(&alive[0].pending.state);
+            assert!(
+                st.published.len() <= 61,
+                "second {second}: {} ids kept",
+                st.published.len()
+            );
+            assert_eq!(st.windows.len(), alive.len());
+        }
+        alive.clear();
+        assert!(
+            waiters.window(&series).is_none(),
+            "the last waiter took the entry with it"
+        );
     }
 }
