@@ -622,3 +622,112 @@ async fn an_async_job_cannot_answer_into_candlepipes_own_subjects() {
         .expect("stored");
     assert_eq!(code(&stored), "bad_request");
 }
+
+#[tokio::test]
+async fn a_reservation_left_by_a_killed_worker_lapses() {
+    let mut stack = stack().await;
+    with_llm(&mut stack);
+    // One call's worst case fits the budget; two do not.
+    stack.set("CANDLEPIPE_LLM_DAILY_BUDGET_USD", "0.001");
+    stack.set("CANDLEPIPE_LLM_TIMEOUT_MS", 2_000);
+    stack.set("CANDLEPIPE_LLM_MAX_WAIT_MS", 500);
+    stack
+        .sim
+        .set_faults("llm", json!({"latency_ms": 1_500}))
+        .await;
+    let _fill = stack.worker(&["ingest", "fill"]).await;
+    let doomed = stack.worker(&["analyze"]).await;
+    let client = stack.client().await;
+    let asking = {
+        let client = client.clone();
+        tokio::spawn(async move { analyze(&client, portfolio(&symbols(700, 1), true)).await })
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the LLM call under way",
+        || async { (llm_counts(&stack).await.0 == 1).then_some(()) },
+    )
+    .await;
+    doomed.child.signal("KILL");
+    drop(asking);
+    stack.sim.set_faults("llm", json!({})).await;
+    let _next = stack.worker(&["analyze"]).await;
+    // Its reservation still holds the budget…
+    let refused = analyze(&client, portfolio(&symbols(701, 1), true)).await;
+    assert_eq!(
+        refused["results"]["TEST701/USDT"]["llm"]["error"], "budget_exceeded",
+        "{refused}"
+    );
+    // …until it lapses (two tries of 2 s, 0.5 s of rate wait, 2 s more).
+    let served = eventually(
+        Duration::from_secs(15),
+        "the lapsed reservation",
+        || async {
+            let r = analyze(&client, portfolio(&symbols(702, 1), true)).await;
+            r["results"]["TEST702/USDT"]["commentary"]
+                .is_string()
+                .then_some(r)
+        },
+    )
+    .await;
+    assert!(served["usage"]["cost_usd"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn a_provider_counting_a_token_per_byte_never_takes_the_day_past_the_budget() {
+    let mut stack = stack().await;
+    with_llm(&mut stack);
+    stack.set("CANDLEPIPE_LLM_DAILY_BUDGET_USD", "0.003");
+    stack
+        .sim
+        .set_faults("llm", json!({"worst_tokenizer": true}))
+        .await;
+    let _w = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let mut exhausted = false;
+    for round in 0..20 {
+        let reply = analyze(&client, portfolio(&symbols(720 + round * 4, 4), true)).await;
+        if reply["results"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|r| r["llm"]["error"] == "budget_exceeded")
+        {
+            exhausted = true;
+            break;
+        }
+    }
+    assert!(exhausted, "the budget ran out");
+    let (calls, prompt, completion) = llm_counts(&stack).await;
+    let billed = (prompt as f64 * 0.15 + completion as f64 * 0.60) / 1e6;
+    assert!(calls >= 2, "{calls} calls");
+    assert!(
+        billed <= 0.003,
+        "billed ${billed} over a $0.003 budget in {calls} calls"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_without_choices_is_still_counted() {
+    let mut stack = stack().await;
+    with_llm(&mut stack);
+    stack.set("CANDLEPIPE_STATS_FLUSH_MS", 100);
+    stack
+        .sim
+        .set_faults("llm", json!({"fault": {"mode": "no_choices"}}))
+        .await;
+    let _w = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let reply = analyze(&client, portfolio(&symbols(800, 1), true)).await;
+    let llm = &reply["results"]["TEST800/USDT"]["llm"];
+    assert_eq!(llm["error"], "invalid_output", "{reply}");
+    let (calls, prompt, completion) = llm_counts(&stack).await;
+    assert_eq!(calls, 1);
+    assert_eq!(llm["prompt_tokens"], prompt, "{llm}");
+    assert_eq!(llm["completion_tokens"], completion, "{llm}");
+    let billed = (prompt as f64 * 0.15 + completion as f64 * 0.60) / 1e6;
+    assert!(
+        (reply["usage"]["cost_usd"].as_f64().unwrap() - billed).abs() < 1e-12,
+        "{reply}"
+    );
+}

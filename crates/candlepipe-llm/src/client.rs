@@ -62,6 +62,16 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(4)
 }
 
+/// The most tokens `text` can be: byte-level BPE tokenizers (those of OpenAI, Anthropic,
+/// Llama, DeepSeek…) never make more tokens than the text has bytes, even where they do
+/// worst (long runs of digits). Money is reserved against this, never the estimate.
+pub fn most_tokens(text: &str) -> u64 {
+    text.len() as u64
+}
+
+/// Tokens a chat format adds around each message, at most (OpenAI's adds 3 or 4).
+pub const MESSAGE_OVERHEAD_TOKENS: u64 = 8;
+
 #[derive(Clone)]
 pub struct LlmClient {
     http: reqwest::Client,
@@ -148,22 +158,29 @@ impl LlmClient {
                 self.http.post(p.endpoint("/chat/completions")).json(&body),
             )
             .await?;
-        let content = v["choices"][0]["message"]["content"]
-            .as_str()
-            .ok_or_else(|| LlmError::BadResponse("no choices[0].message.content".into()))?
-            .to_string();
-        let usage = match serde_json::from_value::<Usage>(v["usage"].clone()) {
-            Ok(u) => u,
-            Err(_) => {
-                // Spend must still be counted: estimate what the provider did not report.
-                tracing::warn!(provider = %p.name, "completion without usage; estimating tokens");
-                Usage {
-                    prompt_tokens: messages.iter().map(|m| estimate_tokens(&m.content)).sum(),
-                    completion_tokens: estimate_tokens(&content),
-                }
-            }
+        let reported = serde_json::from_value::<Usage>(v["usage"].clone()).ok();
+        let Some(content) = v["choices"][0]["message"]["content"].as_str() else {
+            // Still billed by the provider when it reports usage.
+            return Err(match reported {
+                Some(usage) => LlmError::NoChoices(usage),
+                None => LlmError::BadResponse("no choices[0].message.content".into()),
+            });
         };
-        Ok(Completion { content, usage })
+        let usage = reported.unwrap_or_else(|| {
+            // Spend must still be counted: the most the provider can have billed.
+            tracing::warn!(provider = %p.name, "completion without usage; counting the most tokens it can be");
+            Usage {
+                prompt_tokens: messages
+                    .iter()
+                    .map(|m| most_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS)
+                    .sum(),
+                completion_tokens: most_tokens(content),
+            }
+        });
+        Ok(Completion {
+            content: content.to_string(),
+            usage,
+        })
     }
 
     /// The model ids the endpoint serves.

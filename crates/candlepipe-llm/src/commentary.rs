@@ -66,8 +66,8 @@ pub async fn commentary(
         Ok(c) => c,
         Err(e) => {
             return Commented {
+                usage: e.billed(),
                 text: Err(e),
-                usage: Usage::default(),
                 calls: 1,
             }
         }
@@ -93,7 +93,10 @@ pub async fn commentary(
             validate(&second.content).map_err(LlmError::InvalidOutput),
             first.usage + second.usage,
         ),
-        Err(e) => (Err(e), first.usage),
+        Err(e) => {
+            let billed = first.usage + e.billed();
+            (Err(e), billed)
+        }
     };
     Commented {
         text,

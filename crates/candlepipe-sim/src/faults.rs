@@ -15,6 +15,10 @@ pub struct FaultConfig {
     pub rate_limit: Option<RateLimit>,
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// LLM only: count a token per byte of prompt and answer, as a tokenizer at its worst
+    /// (long runs of digits), instead of about four bytes a token.
+    #[serde(default)]
+    pub worst_tokenizer: bool,
 }
 
 /// Past `rps` requests in one wall-clock second, answer `status` (429, or 418 for Binance's
@@ -49,6 +53,8 @@ pub enum FaultMode {
     /// Answer 200 with a body that is not JSON (for the LLM: a completion whose content is
     /// not the JSON that was asked for).
     Malformed,
+    /// LLM only: answer 200 with `usage` (billed) but no `choices`.
+    NoChoices,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -50,6 +50,7 @@ struct PerTarget {
 enum Admit {
     Serve,
     Malformed,
+    NoChoices,
     Refuse(Response),
 }
 
@@ -58,6 +59,8 @@ enum Gate {
     Serve,
     /// The LLM answers, but not with the JSON it was asked for.
     Malformed,
+    /// The LLM answers 200 with usage and no choices.
+    NoChoices,
     Answer(Response),
     Hang,
 }
@@ -73,7 +76,7 @@ impl Sim {
     async fn gate(&self, target: &'static str, key: &str, query: &str) -> Option<Response> {
         match self.admit(target, key, Some(query)).await {
             Admit::Refuse(r) => Some(r),
-            Admit::Serve | Admit::Malformed => None,
+            Admit::Serve | Admit::Malformed | Admit::NoChoices => None,
         }
     }
 
@@ -81,7 +84,7 @@ impl Sim {
     async fn gate_list(&self, target: &'static str, key: &str) -> Option<Response> {
         match self.admit(target, key, None).await {
             Admit::Refuse(r) => Some(r),
-            Admit::Serve | Admit::Malformed => None,
+            Admit::Serve | Admit::Malformed | Admit::NoChoices => None,
         }
     }
 
@@ -111,6 +114,8 @@ impl Sim {
                         gate = match f.mode {
                             FaultMode::Timeout => Gate::Hang,
                             FaultMode::Malformed if target == LLM => Gate::Malformed,
+                            FaultMode::NoChoices if target == LLM => Gate::NoChoices,
+                            FaultMode::NoChoices => Gate::Serve,
                             FaultMode::Malformed => {
                                 Gate::Answer((StatusCode::OK, "{\"garbage\":[1,2").into_response())
                             }
@@ -130,7 +135,7 @@ impl Sim {
                 }
             }
             let status = match &gate {
-                Gate::Serve | Gate::Malformed => 200,
+                Gate::Serve | Gate::Malformed | Gate::NoChoices => 200,
                 Gate::Answer(r) => r.status().as_u16(),
                 Gate::Hang => 504,
             };
@@ -143,6 +148,7 @@ impl Sim {
         match gate {
             Gate::Serve => Admit::Serve,
             Gate::Malformed => Admit::Malformed,
+            Gate::NoChoices => Admit::NoChoices,
             Gate::Answer(r) => Admit::Refuse(r),
             Gate::Hang => {
                 tokio::time::sleep(Duration::from_secs(600)).await;
@@ -163,6 +169,13 @@ impl Sim {
             .chain([LLM])
             .map(|t| (t, all.get(t).map(|s| s.log.clone()).unwrap_or_default()))
             .collect()
+    }
+
+    /// Whether the LLM counts a token per byte.
+    fn worst_tokenizer(&self) -> bool {
+        self.lock()
+            .get(LLM)
+            .is_some_and(|t| t.config.worst_tokenizer)
     }
 
     /// Adds an LLM answer's `usage` to the log.

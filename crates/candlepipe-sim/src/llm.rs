@@ -37,6 +37,11 @@ fn tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4).max(1)
 }
 
+/// A tokenizer at its worst: a token per byte.
+fn worst_tokens(text: &str) -> u64 {
+    (text.len() as u64).max(1)
+}
+
 pub(crate) async fn chat_completions(State(sim): State<Sim>, body: axum::body::Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error(
@@ -48,10 +53,15 @@ pub(crate) async fn chat_completions(State(sim): State<Sim>, body: axum::body::B
     };
     let model = req["model"].as_str().unwrap_or_default().to_string();
     let admit = sim.admit(LLM, &model, Some(&model)).await;
-    let malformed = match admit {
+    let (malformed, no_choices) = match admit {
         Admit::Refuse(r) => return r,
-        Admit::Serve => false,
-        Admit::Malformed => true,
+        Admit::Serve => (false, false),
+        Admit::Malformed => (true, false),
+        Admit::NoChoices => (false, true),
+    };
+    let count: fn(&str) -> u64 = match sim.worst_tokenizer() {
+        true => worst_tokens,
+        false => tokens,
     };
     if !MODELS.contains(&model.as_str()) {
         return error(
@@ -71,7 +81,7 @@ pub(crate) async fn chat_completions(State(sim): State<Sim>, body: axum::body::B
     };
     let prompt_tokens: u64 = 3 + messages
         .iter()
-        .map(|m| 4 + tokens(m["content"].as_str().unwrap_or_default()))
+        .map(|m| 4 + count(m["content"].as_str().unwrap_or_default()))
         .sum::<u64>();
     let last_user = messages
         .iter()
@@ -84,8 +94,16 @@ pub(crate) async fn chat_completions(State(sim): State<Sim>, body: axum::body::B
     } else {
         json!({"commentary": commentary(last_user)}).to_string()
     };
-    let completion_tokens = tokens(&content);
+    let completion_tokens = count(&content);
     sim.count_usage(prompt_tokens, completion_tokens);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens
+    });
+    if no_choices {
+        return Json(json!({"id": "chatcmpl-sim-empty", "object": "chat.completion", "model": model, "choices": [], "usage": usage})).into_response();
+    }
     Json(json!({
         "id": format!("chatcmpl-sim-{}", candlepipe_core::now_ms()),
         "object": "chat.completion",
@@ -96,11 +114,7 @@ pub(crate) async fn chat_completions(State(sim): State<Sim>, body: axum::body::B
             "message": {"role": "assistant", "content": content},
             "finish_reason": "stop"
         }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens
-        }
+        "usage": usage
     }))
     .into_response()
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use candlepipe_core::analysis::{LlmNote, LlmSkip};
 use candlepipe_core::{now_ms, SeriesKey};
-use candlepipe_llm::client::estimate_tokens;
+use candlepipe_llm::client::{estimate_tokens, most_tokens, MESSAGE_OVERHEAD_TOKENS};
 use candlepipe_llm::commentary::{user_prompt, SYSTEM_PROMPT};
 use candlepipe_llm::{commentary, LlmClient, LlmError, Prices, Provider, Usage};
 use candlepipe_store::Records;
@@ -63,10 +63,17 @@ pub struct Commenter {
 }
 
 /// The one mapping from a provider failure to the reason a producer sees.
+/// The most one commentary can be billed: its prompt (system and `user` messages) at a
+/// token per byte, and a repair.
+fn most_billed(user: &str, max_tokens: u32) -> Usage {
+    let prompt = most_tokens(SYSTEM_PROMPT) + most_tokens(user) + 2 * MESSAGE_OVERHEAD_TOKENS;
+    Spend::worst_case(prompt, max_tokens)
+}
+
 fn skip_for(e: &LlmError) -> LlmSkip {
     match e {
         LlmError::RateLimited { .. } => LlmSkip::RateLimited,
-        LlmError::InvalidOutput(_) => LlmSkip::InvalidOutput,
+        LlmError::InvalidOutput(_) | LlmError::NoChoices(_) => LlmSkip::InvalidOutput,
         LlmError::Status { .. }
         | LlmError::Timeout(_)
         | LlmError::Transport(_)
@@ -255,9 +262,14 @@ impl Commenter {
                 ),
             ));
         };
-        let prompt = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(&user_prompt(facts)) + 16;
-        let worst = Spend::worst_case(prompt, self.settings.max_tokens);
-        let reservation = match self.spend.reserve(&worst, &price).await {
+        let user = user_prompt(facts);
+        // The rate limit is charged the usual estimate; money is reserved for the most.
+        let prompt = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(&user) + 16;
+        let worst = most_billed(&user, self.settings.max_tokens);
+        // As long as the call can take: two tries, and the wait for the rate limit.
+        let hold =
+            self.settings.timeout * 2 + self.settings.limits.max_wait + Duration::from_secs(2);
+        let reservation = match self.spend.reserve(&worst, &price, hold).await {
             Ok(r) => r,
             Err(Refused::Budget) => {
                 return Err(refuse(
@@ -349,4 +361,42 @@ fn skipped(p: Option<&Provider>, skip: LlmSkip, message: &str) -> (Option<String
             message: Some(message.to_string()),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a provider whose tokenizer makes a token of every byte bills at most for one
+    /// commentary with its repair: the prompt, then the prompt again with the first answer
+    /// (at most `max_tokens`) and the repair request, each message with its overhead.
+    fn billed_at_a_token_per_byte(user: &str, max_tokens: u32) -> Usage {
+        let out = u64::from(max_tokens);
+        let message = |text: &str| text.len() as u64 + MESSAGE_OVERHEAD_TOKENS;
+        let first = message(SYSTEM_PROMPT) + message(user);
+        let repair_request = message(&format!(
+            "That answer was not usable: {}. Reply with only the JSON object {{\"commentary\": \"...\"}}.",
+            "x".repeat(200)
+        ));
+        Usage {
+            prompt_tokens: first + first + out + MESSAGE_OVERHEAD_TOKENS + repair_request,
+            completion_tokens: 2 * out,
+        }
+    }
+
+    #[test]
+    fn the_reservation_covers_any_prompt_at_a_token_per_byte() {
+        for digits in [0, 100, 1_000, 10_000, 100_000] {
+            let user = format!("{{\"rsi14\":{}}}", "7".repeat(digits));
+            for max_tokens in [1, 60, 300, 4_000] {
+                let reserved = most_billed(&user, max_tokens);
+                let billed = billed_at_a_token_per_byte(&user, max_tokens);
+                assert!(
+                    reserved.prompt_tokens >= billed.prompt_tokens
+                        && reserved.completion_tokens >= billed.completion_tokens,
+                    "{digits} digits, max_tokens {max_tokens}: reserved {reserved:?} < billed {billed:?}"
+                );
+            }
+        }
+    }
 }

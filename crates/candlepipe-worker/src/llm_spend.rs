@@ -1,14 +1,18 @@
 //! LLM spend across the cluster, in Redis:
 //! - the daily budget: before a call, its worst case (prompt and repair, `max_tokens` out
-//!   twice) is reserved against `<prefix>llm:spend:<UTC date>` by a Lua script that refuses
-//!   when the reservation would pass the budget; after the call the reservation is corrected
-//!   to the real cost. Concurrent workers can never spend past the budget together.
+//!   twice, counting a token per byte: more than any tokenizer makes) is reserved for the
+//!   UTC day by a Lua script that refuses when what is spent, what is reserved and this
+//!   together would pass the budget. After the call the reservation is replaced by the real
+//!   cost. A reservation lives only as long as its call can (a worker killed meanwhile
+//!   leaves one that lapses, and whoever reserves next takes it out). Concurrent workers can
+//!   never spend past the budget together.
 //! - RPM and TPM per provider: the same GCRA limiter as the exchange budget
 //!   ([`crate::gcra`]), with a pause after the provider's own 429.
 //! - totals per provider and model (`<prefix>llm:usage`) for `candlepipe stats`.
 //!
 //! Money is counted in integer nano-dollars so that sums are exact.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use candlepipe_core::now_ms;
@@ -17,14 +21,56 @@ use candlepipe_store::Redis;
 
 use crate::gcra::{self, Rate};
 
-const RESERVE_SCRIPT: &str = r#"
-local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
-local want = tonumber(ARGV[1])
-if spent + want > tonumber(ARGV[2]) then return -1 end
-redis.call('INCRBY', KEYS[1], want)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return spent + want
-"#;
+/// Takes out lapsed reservations, then: KEYS spent, held (id → nanos), until (id → lapse
+/// ms). `reserve`: ARGV want, budget, key ttl ms, id, hold ms → the day's total, or -1.
+/// `settle`: ARGV id, real cost, key ttl ms. `release`: ARGV id. `total`: the day's spend
+/// and live reservations.
+static SPEND: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+local function total()
+  local sum = tonumber(redis.call('GET', KEYS[1]) or '0')
+  for _, v in ipairs(redis.call('HVALS', KEYS[2])) do sum = sum + tonumber(v) end
+  return sum
+end
+local function keep(ttl)
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+local op = ARGV[1]
+if op == 'reserve' then
+  local want = tonumber(ARGV[2])
+  local sum = total()
+  if sum + want > tonumber(ARGV[3]) then return -1 end
+  redis.call('HSET', KEYS[2], ARGV[5], want)
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
+  redis.call('SETNX', KEYS[1], 0)
+  keep(ARGV[4])
+  return sum + want
+elseif op == 'settle' then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  redis.call('INCRBY', KEYS[1], ARGV[3])
+  keep(ARGV[4])
+  return total()
+elseif op == 'release' then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  return total()
+end
+return total()
+"#,
+    )
+});
+
+/// The most tokens the repair request adds (its text, with the reason quoted, and its
+/// message overhead).
+const REPAIR_REQUEST_TOKENS: u64 = 512;
 
 /// Spend keys outlive their day so `stats` can show yesterday too.
 const SPEND_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
@@ -49,11 +95,11 @@ pub struct Spend {
     limits: SpendLimits,
 }
 
-/// A reserved amount, to be corrected with [`Spend::settle`].
+/// A reserved amount, to be replaced by the real cost with [`Spend::settle`].
 #[derive(Debug)]
 pub struct Reservation {
-    key: String,
-    nanos: i64,
+    day: i64,
+    id: String,
 }
 
 #[derive(Debug, PartialEq)]
@@ -91,12 +137,35 @@ pub fn usage_key(prefix: &str) -> String {
     format!("{prefix}llm:usage")
 }
 
-/// `<prefix>llm:spend:<YYYY-MM-DD>` for the UTC day of `at_ms`.
-pub fn spend_key(prefix: &str, at_ms: i64) -> String {
+/// The day's keys, for the UTC day of `at_ms`: what is spent, the live reservations and
+/// when each lapses (`<prefix>llm:spend:{<YYYY-MM-DD>}`, `…:held`, `…:until`: one slot).
+pub fn spend_keys(prefix: &str, at_ms: i64) -> [String; 3] {
     let date = time::OffsetDateTime::from_unix_timestamp(at_ms.div_euclid(1000))
         .map(|t| t.date().to_string())
         .unwrap_or_else(|_| "invalid-date".into());
-    format!("{prefix}llm:spend:{date}")
+    let spent = format!("{prefix}llm:spend:{{{date}}}");
+    [
+        spent.clone(),
+        format!("{spent}:held"),
+        format!("{spent}:until"),
+    ]
+}
+
+async fn spend_op(
+    conn: &Redis,
+    prefix: &str,
+    at_ms: i64,
+    args: &[String],
+) -> Result<i64, redis::RedisError> {
+    let mut conn = conn.clone();
+    let mut call = SPEND.prepare_invoke();
+    for k in spend_keys(prefix, at_ms) {
+        call.key(k);
+    }
+    for a in args {
+        call.arg(a);
+    }
+    call.invoke_async(&mut conn).await
 }
 
 impl Spend {
@@ -108,34 +177,47 @@ impl Spend {
         }
     }
 
-    /// The worst case of one commentary: the prompt twice plus the first answer (a repair
-    /// quotes it), and `max_tokens` out twice.
+    /// The worst case of one commentary whose prompt is at most `prompt_tokens`: the
+    /// prompt twice plus the first answer and the repair request (a repair quotes the
+    /// answer), and `max_tokens` out twice.
     pub fn worst_case(prompt_tokens: u64, max_tokens: u32) -> Usage {
         let out = u64::from(max_tokens);
         Usage {
-            prompt_tokens: 2 * prompt_tokens + out + 64,
+            prompt_tokens: 2 * prompt_tokens + out + REPAIR_REQUEST_TOKENS,
             completion_tokens: 2 * out,
         }
     }
 
-    /// Reserves `worst` at `price` against today's budget.
-    pub async fn reserve(&self, worst: &Usage, price: &Price) -> Result<Reservation, Refused> {
-        let key = spend_key(&self.prefix, now_ms());
-        let want = nanos(price.cost_usd(worst));
-        let mut conn = self.conn.clone();
-        let total: i64 = redis::Script::new(RESERVE_SCRIPT)
-            .key(&key)
-            .arg(want)
-            .arg(nanos(self.limits.daily_budget_usd))
-            .arg(SPEND_TTL.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| Refused::Redis(e.to_string()))?;
+    /// Reserves `worst` at `price` against today's budget, for at most `hold` (how long
+    /// the call may take): after that it lapses.
+    pub async fn reserve(
+        &self,
+        worst: &Usage,
+        price: &Price,
+        hold: Duration,
+    ) -> Result<Reservation, Refused> {
+        let day = now_ms();
+        let id = format!("{}-{}", std::process::id(), rand::random::<u64>());
+        let total = spend_op(
+            &self.conn,
+            &self.prefix,
+            day,
+            &[
+                "reserve".into(),
+                nanos(price.cost_usd(worst)).to_string(),
+                nanos(self.limits.daily_budget_usd).to_string(),
+                SPEND_TTL.as_millis().to_string(),
+                id.clone(),
+                hold.as_millis().max(1).to_string(),
+            ],
+        )
+        .await
+        .map_err(|e| Refused::Redis(e.to_string()))?;
         if total < 0 {
             return Err(Refused::Budget);
         }
         metrics::gauge!("candlepipe_llm_spent_today_usd").set(total as f64 / 1e9);
-        Ok(Reservation { key, nanos: want })
+        Ok(Reservation { day, id })
     }
 
     /// Replaces the reservation by what was really spent, and adds the call to the totals.
@@ -152,12 +234,19 @@ impl Spend {
         let totals = usage_key(&self.prefix);
         let field = |c: Counter| format!("{provider}|{model}|{}", c.as_str());
         // Two round trips, not one pipeline: the keys live in different Redis Cluster slots.
+        let corrected = spend_op(
+            &self.conn,
+            &self.prefix,
+            r.day,
+            &[
+                "settle".into(),
+                r.id,
+                spent.to_string(),
+                SPEND_TTL.as_millis().to_string(),
+            ],
+        )
+        .await;
         let mut conn = self.conn.clone();
-        let corrected: Result<i64, _> = redis::cmd("INCRBY")
-            .arg(&r.key)
-            .arg(spent - r.nanos)
-            .query_async(&mut conn)
-            .await;
         let mut pipe = redis::pipe();
         for (c, n) in [
             (Counter::Requests, 1),
@@ -172,21 +261,16 @@ impl Spend {
         }
         let counted = pipe.query_async::<()>(&mut conn).await;
         if let Err(e) = corrected.map(|_| ()).and(counted) {
-            // A reservation left uncorrected errs on the side of spending less.
+            // A reservation left in place lapses by itself; meanwhile the budget errs low.
             tracing::warn!(error = %e, provider, model, "LLM spend not recorded in Redis");
         }
     }
 
     /// Gives a reservation back unused (the call was not made).
     pub async fn release(&self, r: Reservation) {
-        let mut conn = self.conn.clone();
-        let undone: Result<i64, _> = redis::cmd("INCRBY")
-            .arg(&r.key)
-            .arg(-r.nanos)
-            .query_async(&mut conn)
-            .await;
+        let undone = spend_op(&self.conn, &self.prefix, r.day, &["release".into(), r.id]).await;
         if let Err(e) = undone {
-            tracing::warn!(error = %e, "LLM reservation not released; the budget errs low");
+            tracing::warn!(error = %e, "LLM reservation not released; it lapses by itself");
         }
     }
 
@@ -274,13 +358,10 @@ impl Spend {
     }
 }
 
+/// What the UTC day of `at_ms` has spent and holds reserved, in USD.
 pub async fn spent_on(conn: &Redis, prefix: &str, at_ms: i64) -> Result<f64, redis::RedisError> {
-    let mut conn = conn.clone();
-    let n: Option<i64> = redis::cmd("GET")
-        .arg(spend_key(prefix, at_ms))
-        .query_async(&mut conn)
-        .await?;
-    Ok(n.unwrap_or(0) as f64 / 1e9)
+    let n = spend_op(conn, prefix, at_ms, &["total".into()]).await?;
+    Ok(n as f64 / 1e9)
 }
 
 #[cfg(test)]
@@ -290,11 +371,15 @@ mod tests {
     #[test]
     fn keys_and_money() {
         assert_eq!(
-            spend_key("cp:", 1_764_115_200_000),
-            "cp:llm:spend:2025-11-26"
+            spend_keys("cp:", 1_764_115_200_000),
+            [
+                "cp:llm:spend:{2025-11-26}",
+                "cp:llm:spend:{2025-11-26}:held",
+                "cp:llm:spend:{2025-11-26}:until"
+            ]
         );
         assert_eq!(nanos(0.000_000_15), 150);
         let w = Spend::worst_case(100, 300);
-        assert_eq!((w.prompt_tokens, w.completion_tokens), (564, 600));
+        assert_eq!((w.prompt_tokens, w.completion_tokens), (1012, 600));
     }
 }
