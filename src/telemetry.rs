@@ -26,6 +26,36 @@ pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
+/// Registers every metric the alert rules (`ops/prometheus/rules.yml`) read, at zero, so
+/// that the rules evaluate from the first scrape and not only after the first request,
+/// dead letter or LLM call. LLM series are made for the configured providers only.
+pub fn zero_the_rules_metrics(cfg: &crate::config::Config) {
+    use candlepipe_core::{ErrorCode, Exchange, Source};
+    for source in [Source::L1, Source::Redis, Source::Exchange] {
+        metrics::counter!("candlepipe_requests_total", "source" => source.as_str(), "stale" => "false", "code" => "ok").absolute(0);
+        let _registered =
+            metrics::histogram!("candlepipe_request_duration_seconds", "source" => source.as_str());
+    }
+    metrics::counter!("candlepipe_requests_total", "source" => "none", "stale" => "false", "code" => ErrorCode::Timeout.as_str()).absolute(0);
+    for ex in Exchange::ALL {
+        for outcome in ["ok", "rate_limited", "banned"] {
+            metrics::counter!("candlepipe_exchange_requests_total", "exchange" => ex.as_str(), "outcome" => outcome).absolute(0);
+        }
+        metrics::gauge!("candlepipe_breaker_state", "exchange" => ex.as_str()).set(0.0);
+    }
+    metrics::gauge!("candlepipe_dlq_messages").set(0.0);
+    metrics::gauge!("candlepipe_llm_spent_today_usd").set(0.0);
+    metrics::gauge!("candlepipe_llm_daily_budget_usd").set(cfg.llm.limits.daily_budget_usd);
+    for p in [&cfg.llm.primary, &cfg.llm.canary].into_iter().flatten() {
+        let (provider, model) = (p.name.clone(), p.model.clone());
+        metrics::counter!("candlepipe_llm_requests_total", "provider" => provider.clone(), "model" => model.clone(), "outcome" => "ok").absolute(0);
+        metrics::counter!("candlepipe_llm_cost_nanodollars_total", "provider" => provider.clone(), "model" => model.clone()).absolute(0);
+        for kind in ["prompt", "completion"] {
+            metrics::counter!("candlepipe_llm_tokens_total", "provider" => provider.clone(), "model" => model.clone(), "kind" => kind).absolute(0);
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Probe {
     metrics: PrometheusHandle,

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::support::*;
 
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/rules.yml");
+const RULES_TEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/rules_test.yml");
 const PROMETHEUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/prometheus/prometheus.yml");
 const DASHBOARD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -68,6 +69,12 @@ async fn prometheus_rules_and_dashboard_are_valid_and_every_metric_they_use_is_e
         )
     };
     ok(&out);
+    // Each alert fires on what should raise it and stays quiet otherwise.
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules", RULES_TEST])
+        .output()
+        .unwrap();
+    ok(&out);
     // The scrape config, with its rule file pointed at the repository's copy.
     let config = std::fs::read_to_string(PROMETHEUS)
         .unwrap()
@@ -105,6 +112,22 @@ async fn prometheus_rules_and_dashboard_are_valid_and_every_metric_they_use_is_e
         .worker_with(&["all"], &["--metrics-addr", "127.0.0.1:0"])
         .await;
     let url = worker.metrics_url().await;
+    // Before any traffic, every metric the rules read is there (at zero).
+    let scrape = || async {
+        reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let at_start = scrape().await;
+    let for_rules = metric_names(&std::fs::read_to_string(RULES).unwrap());
+    let absent: Vec<&String> = for_rules
+        .iter()
+        .filter(|m| !at_start.contains(&format!("# TYPE {m} ")))
+        .collect();
+    assert!(absent.is_empty(), "not exported at start: {absent:?}");
     let client = stack.client().await;
     // Traffic that touches every metric: a miss, a hit, an error, a dead letter.
     let r = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1h","limit":5,"max_age_ms":600_000});
