@@ -47,3 +47,64 @@ proptest! {
         }
     }
 }
+
+/// A million cases each, from arbitrary bytes and from valid encodings with bytes changed:
+/// every decoder returns a value or a typed error, and never panics.
+mod a_million_each {
+    use candlepipe_core::{AnalysisRequest, Encoding, FillJob};
+    use proptest::prelude::*;
+
+    fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+        let len = valid.len().max(1);
+        proptest::collection::vec((0..len, any::<u8>(), 0..3u8), 1..8).prop_map(move |edits| {
+            let mut b = valid.clone();
+            for (at, byte, how) in edits {
+                let at = at.min(b.len());
+                match how {
+                    0 if at < b.len() => b[at] = byte,
+                    1 => b.insert(at, byte),
+                    _ if at < b.len() => {
+                        b.remove(at);
+                    }
+                    _ => b.push(byte),
+                }
+            }
+            b
+        })
+    }
+
+    fn analysis_request() -> Vec<u8> {
+        br#"{"exchange":"binance","symbols":["BTC/USDT","ETH/USDT"],"interval":"1h","lookback":200,"llm":true,"timeout_ms":30000}"#.to_vec()
+    }
+
+    fn fill_job() -> Vec<u8> {
+        br#"{"series":{"exchange":"kraken","symbol":"BTC/USD","interval":"1m"},"from":1764000000000,"to":1764005940000,"includes_open":true,"fresh_after":1764005999000}"#.to_vec()
+    }
+
+    fn analysis(enc: Encoding, bytes: &[u8]) {
+        if let Ok(r) = enc.decode::<AnalysisRequest>(bytes) {
+            let _ = r.validate();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1_000_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn analysis_requests(bytes in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            mutated(analysis_request()),
+        ]) {
+            analysis(Encoding::Json, &bytes);
+            analysis(Encoding::Msgpack, &bytes);
+        }
+
+        #[test]
+        fn fill_jobs(bytes in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            mutated(fill_job()),
+        ]) {
+            let _ = serde_json::from_slice::<FillJob>(&bytes);
+        }
+    }
+}

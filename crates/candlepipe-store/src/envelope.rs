@@ -99,6 +99,17 @@ impl Keyring {
     /// Checks a stored value; anything that does not verify is an error, never data.
     pub fn open<'a>(&self, redis_key: &str, bytes: &'a [u8]) -> Result<Opened<'a>, Tampered> {
         let env: Envelope = rmp_serde::from_slice(bytes).map_err(|_| Tampered::Undecodable)?;
+        // Nothing may follow the envelope: `seal` writes the MAC last, borrowed from the
+        // input by the zero-copy decoder, so it must end where the input ends.
+        let mac_end = match &env.mac {
+            Cow::Borrowed(mac) => {
+                (mac.as_ptr() as usize + mac.len()).checked_sub(bytes.as_ptr() as usize)
+            }
+            Cow::Owned(_) => None,
+        };
+        if mac_end != Some(bytes.len()) {
+            return Err(Tampered::Undecodable);
+        }
         if env.f != FORMAT_VERSION {
             return Err(Tampered::Format(env.f));
         }
@@ -193,6 +204,12 @@ mod tests {
             (7, 99, &b"hello"[..])
         );
         assert_eq!(ring.open("cp:b", &sealed).unwrap_err(), Tampered::BadMac);
+        let mut longer = sealed.clone();
+        longer.push(0);
+        assert_eq!(
+            ring.open("cp:a", &longer).unwrap_err(),
+            Tampered::Undecodable
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
