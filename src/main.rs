@@ -162,7 +162,21 @@ mod compose_tests {
         assert!(nats_conf.lines().any(|l| l.trim() == "port: 4222"));
         assert_eq!(doc["services"]["nats"]["ports"][0], "4222:4222");
         let env = &doc["x-candlepipe"]["environment"];
-        assert_eq!(env["CANDLEPIPE_NATS_URL"], "nats://nats:4222");
+        // No anonymous NATS: the workers log in, with the permissions the server includes.
+        assert_eq!(
+            env["CANDLEPIPE_NATS_URL"],
+            "nats://candlepipe:${CANDLEPIPE_NATS_WORKER_PASSWORD:?set CANDLEPIPE_NATS_WORKER_PASSWORD}@nats:4222"
+        );
+        assert!(nats_conf
+            .lines()
+            .any(|l| l.trim() == "include ./permissions.conf"));
+        let nats_env = &doc["services"]["nats"]["environment"];
+        for user in ["WORKER", "PRODUCER", "OPERATOR"] {
+            assert!(
+                nats_env[format!("CANDLEPIPE_NATS_{user}_PASSWORD").as_str()].is_string(),
+                "the nats service gets the {user} password"
+            );
+        }
         assert_eq!(env["CANDLEPIPE_REDIS_URL"], "redis://redis:6379");
         let sim_port = doc["services"]["sim"]["command"][2]
             .as_str()

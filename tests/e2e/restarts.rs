@@ -305,3 +305,35 @@ async fn a_long_job_keeps_its_series_locked_and_the_next_one_waits_for_its_ready
         "the second job waited for the first one's data"
     );
 }
+
+#[tokio::test]
+async fn jobs_waiting_for_a_free_slot_do_not_age_in_a_buffer() {
+    let mut stack = stack().await;
+    // Four jobs at a time per worker, each longer than the ack wait: a job pulled ahead of
+    // a free slot would run out its ack wait unworked and be delivered again.
+    stack.set("CANDLEPIPE_FILL_CONCURRENCY", 4);
+    stack.set("CANDLEPIPE_ACK_WAIT_MS", 1_000);
+    stack
+        .sim
+        .set_faults("binance", json!({"latency_ms": 1_500}))
+        .await;
+    let _fills = [stack.worker(&["fill"]).await, stack.worker(&["fill"]).await];
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let client = client.clone();
+        set.spawn(async move {
+            let r = json!({"exchange":"binance","symbol":format!("TEST{i}/USDT"),"interval":"1h","limit":5,"timeout_ms":20_000});
+            get(&client, r).await
+        });
+    }
+    while let Some(reply) = set.join_next().await {
+        assert_eq!(ok(&reply.expect("task")).len(), 5);
+    }
+    let js = async_nats::jetstream::new(client.clone());
+    let jobs = js.get_stream("CANDLEPIPE_JOBS").await.unwrap();
+    let info = jobs.consumer_info("fill-binance").await.unwrap();
+    assert_eq!(info.num_redelivered, 0, "{info:?}");
+    assert_eq!(stack.sim.requests("binance").await, 24);
+}

@@ -2,6 +2,8 @@
 //! Redis that requires an ACL user and password, over TLS or not. The secrets never show up
 //! in logs or output.
 
+use std::time::Duration;
+
 use candlepipe_testkit::{NatsServer, RedisServer, Stack, TlsFiles};
 use serde_json::json;
 
@@ -360,4 +362,117 @@ async fn workers_refuse_to_sign_with_the_public_key_unless_told_dev() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 bytes"));
+}
+
+/// The next permissions violation the server reported on a connection.
+async fn refusal(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let e = events.recv().await.unwrap();
+            if e.to_lowercase().contains("permissions violation") {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the server refuses and says why")
+}
+
+#[tokio::test]
+async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
+    use futures::StreamExt;
+    // The repository's permissions; the passwords come from the server's environment.
+    let nats = NatsServer::start_with_env(
+        &[
+            "-c",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/nats/permissions.conf"),
+        ],
+        &[
+            ("CANDLEPIPE_NATS_PRODUCER_PASSWORD", "p-pass"),
+            ("CANDLEPIPE_NATS_WORKER_PASSWORD", "w-pass"),
+            ("CANDLEPIPE_NATS_OPERATOR_PASSWORD", "o-pass"),
+        ],
+    );
+    let port = nats.port;
+    let mut stack = Stack::start_with(BIN, nats, RedisServer::start()).await;
+    stack.set(
+        "CANDLEPIPE_NATS_URL",
+        format!("nats://candlepipe:w-pass@127.0.0.1:{port}"),
+    );
+    let _worker = stack.worker(&["all"]).await;
+    let url = format!("nats://127.0.0.1:{port}");
+    let as_user = |user: &'static str, pass: &'static str| {
+        let url = url.clone();
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let client =
+                async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+                    .event_callback(move |e| {
+                        let tx = tx.clone();
+                        async move {
+                            let _ = tx.send(e.to_string());
+                        }
+                    })
+                    .connect(url)
+                    .await
+                    .unwrap();
+            (client, rx)
+        }
+    };
+    let (operator, _) = as_user("operator", "o-pass").await;
+    let mut seen = operator.subscribe("candlepipe.>").await.unwrap();
+    operator.flush().await.unwrap();
+    let (producer, mut events) = as_user("producer", "p-pass").await;
+
+    // Asking works.
+    let reply = get(&producer, req("binance", "BTC/USDT", "1h", 3)).await;
+    assert_eq!(ok(&reply).len(), 3);
+    // Publishing a control message or a fill job is refused by the server.
+    for subject in [
+        "candlepipe.control.llm.route",
+        "candlepipe.jobs.fill.binance",
+    ] {
+        producer
+            .publish(subject, "from-a-producer".into())
+            .await
+            .unwrap();
+        producer.flush().await.unwrap();
+        let refused = refusal(&mut events).await;
+        assert!(refused.contains(subject), "{refused}");
+    }
+    // None of it reached those subjects.
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), seen.next()).await {
+        assert_ne!(
+            &m.payload[..],
+            b"from-a-producer",
+            "a producer's message got through on {}",
+            m.subject
+        );
+    }
+    // The async analysis form is a producer's to use.
+    let mut results = producer.subscribe("results.desk9").await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Candlepipe-Reply", "results.desk9");
+    let job = json!({"exchange":"binance","symbols":["BTC/USDT"],"interval":"1h","lookback":60});
+    async_nats::jetstream::new(producer.clone())
+        .publish_with_headers(
+            "candlepipe.jobs.analyze",
+            headers,
+            serde_json::to_vec(&job).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .expect("JetStream took the job");
+    let answer = tokio::time::timeout(Duration::from_secs(20), results.next())
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+    assert_eq!(answer["results"]["BTC/USDT"]["candles"], 60, "{answer}");
+    // Nor may it subscribe to the jobs.
+    let _jobs = producer.subscribe("candlepipe.jobs.>").await.unwrap();
+    producer.flush().await.unwrap();
+    let refused = refusal(&mut events).await;
+    assert!(refused.contains("candlepipe.jobs.>"), "{refused}");
 }

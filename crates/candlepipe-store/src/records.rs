@@ -159,3 +159,16 @@ pub(crate) async fn discard(conn: &mut Redis, key: &str, why: &Unusable) -> bool
     }
     tampered
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unusable_value_is_logged_once_a_minute_per_key() {
+        assert!(super::log_now("cp:test:a"));
+        assert!(
+            !super::log_now("cp:test:a"),
+            "the same key within the minute"
+        );
+        assert!(super::log_now("cp:test:b"), "another key");
+    }
+}

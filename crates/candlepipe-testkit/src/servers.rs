@@ -25,6 +25,8 @@ pub struct NatsServer {
     pub port: u16,
     dir: TempDir,
     args: Vec<String>,
+    /// Environment given to the server (a config file's `$VARIABLES`).
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -35,23 +37,40 @@ impl NatsServer {
 
     /// With extra `nats-server` arguments (e.g. `--user u --pass p`).
     pub fn start_with(args: &[&str]) -> NatsServer {
+        Self::start_with_env(args, &[])
+    }
+
+    /// With extra arguments and environment variables (e.g. the passwords a config file's
+    /// `$VARIABLES` name).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> NatsServer {
         require("nats-server", "nats-server");
         let dir = tempfile::tempdir().expect("temp dir for JetStream");
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, port) = Self::spawn(&dir, None, &args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, port) = Self::spawn(&dir, None, &args, &env);
         NatsServer {
             port,
             dir,
             args,
+            env,
             child: Some(child),
         }
     }
 
-    fn spawn(dir: &TempDir, port: Option<u16>, args: &[String]) -> (Child, u16) {
+    fn spawn(
+        dir: &TempDir,
+        port: Option<u16>,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> (Child, u16) {
         let mut cmd = Command::new("nats-server");
         cmd.args(["-a", "127.0.0.1", "-js", "-sd"])
             .arg(dir.path())
-            .args(args);
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.args(["-p", &port.map_or("-1".to_string(), |p| p.to_string())]);
         let child = Child::spawn("nats-server", cmd);
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -88,7 +107,7 @@ impl NatsServer {
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) {
         self.stop();
-        let (child, _) = Self::spawn(&self.dir, Some(self.port), &self.args);
+        let (child, _) = Self::spawn(&self.dir, Some(self.port), &self.args, &self.env);
         self.child = Some(child);
     }
 }
