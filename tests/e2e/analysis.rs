@@ -39,6 +39,18 @@ fn symbols(base: usize, n: usize) -> Vec<String> {
     (base..base + n).map(|i| format!("TEST{i}/USDT")).collect()
 }
 
+/// The signed values the workers keep in Redis, read as they read them.
+async fn records(stack: &Stack) -> Records {
+    let conn = redis::aio::ConnectionManager::new(redis::Client::open(stack.redis.url()).unwrap())
+        .await
+        .unwrap();
+    Records::new(
+        Redis::Single(conn),
+        Keyring::new("k1", candlepipe_testkit::TEST_HMAC_KEY.as_bytes()),
+        "cp:",
+    )
+}
+
 /// The sim LLM's counters: (chat requests, prompt tokens, completion tokens).
 async fn llm_counts(stack: &Stack) -> (u64, u64, u64) {
     let s = stack.sim.stats().await;
@@ -522,14 +534,7 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     assert_eq!(reply["errors"]["NOPE/USDT"]["code"], "unknown_symbol");
 
     // Stored in Redis, signed like every value.
-    let conn = redis::aio::ConnectionManager::new(redis::Client::open(stack.redis.url()).unwrap())
-        .await
-        .unwrap();
-    let records = Records::new(
-        Redis::Single(conn),
-        Keyring::new("k1", candlepipe_testkit::TEST_HMAC_KEY.as_bytes()),
-        "cp:",
-    );
+    let records = records(&stack).await;
     let stored: Value = records
         .get("analysis:job-42")
         .await
@@ -607,14 +612,7 @@ async fn an_async_job_cannot_answer_into_candlepipes_own_subjects() {
         "published on a control subject: {published:?}"
     );
     // The answer kept under the job id says why.
-    let conn = redis::aio::ConnectionManager::new(redis::Client::open(stack.redis.url()).unwrap())
-        .await
-        .unwrap();
-    let records = Records::new(
-        Redis::Single(conn),
-        Keyring::new("k1", candlepipe_testkit::TEST_HMAC_KEY.as_bytes()),
-        "cp:",
-    );
+    let records = records(&stack).await;
     let stored: Value = records
         .get("analysis:job-sneaky")
         .await

@@ -44,6 +44,20 @@ async fn cold_burst(
     all_at_once(client, ns.map(|i| cold(exchange, i, timeout_ms)).collect()).await
 }
 
+/// The jobs stream as earlier versions made it: no size limits.
+async fn earlier_jobs_stream(
+    js: &async_nats::jetstream::Context,
+) -> async_nats::jetstream::stream::Stream {
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: "CANDLEPIPE_JOBS".into(),
+        subjects: vec!["candlepipe.jobs.>".into()],
+        retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 fn count(replies: &[Value], what: &str) -> usize {
     replies
         .iter()
@@ -223,20 +237,12 @@ async fn a_permanent_rejection_is_asked_once() {
 
 #[tokio::test]
 async fn a_fill_worker_replaces_the_single_consumer_of_earlier_versions() {
-    use async_nats::jetstream::{consumer, stream};
+    use async_nats::jetstream::consumer;
     let stack = stack().await;
     let client = stack.client().await;
     let js = async_nats::jetstream::new(client.clone());
     // The stream and the one fill consumer (on every fill job) as earlier versions made them.
-    let jobs = js
-        .get_or_create_stream(stream::Config {
-            name: "CANDLEPIPE_JOBS".into(),
-            subjects: vec!["candlepipe.jobs.>".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let jobs = earlier_jobs_stream(&js).await;
     jobs.create_consumer(consumer::pull::Config {
         durable_name: Some("fill".into()),
         filter_subject: "candlepipe.jobs.fill.>".into(),
@@ -287,19 +293,11 @@ async fn a_series_asked_for_50_then_500_candles_costs_one_call() {
 
 #[tokio::test]
 async fn a_consumer_with_other_settings_is_brought_to_the_configured_ones_or_refused() {
-    use async_nats::jetstream::{consumer, stream};
+    use async_nats::jetstream::consumer;
     let stack = stack().await;
     let client = stack.client().await;
     let js = async_nats::jetstream::new(client.clone());
-    let jobs = js
-        .get_or_create_stream(stream::Config {
-            name: "CANDLEPIPE_JOBS".into(),
-            subjects: vec!["candlepipe.jobs.>".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let jobs = earlier_jobs_stream(&js).await;
     // As an earlier version (or an operator) left it: 30 s ack wait, 9 deliveries.
     jobs.create_consumer(consumer::pull::Config {
         durable_name: Some("fill-binance".into()),

@@ -112,7 +112,8 @@ async fn a_key_rotation_in_two_steps_deletes_and_refetches_nothing() {
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
     };
-    let ask = |symbol: &str| json!({"exchange":"binance","symbol":symbol,"interval":"1h","limit":5,"end":closed_end(3_600_000)});
+    let end = closed_end(3_600_000);
+    let ask = |symbol: &str| json!({"exchange":"binance","symbol":symbol,"interval":"1h","limit":5,"end":end});
 
     // Before: everything signed with k1.
     let before = stack.worker(&["ingest", "fill"]).await;

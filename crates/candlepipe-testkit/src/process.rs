@@ -70,26 +70,13 @@ impl Child {
 
     /// Waits until a line contains `needle`; returns that line.
     pub async fn wait_for_line(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(l) = self.output().into_iter().find(|l| l.contains(needle)) {
-                return l;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before printing {needle:?}:\n{}",
-                    self.name,
-                    self.output().join("\n")
-                );
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!(
-                    "{} did not print {needle:?} within {within:?}:\n{}",
-                    self.name,
-                    self.output().join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match self.try_wait_for_line(needle, within).await {
+            Ok(line) => line,
+            Err(out) => panic!(
+                "{} exited before printing {needle:?}:\n{}",
+                self.name,
+                out.join("\n")
+            ),
         }
     }
 

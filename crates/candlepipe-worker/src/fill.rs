@@ -18,7 +18,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::disposition::{decide, wire_code, Disposition, JobError};
-use crate::jobs::{finish, settle_failure, with_progress};
+use crate::jobs::{finish, keeping_alive, settle_failure, with_progress};
 use crate::loops::pull_jobs;
 use crate::streams::{
     ensure_consumer, ensure_streams, lane_consumer_config, remove_legacy_fill_consumer,
@@ -283,21 +283,16 @@ async fn holding_lock<T>(
     work: impl std::future::Future<Output = T>,
 ) -> T {
     let ttl = ctx.settings.streams.ack_wait;
-    tokio::pin!(work);
-    let period = (ttl / 3).max(Duration::from_millis(50));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                match ctx.store.renew_lock(&job.series, token, ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!(series = %job.series, "fill lock lost; finishing without it"),
-                    Err(e) => tracing::debug!(error = %e, "fill lock not renewed"),
-                }
+    let renew = || async {
+        match ctx.store.renew_lock(&job.series, token, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(series = %job.series, "fill lock lost; finishing without it")
             }
+            Err(e) => tracing::debug!(error = %e, "fill lock not renewed"),
         }
-    }
+    };
+    keeping_alive(ttl, renew, work).await
 }
 
 /// The newest open time a job covers at `now`.

@@ -32,25 +32,40 @@ pub mod dlq_headers {
     pub use candlepipe_core::analysis::JOB_ID_HEADER;
 }
 
+/// Runs `work`, and `keep_alive` every third of `lease` while it runs (never before the
+/// first third): what keeps a job's delivery and its series lock from lapsing.
+pub(crate) async fn keeping_alive<T, F, Fut>(
+    lease: Duration,
+    keep_alive: F,
+    work: impl std::future::Future<Output = T>,
+) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    tokio::pin!(work);
+    let period = (lease / 3).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => keep_alive().await,
+        }
+    }
+}
+
 /// Runs `work`, telling JetStream the job is still in progress every third of `ack_wait`.
 pub(crate) async fn with_progress<T>(
     msg: &Message,
     ack_wait: Duration,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    tokio::pin!(work);
-    let period = (ack_wait / 3).max(Duration::from_millis(100));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                if let Err(e) = msg.ack_with(AckKind::Progress).await {
-                    tracing::debug!(error = %e, "in-progress ack failed");
-                }
-            }
+    let progress = || async {
+        if let Err(e) = msg.ack_with(AckKind::Progress).await {
+            tracing::debug!(error = %e, "in-progress ack failed");
         }
-    }
+    };
+    keeping_alive(ack_wait, progress, work).await
 }
 
 pub(crate) async fn finish(msg: &Message, kind: AckKind) {
