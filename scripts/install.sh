@@ -54,6 +54,11 @@ ensure_openssl() {
   command -v openssl >/dev/null || apt_install openssl
 }
 
+# The clock-skew test runs a fill worker under libfaketime.
+ensure_faketime() {
+  command -v faketime >/dev/null || apt_install faketime
+}
+
 ensure_rust() {
   if ! command -v cargo >/dev/null; then
     if [[ -x "$HOME/.cargo/bin/cargo" ]]; then

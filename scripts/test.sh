@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs nats-server, redis-server, promtool and openssl when
+# The whole test suite. Installs nats-server, redis-server, promtool, openssl and faketime when
 # missing, and a current nats-server under .tools/ for the cluster test; the tests start their own servers on free ports and stop them, so nothing
 # already running is touched.
 # shellcheck source=scripts/prelude.sh
 source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 ensure_promtool
 ensure_openssl
+ensure_faketime
 ensure_current_nats
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -149,6 +149,17 @@ fn default_rps(ex: Exchange) -> u32 {
     }
 }
 
+/// How long after an interval closes its candle is surely published: an interval still
+/// without a candle then has no trades. Binance publishes at once, Coinbase's candles can
+/// lag by tens of seconds, Kraken commits a row when the next interval starts.
+fn default_publish_delay(ex: Exchange) -> Duration {
+    Duration::from_secs(match ex {
+        Exchange::Binance => 15,
+        Exchange::Coinbase => 60,
+        Exchange::Kraken => 30,
+    })
+}
+
 fn default_url(ex: Exchange) -> &'static str {
     match ex {
         Exchange::Binance => "https://api.binance.com",
@@ -196,6 +207,10 @@ impl Config {
                 url: l.get(&format!("{ex}_url"), default_url(ex).to_string())?,
                 rps,
                 burst: l.get(&format!("{ex}_burst"), 1)?,
+                publish_delay: Duration::from_millis(l.get(
+                    &format!("{ex}_publish_delay_ms"),
+                    default_publish_delay(ex).as_millis() as u64,
+                )?),
             })
         };
         let (keyring, insecure_dev_key) = keyring(&l)?;

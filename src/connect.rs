@@ -190,11 +190,18 @@ async fn redis_once(cfg: &Config) -> anyhow::Result<Result<Redis, redis::RedisEr
         .map(Redis::Single))
 }
 
+/// Connects to Redis, retrying for `patience`, and puts the process on Redis's clock (the
+/// cluster's, see `candlepipe_worker::clock`).
 pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<Redis> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         match redis_once(cfg).await? {
-            Ok(c) => return Ok(c),
+            Ok(c) => {
+                candlepipe_worker::clock::follow(c.clone())
+                    .await
+                    .context("reading Redis's clock (TIME)")?;
+                return Ok(c);
+            }
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "Redis not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;

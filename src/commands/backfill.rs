@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
 use candlepipe_exchange::budget::Demand;
-use candlepipe_store::{Fetched, Records};
+use candlepipe_store::Records;
 use candlepipe_worker::cluster_stats::{self, Counters};
 use candlepipe_worker::markets::Markets;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -100,7 +100,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         Interval::parse(&args.interval).map_err(|e| anyhow::anyhow!(e.message))?,
     );
     anyhow::ensure!(
-        series.exchange.supports(series.interval),
+        series.exchange.source_interval(series.interval).is_some(),
         "{} does not serve {} candles",
         series.exchange,
         series.interval
@@ -169,16 +169,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         while cursor <= b {
             let end = (cursor + page - step).min(b);
             let now = now_ms();
-            let candles = client
+            let fetched = client
                 .fetch(&series, &native, cursor, end, now, Demand::Bulk)
                 .await
                 .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
-            stored += candles.len() as u64;
-            let fetched = Fetched {
-                covered: vec![(cursor, end.min(closed_bound(iv, now)))],
-                candles,
-                tail_fetched_at: None,
-            };
+            stored += fetched.candles.len() as u64;
             store.write(&series, &fetched, now).await?;
             progress.advance(((end - cursor) / step + 1) as u64, stored);
             cursor = end + step;

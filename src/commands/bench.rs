@@ -266,7 +266,7 @@ impl Target {
                 .await
                 .ok()?
                 {
-                    Ok(candles) if !candles.is_empty() => Some(("direct", 0)),
+                    Ok(got) if !got.candles.is_empty() => Some(("direct", 0)),
                     _ => Some(("error:upstream_error", 0)),
                 }
             }

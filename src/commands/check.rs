@@ -178,7 +178,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 })?;
                 let candles = client
                     .fetch(&series, &native, t - 60_000, t, now, Demand::Bulk)
-                    .await?;
+                    .await?
+                    .candles;
                 Ok::<_, FetchError>(format!(
                     "{url} ({} markets; {} candles for {})",
                     markets.len(),

@@ -34,6 +34,10 @@ pub struct Args {
     /// Answer from cache at once (marked stale) and refresh in the background.
     #[arg(long)]
     allow_stale: bool,
+    /// `previous`: intervals without trades become zero-volume candles at the previous
+    /// close, marked synthetic.
+    #[arg(long, default_value = "none")]
+    fill_gaps: String,
     /// Print the reply as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -72,6 +76,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         max_age_ms: args.max_age_ms,
         allow_stale: Some(args.allow_stale),
         timeout_ms: Some(args.timeout_ms as i64),
+        fill_gaps: Some(args.fill_gaps),
     };
     let enc = if args.msgpack {
         Encoding::Msgpack
@@ -129,14 +134,33 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
 fn print_table(out: &mut impl Write, r: &candlepipe_core::CandlesReply) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} {} {}: {} candles from {}{}",
+        "{} {} {}{}: {} candles from {}{}{}",
         r.exchange,
         r.symbol,
         r.interval,
+        r.aggregated_from
+            .map(|b| format!(" (built from {b})"))
+            .unwrap_or_default(),
         r.candles.len(),
         r.source.as_str(),
-        if r.stale { " (stale)" } else { "" }
+        if r.stale { " (stale)" } else { "" },
+        if r.complete {
+            ""
+        } else {
+            " (incomplete: the exchange cannot serve all of the window yet or any more)"
+        }
     )?;
+    if !r.missing.is_empty() {
+        writeln!(
+            out,
+            "no trades (no candle) at: {}",
+            r.missing
+                .iter()
+                .map(|&t| format_time(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
     writeln!(
         out,
         "{:<22} {:>14} {:>14} {:>14} {:>14} {:>16}  closed",
@@ -152,7 +176,11 @@ fn print_table(out: &mut impl Write, r: &candlepipe_core::CandlesReply) -> std::
             c.l,
             c.c,
             c.v,
-            if c.closed { "yes" } else { "no" }
+            match (c.closed, c.synthetic) {
+                (_, true) => "synthetic",
+                (true, false) => "yes",
+                (false, false) => "no",
+            }
         )?;
     }
     Ok(())

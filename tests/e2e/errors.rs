@@ -63,14 +63,6 @@ async fn every_error_code_from_its_cause() {
         "unsupported_interval"
     );
     assert_eq!(
-        code(&get(&client, req("coinbase", "BTC/USD", "3m", 5)).await),
-        "unsupported_interval"
-    );
-    assert_eq!(
-        code(&get(&client, req("kraken", "BTC/USD", "3d", 5)).await),
-        "unsupported_interval"
-    );
-    assert_eq!(
         code(&get(&client, req("binance", "BTC/USDT", "1m", 0)).await),
         "limit_out_of_range"
     );
@@ -101,6 +93,19 @@ async fn every_error_code_from_its_cause() {
             "{ex}: terminal errors do not wait for retries"
         );
     }
+
+    // Older than the exchange serves: Kraken keeps 720 intervals.
+    let two_days_ago = now_ms() - 2 * 86_400_000;
+    assert_eq!(
+        code(
+            &get(
+                &client,
+                json!({"exchange":"kraken","symbol":"ETH/USD","interval":"1m","limit":5,"end":two_days_ago})
+            )
+            .await
+        ),
+        "history_unavailable"
+    );
 
     // Upstream failures with no cached copy: the last error once the wait is over.
     stack

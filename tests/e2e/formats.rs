@@ -9,12 +9,7 @@ use crate::support::*;
 
 /// The sim's own answer for a window, fetched directly in the exchange's format.
 async fn raw(stack: &Stack, path_and_query: &str) -> Value {
-    reqwest::get(format!("{}{}", stack.sim.url, path_and_query))
-        .await
-        .expect("sim")
-        .json()
-        .await
-        .expect("json")
+    serde_json::from_slice(&sim_raw(stack, path_and_query).await).expect("json")
 }
 
 fn text(v: &Value) -> String {

@@ -56,13 +56,39 @@ pub fn code(reply: &Value) -> &str {
     reply["error"]["code"].as_str().expect("error code")
 }
 
-/// An hour ago's open time, aligned to `step_ms`, for windows of closed candles.
-pub fn closed_end(step_ms: i64) -> i64 {
-    let now = std::time::SystemTime::now()
+/// The host's time in ms (the sim's clock).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    (now - 3_600_000).div_euclid(step_ms) * step_ms
+        .unwrap_or(0)
+}
+
+/// Waits until the clock is `from_s..to_s` seconds into a minute; returns the time then.
+pub async fn into_minute(from_s: i64, to_s: i64) -> i64 {
+    loop {
+        let now = now_ms();
+        if (from_s..to_s).contains(&(now.rem_euclid(60_000) / 1000)) {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An hour ago's open time, aligned to `step_ms`, for windows of closed candles.
+pub fn closed_end(step_ms: i64) -> i64 {
+    (now_ms() - 3_600_000).div_euclid(step_ms) * step_ms
+}
+
+/// The sim's own answer, in the exchange's format.
+pub async fn sim_raw(stack: &Stack, path_and_query: &str) -> Vec<u8> {
+    reqwest::get(format!("{}{}", stack.sim.url, path_and_query))
+        .await
+        .expect("sim")
+        .bytes()
+        .await
+        .expect("sim body")
+        .to_vec()
 }
 
 /// The value of `key=` in a query string.

@@ -50,7 +50,7 @@ impl AnalysisRequest {
     pub fn validate(&self) -> Result<AnalysisQuery, WireError> {
         let exchange = Exchange::parse(&self.exchange)?;
         let interval = Interval::parse(self.interval.as_deref().unwrap_or("1h"))?;
-        if !exchange.supports(interval) {
+        if exchange.source_interval(interval).is_none() {
             return Err(WireError::new(
                 ErrorCode::UnsupportedInterval,
                 format!("{exchange} does not serve {interval} candles"),
@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(code(r), ErrorCode::LimitOutOfRange);
         let mut r = req(&["BTC/USD"]);
         r.exchange = "coinbase".into();
-        r.interval = Some("4h".into());
+        r.interval = Some("2m".into());
         assert_eq!(code(r), ErrorCode::UnsupportedInterval);
         let mut r = req(&["BTC/USD"]);
         r.exchange = "ftx".into();

@@ -24,4 +24,79 @@ pub struct Candle {
     pub v: Decimal,
     /// False only for the newest, still-forming candle.
     pub closed: bool,
+    /// Made by candlepipe for an interval without trades (`fill_gaps: "previous"`): zero
+    /// volume at the previous close. Never stored; on the wire only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synthetic: bool,
+}
+
+/// `candles` (ascending) with, for each open time in `missing` (ascending), a zero-volume
+/// candle at the previous candle's close, marked synthetic. Open times before the first
+/// candle have no previous close and stay out.
+pub fn fill_with_previous(candles: &[Candle], missing: &[Millis]) -> Vec<Candle> {
+    let mut out = Vec::with_capacity(candles.len() + missing.len());
+    let mut gaps = missing.iter().copied().peekable();
+    let mut previous: Option<Decimal> = None;
+    let mut fill_until = |limit: Millis, out: &mut Vec<Candle>, previous: Option<Decimal>| {
+        while let Some(t) = gaps.next_if(|&t| t < limit) {
+            if let Some(p) = previous {
+                out.push(Candle {
+                    t,
+                    o: p,
+                    h: p,
+                    l: p,
+                    c: p,
+                    v: Decimal::ZERO,
+                    closed: true,
+                    synthetic: true,
+                });
+            }
+        }
+    };
+    for c in candles {
+        fill_until(c.t, &mut out, previous);
+        out.push(c.clone());
+        previous = Some(c.c);
+    }
+    fill_until(Millis::MAX, &mut out, previous);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candle(t: Millis, close: i64) -> Candle {
+        let d = Decimal::new(close, 2);
+        Candle {
+            t,
+            o: d,
+            h: d,
+            l: d,
+            c: d,
+            v: Decimal::ONE,
+            closed: true,
+            synthetic: false,
+        }
+    }
+
+    #[test]
+    fn gaps_take_the_previous_close_and_leading_ones_stay_out() {
+        let candles = [candle(2, 150), candle(5, 170)];
+        let filled = fill_with_previous(&candles, &[1, 3, 4, 6]);
+        let seen: Vec<(Millis, String, String, bool)> = filled
+            .iter()
+            .map(|c| (c.t, c.o.to_string(), c.v.to_string(), c.synthetic))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (2, "1.50".into(), "1".into(), false),
+                (3, "1.50".into(), "0".into(), true),
+                (4, "1.50".into(), "0".into(), true),
+                (5, "1.70".into(), "1".into(), false),
+                (6, "1.70".into(), "0".into(), true),
+            ]
+        );
+    }
 }

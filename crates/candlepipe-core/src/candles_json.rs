@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::request::CandlesReplyRef;
-use crate::{Candle, Exchange, Interval, Source, Symbol};
+use crate::{Candle, Exchange, Interval, Millis, Source, Symbol};
 
 /// Room for one candle's JSON: 13-digit time, five decimals, punctuation.
 const CANDLE_BYTES: usize = 120;
@@ -20,6 +20,10 @@ struct Head<'a> {
     interval: Interval,
     source: Source,
     stale: bool,
+    complete: bool,
+    missing: &'a [Millis],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregated_from: Option<Interval>,
 }
 
 pub fn encode(reply: &CandlesReplyRef) -> Vec<u8> {
@@ -31,6 +35,9 @@ pub fn encode(reply: &CandlesReplyRef) -> Vec<u8> {
         interval: reply.interval,
         source: reply.source,
         stale: reply.stale,
+        complete: reply.complete,
+        missing: reply.missing,
+        aggregated_from: reply.aggregated_from,
     };
     // Reopen the object: `{...}` becomes `{...,"candles":[...]}`. Our own enums, a
     // validated symbol and booleans always serialize; were it ever not so, the reply still
@@ -68,10 +75,11 @@ fn candle(out: &mut Vec<u8>, c: &Candle) {
         crate::decimal_text::write(d, out);
         out.push(b'"');
     }
-    out.extend_from_slice(if c.closed {
-        b",\"closed\":true}"
-    } else {
-        b",\"closed\":false}"
+    out.extend_from_slice(match (c.closed, c.synthetic) {
+        (true, false) => b",\"closed\":true}",
+        (false, false) => b",\"closed\":false}",
+        (true, true) => b",\"closed\":true,\"synthetic\":true}",
+        (false, true) => b",\"closed\":false,\"synthetic\":true}",
     });
 }
 
@@ -81,7 +89,12 @@ mod tests {
     use proptest::prelude::*;
     use rust_decimal::Decimal;
 
-    fn reply_json(candles: &[Candle], source: Source, stale: bool) -> (Vec<u8>, Vec<u8>) {
+    fn reply_json(
+        candles: &[Candle],
+        source: Source,
+        stale: bool,
+        missing: &[Millis],
+    ) -> (Vec<u8>, Vec<u8>) {
         let symbol = Symbol::parse("BTC/USDT").unwrap();
         let r = CandlesReplyRef {
             ok: true,
@@ -90,6 +103,9 @@ mod tests {
             interval: Interval::H1,
             source,
             stale,
+            complete: !stale,
+            missing,
+            aggregated_from: (!missing.is_empty()).then_some(Interval::M30),
             candles,
         };
         (encode(&r), serde_json::to_vec(&r).unwrap())
@@ -97,7 +113,7 @@ mod tests {
 
     #[test]
     fn an_empty_reply_matches_serde() {
-        let (ours, theirs) = reply_json(&[], Source::Redis, true);
+        let (ours, theirs) = reply_json(&[], Source::Redis, true, &[]);
         assert_eq!(
             String::from_utf8(ours).unwrap(),
             String::from_utf8(theirs).unwrap()
@@ -107,17 +123,18 @@ mod tests {
     proptest! {
         #[test]
         fn same_bytes_as_serde_json(
-            rows in proptest::collection::vec((any::<i64>(), any::<i64>(), 0u32..=18, any::<bool>()), 0..20),
+            rows in proptest::collection::vec((any::<i64>(), any::<i64>(), 0u32..=18, any::<bool>(), any::<bool>()), 0..20),
             stale in any::<bool>(),
+            missing in proptest::collection::vec(any::<i64>(), 0..5),
         ) {
             let candles: Vec<Candle> = rows
                 .iter()
-                .map(|&(t, m, scale, closed)| {
+                .map(|&(t, m, scale, closed, synthetic)| {
                     let d = Decimal::from_i128_with_scale(i128::from(m), scale);
-                    Candle { t, o: d, h: -d, l: d, c: d, v: d.abs(), closed }
+                    Candle { t, o: d, h: -d, l: d, c: d, v: d.abs(), closed, synthetic }
                 })
                 .collect();
-            let (ours, theirs) = reply_json(&candles, Source::L1, stale);
+            let (ours, theirs) = reply_json(&candles, Source::L1, stale, &missing);
             prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
         }
     }

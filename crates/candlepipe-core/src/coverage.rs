@@ -1,8 +1,10 @@
-//! Which open times of a series have been fetched completely.
+//! Which open times of a series are fetched for good.
 //!
-//! A range `[from, to]` (inclusive open times) means: every *closed* candle the exchange has
-//! in it is stored. Ranges record what was asked for, not which candles exist, so a gap in
-//! the exchange's own data (no trades, not yet listed) is still "covered" and never refetched.
+//! A range `[from, to]` (inclusive open times) means: every open time in it is confirmed,
+//! either because the exchange returned its candle closed (and it is stored) or because the
+//! exchange confirmed it has none (no trades, not listed yet; see [`crate::confirm`]). A
+//! covered open time without a stored candle is therefore one the exchange has no candle
+//! for, and covered open times are never fetched again.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,23 +48,42 @@ impl Coverage {
     /// The parts of `[from, to]` not covered, oldest first.
     pub fn gaps(&self, from: Millis, to: Millis, step: Millis) -> Vec<(Millis, Millis)> {
         let mut gaps = Vec::new();
+        self.every_gap(from, to, step, |a, b| {
+            gaps.push((a, b));
+            true
+        });
+        gaps
+    }
+
+    /// Whether `ok` holds for every uncovered part `(a, b)` of `[from, to]`, oldest first;
+    /// stops at the first that fails. Allocates nothing (it runs on every cache hit).
+    pub fn every_gap(
+        &self,
+        from: Millis,
+        to: Millis,
+        step: Millis,
+        mut ok: impl FnMut(Millis, Millis) -> bool,
+    ) -> bool {
         let mut cursor = from;
         for &(a, b) in &self.ranges {
             if cursor > to {
-                break;
+                return true;
             }
             if b < cursor {
                 continue;
             }
-            if a > cursor {
-                gaps.push((cursor, (a - step).min(to)));
+            if a > cursor && !ok(cursor, (a - step).min(to)) {
+                return false;
             }
             cursor = cursor.max(b + step);
         }
-        if cursor <= to {
-            gaps.push((cursor, to));
-        }
-        gaps
+        cursor > to || ok(cursor, to)
+    }
+
+    /// Whether open time `t` is covered.
+    pub fn covers(&self, t: Millis) -> bool {
+        let i = self.ranges.partition_point(|&(_, b)| b < t);
+        self.ranges.get(i).is_some_and(|&(a, _)| a <= t)
     }
 
     /// The ranges to ask the exchange for so that `[from, to]` is covered: the gaps, with

@@ -16,10 +16,11 @@ pub enum ErrorCode {
     UpstreamError,
     Timeout,
     Unavailable,
+    HistoryUnavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownExchange,
         ErrorCode::InvalidSymbol,
@@ -30,6 +31,7 @@ impl ErrorCode {
         ErrorCode::UpstreamError,
         ErrorCode::Timeout,
         ErrorCode::Unavailable,
+        ErrorCode::HistoryUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +46,7 @@ impl ErrorCode {
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::HistoryUnavailable => "history_unavailable",
         }
     }
 

@@ -57,14 +57,60 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 }
 
 impl Exchange {
-    /// Whether the exchange serves this interval natively. candlepipe does not aggregate,
-    /// so anything else is `unsupported_interval` for that exchange.
-    pub fn supports(self, interval: crate::Interval) -> bool {
+    /// Whether the exchange serves this interval itself.
+    pub fn serves(self, interval: crate::Interval) -> bool {
         use crate::Interval::*;
         match self {
             Exchange::Binance => true,
             Exchange::Coinbase => matches!(interval, M1 | M5 | M15 | H1 | H6 | D1),
             Exchange::Kraken => matches!(interval, M1 | M5 | M15 | M30 | H1 | H4 | D1 | W1),
         }
+    }
+
+    /// The interval candlepipe fetches to answer `interval`: the interval itself when the
+    /// exchange serves it, else the largest one it serves that divides it (its candles are
+    /// aggregated, see [`crate::aggregate`]); `None` when none does.
+    pub fn source_interval(self, interval: crate::Interval) -> Option<crate::Interval> {
+        if self.serves(interval) {
+            return Some(interval);
+        }
+        crate::Interval::ALL
+            .into_iter()
+            .filter(|&i| self.serves(i) && interval.millis() % i.millis() == 0)
+            .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Interval::{self, *};
+
+    #[test]
+    fn unserved_intervals_come_from_the_largest_served_divisor() {
+        let from = |ex: Exchange, iv: Interval| ex.source_interval(iv);
+        for iv in Interval::ALL {
+            assert_eq!(from(Exchange::Binance, iv), Some(iv));
+        }
+        let coinbase = [
+            (M3, M1),
+            (M30, M15),
+            (H2, H1),
+            (H4, H1),
+            (H8, H1),
+            (H12, H6),
+            (D3, D1),
+            (W1, D1),
+        ];
+        for (iv, base) in coinbase {
+            assert!(!Exchange::Coinbase.serves(iv));
+            assert_eq!(from(Exchange::Coinbase, iv), Some(base), "coinbase {iv}");
+        }
+        let kraken = [(M3, M1), (H2, H1), (H6, H1), (H8, H4), (H12, H4), (D3, D1)];
+        for (iv, base) in kraken {
+            assert!(!Exchange::Kraken.serves(iv));
+            assert_eq!(from(Exchange::Kraken, iv), Some(base), "kraken {iv}");
+        }
+        assert_eq!(from(Exchange::Kraken, W1), Some(W1));
     }
 }

@@ -1,14 +1,18 @@
-//! When a cached series can answer a query. Pure rules shared by L1, Redis and fill workers.
+//! When a cached series can answer a query, and what an answer lacks. Pure rules shared by
+//! L1, Redis and fill workers.
 //!
 //! A candle counts as closed once `CLOSE_MARGIN_MS` has passed after its close time, so a
-//! clock slightly ahead of the exchange never stores a forming candle as final. Closed
-//! candles are covered for good ([`Coverage`]); the tail after the last closed candle is only
-//! as good as the fetch that brought it (`fetched_at`).
+//! clock slightly ahead of the exchange never stores a forming candle as final. Confirmed
+//! open times are covered for good ([`Coverage`]); the others (the forming candle, a candle
+//! not committed or not published yet) answer only as recently as they were last asked of
+//! the exchange (`asked`), so that a later request asks again.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::request::Window;
-use crate::{CandleQuery, Coverage, Interval, Millis};
+use crate::{Candle, CandleQuery, Coverage, Interval, Millis};
 
 pub const CLOSE_MARGIN_MS: Millis = 3_000;
 
@@ -24,7 +28,13 @@ pub struct SeriesState {
     pub version: u64,
     /// When the newest part was last fetched from the exchange (0: never).
     pub fetched_at: Millis,
+    /// Confirmed open times.
     pub coverage: Coverage,
+    /// Open times asked of the exchange but not confirmed → when last asked.
+    pub asked: BTreeMap<Millis, Millis>,
+    /// Oldest open time the exchange still serves (0: all of them); older open times that
+    /// are not covered cannot be fetched any more.
+    pub history_from: Millis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,59 +45,109 @@ pub enum Verdict {
     Miss(Window),
 }
 
+/// What a window of candles lacks: `missing` are open times the exchange has no candle for
+/// (confirmed empty); `complete` is false when some open time is neither a candle nor
+/// confirmed empty (beyond the exchange's history, not published yet, or forming without
+/// trades yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completeness {
+    pub complete: bool,
+    pub missing: Vec<Millis>,
+}
+
 impl SeriesState {
-    /// Whether this state answers `q` at `now`. For a "latest" query the last fetch must be
-    /// within `max_age_ms`, in the current interval, and the closed part must be covered.
+    /// Whether every open time of `[from, to]` is settled for an answer: confirmed, beyond
+    /// the exchange's history, or asked of the exchange at or after `since`.
+    pub fn answers(&self, step: Millis, from: Millis, to: Millis, since: Millis) -> bool {
+        let from = from.max(self.history_from);
+        from > to
+            || self.coverage.every_gap(from, to, step, |a, b| {
+                let mut t = a;
+                while t <= b {
+                    if self.asked.get(&t).is_none_or(|&at| at < since) {
+                        return false;
+                    }
+                    t += step;
+                }
+                true
+            })
+    }
+
+    /// Whether this state answers `q` at `now`: every open time of the window confirmed
+    /// or asked within `max_age_ms` (for a "latest" query that includes the forming
+    /// candle, which is never confirmed).
     pub fn verdict(&self, q: &CandleQuery, now: Millis) -> Verdict {
-        let iv = q.series.interval;
         let w = q.window(now);
-        let ok = if w.includes_open {
-            self.fetched_at >= now - q.max_age_ms
-                && iv.open_of(self.fetched_at) == iv.open_of(now)
-                && self
-                    .coverage
-                    .contains(w.from, closed_bound(iv, self.fetched_at))
-        } else {
-            self.coverage.contains(w.from, w.to)
-        };
-        if ok {
+        let step = q.series.interval.millis();
+        if self.answers(step, w.from, w.to, now - q.max_age_ms) {
             Verdict::Fresh(w)
         } else {
             Verdict::Miss(w)
         }
     }
 
-    /// Whether this state already answers a fill job, so the job needs no exchange request:
-    /// for the forming candle, a fetch at or after the job's `fresh_after` that covers the
-    /// closed part; for closed windows, coverage alone.
-    pub fn fulfils(&self, job: &crate::FillJob) -> bool {
-        if job.includes_open {
-            self.fetched_at >= job.fresh_after
-                && self
-                    .coverage
-                    .contains(job.from, closed_bound(job.series.interval, self.fetched_at))
+    /// Whether this state already answers a fill job at `now`, so the job needs no exchange
+    /// request: every open time it wants confirmed or asked at or after its `fresh_after`.
+    pub fn fulfils(&self, job: &crate::FillJob, now: Millis) -> bool {
+        let iv = job.series.interval;
+        let to = if job.includes_open {
+            iv.open_of(now)
         } else {
-            self.coverage.contains(job.from, job.to)
-        }
+            job.to
+        };
+        self.answers(iv.millis(), job.from, to, job.fresh_after)
     }
 
     /// The verdict for a producer that has waited for a fill which was asked for when the
-    /// data had to be fetched at or after `fresh_after`: the window is taken at the fetch
-    /// time, so a fill that finished just after an interval boundary still answers.
+    /// data had to be fetched at or after `fresh_after`. A "latest" window is taken at the
+    /// fetch time, so a fill that finished just after an interval boundary still answers.
     pub fn verdict_after_fill(&self, q: &CandleQuery, fresh_after: Millis, now: Millis) -> Verdict {
-        if q.end.is_some() || self.fetched_at < fresh_after {
-            return self.verdict(q, now);
-        }
-        let at = self.fetched_at.min(now);
+        let at = match q.end {
+            None if self.fetched_at >= fresh_after => self.fetched_at.min(now),
+            _ => now,
+        };
         let w = q.window(at);
-        if self
-            .coverage
-            .contains(w.from, closed_bound(q.series.interval, at))
-        {
+        if self.answers(q.series.interval.millis(), w.from, w.to, fresh_after) {
             Verdict::Fresh(w)
         } else {
             Verdict::Miss(q.window(now))
         }
+    }
+
+    /// What the window `[from, to]` lacks, given its stored `candles` (ascending).
+    pub fn completeness(
+        &self,
+        step: Millis,
+        from: Millis,
+        to: Millis,
+        candles: &[Candle],
+    ) -> Completeness {
+        if from > to || candles.len() as Millis == (to - from) / step + 1 {
+            return Completeness {
+                complete: true,
+                missing: Vec::new(),
+            };
+        }
+        let mut out = Completeness {
+            complete: true,
+            missing: Vec::new(),
+        };
+        let mut next = candles.iter().map(|c| c.t).peekable();
+        let mut t = from;
+        while t <= to {
+            while next.peek().is_some_and(|&c| c < t) {
+                next.next();
+            }
+            if next.peek() != Some(&t) {
+                if self.coverage.covers(t) {
+                    out.missing.push(t);
+                } else {
+                    out.complete = false;
+                }
+            }
+            t += step;
+        }
+        out
     }
 }
 
@@ -111,13 +171,20 @@ mod tests {
         .unwrap()
     }
 
+    /// Confirmed `covered`; everything after it up to the forming candle asked at
+    /// `fetched_at`.
     fn state(fetched_at: Millis, covered: (Millis, Millis)) -> SeriesState {
         let mut coverage = Coverage::default();
         coverage.add(covered.0, covered.1, M);
+        let asked = (covered.1 / M + 1..=Interval::M1.open_of(fetched_at) / M)
+            .map(|i| (i * M, fetched_at))
+            .collect();
         SeriesState {
             version: 1,
             fetched_at,
             coverage,
+            asked,
+            history_from: 0,
         }
     }
 
@@ -168,5 +235,80 @@ mod tests {
             Verdict::Fresh(w) => assert_eq!(w.to, 99 * M),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unconfirmed_hole_answers_only_as_recently_as_it_was_asked() {
+        // 95 was not published when asked at 100:10; the window ends before the forming one.
+        let asked_at = 100 * M + 10_000;
+        let mut s = state(asked_at, (80 * M, 94 * M));
+        s.coverage.add(96 * M, 99 * M, M);
+        let q = query(10, Some(99 * M));
+        assert!(matches!(s.verdict(&q, asked_at + 500), Verdict::Fresh(_)));
+        assert!(matches!(s.verdict(&q, asked_at + 1_500), Verdict::Miss(_)));
+        // A producer that waited for that fill is answered all the same.
+        assert!(matches!(
+            s.verdict_after_fill(&q, asked_at - 100, asked_at + 5_000),
+            Verdict::Fresh(_)
+        ));
+    }
+
+    #[test]
+    fn open_times_beyond_the_history_are_settled() {
+        let mut s = state(0, (50 * M, 60 * M));
+        s.history_from = 50 * M;
+        assert!(matches!(
+            s.verdict(&query(20, Some(60 * M)), 200 * M),
+            Verdict::Fresh(_)
+        ));
+        s.history_from = 0;
+        assert!(matches!(
+            s.verdict(&query(20, Some(60 * M)), 200 * M),
+            Verdict::Miss(_)
+        ));
+    }
+
+    #[test]
+    fn completeness_lists_confirmed_empty_open_times_and_flags_the_rest() {
+        let mut s = state(0, (10 * M, 20 * M));
+        s.history_from = 10 * M;
+        let candle = |t: Millis| Candle {
+            t,
+            o: Default::default(),
+            h: Default::default(),
+            l: Default::default(),
+            c: Default::default(),
+            v: Default::default(),
+            closed: true,
+            synthetic: false,
+        };
+        let all: Vec<Candle> = (10..=20).map(|i| candle(i * M)).collect();
+        assert_eq!(
+            s.completeness(M, 10 * M, 20 * M, &all),
+            Completeness {
+                complete: true,
+                missing: vec![]
+            }
+        );
+        let holes: Vec<Candle> = all
+            .iter()
+            .filter(|c| c.t != 12 * M && c.t != 13 * M)
+            .cloned()
+            .collect();
+        assert_eq!(
+            s.completeness(M, 10 * M, 20 * M, &holes),
+            Completeness {
+                complete: true,
+                missing: vec![12 * M, 13 * M]
+            }
+        );
+        // 8 and 9 are beyond the history: not missing, but the window is not complete.
+        assert_eq!(
+            s.completeness(M, 8 * M, 20 * M, &holes),
+            Completeness {
+                complete: false,
+                missing: vec![12 * M, 13 * M]
+            }
+        );
     }
 }

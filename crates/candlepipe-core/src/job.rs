@@ -12,10 +12,11 @@ pub struct FillJob {
     pub from: Millis,
     /// Newest open time wanted.
     pub to: Millis,
-    /// Whether `to` is the forming candle, which must be refetched unless a fetch at or after
-    /// `fresh_after` already brought it.
+    /// Whether `to` is the forming candle (the job then reaches the forming candle of
+    /// whenever it runs).
     pub includes_open: bool,
-    /// The series' last fetch must be at least this recent for the job to be already done.
+    /// Open times of the window that are not confirmed must have been asked of the exchange
+    /// at or after this for the job to be already done.
     pub fresh_after: Millis,
 }
 
@@ -29,20 +30,16 @@ fn bucket_end(t: Millis) -> Millis {
 }
 
 impl FillJob {
-    /// The job for a query's window at `now`. For the forming candle, the required fetch
-    /// time is rounded up to its bucket's end, so that one fetch made after that moment
-    /// satisfies every request that shares the job.
+    /// The job for a query's window at `now`. The required fetch time is rounded up to its
+    /// bucket's end, so that one fetch made after that moment satisfies every request that
+    /// shares the job.
     pub fn new(q: &crate::CandleQuery, w: crate::request::Window, now: Millis) -> FillJob {
         FillJob {
             series: q.series.clone(),
             from: w.from,
             to: w.to,
             includes_open: w.includes_open,
-            fresh_after: if w.includes_open {
-                bucket_end(now - q.max_age_ms)
-            } else {
-                0
-            },
+            fresh_after: bucket_end(now - q.max_age_ms),
         }
     }
 

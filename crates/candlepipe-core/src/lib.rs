@@ -2,9 +2,12 @@
 //! request/reply/event payloads and their encodings. No I/O happens in this crate.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod aggregate;
 pub mod analysis;
 pub mod candle;
 pub mod candles_json;
+pub mod clock;
+pub mod confirm;
 pub mod coverage;
 pub mod decimal_text;
 pub mod encoding;
@@ -21,15 +24,16 @@ pub mod symbol;
 
 pub use analysis::{AnalysisReply, AnalysisRequest};
 pub use candle::Candle;
+pub use confirm::Fetched;
 pub use coverage::Coverage;
 pub use encoding::Encoding;
 pub use error::{ErrorCode, WireError};
 pub use exchange::Exchange;
-pub use freshness::{SeriesState, Verdict};
+pub use freshness::{Completeness, SeriesState, Verdict};
 pub use interval::Interval;
 pub use job::{FillJob, ReadyEvent};
 pub use lane::{Lane, Priority};
-pub use request::{CandleQuery, CandlesReply, CandlesRequest, Source};
+pub use request::{CandleQuery, CandlesReply, CandlesRequest, FillGaps, Source};
 pub use series::SeriesKey;
 pub use subjects::Subjects;
 pub use symbol::Symbol;
@@ -37,10 +41,4 @@ pub use symbol::Symbol;
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
-/// The current wall-clock time in milliseconds.
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
+pub use clock::now_ms;

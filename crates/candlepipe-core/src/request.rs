@@ -25,6 +25,35 @@ pub struct CandlesRequest {
     /// How long the producer waits for the answer, in ms (default and cap: configuration).
     #[serde(default)]
     pub timeout_ms: Option<i64>,
+    /// `"none"` (default) or `"previous"`.
+    #[serde(default)]
+    pub fill_gaps: Option<String>,
+}
+
+/// What to do with open times the exchange has no candle for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum FillGaps {
+    /// Leave them out; the reply lists them in `missing`.
+    #[default]
+    None,
+    /// A zero-volume candle at the previous close, marked `synthetic`.
+    Previous,
+}
+
+impl FillGaps {
+    pub fn parse(s: &str) -> Result<FillGaps, WireError> {
+        match s {
+            "none" => Ok(FillGaps::None),
+            "previous" => Ok(FillGaps::Previous),
+            other => Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "fill_gaps must be \"none\" or \"previous\", got '{}'",
+                    crate::exchange::truncate(other, 20)
+                ),
+            )),
+        }
+    }
 }
 
 /// A request that passed validation.
@@ -38,6 +67,7 @@ pub struct CandleQuery {
     pub allow_stale: bool,
     /// How long the producer waits; `None` leaves it to the configured default.
     pub timeout_ms: Option<Millis>,
+    pub fill_gaps: FillGaps,
 }
 
 impl CandlesRequest {
@@ -45,7 +75,7 @@ impl CandlesRequest {
         let exchange = Exchange::parse(&self.exchange)?;
         let symbol = Symbol::parse(&self.symbol)?;
         let interval = Interval::parse(&self.interval)?;
-        if !exchange.supports(interval) {
+        if exchange.source_interval(interval).is_none() {
             return Err(WireError::new(
                 ErrorCode::UnsupportedInterval,
                 format!("{exchange} does not serve {interval} candles"),
@@ -85,6 +115,10 @@ impl CandlesRequest {
             }
             other => other,
         };
+        let fill_gaps = match &self.fill_gaps {
+            Some(f) => FillGaps::parse(f)?,
+            None => FillGaps::None,
+        };
         Ok(CandleQuery {
             series: SeriesKey::new(exchange, symbol, interval),
             limit: limit as u32,
@@ -92,6 +126,7 @@ impl CandlesRequest {
             max_age_ms,
             allow_stale: self.allow_stale.unwrap_or(false),
             timeout_ms,
+            fill_gaps,
         })
     }
 }
@@ -164,7 +199,21 @@ pub struct CandlesReply {
     pub interval: Interval,
     pub source: Source,
     pub stale: bool,
+    /// False when the window holds open times that are neither a candle nor confirmed
+    /// empty (beyond the exchange's history, not published yet).
+    #[serde(default = "yes")]
+    pub complete: bool,
+    /// Open times in the window the exchange has no candle for.
+    #[serde(default)]
+    pub missing: Vec<Millis>,
+    /// The interval the candles were built from, when the exchange does not serve this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregated_from: Option<Interval>,
     pub candles: Vec<Candle>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The same reply, borrowing its candles, for encoding on the hot path.
@@ -176,6 +225,10 @@ pub struct CandlesReplyRef<'a> {
     pub interval: Interval,
     pub source: Source,
     pub stale: bool,
+    pub complete: bool,
+    pub missing: &'a [Millis],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregated_from: Option<Interval>,
     pub candles: &'a [Candle],
 }
 
@@ -237,8 +290,8 @@ mod tests {
                 ErrorCode::UnsupportedInterval,
             ),
             (
-                r#"{"exchange":"coinbase","symbol":"BTC/USD","interval":"3m"}"#,
-                ErrorCode::UnsupportedInterval,
+                r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","fill_gaps":"next"}"#,
+                ErrorCode::BadRequest,
             ),
             (
                 r#"{"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":0}"#,
@@ -308,6 +361,9 @@ mod tests {
             interval: Interval::M1,
             source: Source::Redis,
             stale: false,
+            complete: true,
+            missing: vec![120_000],
+            aggregated_from: Some(Interval::M1),
             candles: vec![Candle {
                 t: 60_000,
                 o: "91234.10".parse().unwrap(),
@@ -316,6 +372,7 @@ mod tests {
                 c: "91250.55".parse().unwrap(),
                 v: "12.34560000".parse().unwrap(),
                 closed: true,
+                synthetic: false,
             }],
         };
         for enc in [Encoding::Json, Encoding::Msgpack] {

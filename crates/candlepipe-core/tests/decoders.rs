@@ -28,7 +28,7 @@ proptest! {
         max_age in proptest::option::of(any::<i64>()),
         timeout in proptest::option::of(any::<i64>()),
     ) {
-        let req = CandlesRequest { exchange, symbol, interval, limit, end, max_age_ms: max_age, allow_stale: None, timeout_ms: timeout };
+        let req = CandlesRequest { exchange, symbol, interval, limit, end, max_age_ms: max_age, allow_stale: None, timeout_ms: timeout, fill_gaps: None };
         for enc in [Encoding::Json, Encoding::Msgpack] {
             let bytes = enc.encode(&req);
             let back: CandlesRequest = enc.decode(&bytes).expect("our own encoding decodes");

@@ -41,6 +41,7 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                 c: decimal(field(row, 4)?)?,
                 v: decimal(field(row, 5)?)?,
                 closed: t <= closed_bound,
+                synthetic: false,
             })
         })
         .collect()

@@ -10,8 +10,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use candlepipe_core::aggregate::aggregate;
+use candlepipe_core::confirm::confirm;
 use candlepipe_core::freshness::closed_bound;
-use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
+use candlepipe_core::{Candle, Exchange, Fetched, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::breaker::{Breaker, BreakerSettings, Outcome, State};
@@ -27,6 +29,9 @@ pub struct Endpoint {
     pub rps: u32,
     /// Requests allowed at once after a quiet spell.
     pub burst: u32,
+    /// How long after an interval closes its candle is surely published: an interval the
+    /// exchange still has no candle for then has none (no trades).
+    pub publish_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -176,8 +181,10 @@ impl ExchangeClient {
     }
 
     /// Candles of `series`, which the exchange calls `native`, with open times in
-    /// `[from, to]`, ascending. Those at or before the closed bound at `now` are marked
-    /// closed. `demand` says who waits for them.
+    /// `[from, to]`, asked at `now`, and what the answer confirms (SPEC §2, see
+    /// [`candlepipe_core::confirm`]). An interval the exchange does not serve is built from
+    /// the one it serves that divides it ([`candlepipe_core::aggregate`]). `demand` says who
+    /// waits for them.
     pub async fn fetch(
         &self,
         series: &SeriesKey,
@@ -186,11 +193,49 @@ impl ExchangeClient {
         to: Millis,
         now: Millis,
         demand: Demand<'_>,
-    ) -> Result<Vec<Candle>, FetchError> {
+    ) -> Result<Fetched, FetchError> {
+        let iv = series.interval;
+        let base = series.exchange.source_interval(iv).ok_or_else(|| {
+            FetchError::UnsupportedInterval(format!("{} has no {iv} candles", series.exchange))
+        })?;
+        let base_series = SeriesKey::new(series.exchange, series.symbol.clone(), base);
+        let base_to = to + iv.millis() - base.millis();
+        let (candles, history_from) = self
+            .fetch_native(&base_series, native, from, base_to, now, demand)
+            .await?;
+        let delay = self.settings.endpoint(series.exchange).publish_delay;
+        let fetched = confirm(
+            base,
+            (from, base_to),
+            candles,
+            history_from,
+            now,
+            delay.as_millis() as Millis,
+        );
+        Ok(if base == iv {
+            fetched
+        } else {
+            aggregate(iv, base, &fetched, (from, to))
+        })
+    }
+
+    /// The candles of an interval the exchange serves, with open times in `[from, to]`,
+    /// ascending; those at or before the closed bound at `now` are marked closed. Also the
+    /// oldest open time the exchange still serves, when its answer shows it.
+    async fn fetch_native(
+        &self,
+        series: &SeriesKey,
+        native: &str,
+        from: Millis,
+        to: Millis,
+        now: Millis,
+        demand: Demand<'_>,
+    ) -> Result<(Vec<Candle>, Option<Millis>), FetchError> {
         let iv = series.interval;
         let step = iv.millis();
         let bound = closed_bound(iv, now);
         let mut out: Vec<Candle> = Vec::new();
+        let mut history_from = None;
         match series.exchange {
             Exchange::Binance => {
                 let mut cursor = from;
@@ -241,12 +286,16 @@ impl ExchangeClient {
                     .get(Exchange::Kraken, kraken::PATH, &q, kraken::error, demand, 1)
                     .await?;
                 out = kraken::parse(&body, bound)?;
+                // A full answer begins where Kraken's history does.
+                if out.len() as i64 >= kraken::PAGE {
+                    history_from = out.first().map(|c| c.t).filter(|&t| t > from);
+                }
             }
         }
         out.retain(|c| c.t >= from && c.t <= to);
         out.sort_by_key(|c| c.t);
         out.dedup_by_key(|c| c.t);
-        Ok(out)
+        Ok((out, history_from))
     }
 
     /// One request, retried after the exchange's pause when it says "too many".

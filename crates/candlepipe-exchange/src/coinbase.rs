@@ -50,6 +50,7 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                 c: decimal(field(row, 4)?)?,
                 v: decimal(field(row, 5)?)?,
                 closed: t <= closed_bound,
+                synthetic: false,
             })
         })
         .collect::<Result<Vec<_>, FetchError>>()?;

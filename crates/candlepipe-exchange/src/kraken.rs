@@ -1,8 +1,9 @@
 //! Kraken `GET /0/public/OHLC?pair&interval&since`.
 //!
 //! `{"error":[],"result":{"XXBTZUSD":[[time(s),"open","high","low","close","vwap","volume",count]],"last":…}}`:
-//! the result key is Kraken's own pair name, up to 720 most recent rows, and the last row is
-//! not committed yet. Errors come in `error` with HTTP 200, e.g. `EQuery:Unknown asset pair`.
+//! the result key is Kraken's own pair name; its newest 720 committed rows and the forming
+//! one after them (721); `last` is the newest committed row's time (a number, or a string
+//! in some recordings). Errors come in `error` with HTTP 200, e.g. `EQuery:Unknown asset pair`.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,8 @@ use crate::parse::{cut, decimal, field, integer};
 use crate::FetchError;
 
 pub const PATH: &str = "/0/public/OHLC";
-/// Kraken serves only its 720 most recent candles, whatever `since` asks.
+/// Kraken serves only its 720 most recent committed candles (and the forming one), whatever
+/// `since` asks.
 pub const PAGE: i64 = 720;
 
 /// `native` is the pair's `altname` from Kraken's market list (`XBTUSD`): Kraken's names
@@ -52,6 +54,14 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
     let rows: Vec<Vec<&RawValue>> = serde_json::from_str(raw.get())
         .map_err(|e| FetchError::Malformed(format!("kraken rows: {e}")))?;
     let n = rows.len();
+    // Rows after `last` are not committed; without `last`, the last row is not.
+    let committed = result
+        .get("last")
+        .and_then(|v| {
+            let text = v.get().trim_matches('"');
+            text.parse::<i64>().ok()
+        })
+        .map(|s| s * 1000);
     rows.iter()
         .enumerate()
         .map(|(i, row)| {
@@ -63,8 +73,13 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                 l: decimal(field(row, 3)?)?,
                 c: decimal(field(row, 4)?)?,
                 v: decimal(field(row, 6)?)?,
-                // The last row is uncommitted whatever the clock says.
-                closed: t <= closed_bound && i + 1 < n,
+                // An uncommitted row is open whatever the clock says.
+                closed: t <= closed_bound
+                    && match committed {
+                        Some(last) => t <= last,
+                        None => i + 1 < n,
+                    },
+                synthetic: false,
             })
         })
         .collect()
@@ -136,6 +151,21 @@ mod tests {
             (1764000000000, "91234.1".into(), "12.34560000".into())
         );
         assert!(c[0].closed && !c[1].closed);
+    }
+
+    #[test]
+    fn rows_after_last_are_uncommitted() {
+        // Kraken has not rolled over yet: `last` is two rows back.
+        let body = br#"{"error":[],"result":{"XXBTZUSD":[
+            [1764000000,"1","1","1","1","1","1",1],
+            [1764000060,"1","1","1","1","1","1",1],
+            [1764000120,"1","1","1","1","1","1",1]],
+            "last":"1764000000"}}"#;
+        let c = parse(body, i64::MAX).unwrap();
+        assert_eq!(
+            c.iter().map(|c| c.closed).collect::<Vec<_>>(),
+            vec![true, false, false]
+        );
     }
 
     #[test]

@@ -14,16 +14,20 @@ mod parse;
 
 pub use budget::Budget;
 
-use candlepipe_core::Exchange;
+use candlepipe_core::{Exchange, Interval};
 
-/// The most candles one request to `ex` brings: Binance 1,000, Coinbase 300, Kraken its 720
-/// most recent.
-pub fn page_candles(ex: Exchange) -> i64 {
-    match ex {
+/// The most candles of `iv` one request to `ex` brings: Binance 1,000, Coinbase 300, Kraken
+/// its 720 most recent; for an interval built from a smaller one, that many of the smaller.
+pub fn page_candles(ex: Exchange, iv: Interval) -> i64 {
+    let page = match ex {
         Exchange::Binance => binance::PAGE,
         Exchange::Coinbase => coinbase::PAGE,
         Exchange::Kraken => kraken::PAGE,
-    }
+    };
+    let per = ex
+        .source_interval(iv)
+        .map_or(1, |base| iv.millis() / base.millis());
+    (page / per).max(1)
 }
 pub use client::{ExchangeClient, ExchangeSettings};
 pub use error::FetchError;

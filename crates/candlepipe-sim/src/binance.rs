@@ -50,10 +50,18 @@ pub(crate) async fn klines(
         None => iv.open_of(end) - (limit - 1) * step,
     };
     let series = Series::new("binance", &base, &quote, step);
+    let habits = sim.habits(Exchange::Binance.as_str());
     let rows: Vec<String> = (0..limit)
         .map(|i| start + i * step)
         .take_while(|t| *t <= end)
-        .filter_map(|t| series.candle(t, now))
+        .filter(|t| !series.unpublished(*t, now, habits))
+        .filter_map(|t| {
+            let c = series.candle(t, now)?;
+            Some(match series.quiet(t, habits) {
+                true => series.quiet_candle(t),
+                false => c,
+            })
+        })
         .map(|c| {
             format!(
                 "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},\"{}\",{},\"{}\",\"{}\",\"0\"]",

@@ -50,7 +50,7 @@ pub(crate) async fn candles(
         .unwrap_or(60);
     let Some(iv) = Interval::ALL
         .into_iter()
-        .find(|i| i.millis() == granularity * 1000 && Exchange::Coinbase.supports(*i))
+        .find(|i| i.millis() == granularity * 1000 && Exchange::Coinbase.serves(*i))
     else {
         return error(StatusCode::BAD_REQUEST, "Unsupported granularity");
     };
@@ -75,9 +75,12 @@ pub(crate) async fn candles(
         );
     }
     let series = Series::new("coinbase", base, quote, step);
+    let habits = sim.habits(Exchange::Coinbase.as_str());
     let first = iv.open_of(start) + if iv.open_of(start) < start { step } else { 0 };
+    // `end` is inclusive, as Coinbase's is; intervals without trades are left out.
     let mut rows: Vec<String> = std::iter::successors(Some(first), |t| Some(t + step))
         .take_while(|t| *t <= end)
+        .filter(|t| !series.quiet(*t, habits) && !series.unpublished(*t, now, habits))
         .filter_map(|t| series.candle(t, now))
         .map(|c| {
             format!(

@@ -19,6 +19,15 @@ pub struct FaultConfig {
     /// (long runs of digits), instead of about four bytes a token.
     #[serde(default)]
     pub worst_tokenizer: bool,
+    /// Exchanges: candles are published this long after their interval closes. Binance and
+    /// Coinbase leave a closed candle out until then; Kraken rolls over to a new row this
+    /// late, so its last row (uncommitted) is an interval that has already closed.
+    #[serde(default)]
+    pub late_ms: u64,
+    /// Exchanges: one interval in this many has no trades. Coinbase leaves such intervals
+    /// out, as it does; Binance and Kraken serve a zero-volume row at the previous close.
+    #[serde(default)]
+    pub quiet_one_in: Option<u32>,
 }
 
 /// Past `rps` requests in one wall-clock second, answer `status` (429, or 418 for Binance's

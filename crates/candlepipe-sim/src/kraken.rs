@@ -1,4 +1,5 @@
-//! Simulated Kraken `GET /0/public/OHLC` (the 720 most recent candles, filtered by `since`)
+//! Simulated Kraken `GET /0/public/OHLC` (the 720 most recent committed rows and the forming
+//! one, filtered by `since`; `last` is the newest committed row)
 //! and `GET /0/public/AssetPairs`, with Kraken's own asset codes (`XBT`, `XDG`) and pair
 //! names: the key (`XXBTZUSD` for the old majors) and the `altname` (`XBTUSD`), both of
 //! which `OHLC` accepts.
@@ -104,7 +105,7 @@ pub(crate) async fn ohlc(
         .unwrap_or(1);
     let Some(iv) = Interval::ALL
         .into_iter()
-        .find(|i| i.minutes() == minutes && Exchange::Kraken.supports(*i))
+        .find(|i| i.minutes() == minutes && Exchange::Kraken.serves(*i))
     else {
         return error("EGeneral:Invalid arguments");
     };
@@ -115,35 +116,45 @@ pub(crate) async fn ohlc(
     let now = now_ms();
     let step = iv.millis();
     let series = Series::new("kraken", &base, &quote, step);
-    let newest = iv.open_of(now);
-    let candles: Vec<_> = (0..720)
+    let habits = sim.habits(Exchange::Kraken.as_str());
+    // Kraken rolls over to a new row `late_ms` after an interval ends.
+    let newest = iv.open_of(now - habits.late_ms);
+    let candles: Vec<_> = (0..=720)
         .rev()
         .map(|i| newest - i * step)
         .filter(|t| since.is_none_or(|s| *t > s))
-        .filter_map(|t| series.candle(t, now))
+        .filter_map(|t| {
+            let c = series.candle(t, now)?;
+            Some(match series.quiet(t, habits) {
+                true => series.quiet_candle(t),
+                false => c,
+            })
+        })
         .collect();
     let rows: Vec<String> = candles
         .iter()
         .map(|c| {
-            let vwap = ((c.o + c.c) / rust_decimal::Decimal::TWO).round_dp(c.o.scale());
+            let (vwap, count) = match c.v.is_zero() {
+                true => ("0.000".to_string(), 0),
+                false => (
+                    ((c.o + c.c) / rust_decimal::Decimal::TWO)
+                        .round_dp(c.o.scale())
+                        .to_string(),
+                    42,
+                ),
+            };
             format!(
-                "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{}]",
+                "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{vwap}\",\"{}\",{count}]",
                 c.t / 1000,
                 c.o,
                 c.h,
                 c.l,
                 c.c,
-                vwap,
                 c.v,
-                42
             )
         })
         .collect();
-    let last = candles
-        .len()
-        .checked_sub(2)
-        .map(|i| candles[i].t / 1000)
-        .unwrap_or(newest / 1000);
+    let last = (newest - step) / 1000;
     json_body(format!(
         "{{\"error\":[],\"result\":{{\"{}\":[{}],\"last\":{}}}}}",
         result_key(&base, &quote),

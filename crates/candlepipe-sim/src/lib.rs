@@ -171,6 +171,17 @@ impl Sim {
             .collect()
     }
 
+    /// How an exchange publishes candles: `(late_ms, quiet_one_in)`.
+    fn habits(&self, target: &'static str) -> market::Habits {
+        self.lock()
+            .get(target)
+            .map(|t| market::Habits {
+                late_ms: t.config.late_ms as i64,
+                quiet_one_in: t.config.quiet_one_in.filter(|n| *n > 0),
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether the LLM counts a token per byte.
     fn worst_tokenizer(&self) -> bool {
         self.lock()

@@ -16,6 +16,9 @@ const QUOTES: [&str; 5] = ["USDT", "USDC", "USD", "EUR", "BTC"];
 pub const TEST_ASSETS: u32 = 2000;
 const TEST_QUOTES: [&str; 2] = ["USDT", "USD"];
 
+const MINUTE: Millis = 60_000;
+const HOUR: Millis = 3_600_000;
+
 /// First candle the sim has: 2017-01-01T00:00:00Z.
 pub const LISTED_SINCE: Millis = 1_483_228_800_000;
 
@@ -142,26 +145,80 @@ impl Series {
     }
 
     /// The candle opening at `t`, as seen at `now`; `None` before listing or in the future.
+    ///
+    /// Candles of every interval are made of the same atoms (1-minute candles below an
+    /// hour, 1-hour ones from an hour up), so that a 4h candle is exactly the aggregate of
+    /// its four 1h candles, as on a real exchange.
     pub fn candle(&self, t: Millis, now: Millis) -> Option<SimCandle> {
         if t < LISTED_SINCE || t > now {
             return None;
         }
-        let end = (t + self.step).min(now);
+        let atom = if self.step >= HOUR { HOUR } else { MINUTE };
+        let mut candle = self.atom(t, atom, now);
+        let mut a = t + atom;
+        while a < t + self.step && a <= now {
+            let next = self.atom(a, atom, now);
+            candle.h = candle.h.max(next.h);
+            candle.l = candle.l.min(next.l);
+            candle.c = next.c;
+            candle.v += next.v;
+            a += atom;
+        }
+        Some(candle)
+    }
+
+    /// One atom of `step` opening at `t`, as seen at `now`.
+    fn atom(&self, t: Millis, step: Millis, now: Millis) -> SimCandle {
+        let end = (t + step).min(now);
         let (o, c) = (self.price_at(t), self.price_at(end));
         let wick = unit(hash(&[self.seed, t as u64, 1])) * 0.002;
         let h = o.max(c) * (1.0 + wick);
         let l = o.min(c) * (1.0 - wick * 0.8);
         let full_volume = 1.0 + unit(hash(&[self.seed, t as u64, 2])) * 100.0;
-        let v = full_volume * (end - t) as f64 / self.step as f64;
-        Some(SimCandle {
+        let v = full_volume * (end - t) as f64 / step as f64;
+        SimCandle {
             t,
             o: self.dec(o),
             h: self.dec(h),
             l: self.dec(l),
             c: self.dec(c),
             v: Decimal::new((v * 1e8).round() as i64, 8),
+        }
+    }
+
+    /// Whether the interval opening at `t` had no trades under `habits`.
+    pub fn quiet(&self, t: Millis, habits: Habits) -> bool {
+        habits.quiet_one_in.is_some_and(|n| {
+            hash(&[self.seed, t as u64, self.step as u64, 3]).is_multiple_of(u64::from(n))
         })
     }
+
+    /// The row an exchange that lists intervals without trades serves for one: no volume,
+    /// at the previous close.
+    pub fn quiet_candle(&self, t: Millis) -> SimCandle {
+        let p = self.dec(self.price_at(t));
+        SimCandle {
+            t,
+            o: p,
+            h: p,
+            l: p,
+            c: p,
+            v: Decimal::new(0, 8),
+        }
+    }
+
+    /// Whether the closed candle opening at `t` is not published yet at `now`.
+    pub fn unpublished(&self, t: Millis, now: Millis, habits: Habits) -> bool {
+        let close = t + self.step;
+        close <= now && now < close + habits.late_ms
+    }
+}
+
+/// How an exchange publishes its candles (set with `POST /sim/faults/<exchange>`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Habits {
+    pub late_ms: Millis,
+    pub quiet_one_in: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +246,24 @@ mod tests {
         let next = s.candle(t + 60_000, t + 3_600_000).unwrap();
         assert_eq!(a.c, next.o);
         assert!(s.candle(LISTED_SINCE - 60_000, t).is_none());
+    }
+
+    #[test]
+    fn longer_candles_are_made_of_shorter_ones() {
+        let t = 1_764_000_000_000 - 1_764_000_000_000 % (4 * HOUR);
+        let now = t + 100 * HOUR;
+        let h4 = Series::new("binance", "ETH", "USDT", 4 * HOUR)
+            .candle(t, now)
+            .unwrap();
+        let h1 = Series::new("binance", "ETH", "USDT", HOUR);
+        let hours: Vec<SimCandle> = (0..4)
+            .map(|i| h1.candle(t + i * HOUR, now).unwrap())
+            .collect();
+        assert_eq!(h4.o, hours[0].o);
+        assert_eq!(h4.c, hours[3].c);
+        assert_eq!(h4.h, hours.iter().map(|c| c.h).max().unwrap());
+        assert_eq!(h4.l, hours.iter().map(|c| c.l).min().unwrap());
+        assert_eq!(h4.v, hours.iter().map(|c| c.v).sum::<Decimal>());
     }
 
     #[test]

@@ -15,9 +15,10 @@ use sha2::Sha256;
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// 2: chunk bodies are packed candles ([`crate::packed`]). 3: the meta names each chunk's
-/// write version. Values of an older format are dropped and refetched as plain misses, not
-/// counted as tampering.
-pub const FORMAT_VERSION: u8 = 3;
+/// write version. 4: coverage means confirmed, and the meta keeps open times asked but not
+/// confirmed and the exchange's history start. Values of an older format are dropped and
+/// refetched as plain misses, not counted as tampering.
+pub const FORMAT_VERSION: u8 = 4;
 
 /// The HMAC keys: the current one signs, every one verifies (so keys can rotate).
 #[derive(Clone)]

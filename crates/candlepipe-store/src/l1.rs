@@ -197,6 +197,7 @@ mod tests {
                 c: "1.5".parse().unwrap(),
                 v: "10".parse().unwrap(),
                 closed: true,
+                synthetic: false,
             })
             .collect();
         let snap = Snapshot::new(

@@ -9,11 +9,12 @@ pub mod records;
 pub mod redis_conn;
 pub mod series_store;
 
+pub use candlepipe_core::Fetched;
 pub use envelope::Keyring;
 pub use l1::{L1Cache, ReplyKey, Snapshot};
 pub use records::Records;
 pub use redis_conn::Redis;
-pub use series_store::{Fetched, SeriesRead, SeriesStore, Written};
+pub use series_store::{SeriesRead, SeriesStore, Written, CHUNK_CANDLES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -62,6 +62,7 @@ pub fn decode(bytes: &[u8], from: Millis, to: Millis) -> Result<Vec<Candle>, Str
                 c,
                 v,
                 closed,
+                synthetic: false,
             });
         }
     }
@@ -99,6 +100,7 @@ mod tests {
             c: d(o),
             v: d(v),
             closed: t % 2 == 0,
+            synthetic: false,
         }
     }
 
@@ -153,7 +155,7 @@ mod tests {
         fn any_decimal_round_trips(lo in any::<u64>(), hi in any::<u32>(), scale in 0u32..=28, neg in any::<bool>(), t in any::<i64>()) {
             let mut d = Decimal::from_i128_with_scale((u128::from(hi) << 64 | u128::from(lo)) as i128, scale);
             d.set_sign_negative(neg);
-            let c = Candle { t, o: d, h: d, l: d, c: d, v: d, closed: neg };
+            let c = Candle { t, o: d, h: d, l: d, c: d, v: d, closed: neg, synthetic: false };
             let back = decode(&encode(std::slice::from_ref(&c)), i64::MIN, i64::MAX).unwrap();
             prop_assert_eq!(back[0].o.to_string(), d.to_string());
             prop_assert_eq!(&back[0], &c);

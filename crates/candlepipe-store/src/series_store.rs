@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::Redis;
-use candlepipe_core::{Candle, Coverage, Millis, SeriesKey, SeriesState};
+use candlepipe_core::{Candle, Coverage, Fetched, Millis, SeriesKey, SeriesState};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Keyring, Unusable};
@@ -34,11 +34,19 @@ const MAX_WINDOW: i64 = 1000;
 /// Chunks a read fetches in its single round trip: enough for the largest window.
 const MAX_CHUNKS_PER_READ: i64 = MAX_WINDOW / CHUNK_CANDLES + 2;
 
+/// Open times asked of the exchange and not confirmed kept per series (the forming candle
+/// and the few not published yet; more only if fills stop).
+const MAX_ASKED: usize = 256;
+
 /// The meta value's body; its version and write time are the envelope's.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct MetaBody {
     fetched_at: Millis,
     coverage: Coverage,
+    /// Open times asked and not confirmed → when last asked.
+    asked: BTreeMap<Millis, Millis>,
+    /// Oldest open time the exchange still serves (0: all).
+    history_from: Millis,
     /// The chunks that exist: start time → the write version that wrote it. A chunk whose
     /// envelope has another version is not the one this meta describes and is not served.
     chunks: BTreeMap<Millis, u64>,
@@ -58,16 +66,6 @@ pub struct SeriesRead {
 pub struct Written {
     pub version: u64,
     pub last_t: Option<Millis>,
-}
-
-/// One fetch's result, ready to merge.
-#[derive(Debug, Clone, Default)]
-pub struct Fetched {
-    pub candles: Vec<Candle>,
-    /// Open-time ranges whose closed candles are now complete.
-    pub covered: Vec<(Millis, Millis)>,
-    /// Set when the fetch brought the series' newest candles.
-    pub tail_fetched_at: Option<Millis>,
 }
 
 #[derive(Clone)]
@@ -185,11 +183,15 @@ impl SeriesStore {
         }
         // Chunks past what one round trip covers (very wide windows) are read now.
         let last_read = *starts.last().unwrap_or(&first);
-        let rest: Vec<(Millis, u64)> = meta
-            .chunks
-            .range(last_read + 1..=to)
-            .map(|(c, v)| (*c, *v))
-            .collect();
+        let rest: Vec<(Millis, u64)> = match last_read < to {
+            true => meta
+                .chunks
+                .range(last_read + 1..=to)
+                .map(|(c, v)| (*c, *v))
+                .collect(),
+            // (`range` panics on an empty range such as `to + 1..=to`.)
+            false => Vec::new(),
+        };
         let (mut chunks, mut damaged) = self
             .open_chunks(&mut conn, s, &wanted, raws, (from, to))
             .await;
@@ -208,13 +210,16 @@ impl SeriesStore {
                 version,
                 fetched_at: meta.fetched_at,
                 coverage,
+                asked: meta.asked,
+                history_from: meta.history_from,
             },
             candles,
         }))
     }
 
-    /// Merges a fetch into the series and returns the new version. Safe against concurrent
-    /// writers of the same series: the loser merges again on top of the winner.
+    /// Merges a fetch made at `now` into the series and returns the new version. Safe
+    /// against concurrent writers of the same series: the loser merges again on top of the
+    /// winner.
     pub async fn write(
         &self,
         s: &SeriesKey,
@@ -257,6 +262,13 @@ impl SeriesStore {
                 .read_chunks(&mut conn, s, &base, &existing, (Millis::MIN, Millis::MAX))
                 .await?;
             remove_spans(&mut meta.coverage, s, &damaged);
+            // An open candle stored earlier whose open time this fetch confirmed without
+            // returning it (it had no trades after all) is not a candle.
+            for candles in chunks.values_mut() {
+                candles.retain(|c| {
+                    c.closed || !fetched.covered.iter().any(|&(a, b)| a <= c.t && c.t <= b)
+                });
+            }
             for c in &fetched.candles {
                 chunks
                     .entry(Self::chunk_start(s, c.t))
@@ -269,12 +281,7 @@ impl SeriesStore {
                     candles.into_iter().map(|c| (c.t, c)).collect();
                 merged.insert(start, by_t.into_values().collect());
             }
-            for &(a, b) in &fetched.covered {
-                meta.coverage.add(a, b, step);
-            }
-            if let Some(at) = fetched.tail_fetched_at {
-                meta.fetched_at = meta.fetched_at.max(at);
-            }
+            merge_knowledge(&mut meta, fetched, step, now);
             let new_ver = cur_ver + 1;
             for start in merged.keys() {
                 meta.chunks.insert(*start, new_ver);
@@ -518,6 +525,37 @@ impl SeriesStore {
         if crate::records::discard(conn, key, &why).await {
             self.tampered.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Adds what a fetch at `now` confirmed, asked and learnt of the history to the meta.
+fn merge_knowledge(meta: &mut MetaBody, fetched: &Fetched, step: Millis, now: Millis) {
+    for &(a, b) in &fetched.covered {
+        meta.coverage.add(a, b, step);
+    }
+    if let Some(at) = fetched.tail_fetched_at {
+        meta.fetched_at = meta.fetched_at.max(at);
+    }
+    if let Some(h) = fetched.history_from {
+        meta.history_from = meta.history_from.max(h);
+    }
+    for &t in &fetched.unconfirmed {
+        let at = meta.asked.entry(t).or_insert(now);
+        *at = (*at).max(now);
+    }
+    let (coverage, history_from) = (&meta.coverage, meta.history_from);
+    meta.asked
+        .retain(|&t, _| t >= history_from && !coverage.covers(t));
+    while meta.asked.len() > MAX_ASKED {
+        let oldest = meta
+            .asked
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(t, _)| *t);
+        match oldest {
+            Some(t) => meta.asked.remove(&t),
+            None => break,
+        };
     }
 }
 

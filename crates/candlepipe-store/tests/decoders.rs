@@ -37,6 +37,7 @@ fn candles() -> Vec<Candle> {
             c: "91250.55".parse().unwrap(),
             v: "12.34560000".parse().unwrap(),
             closed: i < 2,
+            synthetic: false,
         })
         .collect()
 }

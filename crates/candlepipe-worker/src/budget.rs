@@ -155,6 +155,28 @@ impl RedisBudget {
     }
 }
 
+impl RedisBudget {
+    /// Takes live job `job` out of the waiting set while it waits for a series a bulk job
+    /// holds, so that the bulk job's request, which the live job waits on, is not held back
+    /// by the live job itself. Returns what [`RedisBudget::step_back`] needs.
+    pub async fn step_aside(&self, ex: Exchange, job: &str) -> Option<f64> {
+        match gcra::set_aside(&self.conn, &self.keys(ex), job).await {
+            Ok(score) => score,
+            Err(e) => {
+                tracing::debug!(error = %e, exchange = %ex, "live job not set aside");
+                None
+            }
+        }
+    }
+
+    /// Puts a job set aside by [`RedisBudget::step_aside`] back in the waiting set.
+    pub async fn step_back(&self, ex: Exchange, job: &str, score: f64) {
+        if let Err(e) = gcra::put_back(&self.conn, &self.keys(ex), job, score).await {
+            tracing::debug!(error = %e, exchange = %ex, "live job not put back; it asks the budget all the same");
+        }
+    }
+}
+
 impl Budget for RedisBudget {
     fn acquire<'a>(
         &'a self,

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
-use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{
-    now_ms, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesState, WireError,
+    now_ms, Fetched, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesState, WireError,
 };
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
-use candlepipe_store::{Fetched, Written};
+use candlepipe_store::Written;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -199,7 +198,7 @@ async fn fill(
     let mut locked = lock?.is_ok();
     let mut state = locked.then_some(first_read).transpose()?;
     if !locked {
-        locked = wait_for_lock(ctx, job, &token).await?;
+        locked = wait_for_lock(ctx, job, &token, demand).await?;
     }
     tracing::debug!(series = %job.series, from = job.from, to = job.to, open = job.includes_open, "filling");
     // A job for the forming candle must fetch at or after its `fresh_after` (at most one
@@ -233,8 +232,30 @@ async fn fill(
     result
 }
 
-/// Waits for the series' lock; whether it was taken (false: going on without it).
-async fn wait_for_lock(ctx: &Context, job: &FillJob, token: &str) -> Result<bool, JobError> {
+/// Waits for the series' lock; whether it was taken (false: going on without it). A live
+/// job behind a bulk holder steps out of its exchange's waiting set meanwhile: the bulk job
+/// yields its requests to waiting live jobs, and this one waits for it.
+async fn wait_for_lock(
+    ctx: &Context,
+    job: &FillJob,
+    token: &str,
+    demand: Demand<'_>,
+) -> Result<bool, JobError> {
+    let mut aside: Option<(&str, f64)> = None;
+    let locked = wait_for_lock_asides(ctx, job, token, demand, &mut aside).await;
+    if let Some((id, score)) = aside {
+        ctx.budget.step_back(job.series.exchange, id, score).await;
+    }
+    locked
+}
+
+async fn wait_for_lock_asides<'a>(
+    ctx: &Context,
+    job: &FillJob,
+    token: &str,
+    demand: Demand<'a>,
+    aside: &mut Option<(&'a str, f64)>,
+) -> Result<bool, JobError> {
     let ttl = ctx.settings.streams.ack_wait;
     let started = tokio::time::Instant::now();
     // The holder's `ready` says it is done; hear it before asking for the lock again.
@@ -258,6 +279,13 @@ async fn wait_for_lock(ctx: &Context, job: &FillJob, token: &str) -> Result<bool
             {
                 tracing::warn!(series = %job.series, holder, "a bulk job holds the series; filling without its lock");
                 return Ok(false);
+            }
+            Err(holder) if holder.starts_with(Priority::Bulk.as_str()) && aside.is_none() => {
+                if let Demand::Live { job: id } = demand {
+                    if let Some(score) = ctx.budget.step_aside(job.series.exchange, id).await {
+                        *aside = Some((id, score));
+                    }
+                }
             }
             Err(_) => {}
         }
@@ -330,7 +358,7 @@ async fn fill_locked(
     let to = job_end(job, now);
     tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
 
-    if state.fulfils(job) {
+    if state.fulfils(job, now) {
         tracing::debug!(series = %s, "already fresh; no exchange request");
         return Ok(Written {
             version: state.version,
@@ -339,29 +367,25 @@ async fn fill_locked(
     }
 
     let native = ctx.markets.native(s, exchange).await?;
-    let bound = closed_bound(iv, now);
-    let mut fetched = Fetched {
-        tail_fetched_at: job.includes_open.then_some(now),
-        ..Fetched::default()
-    };
+    let mut fetched = Fetched::default();
+    // What is older than the exchange's history cannot be fetched any more.
+    let from = job.from.max(state.history_from);
     for (a, b) in state
         .coverage
-        .fetches(job.from, to, step, page_candles(s.exchange))
+        .fetches(from, to, step, page_candles(s.exchange, iv))
     {
-        let candles = match exchange.fetch(s, &native, a, b, now, demand).await {
-            Ok(c) => c,
+        let got = match exchange.fetch(s, &native, a, b, now, demand).await {
+            Ok(got) => got,
             Err(e @ FetchError::UnknownSymbol(_)) => {
                 ctx.markets.remember_unknown(s).await;
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
         };
-        tracing::debug!(series = %s, from = a, to = b, n = candles.len(), "fetched");
-        fetched.candles.extend(candles);
-        if a <= bound {
-            fetched.covered.push((a, b.min(bound)));
-        }
+        tracing::debug!(series = %s, from = a, to = b, n = got.candles.len(), unconfirmed = got.unconfirmed.len(), "fetched");
+        fetched.extend(got);
     }
+    fetched.tail_fetched_at = job.includes_open.then_some(now);
     Ok(ctx.store.write(s, &fetched, now).await?)
 }
 

@@ -265,6 +265,44 @@ pub async fn release(conn: &Redis, keys: &LaneKeys, member: &str) -> Result<(), 
         .map(|_| ())
 }
 
+/// Takes live job `member` out of the waiting set for a while; returns its score (its
+/// deadline) to put it back with, `None` if it was not there.
+pub async fn set_aside(
+    conn: &Redis,
+    keys: &LaneKeys,
+    member: &str,
+) -> Result<Option<f64>, redis::RedisError> {
+    let mut conn = conn.clone();
+    let (score, _): (Option<f64>, i64) = redis::pipe()
+        .atomic()
+        .cmd("ZSCORE")
+        .arg(&keys.waiting)
+        .arg(member)
+        .cmd("ZREM")
+        .arg(&keys.waiting)
+        .arg(member)
+        .query_async(&mut conn)
+        .await?;
+    Ok(score)
+}
+
+/// Puts a job set aside back into the waiting set with its `score`.
+pub async fn put_back(
+    conn: &Redis,
+    keys: &LaneKeys,
+    member: &str,
+    score: f64,
+) -> Result<(), redis::RedisError> {
+    let mut conn = conn.clone();
+    redis::cmd("ZADD")
+        .arg(&keys.waiting)
+        .arg(score)
+        .arg(member)
+        .query_async::<i64>(&mut conn)
+        .await
+        .map(|_| ())
+}
+
 /// Refuses every acquire on `pause` for `hold` (a longer pause already set is kept).
 pub async fn pause(
     conn: &Redis,

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
+use candlepipe_core::candle::fill_with_previous;
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
 use candlepipe_core::{
-    now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillJob, Lane, Millis, Priority,
-    ReadyEvent, Source, Verdict, WireError,
+    now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillGaps, FillJob, Lane, Millis,
+    Priority, ReadyEvent, Source, Verdict, WireError,
 };
 use candlepipe_exchange::page_candles;
 use candlepipe_store::{ReplyKey, Snapshot};
@@ -34,6 +35,25 @@ struct Answer {
     stale: bool,
     snap: Arc<Snapshot>,
     window: Window,
+}
+
+impl Answer {
+    /// `history_unavailable` when the window holds no candle and reaches before the
+    /// exchange's history: there is nothing to answer with.
+    fn or_history_unavailable(self) -> Result<Answer, WireError> {
+        let (w, state) = (&self.window, &self.snap.state);
+        if state.history_from > w.from && self.snap.slice(w.from, w.to).is_empty() {
+            let series = &self.snap.series;
+            return Err(WireError::new(
+                ErrorCode::HistoryUnavailable,
+                format!(
+                    "{} serves {} {} candles only from open time {}; the window ends at {}",
+                    series.exchange, series.symbol, series.interval, state.history_from, w.to
+                ),
+            ));
+        }
+        Ok(self)
+    }
 }
 
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
@@ -87,10 +107,12 @@ async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Messag
             .map(|v| v.as_str()),
     );
     let started = Instant::now();
-    let answered = answer(&ctx, &waiters, &widest, &msg.payload, enc, started).await;
-    record(&ctx, &answered, started);
+    let answered = answer(&ctx, &waiters, &widest, &msg.payload, enc, started)
+        .await
+        .and_then(|(a, fill)| Ok((a.or_history_unavailable()?, fill)));
+    record(&ctx, answered.as_ref().map(|(a, _)| a), started);
     let body = match answered {
-        Ok(a) => encode_answer(&ctx, &a, enc),
+        Ok((a, fill)) => encode_answer(&ctx, &a, enc, fill),
         Err(e) => {
             tracing::debug!(code = %e.code, message = %e.message, "request failed");
             Bytes::from(enc.encode(&ErrorReply::new(e)))
@@ -111,24 +133,41 @@ async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Messag
 
 /// The encoded reply. L1 answers are memoized on their snapshot: the same window in the
 /// same encoding is encoded once per snapshot, however many requests it answers.
-fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding) -> Bytes {
+fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding, fill: FillGaps) -> Bytes {
     let memo = (a.source == Source::L1 && !a.stale).then_some(ReplyKey {
         from: a.window.from,
         to: a.window.to,
-        tag: enc as u8,
+        tag: enc as u8 | (fill as u8) << 1,
     });
     if let Some(bytes) = memo.and_then(|k| a.snap.reply(k)) {
         return bytes;
     }
     let series = &a.snap.series;
+    let iv = series.interval;
+    let stored = a.snap.slice(a.window.from, a.window.to);
+    let lacks = a
+        .snap
+        .state
+        .completeness(iv.millis(), a.window.from, a.window.to, stored);
+    let filled;
+    let candles = match fill {
+        FillGaps::Previous if !lacks.missing.is_empty() => {
+            filled = fill_with_previous(stored, &lacks.missing);
+            &filled[..]
+        }
+        _ => stored,
+    };
     let bytes = Bytes::from(enc.encode_candles(&CandlesReplyRef {
         ok: true,
         exchange: series.exchange,
         symbol: &series.symbol,
-        interval: series.interval,
+        interval: iv,
         source: a.source,
         stale: a.stale,
-        candles: a.snap.slice(a.window.from, a.window.to),
+        complete: lacks.complete,
+        missing: &lacks.missing,
+        aggregated_from: series.exchange.source_interval(iv).filter(|&b| b != iv),
+        candles,
     }));
     if let Some(k) = memo {
         ctx.l1.remember_reply(&a.snap, k, bytes.clone());
@@ -137,7 +176,7 @@ fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding) -> Bytes {
 }
 
 /// Requests by the tier that answered (`source`), stale or not, or by error code.
-fn record(ctx: &Context, answered: &Result<Answer, WireError>, started: Instant) {
+fn record(ctx: &Context, answered: Result<&Answer, &WireError>, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     ctx.stats.add(
         match answered {
@@ -175,6 +214,7 @@ fn deadline_of(ctx: &Context, q: &CandleQuery, received: Instant) -> Instant {
     received + timeout.saturating_sub(REPLY_GUARD)
 }
 
+/// The answer to a request, and how the producer wants gaps filled.
 async fn answer(
     ctx: &Context,
     waiters: &Waiters,
@@ -182,14 +222,25 @@ async fn answer(
     payload: &[u8],
     enc: Encoding,
     received: Instant,
-) -> Result<Answer, WireError> {
+) -> Result<(Answer, FillGaps), WireError> {
     let req: CandlesRequest = enc.decode_request(payload)?;
     let q = req.validate()?;
+    let answer = answer_query(ctx, waiters, widest, &q, received).await?;
+    Ok((answer, q.fill_gaps))
+}
+
+async fn answer_query(
+    ctx: &Context,
+    waiters: &Waiters,
+    widest: &Widest,
+    q: &CandleQuery,
+    received: Instant,
+) -> Result<Answer, WireError> {
     let now = now_ms();
 
     let l1 = ctx.l1.get(&q.series);
     if let Some(snap) = &l1 {
-        if let Verdict::Fresh(w) = snap.state.verdict(&q, now) {
+        if let Verdict::Fresh(w) = snap.state.verdict(q, now) {
             if snap.holds(&w) {
                 return Ok(Answer {
                     source: Source::L1,
@@ -209,7 +260,7 @@ async fn answer(
                 &q.series,
                 Snapshot::new(q.series.clone(), read.state, w.from, w.to, read.candles),
             );
-            if let Verdict::Fresh(w) = snap.state.verdict(&q, now) {
+            if let Verdict::Fresh(w) = snap.state.verdict(q, now) {
                 if snap.holds(&w) {
                     return Ok(Answer {
                         source: Source::Redis,
@@ -244,7 +295,7 @@ async fn answer(
     if q.allow_stale {
         if let Some(snap) = stale {
             // Nobody waits for the refresh: it runs in the bulk lane.
-            let job = FillJob::new(&q, w, now);
+            let job = FillJob::new(q, w, now);
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 let id = format!("{}.bulk", job.msg_id(now));
@@ -261,12 +312,12 @@ async fn answer(
             });
         }
     }
-    let deadline = deadline_of(ctx, &q, received);
-    let mut job = FillJob::new(&q, w, now);
+    let deadline = deadline_of(ctx, q, received);
+    let mut job = FillJob::new(q, w, now);
     let ex = q.series.exchange;
     let wide = widest.note(ex, q.series.interval, q.limit);
-    job.widen(i64::from(wide).min(page_candles(ex)));
-    wait_for_fill(ctx, waiters, &q, job, w, stale, deadline).await
+    job.widen(i64::from(wide).min(page_candles(ex, q.series.interval)));
+    wait_for_fill(ctx, waiters, q, job, w, stale, deadline).await
 }
 
 /// Publishes the job on `lane` with its dedup id; returns whether JetStream already had it.

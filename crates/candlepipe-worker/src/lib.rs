@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod budget;
+pub mod clock;
 pub mod cluster_stats;
 pub mod commentary;
 pub mod dead_letters;

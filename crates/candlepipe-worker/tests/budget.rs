@@ -134,3 +134,26 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
         .admitted
     );
 }
+
+#[tokio::test]
+async fn a_live_job_set_aside_lets_the_bulk_job_it_waits_for_go_first() {
+    let server = RedisServer::start();
+    let r = redis(&server).await;
+    let a = gcra::admit(&r, &keys(), RATE, "live", LONG, MARGIN)
+        .await
+        .unwrap();
+    assert!(a.admitted);
+    assert!(matches!(turn(&r, Turn::Bulk).await, Grant::Wait(_)));
+    // The live job waits for the series the bulk job holds: it steps aside.
+    let score = gcra::set_aside(&r, &keys(), "live").await.unwrap();
+    assert!(score.is_some());
+    assert_eq!(turn(&r, Turn::Bulk).await, Grant::Now);
+    // Back in the set, it is live work again and bulk waits for it.
+    gcra::put_back(&r, &keys(), "live", score.unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(matches!(turn(&r, Turn::Bulk).await, Grant::Wait(_)));
+    assert_eq!(turn(&r, Turn::Live("live")).await, Grant::Now);
+    assert_eq!(gcra::set_aside(&r, &keys(), "gone").await.unwrap(), None);
+}
