@@ -47,6 +47,10 @@ for pair in "binance BTC/USDT" "coinbase ETH/USD" "kraken BTC/USD"; do
 done
 
 echo
+echo "== candlepipe get coinbase BTC/USD 4h --limit 3   (Coinbase has no 4h: built from its 1h)"
+"$bin" get coinbase BTC/USD 4h --limit 3
+
+echo
 echo "== an error, answered with its code"
 "$bin" get binance 'BTC.USDT' 1m || true
 echo
