@@ -36,6 +36,7 @@ start worker "$bin" run all --dev
 wait_for worker "ingest ready"
 wait_for worker "fill ready"
 wait_for worker "analyze ready"
+wait_for worker "stream ready"
 
 for pair in "binance BTC/USDT" "coinbase ETH/USD" "kraken BTC/USD"; do
   read -r exchange symbol <<<"$pair"
@@ -49,6 +50,10 @@ done
 echo
 echo "== candlepipe get coinbase BTC/USD 4h --limit 3   (Coinbase has no 4h: built from its 1h)"
 "$bin" get coinbase BTC/USD 4h --limit 3
+
+echo
+echo "== candlepipe watch binance BTC/USDT 1m --count 3   (live, from the exchange's WebSocket)"
+"$bin" watch binance BTC/USDT 1m --count 3
 
 echo
 echo "== an error, answered with its code"

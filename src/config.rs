@@ -17,6 +17,7 @@ use candlepipe_worker::disposition::RetryPolicy;
 use candlepipe_worker::llm_route::RampSettings;
 use candlepipe_worker::llm_spend::SpendLimits;
 use candlepipe_worker::markets::MarketSettings;
+use candlepipe_worker::stream::LiveSettings;
 use candlepipe_worker::{StreamSettings, WorkerSettings};
 
 /// Used when `CANDLEPIPE_HMAC_KEY` is unset and a command that signs is told `--dev` (the
@@ -91,6 +92,7 @@ pub struct Config {
     pub analysis_timeout: Duration,
     pub markets: MarketSettings,
     pub llm: LlmSettings,
+    pub live: LiveSettings,
 }
 
 /// Prices (USD per million input:output tokens) known without configuration; anything else
@@ -268,6 +270,21 @@ impl Config {
                 unknown_ttl: l.millis("unknown_symbol_ttl_ms", 600_000)?,
             },
             llm: llm(&l)?,
+            live: LiveSettings {
+                binance_ws_url: l.get(
+                    "binance_ws_url",
+                    "wss://stream.binance.com:9443".to_string(),
+                )?,
+                kraken_ws_url: l.get("kraken_ws_url", "wss://ws.kraken.com/v2".to_string())?,
+                coinbase_ws_url: l.get(
+                    "coinbase_ws_url",
+                    "wss://ws-feed.exchange.coinbase.com".to_string(),
+                )?,
+                silence: l.millis("stream_silence_ms", 10_000)?,
+                watch_ttl: l.millis("watch_ttl_ms", 90_000)?,
+                hot_per_minute: l.get("stream_hot_per_minute", 30)?,
+                max_series: l.get("stream_max_series", 2_000)?,
+            },
         })
     }
 
@@ -307,6 +324,7 @@ impl Config {
             analysis_timeout: self.analysis_timeout,
             markets: self.markets,
             llm: self.llm.clone(),
+            live: self.live.clone(),
         }
     }
 }

@@ -31,6 +31,8 @@ enum Command {
     Run(commands::run::Args),
     /// Ask for candles, as a producer would.
     Get(commands::get::Args),
+    /// Live candles of a series, from the exchange's stream, as they change.
+    Watch(commands::watch::Args),
     /// Analyse symbols: indicators, a signal and optional LLM commentary.
     Analyze(commands::analyze::Args),
     /// LLM provider routing: show or set the canary's traffic weight.
@@ -79,6 +81,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => commands::run::run(&cfg, a).await,
         Command::Get(a) => commands::get::run(&cfg, a).await,
+        Command::Watch(a) => commands::watch::run(&cfg, a).await,
         Command::Analyze(a) => commands::analyze::run(&cfg, a).await,
         Command::Llm(a) => commands::llm::run(&cfg, a).await,
         Command::Sim(a) => commands::sim::run(a).await,
@@ -139,8 +142,9 @@ mod compose_tests {
             }
             checked += 1;
         }
-        assert_eq!(checked, 4, "ingest, fill, analyze and sim");
+        assert_eq!(checked, 5, "ingest, fill, analyze, stream and sim");
         assert_eq!(doc["services"]["fill"]["deploy"]["replicas"], 2);
+        assert_eq!(doc["services"]["stream"]["deploy"]["replicas"], 2);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
 /// dead letter or LLM call. LLM series are made for the configured providers only.
 pub fn zero_the_rules_metrics(cfg: &crate::config::Config) {
     use candlepipe_core::{ErrorCode, Exchange, Source};
-    for source in [Source::L1, Source::Redis, Source::Exchange] {
+    for source in [Source::L1, Source::Redis, Source::Exchange, Source::Stream] {
         metrics::counter!("candlepipe_requests_total", "source" => source.as_str(), "stale" => "false", "code" => "ok").absolute(0);
         let _registered =
             metrics::histogram!("candlepipe_request_duration_seconds", "source" => source.as_str());

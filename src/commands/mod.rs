@@ -11,6 +11,7 @@ pub mod run;
 pub mod scenarios;
 pub mod sim;
 pub mod stats;
+pub mod watch;
 
 /// Resolves when the process gets SIGTERM or SIGINT.
 pub async fn termination() {

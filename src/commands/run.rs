@@ -19,6 +19,7 @@ pub enum RoleArg {
     Ingest,
     Fill,
     Analyze,
+    Stream,
     All,
 }
 
@@ -44,7 +45,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             RoleArg::Ingest => vec![Role::Ingest],
             RoleArg::Fill => vec![Role::Fill],
             RoleArg::Analyze => vec![Role::Analyze],
-            RoleArg::All => vec![Role::Ingest, Role::Fill, Role::Analyze],
+            RoleArg::Stream => vec![Role::Stream],
+            RoleArg::All => vec![Role::Ingest, Role::Fill, Role::Analyze, Role::Stream],
         })
         .collect();
     roles.sort();

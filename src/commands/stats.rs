@@ -22,16 +22,17 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let mut redis = connect::redis(cfg, Duration::ZERO).await?;
     let totals = cluster_stats::read(&mut redis, &cfg.redis_prefix).await?;
     let get = |k: &str| totals.get(k).copied().unwrap_or(0);
-    let (l1, from_redis, exchange) = (
+    let (l1, from_redis, exchange, streamed) = (
         get("requests:l1"),
         get("requests:redis"),
         get("requests:exchange"),
+        get("requests:stream"),
     );
-    let answered = l1 + from_redis + exchange;
+    let answered = l1 + from_redis + exchange + streamed;
     let hit_ratio = if answered == 0 {
         0.0
     } else {
-        (l1 + from_redis) as f64 / answered as f64
+        (l1 + from_redis + streamed) as f64 / answered as f64
     };
 
     let llm = llm_totals(&mut redis, &cfg.redis_prefix).await?;
@@ -52,7 +53,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let report = json!({
         "hit_ratio": hit_ratio,
         "requests": {
-            "l1": l1, "redis": from_redis, "exchange": exchange,
+            "l1": l1, "redis": from_redis, "exchange": exchange, "stream": streamed,
             "stale": get("requests:stale"), "error": get("requests:error"),
         },
         "exchange_calls": {
@@ -72,10 +73,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         let _ = writeln!(
             out,
-            "cache hit ratio   {:.1}%  ({} l1, {} redis, {} from exchanges)",
+            "cache hit ratio   {:.1}%  ({} l1, {} redis, {} stream, {} from exchanges)",
             hit_ratio * 100.0,
             l1,
             from_redis,
+            streamed,
             exchange
         );
         let _ = writeln!(

@@ -19,6 +19,7 @@ mod ops;
 mod reliability;
 mod restarts;
 mod security;
+mod streams;
 mod support;
 mod tamper;
 mod telemetry;

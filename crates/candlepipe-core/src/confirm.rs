@@ -22,6 +22,8 @@ pub struct Fetched {
     pub history_from: Option<Millis>,
     /// Set when the fetch brought the series' newest candles.
     pub tail_fetched_at: Option<Millis>,
+    /// Came from the exchange's stream, not a REST call.
+    pub streamed: bool,
 }
 
 impl Fetched {
@@ -81,6 +83,7 @@ pub fn confirm(
         unconfirmed,
         history_from,
         tail_fetched_at: None,
+        streamed: false,
     }
 }
 

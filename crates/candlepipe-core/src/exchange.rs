@@ -67,6 +67,15 @@ impl Exchange {
         }
     }
 
+    /// Whether candlepipe streams `interval` live from the exchange's WebSocket (Binance
+    /// klines, Kraken v2 `ohlc`; Coinbase's feed has no candles).
+    pub fn streams(self, interval: crate::Interval) -> bool {
+        match self {
+            Exchange::Binance | Exchange::Kraken => self.serves(interval),
+            Exchange::Coinbase => false,
+        }
+    }
+
     /// The interval candlepipe fetches to answer `interval`: the interval itself when the
     /// exchange serves it, else the largest one it serves that divides it (its candles are
     /// aggregated, see [`crate::aggregate`]); `None` when none does.

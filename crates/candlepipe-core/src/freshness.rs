@@ -35,6 +35,8 @@ pub struct SeriesState {
     /// Oldest open time the exchange still serves (0: all of them); older open times that
     /// are not covered cannot be fetched any more.
     pub history_from: Millis,
+    /// When the exchange's stream last wrote the series (0: never).
+    pub streamed_at: Millis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +187,7 @@ mod tests {
             coverage,
             asked,
             history_from: 0,
+            streamed_at: 0,
         }
     }
 

@@ -178,6 +178,8 @@ pub enum Source {
     L1,
     Redis,
     Exchange,
+    /// From the cache, kept fresh by the exchange's stream.
+    Stream,
 }
 
 impl Source {
@@ -186,6 +188,7 @@ impl Source {
             Source::L1 => "l1",
             Source::Redis => "redis",
             Source::Exchange => "exchange",
+            Source::Stream => "stream",
         }
     }
 }

@@ -64,6 +64,20 @@ impl Subjects {
         Lane::all().find(|l| self.lane(*l) == subject)
     }
 
+    /// Asks the `stream` role to keep a series live (request-reply).
+    pub fn candles_watch(&self) -> String {
+        format!("{}.candles.watch", self.prefix)
+    }
+
+    pub fn candles_unwatch(&self) -> String {
+        format!("{}.candles.unwatch", self.prefix)
+    }
+
+    /// Where a streamed series' changes are published.
+    pub fn live(&self, series: &SeriesKey) -> String {
+        format!("{}.candles.live.{}", self.prefix, series.subject_tokens())
+    }
+
     pub fn analysis_run(&self) -> String {
         format!("{}.analysis.run", self.prefix)
     }
@@ -174,6 +188,8 @@ mod tests {
         assert_eq!(s.lane_of("candlepipe.jobs.fill.kraken.bulk"), Some(bulk));
         assert_eq!(s.lane_of("candlepipe.jobs.fill.nope"), None);
         assert_eq!(s.jobs_stream(), "CANDLEPIPE_JOBS");
+        assert_eq!(s.live(&series), "candlepipe.candles.live.kraken.BTC-USD.1h");
+        assert_eq!(s.candles_watch(), "candlepipe.candles.watch");
         for ok in ["_INBOX.abc.1", "results.desk-7", "candlepipes.x"] {
             assert!(s.check_reply(ok).is_ok(), "{ok}");
         }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod kraken;
 pub mod markets;
 mod parse;
+pub mod stream;
 
 pub use budget::Budget;
 

@@ -102,3 +102,102 @@ fn every_recorded_response_parses_exactly() {
     }
     assert!(seen >= 13, "{seen} recordings");
 }
+
+/// The messages of a recording: one object, or an array of them in arrival order.
+fn messages(text: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(text).unwrap();
+    match v {
+        Value::Array(_) => {
+            let raw: Vec<&RawValue> = serde_json::from_str(text).unwrap();
+            raw.iter().map(|m| m.get().to_string()).collect()
+        }
+        _ => vec![text.to_string()],
+    }
+}
+
+/// The exact text of `field` in a JSON object's raw text.
+fn raw_field(object: &str, field: &str) -> String {
+    try_raw_field(object, field).unwrap_or_else(|| panic!("no {field} in {object}"))
+}
+
+fn try_raw_field(object: &str, field: &str) -> Option<String> {
+    let m: std::collections::HashMap<String, &RawValue> = serde_json::from_str(object).unwrap();
+    m.get(field).map(|v| v.get().trim_matches('"').to_string())
+}
+
+#[test]
+fn every_recorded_stream_message_parses_exactly() {
+    use candlepipe_core::Exchange;
+    use candlepipe_exchange::stream::{self, Event};
+    let Some(dir) = recordings() else {
+        eprintln!("no real-formats recordings next to the checkout; set CANDLEPIPE_REAL_FORMATS");
+        return;
+    };
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
+    let (mut candles, mut closes, mut others) = (0, 0, 0);
+    for rec in manifest["ws_recordings"].as_array().unwrap() {
+        let file = rec["file"].as_str().unwrap();
+        let kind = rec["kind"].as_str().unwrap_or_default();
+        let ex = match rec["exchange"].as_str().unwrap() {
+            e if e.starts_with("binance") => Exchange::Binance,
+            "kraken" => Exchange::Kraken,
+            _ => continue,
+        };
+        if kind.contains("client->server") {
+            continue;
+        }
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for message in messages(&text) {
+            let events =
+                stream::parse(ex, &message).unwrap_or_else(|e| panic!("{file}: {e}: {message}"));
+            for event in events {
+                match event {
+                    Event::Candle { candle, topic, .. } => {
+                        candles += 1;
+                        let raw: Vec<String> = match ex {
+                            Exchange::Binance => {
+                                let data = try_raw_field(&message, "data")
+                                    .unwrap_or_else(|| message.clone());
+                                let k = raw_field(&data, "k");
+                                assert_eq!(raw_field(&k, "s"), topic.native, "{file}");
+                                assert_eq!(candle.closed, raw_field(&k, "x") == "true", "{file}");
+                                closes += usize::from(candle.closed);
+                                ["o", "h", "l", "c", "v"].map(|f| raw_field(&k, f)).to_vec()
+                            }
+                            _ => {
+                                let v: Value = serde_json::from_str(&message).unwrap();
+                                let data = raw_field(&message, "data");
+                                let rows: Vec<&RawValue> = serde_json::from_str(&data).unwrap();
+                                let row = rows
+                                    .iter()
+                                    .find(|r| {
+                                        let begin = raw_field(r.get(), "interval_begin");
+                                        time::OffsetDateTime::parse(
+                                            &begin,
+                                            &time::format_description::well_known::Rfc3339,
+                                        )
+                                        .unwrap()
+                                        .unix_timestamp()
+                                            * 1000
+                                            == candle.t
+                                            && raw_field(r.get(), "symbol") == topic.native
+                                    })
+                                    .unwrap_or_else(|| panic!("{file}: row {} in {v}", candle.t));
+                                ["open", "high", "low", "close", "volume"]
+                                    .map(|f| raw_field(row.get(), f))
+                                    .to_vec()
+                            }
+                        };
+                        assert_eq!(texts(&candle).to_vec(), raw, "{file} at {}", candle.t);
+                    }
+                    _ => others += 1,
+                }
+            }
+        }
+    }
+    assert!(
+        candles >= 90 && closes >= 3 && others >= 8,
+        "{candles} {closes} {others}"
+    );
+}

@@ -25,9 +25,32 @@ pub struct FaultConfig {
     #[serde(default)]
     pub late_ms: u64,
     /// Exchanges: one interval in this many has no trades. Coinbase leaves such intervals
-    /// out, as it does; Binance and Kraken serve a zero-volume row at the previous close.
+    /// out, as it does; Binance and Kraken serve a zero-volume row at the previous close
+    /// (their streams send nothing for it).
     #[serde(default)]
     pub quiet_one_in: Option<u32>,
+    /// Exchanges' WebSocket streams: how often each subscription gets an update (ms,
+    /// default 1000).
+    #[serde(default)]
+    pub stream_tick_ms: Option<u64>,
+    /// Exchanges' WebSocket streams: what goes wrong on the connections open when this is
+    /// set (connections opened after it are healthy).
+    #[serde(default)]
+    pub stream_fault: Option<StreamFault>,
+}
+
+/// A WebSocket fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamFault {
+    /// Close the connection.
+    Drop,
+    /// Send nothing more, keeping the socket open (pings are still answered).
+    Silent,
+    /// Leave out closing updates (Binance's `x:true`); Kraken sends none anyway.
+    SkipClose,
+    /// Binance's `serverShutdown`, then the connection closes 3 s later.
+    ServerShutdown,
 }
 
 /// Past `rps` requests in one wall-clock second, answer `status` (429, or 418 for Binance's
@@ -105,6 +128,12 @@ pub struct RequestLog {
     /// Each request's arrival (ms) and the status the sim chose before serving data
     /// (200 when it served normally), the last 10,000.
     pub events: VecDeque<RequestEvent>,
+    /// WebSocket connections opened.
+    pub stream_connections: u64,
+    /// WebSocket subscribe requests (one per symbol and interval).
+    pub stream_subscriptions: u64,
+    /// WebSocket candle messages sent.
+    pub stream_messages: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,8 @@
 //! - Binance  `GET /api/v3/klines`, `GET /api/v3/exchangeInfo`
 //! - Coinbase `GET /products/{BASE-QUOTE}/candles`, `GET /products`
 //! - Kraken   `GET /0/public/OHLC`, `GET /0/public/AssetPairs`
+//! - streams  Binance's combined kline stream (`/stream`), Kraken's WebSocket v2 `ohlc`
+//!   (`/v2`), consistent with the REST candles
 //!
 //! The market lists hold the majors in five quotes and `TEST0`…`TEST1999` in USDT and USD.
 //! - an OpenAI-compatible LLM: `GET /v1/models`, `POST /v1/chat/completions` (with `usage`)
@@ -16,6 +18,7 @@ pub mod faults;
 mod kraken;
 mod llm;
 pub mod market;
+mod streams;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,7 +34,7 @@ use candlepipe_core::{now_ms, Exchange};
 /// The target name of the simulated LLM in `/sim/stats` and `/sim/faults/llm`.
 pub const LLM: &str = "llm";
 
-pub use faults::{Fault, FaultConfig, FaultMode, RateLimit, RequestEvent, RequestLog};
+pub use faults::{Fault, FaultConfig, FaultMode, RateLimit, RequestEvent, RequestLog, StreamFault};
 
 /// Shared state per target (`binance`, `coinbase`, `kraken`, `llm`). The lock is std's: it
 /// is never held across an `.await`.
@@ -44,6 +47,8 @@ pub struct Sim {
 struct PerTarget {
     log: RequestLog,
     config: FaultConfig,
+    /// When the config was set (ms): stream faults apply to connections older than this.
+    set_at: i64,
 }
 
 /// What a handler does after the gate.
@@ -158,7 +163,36 @@ impl Sim {
     }
 
     pub fn set_faults(&self, target: &'static str, config: FaultConfig) {
-        self.lock().entry(target).or_default().config = config;
+        let mut all = self.lock();
+        let t = all.entry(target).or_default();
+        t.config = config;
+        t.set_at = now_ms();
+    }
+
+    /// For a stream connection opened at `opened`: the update period and the fault that
+    /// applies to it, if any.
+    fn stream_settings(&self, target: &'static str, opened: i64) -> (u64, Option<StreamFault>) {
+        let all = self.lock();
+        let Some(t) = all.get(target) else {
+            return (1000, None);
+        };
+        let fault = t.config.stream_fault.filter(|_| t.set_at >= opened);
+        (t.config.stream_tick_ms.unwrap_or(1000).max(1), fault)
+    }
+
+    /// Counts stream activity: connections, subscriptions, candle messages.
+    fn count_stream(
+        &self,
+        target: &'static str,
+        connections: u64,
+        subscriptions: u64,
+        messages: u64,
+    ) {
+        let mut all = self.lock();
+        let log = &mut all.entry(target).or_default().log;
+        log.stream_connections += connections;
+        log.stream_subscriptions += subscriptions;
+        log.stream_messages += messages;
     }
 
     pub fn stats(&self) -> BTreeMap<&'static str, RequestLog> {
@@ -224,6 +258,8 @@ pub fn router(sim: Sim) -> Router {
         .route("/products/{product}/candles", get(coinbase::candles))
         .route("/0/public/OHLC", get(kraken::ohlc))
         .route("/0/public/AssetPairs", get(kraken::asset_pairs))
+        .route("/stream", get(streams::binance))
+        .route("/v2", get(streams::kraken))
         .route("/v1/models", get(llm::models))
         .route("/v1/chat/completions", post(llm::chat_completions))
         .route("/sim/stats", get(stats))

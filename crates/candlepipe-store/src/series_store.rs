@@ -47,6 +47,9 @@ struct MetaBody {
     asked: BTreeMap<Millis, Millis>,
     /// Oldest open time the exchange still serves (0: all).
     history_from: Millis,
+    /// When the exchange's stream last wrote (0: never).
+    #[serde(default)]
+    streamed_at: Millis,
     /// The chunks that exist: start time → the write version that wrote it. A chunk whose
     /// envelope has another version is not the one this meta describes and is not served.
     chunks: BTreeMap<Millis, u64>,
@@ -212,6 +215,7 @@ impl SeriesStore {
                 coverage,
                 asked: meta.asked,
                 history_from: meta.history_from,
+                streamed_at: meta.streamed_at,
             },
             candles,
         }))
@@ -538,6 +542,9 @@ fn merge_knowledge(meta: &mut MetaBody, fetched: &Fetched, step: Millis, now: Mi
     }
     if let Some(h) = fetched.history_from {
         meta.history_from = meta.history_from.max(h);
+    }
+    if fetched.streamed {
+        meta.streamed_at = meta.streamed_at.max(now);
     }
     for &t in &fetched.unconfirmed {
         let at = meta.asked.entry(t).or_insert(now);

@@ -87,6 +87,7 @@ async fn unconfirmed_open_times_are_remembered_until_confirmed() {
         unconfirmed: vec![base + 11 * M, base + 12 * M],
         history_from: Some(base + 5 * M),
         tail_fetched_at: Some(first),
+        streamed: false,
     };
     store.write(&s, &fetched, first).await.unwrap();
     let state = store

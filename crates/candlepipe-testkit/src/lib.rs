@@ -55,7 +55,8 @@ impl Stack {
 
     /// The environment for a `candlepipe` process against this stack.
     pub fn worker_env(&self) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = vec![
+        let mut env: Vec<(String, String)> =
+            vec![
             ("CANDLEPIPE_NATS_URL".into(), self.nats.url()),
             ("CANDLEPIPE_REDIS_URL".into(), self.redis.url()),
             ("CANDLEPIPE_BINANCE_URL".into(), self.sim.url.clone()),
@@ -64,6 +65,11 @@ impl Stack {
             ("CANDLEPIPE_BINANCE_RPS".into(), "1000".into()),
             ("CANDLEPIPE_COINBASE_RPS".into(), "1000".into()),
             ("CANDLEPIPE_KRAKEN_RPS".into(), "1000".into()),
+            ("CANDLEPIPE_BINANCE_WS_URL".into(), self.sim.ws_url()),
+            ("CANDLEPIPE_KRAKEN_WS_URL".into(), format!("{}/v2", self.sim.ws_url())),
+            ("CANDLEPIPE_COINBASE_WS_URL".into(), self.sim.ws_url()),
+            // Streams only for what a test watches (tests of streaming raise it).
+            ("CANDLEPIPE_STREAM_HOT_PER_MINUTE".into(), "0".into()),
             ("CANDLEPIPE_HMAC_KEY".into(), TEST_HMAC_KEY.into()),
             (
                 "CANDLEPIPE_LOG".into(),

@@ -155,7 +155,7 @@ impl Worker {
         let mut child = Child::spawn(&format!("candlepipe run {}", roles.join(" ")), cmd);
         for role in roles {
             let roles: &[&str] = if *role == "all" {
-                &["ingest", "fill", "analyze"]
+                &["ingest", "fill", "analyze", "stream"]
             } else {
                 std::slice::from_ref(role)
             };

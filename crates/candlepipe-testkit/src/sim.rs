@@ -28,6 +28,11 @@ impl Sim {
         }
     }
 
+    /// The sim's WebSocket base (`ws://host:port`).
+    pub fn ws_url(&self) -> String {
+        self.url.replacen("http://", "ws://", 1)
+    }
+
     /// `GET /sim/stats`: per exchange, `requests`, `queries`, `per_second`, `rate_limited`.
     pub async fn stats(&self) -> serde_json::Value {
         self.http

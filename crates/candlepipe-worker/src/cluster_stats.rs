@@ -20,10 +20,11 @@ pub enum Field {
 }
 
 /// Every field, in a fixed order (its index is the atomic's).
-const FIELDS: [(Field, &str); 9] = [
+const FIELDS: [(Field, &str); 10] = [
     (Field::Requests(Source::L1), "requests:l1"),
     (Field::Requests(Source::Redis), "requests:redis"),
     (Field::Requests(Source::Exchange), "requests:exchange"),
+    (Field::Requests(Source::Stream), "requests:stream"),
     (Field::RequestsStale, "requests:stale"),
     (Field::RequestsError, "requests:error"),
     (
@@ -44,7 +45,7 @@ const FIELDS: [(Field, &str); 9] = [
 /// This process's counts since its last flush.
 #[derive(Default)]
 pub struct Counters {
-    counts: [AtomicU64; 9],
+    counts: [AtomicU64; 10],
 }
 
 impl Counters {

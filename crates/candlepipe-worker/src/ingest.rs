@@ -24,7 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budget::RedisBudget;
 use crate::cluster_stats::Field;
+use crate::jobs::publish_job;
 use crate::loops::answer_requests;
+use crate::stream::hot::{Hot, HOT_FOR};
+use crate::stream::leases::Leases;
 use crate::waiters::{Outcome, Waiter, Waiters};
 use crate::widest::Widest;
 use crate::{BoxError, Context};
@@ -56,9 +59,21 @@ impl Answer {
     }
 }
 
+/// What one ingest process keeps across requests.
+struct Local {
+    widest: Widest,
+    /// Series asked for often, to be streamed.
+    hot: Hot,
+    leases: Leases,
+}
+
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
     let waiters = Waiters::default();
-    let widest = Arc::new(Widest::default());
+    let local = Arc::new(Local {
+        widest: Widest::default(),
+        hot: Hot::new(ctx.settings.live.hot_per_minute),
+        leases: Leases::new(ctx.redis.clone(), &ctx.settings.redis_prefix),
+    });
     // Subscribe to ready events before taking requests, so no event can be missed.
     let ready = ctx
         .nats
@@ -84,8 +99,8 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     });
     tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
     answer_requests(requests, shutdown, |msg| {
-        let (ctx, waiters, widest) = (ctx.clone(), waiters.clone(), widest.clone());
-        async move { handle(ctx, waiters, widest, msg).await }
+        let (ctx, waiters, local) = (ctx.clone(), waiters.clone(), local.clone());
+        async move { handle(ctx, waiters, local, msg).await }
     })
     .await;
     dispatcher.abort();
@@ -95,7 +110,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     Ok(())
 }
 
-async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Message) {
+async fn handle(ctx: Context, waiters: Waiters, local: Arc<Local>, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         tracing::debug!("request without reply subject dropped");
         return;
@@ -107,7 +122,7 @@ async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Messag
             .map(|v| v.as_str()),
     );
     let started = Instant::now();
-    let answered = answer(&ctx, &waiters, &widest, &msg.payload, enc, started)
+    let answered = answer(&ctx, &waiters, &local, &msg.payload, enc, started)
         .await
         .and_then(|(a, fill)| Ok((a.or_history_unavailable()?, fill)));
     record(&ctx, answered.as_ref().map(|(a, _)| a), started);
@@ -134,10 +149,10 @@ async fn handle(ctx: Context, waiters: Waiters, widest: Arc<Widest>, msg: Messag
 /// The encoded reply. L1 answers are memoized on their snapshot: the same window in the
 /// same encoding is encoded once per snapshot, however many requests it answers.
 fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding, fill: FillGaps) -> Bytes {
-    let memo = (a.source == Source::L1 && !a.stale).then_some(ReplyKey {
+    let memo = (matches!(a.source, Source::L1 | Source::Stream) && !a.stale).then_some(ReplyKey {
         from: a.window.from,
         to: a.window.to,
-        tag: enc as u8 | (fill as u8) << 1,
+        tag: enc as u8 | (fill as u8) << 1 | u8::from(a.source == Source::Stream) << 2,
     });
     if let Some(bytes) = memo.and_then(|k| a.snap.reply(k)) {
         return bytes;
@@ -218,15 +233,34 @@ fn deadline_of(ctx: &Context, q: &CandleQuery, received: Instant) -> Instant {
 async fn answer(
     ctx: &Context,
     waiters: &Waiters,
-    widest: &Widest,
+    local: &Local,
     payload: &[u8],
     enc: Encoding,
     received: Instant,
 ) -> Result<(Answer, FillGaps), WireError> {
     let req: CandlesRequest = enc.decode_request(payload)?;
     let q = req.validate()?;
-    let answer = answer_query(ctx, waiters, widest, &q, received).await?;
+    if q.end.is_none() && local.hot.note(&q.series, now_ms()) {
+        let (leases, series) = (local.leases.clone(), q.series.clone());
+        tokio::spawn(async move {
+            if let Err(e) = leases.want(&series, HOT_FOR).await {
+                tracing::debug!(error = %e, "hot series not marked for streaming");
+            }
+        });
+    }
+    let answer = answer_query(ctx, waiters, &local.widest, &q, received).await?;
     Ok((answer, q.fill_gaps))
+}
+
+/// The source of a cache hit from `tier`: `stream` while the exchange's stream keeps the
+/// series fresh.
+fn from_cache(ctx: &Context, tier: Source, snap: &Snapshot, now: Millis) -> Source {
+    let fresh_since = now - ctx.settings.live.silence.as_millis() as Millis;
+    if snap.state.streamed_at > 0 && snap.state.streamed_at >= fresh_since {
+        Source::Stream
+    } else {
+        tier
+    }
 }
 
 async fn answer_query(
@@ -243,7 +277,7 @@ async fn answer_query(
         if let Verdict::Fresh(w) = snap.state.verdict(q, now) {
             if snap.holds(&w) {
                 return Ok(Answer {
-                    source: Source::L1,
+                    source: from_cache(ctx, Source::L1, snap, now),
                     stale: false,
                     snap: snap.clone(),
                     window: w,
@@ -263,7 +297,7 @@ async fn answer_query(
             if let Verdict::Fresh(w) = snap.state.verdict(q, now) {
                 if snap.holds(&w) {
                     return Ok(Answer {
-                        source: Source::Redis,
+                        source: from_cache(ctx, Source::Redis, &snap, now),
                         stale: false,
                         snap,
                         window: w,
@@ -318,19 +352,6 @@ async fn answer_query(
     let wide = widest.note(ex, q.series.interval, q.limit);
     job.widen(i64::from(wide).min(page_candles(ex, q.series.interval)));
     wait_for_fill(ctx, waiters, q, job, w, stale, deadline).await
-}
-
-/// Publishes the job on `lane` with its dedup id; returns whether JetStream already had it.
-async fn publish_job(ctx: &Context, job: &FillJob, lane: Lane, id: &str) -> Result<bool, BoxError> {
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id);
-    let payload = Bytes::from(serde_json::to_vec(job)?);
-    let ack = ctx
-        .js
-        .publish_with_headers(ctx.settings.subjects.lane(lane), headers, payload)
-        .await?
-        .await?;
-    Ok(ack.duplicate)
 }
 
 /// Asks for a place in the exchange's queue of live jobs for job `id`, due before

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use candlepipe_core::{now_ms, Lane, Millis, Priority, WireError};
+use candlepipe_core::{now_ms, FillJob, Lane, Millis, Priority, WireError};
 
 use crate::cluster_stats::Field;
 use crate::disposition::Disposition;
@@ -253,4 +253,23 @@ pub(crate) async fn dead_letter(ctx: &Context, letter: Letter<'_>) -> Result<(),
         tracing::warn!(subject = %letter.subject, code = %err.code, delivered = letter.delivered, "job dead-lettered");
     }
     Ok(())
+}
+
+/// Publishes fill job `job` on `lane` with its dedup id; returns whether JetStream already
+/// had it.
+pub async fn publish_job(
+    ctx: &Context,
+    job: &FillJob,
+    lane: Lane,
+    id: &str,
+) -> Result<bool, BoxError> {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    let payload = Bytes::from(serde_json::to_vec(job)?);
+    let ack = ctx
+        .js
+        .publish_with_headers(ctx.settings.subjects.lane(lane), headers, payload)
+        .await?
+        .await?;
+    Ok(ack.duplicate)
 }

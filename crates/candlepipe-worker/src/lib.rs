@@ -19,6 +19,7 @@ pub mod llm_route;
 pub mod llm_spend;
 pub mod loops;
 pub mod markets;
+pub mod stream;
 pub mod streams;
 mod waiters;
 mod widest;
@@ -61,6 +62,7 @@ pub struct WorkerSettings {
     pub analysis_timeout: Duration,
     pub markets: markets::MarketSettings,
     pub llm: commentary::LlmSettings,
+    pub live: stream::LiveSettings,
 }
 
 /// Everything a role needs; cheap to clone.
@@ -88,6 +90,7 @@ pub enum Role {
     Ingest,
     Fill,
     Analyze,
+    Stream,
 }
 
 /// Runs the roles until `shutdown` is cancelled, then drains them. An error in one role
@@ -108,6 +111,10 @@ pub async fn run(
                 tasks.spawn(async move { fill::run(ctx, exchange, stop).await })
             }
             Role::Analyze => tasks.spawn(async move { analysis::run(ctx, stop).await }),
+            Role::Stream => {
+                let exchange = exchange.clone();
+                tasks.spawn(async move { stream::run(ctx, exchange, stop).await })
+            }
         };
     }
     let mut first_error = None;

@@ -1,0 +1,329 @@
+//! Simulated market-data WebSockets, consistent with the REST candles (the same
+//! [`Series`]): Binance's combined kline stream (`/stream`: SUBSCRIBE/UNSUBSCRIBE by id,
+//! `x:true` closing updates, `serverShutdown`) and Kraken's WebSocket v2 `ohlc` channel
+//! (`/v2`: status on connect, a heartbeat a second, acks per symbol, a snapshot, then
+//! updates keyed by `interval_begin`, numbers as JSON numbers). Each subscription gets an
+//! update every `stream_tick_ms`; `stream_fault` breaks the connections open when it is set.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use candlepipe_core::{now_ms, Exchange, Interval, Millis};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::market::{is_listed, split_concat, Habits, Series, SimCandle};
+use crate::{Sim, StreamFault};
+
+pub(crate) async fn binance(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
+    ws.on_upgrade(move |socket| serve(socket, sim, Exchange::Binance))
+}
+
+pub(crate) async fn kraken(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
+    ws.on_upgrade(move |socket| serve(socket, sim, Exchange::Kraken))
+}
+
+/// One subscription: the series and the newest open time it was sent.
+struct Sub {
+    series: Series,
+    /// The symbol as the exchange's messages name it.
+    name: String,
+    interval: Interval,
+    last_t: Option<Millis>,
+    /// Binance: whether the closing update of `last_t`'s predecessor is still to send.
+    close_due: Option<Millis>,
+}
+
+fn rfc3339_nanos(ms: Millis) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map(|s| match s.strip_suffix('Z') {
+            // Kraken writes 9 fractional digits.
+            Some(body) if !body.contains('.') => format!("{body}.000000000Z"),
+            Some(body) => {
+                let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+                format!("{whole}.{frac:0<9}Z")
+            }
+            None => s,
+        })
+        .unwrap_or_default()
+}
+
+async fn send(socket: &mut WebSocket, text: String) -> bool {
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+async fn serve(mut socket: WebSocket, sim: Sim, ex: Exchange) {
+    let target = ex.as_str();
+    let opened = now_ms();
+    sim.count_stream(target, 1, 0, 0);
+    if ex == Exchange::Kraken {
+        let status = json!({"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":12393906104898154338u64,"system":"online","version":"2.0.4"}]});
+        if !send(&mut socket, status.to_string()).await {
+            return;
+        }
+    }
+    let mut subs: BTreeMap<String, Sub> = BTreeMap::new();
+    let (tick_ms, _) = sim.stream_settings(target, opened);
+    let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+    let mut shutdown_at: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let replies = match ex {
+                        Exchange::Binance => binance_request(&text, &mut subs, &sim),
+                        _ => kraken_request(&text, &mut subs, &sim),
+                    };
+                    for r in replies {
+                        if !send(&mut socket, r).await {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = tick.tick() => {
+                let (_, fault) = sim.stream_settings(target, opened);
+                match fault {
+                    Some(StreamFault::Drop) => {
+                        let _ = socket.send(Message::Close(None)).await;
+                        return;
+                    }
+                    Some(StreamFault::Silent) => continue,
+                    Some(StreamFault::ServerShutdown) if shutdown_at.is_none() => {
+                        let notice = json!({"stream":"!serverShutdown","data":{"e":"serverShutdown","E":now_ms()}});
+                        if !send(&mut socket, notice.to_string()).await {
+                            return;
+                        }
+                        shutdown_at = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+                    }
+                    _ => {}
+                }
+                if shutdown_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                let skip_close = fault == Some(StreamFault::SkipClose);
+                let habits = sim.habits(target);
+                let now = now_ms();
+                let mut sent = 0;
+                for sub in subs.values_mut() {
+                    let messages = match ex {
+                        Exchange::Binance => binance_updates(sub, now, habits, skip_close),
+                        _ => kraken_updates(sub, now, habits),
+                    };
+                    for m in messages {
+                        if !send(&mut socket, m).await {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                }
+                sim.count_stream(target, 0, 0, sent);
+            }
+            _ = heartbeat.tick(), if ex == Exchange::Kraken => {
+                if sim.stream_settings(target, opened).1 == Some(StreamFault::Silent) {
+                    continue;
+                }
+                if !send(&mut socket, json!({"channel":"heartbeat"}).to_string()).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn binance_request(text: &str, subs: &mut BTreeMap<String, Sub>, sim: &Sim) -> Vec<String> {
+    let Ok(req) = serde_json::from_str::<Value>(text) else {
+        return vec![json!({"code":3,"msg":"Invalid JSON","id":null}).to_string()];
+    };
+    let id = req["id"].clone();
+    let subscribe = match req["method"].as_str() {
+        Some("SUBSCRIBE") => true,
+        Some("UNSUBSCRIBE") => false,
+        _ => return vec![json!({"code":2,"msg":"Invalid request","id":id}).to_string()],
+    };
+    let names: Vec<&str> = req["params"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    for name in names {
+        if !subscribe {
+            subs.remove(name);
+            continue;
+        }
+        let Some((symbol, iv)) = name.split_once("@kline_") else {
+            continue;
+        };
+        let upper = symbol.to_ascii_uppercase();
+        let (Some((base, quote)), Ok(interval)) = (split_concat(&upper), Interval::parse(iv))
+        else {
+            continue; // Binance acknowledges unknown streams and sends nothing on them.
+        };
+        sim.count_stream(Exchange::Binance.as_str(), 0, 1, 0);
+        subs.entry(name.to_string()).or_insert(Sub {
+            series: Series::new("binance", &base, &quote, interval.millis()),
+            name: upper,
+            interval,
+            last_t: None,
+            close_due: None,
+        });
+    }
+    vec![json!({"result":null,"id":id}).to_string()]
+}
+
+fn kline(sub: &Sub, c: &SimCandle, closed: bool, now: Millis) -> String {
+    let step = sub.interval.millis();
+    let stream = format!("{}@kline_{}", sub.name.to_ascii_lowercase(), sub.interval);
+    json!({"stream": stream, "data": {"e":"kline","E":now,"s":sub.name,"k":{
+        "t":c.t,"T":c.t + step - 1,"s":sub.name,"i":sub.interval.as_str(),"f":1,"L":2,
+        "o":c.o.to_string(),"c":c.c.to_string(),"h":c.h.to_string(),"l":c.l.to_string(),
+        "v":c.v.to_string(),"n":2,"x":closed,"q":"0","V":"0","Q":"0","B":"0"}}})
+    .to_string()
+}
+
+/// Binance sends the forming candle while it trades, and its closing update (`x:true`,
+/// the final values) once after it ends (`late_ms` later with that habit).
+fn binance_updates(sub: &mut Sub, now: Millis, habits: Habits, skip_close: bool) -> Vec<String> {
+    let step = sub.interval.millis();
+    let current = sub.interval.open_of(now);
+    let mut out = Vec::new();
+    if let Some(last) = sub.last_t.filter(|&t| t < current) {
+        sub.close_due = Some(last);
+    }
+    if let Some(due) = sub.close_due {
+        if now >= due + step + habits.late_ms {
+            sub.close_due = None;
+            if !skip_close && !sub.series.quiet(due, habits) {
+                if let Some(c) = sub.series.candle(due, now) {
+                    out.push(kline(sub, &c, true, now));
+                }
+            }
+        }
+    }
+    if !sub.series.quiet(current, habits) {
+        if let Some(c) = sub.series.candle(current, now) {
+            out.push(kline(sub, &c, false, now));
+        }
+    }
+    sub.last_t = Some(current);
+    out
+}
+
+/// One `ohlc` row, written by hand: numbers keep the decimal's own text (trailing zeros
+/// too, as Kraken's do), which a `serde_json::Value` would turn into floats.
+fn kraken_row(sub: &Sub, c: &SimCandle) -> String {
+    format!(
+        "{{\"symbol\":\"{}\",\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"trades\":2,\"volume\":{},\"vwap\":{},\"interval_begin\":\"{}\",\"interval\":{},\"timestamp\":\"{}\"}}",
+        sub.name,
+        c.o,
+        c.h,
+        c.l,
+        c.c,
+        c.v,
+        c.c,
+        rfc3339_nanos(c.t),
+        sub.interval.minutes(),
+        rfc3339_nanos(c.t + sub.interval.millis()),
+    )
+}
+
+fn ohlc_message(kind: &str, now: Millis, rows: &[String]) -> String {
+    format!(
+        "{{\"channel\":\"ohlc\",\"type\":\"{kind}\",\"timestamp\":\"{}\",\"data\":[{}]}}",
+        rfc3339_nanos(now),
+        rows.join(",")
+    )
+}
+
+fn kraken_request(text: &str, subs: &mut BTreeMap<String, Sub>, sim: &Sim) -> Vec<String> {
+    let Ok(req) = serde_json::from_str::<Value>(text) else {
+        return vec![
+            json!({"error":"Malformed request","method":"unknown","success":false}).to_string(),
+        ];
+    };
+    let method = req["method"].as_str().unwrap_or_default().to_string();
+    let req_id = req["req_id"].clone();
+    if method == "ping" {
+        return vec![json!({"method":"pong","req_id":req_id}).to_string()];
+    }
+    let params = &req["params"];
+    let minutes = params["interval"].as_i64().unwrap_or(1);
+    let interval = Interval::ALL
+        .into_iter()
+        .find(|i| i.minutes() == minutes && Exchange::Kraken.serves(*i));
+    let symbols: Vec<String> = params["symbol"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = now_ms();
+    let stamp = rfc3339_nanos(now);
+    let mut out = Vec::new();
+    for symbol in symbols {
+        let listed = symbol
+            .split_once('/')
+            .filter(|(b, q)| is_listed(b, q))
+            .map(|(b, q)| (b.to_string(), q.to_string()));
+        let (Some((base, quote)), Some(iv)) = (listed, interval) else {
+            out.push(json!({"method":method,"req_id":req_id,"success":false,"error":"Currency pair not supported","symbol":symbol,"time_in":stamp,"time_out":stamp}).to_string());
+            continue;
+        };
+        let key = format!("{symbol}|{}", iv.minutes());
+        let ack = json!({"method":method,"req_id":req_id,"result":{"channel":"ohlc","interval":iv.minutes(),"snapshot":true,"symbol":symbol,"warnings":["timestamp is deprecated, use interval_begin"]},"success":true,"time_in":stamp,"time_out":stamp});
+        out.push(ack.to_string());
+        if method == "unsubscribe" {
+            subs.remove(&key);
+            continue;
+        }
+        if method != "subscribe" {
+            continue;
+        }
+        sim.count_stream(Exchange::Kraken.as_str(), 0, 1, 0);
+        let mut sub = Sub {
+            series: Series::new("kraken", &base, &quote, iv.millis()),
+            name: symbol.clone(),
+            interval: iv,
+            last_t: None,
+            close_due: None,
+        };
+        let habits = sim.habits(Exchange::Kraken.as_str());
+        let newest = iv.open_of(now - habits.late_ms);
+        let rows: Vec<String> = (0..5)
+            .rev()
+            .map(|i| newest - i * iv.millis())
+            .filter(|t| !sub.series.quiet(*t, habits))
+            .filter_map(|t| sub.series.candle(t, now))
+            .map(|c| kraken_row(&sub, &c))
+            .collect();
+        out.push(ohlc_message("snapshot", now, &rows));
+        sub.last_t = Some(newest);
+        subs.insert(key, sub);
+    }
+    out
+}
+
+/// Kraken sends its newest interval's candle while it trades; it rolls over to the next
+/// `late_ms` after the boundary. Nothing says a candle closed.
+fn kraken_updates(sub: &mut Sub, now: Millis, habits: Habits) -> Vec<String> {
+    let newest = sub.interval.open_of(now - habits.late_ms);
+    sub.last_t = Some(newest);
+    if sub.series.quiet(newest, habits) {
+        return Vec::new();
+    }
+    match sub.series.candle(newest, now) {
+        Some(c) => vec![ohlc_message("update", now, &[kraken_row(sub, &c)])],
+        None => Vec::new(),
+    }
+}

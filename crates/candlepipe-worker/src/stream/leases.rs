@@ -1,0 +1,169 @@
+//! Which series are streamed, and which `stream` process holds each (Redis; both keys in
+//! one hash slot, `{live}`):
+//! - `cp:stream:{live}:wanted`  sorted set: series → until when it is wanted (a watch, or
+//!   ingest seeing it requested often); renewed by whoever wants it
+//! - `cp:stream:{live}:leases`  hash: series → `holder|expires` (Redis-clock ms)
+//!
+//! Every [`PERIOD`] each stream process renews its leases and takes free or lapsed ones, up
+//! to its maximum, in one script; a process that dies stops renewing and another takes its
+//! series within [`TTL`] + [`PERIOD`].
+
+use std::time::Duration;
+
+use candlepipe_core::{Exchange, Interval, SeriesKey, Symbol};
+use candlepipe_store::Redis;
+
+/// How often leases are renewed and free ones taken.
+pub const PERIOD: Duration = Duration::from_secs(2);
+/// How long a lease lasts without renewal.
+pub const TTL: Duration = Duration::from_secs(6);
+
+const HOLD: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local wanted = redis.call('ZRANGE', KEYS[1], 0, -1)
+local is_wanted = {}
+for _, w in ipairs(wanted) do is_wanted[w] = true end
+local all = redis.call('HGETALL', KEYS[2])
+local mine = 0
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local sep = string.find(v, '|', 1, true)
+  local holder, exp = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
+  if exp < now or (holder == ARGV[1] and not is_wanted[all[i]]) then
+    redis.call('HDEL', KEYS[2], all[i])
+  elseif holder == ARGV[1] then
+    mine = mine + 1
+  end
+end
+local held = {}
+local until_ms = now + tonumber(ARGV[2])
+for _, w in ipairs(wanted) do
+  local v = redis.call('HGET', KEYS[2], w)
+  local take = false
+  if v then
+    local sep = string.find(v, '|', 1, true)
+    take = string.sub(v, 1, sep - 1) == ARGV[1]
+  elseif mine < tonumber(ARGV[3]) then
+    take = true
+    mine = mine + 1
+  end
+  if take then
+    redis.call('HSET', KEYS[2], w, ARGV[1] .. '|' .. until_ms)
+    table.insert(held, w)
+  end
+end
+return held
+"#;
+
+const RELEASE: &str = r#"
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  if string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return 0
+"#;
+
+const WANT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[2])
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not cur) or tonumber(cur) < until_ms then
+  redis.call('ZADD', KEYS[1], until_ms, ARGV[1])
+end
+return 0
+"#;
+
+#[derive(Clone)]
+pub struct Leases {
+    conn: Redis,
+    wanted: String,
+    leases: String,
+}
+
+/// `binance|BTC/USDT|1m`: a series as a member of the sets.
+pub fn member(s: &SeriesKey) -> String {
+    format!("{}|{}|{}", s.exchange, s.symbol, s.interval)
+}
+
+pub fn series_of(member: &str) -> Option<SeriesKey> {
+    let mut parts = member.split('|');
+    let (ex, sym, iv) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(SeriesKey::new(
+        Exchange::parse(ex).ok()?,
+        Symbol::parse(sym).ok()?,
+        Interval::parse(iv).ok()?,
+    ))
+}
+
+impl Leases {
+    pub fn new(conn: Redis, redis_prefix: &str) -> Self {
+        Leases {
+            conn,
+            wanted: format!("{redis_prefix}stream:{{live}}:wanted"),
+            leases: format!("{redis_prefix}stream:{{live}}:leases"),
+        }
+    }
+
+    /// Marks `series` wanted for `for_how_long` from now (never shortening a longer want).
+    pub async fn want(
+        &self,
+        series: &SeriesKey,
+        for_how_long: Duration,
+    ) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        redis::Script::new(WANT)
+            .key(&self.wanted)
+            .arg(member(series))
+            .arg(for_how_long.as_millis() as u64)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+    }
+
+    /// No longer wanted.
+    pub async fn unwant(&self, series: &SeriesKey) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("ZREM")
+            .arg(&self.wanted)
+            .arg(member(series))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+    }
+
+    /// Renews `holder`'s leases on wanted series, drops the unwanted ones, and takes free
+    /// ones up to `max` in all; returns the series it holds now.
+    pub async fn hold(
+        &self,
+        holder: &str,
+        max: usize,
+    ) -> Result<Vec<SeriesKey>, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let held: Vec<String> = redis::Script::new(HOLD)
+            .key(&self.wanted)
+            .key(&self.leases)
+            .arg(holder)
+            .arg(TTL.as_millis() as u64)
+            .arg(max)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(held.iter().filter_map(|m| series_of(m)).collect())
+    }
+
+    /// Gives up every lease `holder` has (at shutdown), so others take them at once.
+    pub async fn release(&self, holder: &str) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        redis::Script::new(RELEASE)
+            .key(&self.leases)
+            .arg(holder)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+    }
+}

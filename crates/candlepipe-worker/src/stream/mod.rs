@@ -1,0 +1,302 @@
+//! The `stream` role: keeps wanted series live from the exchanges' WebSockets.
+//!
+//! - `candlepipe.candles.watch` / `unwatch` (queue group `stream`) mark a series wanted for
+//!   a while ([`leases`]); ingest marks the series it is asked for often ([`hot`]).
+//! - Every [`leases::PERIOD`] each stream process renews its leases and takes free ones:
+//!   exactly one process holds each series, and another takes over when it dies.
+//! - Per exchange, the held series are spread over connections ([`link`]), each holding
+//!   up to the exchange's limit of subscriptions.
+//! - What arrives is published on the live subjects and merged into the store ([`sink`]);
+//!   a break becomes a REST back-fill on the bulk lane.
+
+pub mod hot;
+pub mod leases;
+mod link;
+mod sink;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{HeaderMap, Message};
+use bytes::Bytes;
+use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::request::ErrorReply;
+use candlepipe_core::watch::{WatchReply, WatchRequest};
+use candlepipe_core::{Encoding, ErrorCode, Exchange, SeriesKey, WireError};
+use candlepipe_exchange::stream::{self, Topic};
+use candlepipe_exchange::ExchangeClient;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use self::leases::Leases;
+use self::link::{Attempts, Link, Wanted};
+use crate::loops::answer_requests;
+use crate::{BoxError, Context};
+
+/// Where the exchanges' streams are and how the role behaves.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub binance_ws_url: String,
+    pub kraken_ws_url: String,
+    pub coinbase_ws_url: String,
+    /// A connection or subscription without a real message this long is silent.
+    pub silence: Duration,
+    /// How long a watch lasts unless renewed.
+    pub watch_ttl: Duration,
+    /// Requests a minute for the latest candles of a series that make ingest want it
+    /// streamed (0: only watches).
+    pub hot_per_minute: u32,
+    /// Series one stream process holds at most.
+    pub max_series: usize,
+}
+
+impl LiveSettings {
+    fn url(&self, ex: Exchange) -> &str {
+        match ex {
+            Exchange::Binance => &self.binance_ws_url,
+            Exchange::Kraken => &self.kraken_ws_url,
+            Exchange::Coinbase => &self.coinbase_ws_url,
+        }
+    }
+}
+
+const QUEUE_GROUP: &str = "stream";
+/// Exchanges whose streams candlepipe holds.
+const STREAMED: [Exchange; 2] = [Exchange::Binance, Exchange::Kraken];
+
+pub async fn run(
+    ctx: Context,
+    exchange: ExchangeClient,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let set = ctx.settings.clone();
+    let leases = Leases::new(ctx.redis.clone(), &set.redis_prefix);
+    let holder = format!(
+        "{}-{}-{:x}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "stream".into()),
+        std::process::id(),
+        rand::random::<u32>()
+    )
+    .replace('|', "-");
+
+    let mut answering = Vec::new();
+    for subject in [set.subjects.candles_watch(), set.subjects.candles_unwatch()] {
+        let requests = ctx
+            .nats
+            .queue_subscribe(subject, QUEUE_GROUP.into())
+            .await?;
+        let (ctx, leases, stop) = (ctx.clone(), leases.clone(), shutdown.clone());
+        answering.push(tokio::spawn(async move {
+            answer_requests(requests, stop, |msg| {
+                let (ctx, leases) = (ctx.clone(), leases.clone());
+                async move { answer(&ctx, &leases, msg).await }
+            })
+            .await
+        }));
+    }
+
+    let (received_tx, received_rx) = mpsc::channel(10_000);
+    let sink = tokio::spawn(sink::run(ctx.clone(), received_rx));
+    let mut feeds: BTreeMap<Exchange, Feed> = STREAMED
+        .into_iter()
+        .map(|ex| {
+            let feed = Feed {
+                link: Link {
+                    exchange: ex,
+                    url: stream::url(ex, set.live.url(ex)),
+                    silence: set.live.silence,
+                    attempts: Attempts::new(300, Duration::from_secs(300)),
+                },
+                links: Vec::new(),
+                assigned: BTreeMap::new(),
+                out: received_tx.clone(),
+                shutdown: shutdown.clone(),
+            };
+            (ex, feed)
+        })
+        .collect();
+    drop(received_tx);
+    ctx.markets.read_all().await;
+    tracing::info!(holder, "stream ready");
+
+    let mut natives: HashMap<SeriesKey, String> = HashMap::new();
+    loop {
+        match leases.hold(&holder, set.live.max_series).await {
+            Ok(held) => {
+                let mut wanted: BTreeMap<Exchange, Wanted> = BTreeMap::new();
+                for series in held {
+                    let native = match natives.get(&series) {
+                        Some(n) => n.clone(),
+                        None => match ctx.markets.native(&series, &exchange).await {
+                            Ok(rest) => {
+                                let n =
+                                    stream::topic_native(series.exchange, &series.symbol, &rest);
+                                natives.insert(series.clone(), n.clone());
+                                n
+                            }
+                            Err(e) => {
+                                tracing::warn!(series = %series, error = %e, "not streamed: no native name");
+                                continue;
+                            }
+                        },
+                    };
+                    let topic = Topic {
+                        native,
+                        interval: series.interval,
+                    };
+                    wanted
+                        .entry(series.exchange)
+                        .or_default()
+                        .insert(topic, series);
+                }
+                for (ex, feed) in feeds.iter_mut() {
+                    feed.set(wanted.remove(ex).unwrap_or_default());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "stream leases not renewed; keeping the current series")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(leases::PERIOD) => {}
+        }
+    }
+    if let Err(e) = leases.release(&holder).await {
+        tracing::warn!(error = %e, "stream leases not released; they lapse by themselves");
+    }
+    drop(feeds);
+    for a in answering {
+        let _ = a.await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(3), sink).await;
+    tracing::info!("stream drained");
+    Ok(())
+}
+
+/// One exchange's connections and which topics each holds.
+struct Feed {
+    link: Link,
+    links: Vec<watch::Sender<Wanted>>,
+    assigned: BTreeMap<Topic, usize>,
+    out: mpsc::Sender<Received>,
+    shutdown: CancellationToken,
+}
+
+use self::link::Received;
+
+impl Feed {
+    /// Gives each connection its share of `wanted`: topics stay where they are, new ones go
+    /// to the first connection with room, or a new one.
+    fn set(&mut self, wanted: Wanted) {
+        let per = stream::topics_per_connection(self.link.exchange);
+        self.assigned.retain(|t, _| wanted.contains_key(t));
+        let mut counts = vec![0usize; self.links.len()];
+        for &i in self.assigned.values() {
+            counts[i] += 1;
+        }
+        for topic in wanted.keys() {
+            if self.assigned.contains_key(topic) {
+                continue;
+            }
+            let i = match counts.iter().position(|&c| c < per) {
+                Some(i) => i,
+                None => {
+                    self.spawn_link();
+                    counts.push(0);
+                    counts.len() - 1
+                }
+            };
+            counts[i] += 1;
+            self.assigned.insert(topic.clone(), i);
+        }
+        for (i, link) in self.links.iter().enumerate() {
+            let share: Wanted = wanted
+                .iter()
+                .filter(|(t, _)| self.assigned.get(*t) == Some(&i))
+                .map(|(t, s)| (t.clone(), s.clone()))
+                .collect();
+            link.send_if_modified(|w| {
+                let changed = *w != share;
+                if changed {
+                    *w = share;
+                }
+                changed
+            });
+        }
+    }
+
+    fn spawn_link(&mut self) {
+        let (tx, rx) = watch::channel(Wanted::new());
+        let link = Link {
+            exchange: self.link.exchange,
+            url: self.link.url.clone(),
+            silence: self.link.silence,
+            attempts: Arc::clone(&self.link.attempts),
+        };
+        tokio::spawn(link.run(rx, self.out.clone(), self.shutdown.clone()));
+        self.links.push(tx);
+    }
+}
+
+/// Answers a watch or unwatch request.
+async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
+    let Some(reply_to) = msg.reply.clone() else {
+        return;
+    };
+    let enc = Encoding::from_content_type(
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
+            .map(|v| v.as_str()),
+    );
+    let unwatch = msg.subject.as_str() == ctx.settings.subjects.candles_unwatch();
+    let result = async {
+        let req: WatchRequest = enc.decode_request(&msg.payload)?;
+        let series = req.validate()?;
+        if unwatch {
+            leases.unwant(&series).await.map_err(unavailable)?;
+        } else {
+            ctx.markets.check(&series).await?;
+            leases
+                .want(&series, ctx.settings.live.watch_ttl)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok::<_, WireError>(WatchReply {
+            ok: true,
+            subject: ctx.settings.subjects.live(&series),
+            expires_in_ms: if unwatch {
+                0
+            } else {
+                ctx.settings.live.watch_ttl.as_millis() as u64
+            },
+        })
+    }
+    .await;
+    let body = match result {
+        Ok(reply) => enc.encode(&reply),
+        Err(e) => enc.encode(&ErrorReply::new(e)),
+    };
+    let sent = match enc {
+        Encoding::Json => ctx.nats.publish(reply_to, Bytes::from(body)).await,
+        Encoding::Msgpack => {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
+            ctx.nats
+                .publish_with_headers(reply_to, headers, Bytes::from(body))
+                .await
+        }
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "watch reply not published");
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> WireError {
+    WireError::new(
+        ErrorCode::Unavailable,
+        format!("the watch list in Redis is unavailable: {e}"),
+    )
+}

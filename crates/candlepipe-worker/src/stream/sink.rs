@@ -1,0 +1,117 @@
+//! What the stream does with what it receives: each candle is published on the series'
+//! live subject at once, then merged into the series store like a fill (same envelope,
+//! versions, coverage): confirmed candles are covered for good, the others count as asked
+//! now. A gap after a break becomes a fill job on the exchange's bulk lane, so REST fills
+//! what the stream missed, within the budget. Candles of one series are applied in order.
+
+use std::hash::{Hash, Hasher};
+
+use candlepipe_core::freshness::closed_bound;
+use candlepipe_core::{now_ms, Fetched, FillJob, Lane, Priority, SeriesKey};
+use tokio::sync::mpsc;
+
+use super::link::Received;
+use crate::jobs::publish_job;
+use crate::Context;
+
+/// Series are spread over this many writers; each applies its series' candles in order.
+const WRITERS: usize = 8;
+
+pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>) {
+    let mut writers = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        let (tx, mut rx) = mpsc::channel::<Received>(1024);
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                apply(&ctx, r).await;
+            }
+        });
+        writers.push(tx);
+    }
+    while let Some(r) = received.recv().await {
+        let series = match &r {
+            Received::Candle { series, .. } | Received::Gap { series, .. } => series,
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        series.hash(&mut h);
+        if writers[h.finish() as usize % WRITERS]
+            .send(r)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn apply(ctx: &Context, r: Received) {
+    match r {
+        Received::Candle {
+            series,
+            candle,
+            confirmed,
+            event_ms,
+        } => {
+            let ex = series.exchange.as_str();
+            match serde_json::to_vec(&candle) {
+                Ok(payload) => {
+                    if let Err(e) = ctx
+                        .nats
+                        .publish(ctx.settings.subjects.live(&series), payload.into())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "live candle not published");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "live candle not encoded"),
+            }
+            let now = now_ms();
+            if let Some(at) = event_ms {
+                metrics::histogram!("candlepipe_stream_lag_seconds", "exchange" => ex)
+                    .record((now - at).max(0) as f64 / 1000.0);
+            }
+            let t = candle.t;
+            let forming = t >= series.interval.open_of(now);
+            let fetched = Fetched {
+                candles: vec![candle],
+                covered: if confirmed { vec![(t, t)] } else { Vec::new() },
+                unconfirmed: if confirmed { Vec::new() } else { vec![t] },
+                history_from: None,
+                tail_fetched_at: forming.then_some(now),
+                streamed: true,
+            };
+            if let Err(e) = ctx.store.write(&series, &fetched, now).await {
+                tracing::warn!(error = %e, series = %series, "streamed candle not stored");
+            }
+        }
+        Received::Gap { series, since } => backfill(ctx, &series, since).await,
+    }
+}
+
+/// Asks REST for `series` from open time `since` to the last closed candle, on the bulk
+/// lane: nobody waits for it, and live work goes first.
+async fn backfill(ctx: &Context, series: &SeriesKey, since: i64) {
+    let now = now_ms();
+    let to = closed_bound(series.interval, now);
+    if since > to {
+        return;
+    }
+    let job = FillJob {
+        series: series.clone(),
+        from: since,
+        to,
+        includes_open: false,
+        fresh_after: now,
+    };
+    let id = format!("{}.gap", job.msg_id(now));
+    let lane = Lane::new(series.exchange, Priority::Bulk);
+    match publish_job(ctx, &job, lane, &id).await {
+        Ok(_) => {
+            metrics::counter!("candlepipe_stream_backfills_total", "exchange" => series.exchange.as_str())
+                .increment(1);
+            tracing::info!(series = %series, from = since, to, "stream gap sent to REST");
+        }
+        Err(e) => tracing::warn!(error = %e, series = %series, "stream gap not queued"),
+    }
+}
