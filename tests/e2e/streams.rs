@@ -126,3 +126,278 @@ async fn watched_series_are_live_and_served_from_the_stream_without_rest_calls()
     .await;
     assert_eq!(refused["error"]["code"], "unknown_symbol", "{refused}");
 }
+
+/// The series store as the workers read it.
+async fn store(stack: &Stack) -> candlepipe_store::SeriesStore {
+    let conn = redis::aio::ConnectionManager::new(redis::Client::open(stack.redis.url()).unwrap())
+        .await
+        .unwrap();
+    candlepipe_store::SeriesStore::new(
+        candlepipe_store::Redis::Single(conn),
+        candlepipe_store::Keyring::new("k1", candlepipe_testkit::TEST_HMAC_KEY.as_bytes()),
+        "cp:",
+        10_000,
+    )
+}
+
+/// The sim's REST candles of a window, parsed as candlepipe parses them.
+async fn rest_candles(
+    stack: &Stack,
+    exchange: &str,
+    symbol: &str,
+    from: i64,
+    to: i64,
+) -> Vec<candlepipe_core::Candle> {
+    let (base, quote) = symbol.split_once('/').unwrap();
+    match exchange {
+        "binance" => {
+            let body = sim_raw(
+                stack,
+                &format!("/api/v3/klines?symbol={base}{quote}&interval=1m&startTime={from}&endTime={to}&limit=1000"),
+            )
+            .await;
+            candlepipe_exchange::binance::parse(&body, i64::MAX).unwrap()
+        }
+        _ => {
+            let pair = format!("{base}{quote}");
+            let body = sim_raw(
+                stack,
+                &format!(
+                    "/0/public/OHLC?pair={pair}&interval=1&since={}",
+                    from / 1000 - 1
+                ),
+            )
+            .await;
+            candlepipe_exchange::kraken::parse(&body, i64::MAX)
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.t >= from && c.t <= to)
+                .collect()
+        }
+    }
+}
+
+fn text(c: &candlepipe_core::Candle) -> [String; 5] {
+    [c.o, c.h, c.l, c.c, c.v].map(|d| d.to_string())
+}
+
+/// Streams Binance and Kraken series, breaks their connections with `fault` late in a
+/// minute, and checks after the next minute's close: every candle the store holds for good
+/// is the sim's REST candle, and a closed window is whole, in order, without duplicates.
+async fn a_fault_leaves_no_hole_and_no_wrong_candle(fault: &str) {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_STREAM_SILENCE_MS", "2000");
+    for ex in ["binance", "kraken"] {
+        stack
+            .sim
+            .set_faults(ex, json!({"stream_tick_ms": 200}))
+            .await;
+    }
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let series = [("binance", "SOL/USDT"), ("kraken", "SOL/USD")];
+    for (ex, sym) in series {
+        let subject = watch(&client, ex, sym, "1m").await;
+        let mut live = client.subscribe(subject).await.unwrap();
+        next_candle(&mut live).await;
+        let first = get(
+            &client,
+            json!({"exchange": ex, "symbol": sym, "interval": "1m", "limit": 30}),
+        )
+        .await;
+        assert_eq!(ok(&first).len(), 30, "{first}");
+    }
+    into_minute(35, 45).await;
+    for ex in ["binance", "kraken"] {
+        stack
+            .sim
+            .set_faults(ex, json!({"stream_tick_ms": 200, "stream_fault": fault}))
+            .await;
+    }
+    // The minute closes while the fault lasts.
+    into_minute(10, 25).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let store = store(&stack).await;
+    for (ex, sym) in series {
+        let s = candlepipe_core::SeriesKey::new(
+            candlepipe_core::Exchange::parse(ex).unwrap(),
+            candlepipe_core::Symbol::parse(sym).unwrap(),
+            candlepipe_core::Interval::M1,
+        );
+        let now = now_ms();
+        let last_closed = now - now.rem_euclid(M) - M;
+        let from = last_closed - 29 * M;
+        let rest = rest_candles(&stack, ex, sym, from, last_closed).await;
+        let read = store.read(&s, from, last_closed).await.unwrap().unwrap();
+        assert!(
+            read.state.coverage.contains(from, last_closed),
+            "{ex} {fault}: the store has the window for good before anyone asks: {:?}",
+            read.state.coverage.ranges()
+        );
+        let times: Vec<i64> = read.candles.iter().map(|c| c.t).collect();
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "{ex} {fault}: ascending, no duplicates"
+        );
+        for c in &read.candles {
+            if read.state.coverage.covers(c.t) {
+                let want = rest
+                    .iter()
+                    .find(|r| r.t == c.t)
+                    .unwrap_or_else(|| panic!("{ex} {fault}: {} not in REST", c.t));
+                assert_eq!(
+                    text(c),
+                    text(want),
+                    "{ex} {fault}: stored for good at {}",
+                    c.t
+                );
+                assert!(c.closed, "{ex} {fault}: covered means closed at {}", c.t);
+            }
+        }
+        // Asked as a producer would: whole, closed, exactly REST's.
+        let window = get(
+            &client,
+            json!({"exchange": ex, "symbol": sym, "interval": "1m", "limit": 30, "end": last_closed}),
+        )
+        .await;
+        let got = ok(&window);
+        assert_eq!(got.len(), 30, "{ex} {fault}: {window}");
+        assert_eq!(rest.len(), 30);
+        for (c, r) in got.iter().zip(&rest) {
+            assert_eq!(c["t"], r.t);
+            assert_eq!(c["closed"], true, "{ex} {fault}: {c}");
+            let values: [String; 5] =
+                ["o", "h", "l", "c", "v"].map(|k| c[k].as_str().unwrap().to_string());
+            assert_eq!(values, text(r), "{ex} {fault} at {}", r.t);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_connection_leaves_no_hole_and_no_wrong_candle() {
+    a_fault_leaves_no_hole_and_no_wrong_candle("drop").await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_leaves_no_hole_and_no_wrong_candle() {
+    a_fault_leaves_no_hole_and_no_wrong_candle("silent").await;
+}
+
+#[tokio::test]
+async fn a_skipped_closing_update_leaves_no_hole_and_no_wrong_candle() {
+    a_fault_leaves_no_hole_and_no_wrong_candle("skip_close").await;
+}
+
+#[tokio::test]
+async fn a_server_shutdown_leaves_no_hole_and_no_wrong_candle() {
+    a_fault_leaves_no_hole_and_no_wrong_candle("server_shutdown").await;
+}
+
+/// Who holds each streamed series: member → holder.
+async fn holders(stack: &Stack) -> std::collections::BTreeMap<String, String> {
+    let mut conn = stack.redis_conn().await;
+    let all: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg("cp:stream:{live}:leases")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    all.into_iter()
+        .map(|(k, v)| (k, v.split('|').next().unwrap_or_default().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn another_stream_worker_takes_over_within_10_s_and_the_gap_is_back_filled() {
+    let stack = stack().await;
+    for ex in ["binance", "kraken"] {
+        stack
+            .sim
+            .set_faults(ex, json!({"stream_tick_ms": 200}))
+            .await;
+    }
+    let _workers = stack.worker(&["ingest", "fill"]).await;
+    let mut first = Some(stack.worker(&["stream"]).await);
+    let second = stack.worker(&["stream"]).await;
+    let client = stack.client().await;
+    let series = [("binance", "ADA/USDT"), ("kraken", "ADA/USD")];
+    let mut lives = Vec::new();
+    for (ex, sym) in series {
+        let subject = watch(&client, ex, sym, "1m").await;
+        let mut live = client.subscribe(subject).await.unwrap();
+        next_candle(&mut live).await;
+        let loaded = get(
+            &client,
+            json!({"exchange": ex, "symbol": sym, "interval": "1m", "limit": 20}),
+        )
+        .await;
+        assert_eq!(ok(&loaded).len(), 20);
+        lives.push(live);
+    }
+    // Kill the holder just before a minute ends, so that the close passes while nobody holds.
+    let held = holders(&stack).await;
+    assert_eq!(held.len(), 2, "{held:?}");
+    let holder_pid = |holder: &str| holder.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+    let pids: Vec<u32> = held.values().filter_map(|h| holder_pid(h)).collect();
+    let first_pid = first.as_ref().unwrap().child.pid();
+    let (victim, survivor_pid) = if pids.contains(&first_pid) {
+        (first.take().unwrap(), second.child.pid())
+    } else {
+        // The second holds them: the roles are symmetric, so kill the second instead.
+        drop(first.take());
+        (second, first_pid)
+    };
+    into_minute(55, 58).await;
+    let killed_at = std::time::Instant::now();
+    drop(victim); // SIGKILL
+    for live in &mut lives {
+        // Drain what came before the kill.
+        while tokio::time::timeout(Duration::from_millis(50), live.next())
+            .await
+            .is_ok()
+        {}
+    }
+    for (live, (ex, _)) in lives.iter_mut().zip(series) {
+        next_candle(live).await;
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "{ex}: live again after {:?}",
+            killed_at.elapsed()
+        );
+    }
+    let held = holders(&stack).await;
+    assert!(
+        held.values().all(|h| holder_pid(h) == Some(survivor_pid)),
+        "the survivor holds every series: {held:?}"
+    );
+    // The close that passed while nobody held is back-filled: the store is whole.
+    into_minute(8, 20).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let store = store(&stack).await;
+    for (ex, sym) in series {
+        let s = candlepipe_core::SeriesKey::new(
+            candlepipe_core::Exchange::parse(ex).unwrap(),
+            candlepipe_core::Symbol::parse(sym).unwrap(),
+            candlepipe_core::Interval::M1,
+        );
+        let now = now_ms();
+        let last_closed = now - now.rem_euclid(M) - M;
+        let read = store
+            .read(&s, last_closed - 5 * M, last_closed)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            read.state
+                .coverage
+                .contains(last_closed - 5 * M, last_closed),
+            "{ex}: whole after the takeover: {:?}",
+            read.state.coverage.ranges()
+        );
+        let rest = rest_candles(&stack, ex, sym, last_closed - 5 * M, last_closed).await;
+        assert_eq!(
+            read.candles.iter().map(text).collect::<Vec<_>>(),
+            rest.iter().map(text).collect::<Vec<_>>(),
+            "{ex}"
+        );
+    }
+}

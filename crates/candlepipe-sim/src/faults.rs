@@ -47,7 +47,8 @@ pub enum StreamFault {
     Drop,
     /// Send nothing more, keeping the socket open (pings are still answered).
     Silent,
-    /// Leave out closing updates (Binance's `x:true`); Kraken sends none anyway.
+    /// Leave out closing updates (Binance's `x:true`). Kraken has none: its last update of
+    /// an interval is just its last trade's, which the sim always sends.
     SkipClose,
     /// Binance's `serverShutdown`, then the connection closes 3 s later.
     ServerShutdown,

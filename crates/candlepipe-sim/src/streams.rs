@@ -314,16 +314,24 @@ fn kraken_request(text: &str, subs: &mut BTreeMap<String, Sub>, sim: &Sim) -> Ve
     out
 }
 
-/// Kraken sends its newest interval's candle while it trades; it rolls over to the next
-/// `late_ms` after the boundary. Nothing says a candle closed.
+/// Kraken sends its newest interval's candle while it trades (an update per trade: the
+/// last one of an interval holds its final values, sent here as the interval ends); it
+/// rolls over to the next `late_ms` after the boundary. Nothing says a candle closed.
 fn kraken_updates(sub: &mut Sub, now: Millis, habits: Habits) -> Vec<String> {
     let newest = sub.interval.open_of(now - habits.late_ms);
+    let mut out = Vec::new();
+    if let Some(previous) = sub.last_t.filter(|&t| t < newest) {
+        if !sub.series.quiet(previous, habits) {
+            if let Some(c) = sub.series.candle(previous, now) {
+                out.push(ohlc_message("update", now, &[kraken_row(sub, &c)]));
+            }
+        }
+    }
     sub.last_t = Some(newest);
-    if sub.series.quiet(newest, habits) {
-        return Vec::new();
+    if !sub.series.quiet(newest, habits) {
+        if let Some(c) = sub.series.candle(newest, now) {
+            out.push(ohlc_message("update", now, &[kraken_row(sub, &c)]));
+        }
     }
-    match sub.series.candle(newest, now) {
-        Some(c) => vec![ohlc_message("update", now, &[kraken_row(sub, &c)])],
-        None => Vec::new(),
-    }
+    out
 }

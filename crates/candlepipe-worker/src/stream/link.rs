@@ -32,6 +32,9 @@ pub enum Received {
     },
     /// The connection broke or was replaced: candles after `since` may have been missed.
     Gap { series: SeriesKey, since: Millis },
+    /// This process just took the series (a new watch, or another holder's lease that
+    /// lapsed): what the store lacks since its last candle may have been missed.
+    Taken { series: SeriesKey },
 }
 
 /// The topics a link should hold, with the series each one feeds.
@@ -42,6 +45,9 @@ pub const CONTROL_SPACING: Duration = Duration::from_millis(250);
 pub const MAX_AGE: Duration = Duration::from_secs(23 * 3600);
 /// How long a subscribe may go unacknowledged.
 const ACK_WAIT: Duration = Duration::from_secs(10);
+/// How long after an interval ends its closing update may come (Binance: 1.4–2.4 s); past
+/// it the candle goes to REST.
+const CLOSE_GRACE_MS: Millis = 5_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -119,6 +125,8 @@ struct TopicState {
     last_data: Instant,
     /// The last candle seen (Kraken: it closes when a later one comes).
     last: Option<Candle>,
+    /// Binance: open times seen forming whose closing update has not come yet.
+    unclosed: BTreeSet<Millis>,
 }
 
 impl Link {
@@ -315,6 +323,11 @@ impl Link {
                                 *seen = (*seen).max(candle.t);
                                 let mut received = Vec::with_capacity(2);
                                 if stream::says_closed(ex) {
+                                    if candle.closed {
+                                        state.unclosed.remove(&candle.t);
+                                    } else if state.unclosed.len() < 16 {
+                                        state.unclosed.insert(candle.t);
+                                    }
                                     received.push(Received::Candle {
                                         series,
                                         confirmed: candle.closed,
@@ -382,7 +395,7 @@ impl Link {
                             }
                             for t in &request.topics {
                                 if subscribe {
-                                    subs.insert(t.clone(), TopicState { acked: false, last_data: now, last: None });
+                                    subs.insert(t.clone(), TopicState { acked: false, last_data: now, last: None, unclosed: BTreeSet::new() });
                                 } else {
                                     subs.remove(t);
                                 }
@@ -416,6 +429,26 @@ impl Link {
                         }
                         outbox.push_back((silent.clone(), false));
                         outbox.push_back((silent, true));
+                    }
+                    // A closing update that never came: REST has the final candle.
+                    let now_ms = candlepipe_core::now_ms();
+                    for (topic, state) in subs.iter_mut() {
+                        let step = topic.interval.millis();
+                        let overdue: Vec<Millis> = state
+                            .unclosed
+                            .iter()
+                            .copied()
+                            .filter(|t| t + step + CLOSE_GRACE_MS < now_ms)
+                            .collect();
+                        let Some(&since) = overdue.first() else { continue };
+                        for t in &overdue {
+                            state.unclosed.remove(t);
+                        }
+                        let Some(series) = want.borrow().get(topic).cloned() else { continue };
+                        tracing::info!(exchange = %ex, series = %series, since, "closing update missed");
+                        if out.send(Received::Gap { series, since }).await.is_err() {
+                            return End::Shutdown;
+                        }
                     }
                     if opened.elapsed() > MAX_AGE {
                         return End::Replace(Box::new(socket));

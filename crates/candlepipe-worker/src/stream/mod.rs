@@ -14,7 +14,7 @@ pub mod leases;
 mod link;
 mod sink;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +97,7 @@ pub async fn run(
     }
 
     let (received_tx, received_rx) = mpsc::channel(10_000);
+    let taken_tx = received_tx.clone();
     let sink = tokio::spawn(sink::run(ctx.clone(), received_rx));
     let mut feeds: BTreeMap<Exchange, Feed> = STREAMED
         .into_iter()
@@ -121,9 +122,19 @@ pub async fn run(
     tracing::info!(holder, "stream ready");
 
     let mut natives: HashMap<SeriesKey, String> = HashMap::new();
+    let mut held_before: BTreeSet<SeriesKey> = BTreeSet::new();
     loop {
         match leases.hold(&holder, set.live.max_series).await {
             Ok(held) => {
+                for series in held.iter().filter(|s| !held_before.contains(*s)) {
+                    tracing::info!(series = %series, "streaming");
+                    let _ = taken_tx
+                        .send(Received::Taken {
+                            series: series.clone(),
+                        })
+                        .await;
+                }
+                held_before = held.iter().cloned().collect();
                 let mut wanted: BTreeMap<Exchange, Wanted> = BTreeMap::new();
                 for series in held {
                     let native = match natives.get(&series) {
@@ -167,6 +178,7 @@ pub async fn run(
         tracing::warn!(error = %e, "stream leases not released; they lapse by themselves");
     }
     drop(feeds);
+    drop(taken_tx);
     for a in answering {
         let _ = a.await;
     }

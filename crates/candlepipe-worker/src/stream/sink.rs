@@ -1,12 +1,15 @@
 //! What the stream does with what it receives: each candle is published on the series'
 //! live subject at once, then merged into the series store like a fill (same envelope,
 //! versions, coverage): confirmed candles are covered for good, the others count as asked
-//! now. A gap after a break becomes a fill job on the exchange's bulk lane, so REST fills
-//! what the stream missed, within the budget. Candles of one series are applied in order.
+//! now. A gap after a break, or since the store's last candle when this process takes a
+//! series over, becomes a fill job on the exchange's bulk lane, so REST fills what the
+//! stream missed, within the budget. Candles of one series are applied in order.
 
 use std::hash::{Hash, Hasher};
 
-use candlepipe_core::freshness::closed_bound;
+use std::time::Duration;
+
+use candlepipe_core::freshness::{closed_bound, CLOSE_MARGIN_MS};
 use candlepipe_core::{now_ms, Fetched, FillJob, Lane, Priority, SeriesKey};
 use tokio::sync::mpsc;
 
@@ -31,7 +34,9 @@ pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>) {
     }
     while let Some(r) = received.recv().await {
         let series = match &r {
-            Received::Candle { series, .. } | Received::Gap { series, .. } => series,
+            Received::Candle { series, .. }
+            | Received::Gap { series, .. }
+            | Received::Taken { series } => series,
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         series.hash(&mut h);
@@ -86,12 +91,52 @@ async fn apply(ctx: &Context, r: Received) {
             }
         }
         Received::Gap { series, since } => backfill(ctx, &series, since).await,
+        Received::Taken { series } => {
+            // From the store's newest confirmed candle on, at most one job's worth.
+            let now = now_ms();
+            let step = series.interval.millis();
+            let to = closed_bound(series.interval, now);
+            let since = match ctx.store.read(&series, to, to).await {
+                Ok(Some(read)) => read.state.coverage.last().map(|last| last + step),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, series = %series, "store not read for a taken series");
+                    None
+                }
+            };
+            if let Some(since) = since {
+                backfill(ctx, &series, since.max(to - (TAKEN_BACKFILL - 1) * step)).await;
+            }
+        }
     }
 }
 
+/// Candles a process taking over a series asks REST for at most.
+const TAKEN_BACKFILL: i64 = 1000;
+
 /// Asks REST for `series` from open time `since` to the last closed candle, on the bulk
-/// lane: nobody waits for it, and live work goes first.
+/// lane: nobody waits for it, and live work goes first. A `since` still forming (a break or
+/// takeover just before a close) is asked once it has closed; the job then finds nothing
+/// to do if the stream brought the close after all.
 async fn backfill(ctx: &Context, series: &SeriesKey, since: i64) {
+    let now = now_ms();
+    let closes_at = since + series.interval.millis() + CLOSE_MARGIN_MS + 1_000;
+    if closed_bound(series.interval, now) >= since {
+        queue_backfill(ctx, series, since).await;
+    } else if closes_at - now <= MAX_WAIT_MS {
+        let (ctx, series) = (ctx.clone(), series.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((closes_at - now).max(0) as u64)).await;
+            queue_backfill(&ctx, &series, since).await;
+        });
+    }
+    // Longer intervals: the next request for the window confirms it from REST.
+}
+
+/// How long a back-fill may wait for its first candle to close.
+const MAX_WAIT_MS: i64 = 120_000;
+
+async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64) {
     let now = now_ms();
     let to = closed_bound(series.interval, now);
     if since > to {
