@@ -56,6 +56,21 @@ pub fn zero_the_rules_metrics(cfg: &crate::config::Config) {
     }
 }
 
+/// The stream metrics the dashboard and alerts read, at zero, for the exchanges that
+/// stream (a role without streams shows flat lines, not "no data").
+pub fn zero_the_stream_metrics() {
+    use candlepipe_core::Exchange;
+    for ex in [Exchange::Binance, Exchange::Kraken] {
+        let ex = ex.as_str();
+        metrics::gauge!("candlepipe_stream_connections", "exchange" => ex).set(0.0);
+        metrics::gauge!("candlepipe_stream_subscriptions", "exchange" => ex).set(0.0);
+        metrics::counter!("candlepipe_stream_messages_total", "exchange" => ex).absolute(0);
+        metrics::counter!("candlepipe_stream_backfills_total", "exchange" => ex).absolute(0);
+        metrics::counter!("candlepipe_stream_reconnects_total", "exchange" => ex, "reason" => "connection_error").absolute(0);
+        let _registered = metrics::histogram!("candlepipe_stream_lag_seconds", "exchange" => ex);
+    }
+}
+
 #[derive(Clone)]
 struct Probe {
     metrics: PrometheusHandle,

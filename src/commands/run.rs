@@ -95,6 +95,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.metrics_addr {
         let handle = crate::telemetry::install_recorder()?;
         crate::telemetry::zero_the_rules_metrics(cfg);
+        crate::telemetry::zero_the_stream_metrics();
         let (nats, redis, stop) = (ctx.nats.clone(), ctx.redis.clone(), shutdown.clone());
         tokio::spawn(async move {
             if let Err(e) = crate::telemetry::serve(addr, handle, nats, redis, stop).await {
