@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the standard benchmark set and writes BENCHMARKS.md: every workload at 1, 16 and 64
 # concurrent requesters, beside a trivial NATS echo measured in the same run; then the
-# scenarios of spending the exchanges' budgets under pressure, at the default budgets.
+# scenarios of spending the exchanges' budgets under pressure, at the default budgets; then
+# live candles from the exchanges' streams (5 minutes of 300 hot series, and live latency).
 #   scripts/bench.sh [seconds per run, default 10]
 # Starts its own nats-server, redis-server (ports 24222/26379), simulator (28080, 20 ms
 # latency) and workers, and stops them at the end. Release build.
@@ -81,6 +82,27 @@ for scenario in lanes burst unknown backfill; do
 done
 echo "== scenario zipf-series (25 s)"
 "$bin" bench --scenario zipf-series --duration 25 --sim-url "$sim_url" | tee -a "$results"
+
+echo "== live candles: 300 hot series for 5 minutes, then live latency at 2,000 updates a second"
+for name in ingest fill; do kill "$(cat "$CANDLEPIPE_RUN_DIR/$name.pid")"; done
+sleep 1
+redis-cli -p 26379 FLUSHALL >/dev/null
+# The first loads of 300 series measure the streams, not the budget; a series is hot after
+# 3 requests in a minute.
+export CANDLEPIPE_BINANCE_RPS=100000 CANDLEPIPE_KRAKEN_RPS=100000 CANDLEPIPE_STREAM_HOT_PER_MINUTE=3
+for ex in binance kraken; do
+  curl -fsS -X POST -H 'Content-Type: application/json' -d '{}' "$sim_url/sim/faults/$ex"
+done
+CANDLEPIPE_LOG=info start fill "$bin" run fill
+wait_for fill "fill ready" 3
+CANDLEPIPE_LOG=info start ingest "$bin" run ingest
+wait_for ingest "ingest ready" 4
+CANDLEPIPE_LOG=info start stream "$bin" run stream
+wait_for stream "stream ready"
+echo "== scenario streams (20 s warm-up + 280 s)"
+"$bin" bench --scenario streams --duration 280 --sim-url "$sim_url" | tee -a "$results"
+echo "== live latency (${secs}s)"
+"$bin" bench --workload live --series 200 --rate 2000 --duration "$secs" --sim-url "$sim_url" --json | tee -a "$results"
 
 python3 scripts/bench_report.py "$results" "$secs" "$sim_latency_ms" >"$CANDLEPIPE_RUN_DIR/BENCHMARKS.md"
 mv "$CANDLEPIPE_RUN_DIR/BENCHMARKS.md" BENCHMARKS.md

@@ -41,6 +41,9 @@ pub enum Workload {
     /// The cold workload's requests sent straight to the exchange with candlepipe's HTTP
     /// client (no NATS, no cache): the exchange's own latency, which cold misses add to.
     Direct,
+    /// Live candles from the simulator's stream to a NATS subscriber (`--series` watched,
+    /// `--rate` updates a second in all; needs `--sim-url` and a stream worker).
+    Live,
 }
 
 #[derive(clap::Args)]
@@ -73,9 +76,13 @@ pub struct Args {
     /// workload; prints one JSON object (`--duration` is each of its phases' length).
     #[arg(long, value_enum)]
     scenario: Option<Scenario>,
-    /// The simulator's URL, to count the exchange calls a scenario caused.
+    /// The simulator's URL, to count the exchange calls a scenario caused (and, for the
+    /// live workload, to set its stream rate).
     #[arg(long)]
     sim_url: Option<String>,
+    /// With `--workload live`: live candles a second, in all.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
 }
 
 /// Request header telling the echo responder how large a reply to send.
@@ -162,6 +169,8 @@ impl Requests {
                 let u: f64 = rng.random();
                 Self::zipf(self.zipf_cdf.partition_point(|c| *c < u))
             }
+            // Measured by `live_bench`, which sends no candle requests.
+            Workload::Live => serde_json::Value::Null,
         };
         serde_json::to_vec(&value).unwrap_or_default()
     }
@@ -320,6 +329,22 @@ async fn serve_echo(cfg: &Config) -> anyhow::Result<ExitCode> {
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     if args.serve_echo {
         return serve_echo(cfg).await;
+    }
+    if args.workload == Workload::Live {
+        let report = super::live_bench::run(
+            cfg,
+            args.series,
+            args.rate,
+            args.duration,
+            args.sim_url.as_deref(),
+        )
+        .await?;
+        if args.json {
+            println!("{report}");
+        } else {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(scenario) = args.scenario {
         let report = scenarios::run(cfg, scenario, args.duration, args.sim_url.as_deref()).await?;

@@ -6,11 +6,13 @@ pub mod bench;
 pub mod check;
 pub mod dlq;
 pub mod get;
+pub mod live_bench;
 pub mod llm;
 pub mod run;
 pub mod scenarios;
 pub mod sim;
 pub mod stats;
+pub mod streams_scenario;
 pub mod watch;
 
 /// Resolves when the process gets SIGTERM or SIGINT.

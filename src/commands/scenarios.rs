@@ -36,6 +36,9 @@ pub enum Scenario {
     Backfill,
     /// 1,000 requests over 10 symbols Binance does not list: exchange calls.
     Unknown,
+    /// 300 hot series (Binance and Kraken) asked every second with max_age_ms 2000: after
+    /// the first loads the stream keeps them fresh; REST calls and freshness per phase.
+    Streams,
 }
 
 /// Live load of the lanes and backfill scenarios, requests a second (under Binance's 20).
@@ -143,7 +146,9 @@ fn cold_binance(k: u64, salt: u64) -> Value {
 }
 
 /// Candle requests the simulator has served per exchange, if its URL was given.
-async fn sim_calls(sim_url: Option<&str>) -> anyhow::Result<Option<BTreeMap<String, u64>>> {
+pub(super) async fn sim_calls(
+    sim_url: Option<&str>,
+) -> anyhow::Result<Option<BTreeMap<String, u64>>> {
     let Some(url) = sim_url else { return Ok(None) };
     let stats: Value = reqwest::get(format!("{}/sim/stats", url.trim_end_matches('/')))
         .await
@@ -158,7 +163,7 @@ async fn sim_calls(sim_url: Option<&str>) -> anyhow::Result<Option<BTreeMap<Stri
     ))
 }
 
-fn calls_between(
+pub(super) fn calls_between(
     before: &Option<BTreeMap<String, u64>>,
     after: &Option<BTreeMap<String, u64>>,
 ) -> Value {
@@ -271,6 +276,9 @@ pub async fn run(
                 answers.extend(at_once(&client, &subject, bodies, wait).await);
             }
             json!({"requests": summary(&answers)})
+        }
+        Scenario::Streams => {
+            super::streams_scenario::run(&client, &subject, seconds, sim_url).await?
         }
     };
     let after = sim_calls(sim_url).await?;

@@ -401,3 +401,40 @@ async fn another_stream_worker_takes_over_within_10_s_and_the_gap_is_back_filled
         );
     }
 }
+
+#[tokio::test]
+async fn three_hundred_hot_series_stay_fresh_from_the_streams_without_rest_calls() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_STREAM_HOT_PER_MINUTE", "3");
+    let _worker = stack.worker(&["all"]).await;
+    // A minute boundary falls in the measured minute: the hardest moment for freshness.
+    let (status, out, err) = cli_output(
+        &stack,
+        &[
+            "bench",
+            "--scenario",
+            "streams",
+            "--duration",
+            "60",
+            "--sim-url",
+            &stack.sim.url,
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{err}");
+    let report: Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let steady = &report["steady"];
+    let requests = steady["requests"].as_u64().unwrap();
+    assert!(requests >= 300 * 60, "{report}");
+    assert_eq!(steady["outcomes"], json!({"stream": requests}), "{report}");
+    assert_eq!(steady["not_fresh"], 0, "{report}");
+    assert_eq!(
+        steady["rest_calls"],
+        json!({"binance": 0, "coinbase": 0, "kraken": 0}),
+        "no REST call once streaming: {report}"
+    );
+    // The warm-up loads each series from REST once or twice before the stream takes it.
+    let warm = &report["warmup"]["rest_calls"];
+    assert!(warm["binance"].as_u64().unwrap() <= 3 * 200, "{report}");
+    assert_eq!(report["warmup"]["not_fresh"], 0, "{report}");
+}

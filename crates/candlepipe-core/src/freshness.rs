@@ -77,11 +77,22 @@ impl SeriesState {
 
     /// Whether this state answers `q` at `now`: every open time of the window confirmed
     /// or asked within `max_age_ms` (for a "latest" query that includes the forming
-    /// candle, which is never confirmed).
+    /// candle, which is never confirmed). While the exchange's stream wrote the series
+    /// within `max_age_ms`, it vouches for the forming candle and the one just closed
+    /// (whose closing update may still be on its way): a new interval without an update
+    /// yet has had no trade.
     pub fn verdict(&self, q: &CandleQuery, now: Millis) -> Verdict {
         let w = q.window(now);
-        let step = q.series.interval.millis();
-        if self.answers(step, w.from, w.to, now - q.max_age_ms) {
+        let iv = q.series.interval;
+        let step = iv.millis();
+        let since = now - q.max_age_ms;
+        let from = if self.streamed_at > 0 && self.streamed_at >= since {
+            w.from.max(iv.open_of(now) - step)
+        } else {
+            w.to + step
+        };
+        let ok = self.answers(step, w.from, w.to.min(from - step), since);
+        if ok {
             Verdict::Fresh(w)
         } else {
             Verdict::Miss(w)
@@ -313,5 +324,27 @@ mod tests {
                 missing: vec![12 * M, 13 * M]
             }
         );
+    }
+
+    #[test]
+    fn a_live_stream_vouches_for_the_forming_candle_and_the_one_just_closed() {
+        // At 100:00.5 the stream wrote 99 (forming then) 0.8 s ago; 100 has no update yet.
+        let now = 100 * M + 500;
+        let mut s = state(now - 800, (80 * M, 98 * M));
+        s.asked.remove(&(100 * M));
+        assert!(matches!(s.verdict(&query(10, None), now), Verdict::Miss(_)));
+        s.streamed_at = now - 800;
+        assert!(matches!(
+            s.verdict(&query(10, None), now),
+            Verdict::Fresh(_)
+        ));
+        // Not for older gaps, and not once the stream is quiet past max_age.
+        s.coverage.remove(95 * M, 95 * M, M);
+        assert!(matches!(s.verdict(&query(10, None), now), Verdict::Miss(_)));
+        s.coverage.add(95 * M, 95 * M, M);
+        assert!(matches!(
+            s.verdict(&query(10, None), now + 1_000),
+            Verdict::Miss(_)
+        ));
     }
 }

@@ -10,7 +10,7 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use candlepipe_core::freshness::{closed_bound, CLOSE_MARGIN_MS};
-use candlepipe_core::{now_ms, Fetched, FillJob, Lane, Priority, SeriesKey};
+use candlepipe_core::{now_ms, Candle, Fetched, FillJob, Lane, Priority, SeriesKey};
 use tokio::sync::mpsc;
 
 use super::link::Received;
@@ -20,19 +20,35 @@ use crate::Context;
 /// Series are spread over this many writers; each applies its series' candles in order.
 const WRITERS: usize = 8;
 
+/// Header of a live candle: when the exchange made it (ms), when it says.
+pub const EVENT_MS_HEADER: &str = "Candlepipe-Event-Ms";
+
 pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>) {
     let mut writers = Vec::with_capacity(WRITERS);
     for _ in 0..WRITERS {
-        let (tx, mut rx) = mpsc::channel::<Received>(1024);
+        let (tx, mut rx) = mpsc::channel::<Received>(4096);
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            while let Some(r) = rx.recv().await {
-                apply(&ctx, r).await;
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, 256).await > 0 {
+                for r in superseded_dropped(std::mem::take(&mut batch)) {
+                    apply(&ctx, r).await;
+                }
             }
         });
         writers.push(tx);
     }
     while let Some(r) = received.recv().await {
+        // Subscribers hear a candle first, before the store write.
+        if let Received::Candle {
+            series,
+            candle,
+            event_ms,
+            ..
+        } = &r
+        {
+            publish(&ctx, series, candle, *event_ms).await;
+        }
         let series = match &r {
             Received::Candle { series, .. }
             | Received::Gap { series, .. }
@@ -50,32 +66,69 @@ pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>) {
     }
 }
 
+/// A forming candle followed in the same batch by a newer value of itself needs no write
+/// of its own: the later one carries everything (confirmed candles are always written).
+fn superseded_dropped(batch: Vec<Received>) -> Vec<Received> {
+    let keep: Vec<bool> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match r {
+            Received::Candle {
+                series,
+                candle,
+                confirmed: false,
+                ..
+            } => !batch[i + 1..].iter().any(|later| {
+                matches!(later, Received::Candle { series: s, candle: c, .. } if s == series && c.t == candle.t)
+            }),
+            _ => true,
+        })
+        .collect();
+    batch
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect()
+}
+
+async fn publish(ctx: &Context, series: &SeriesKey, candle: &Candle, event_ms: Option<i64>) {
+    let ex = series.exchange.as_str();
+    let payload = match serde_json::to_vec(candle) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "live candle not encoded");
+            return;
+        }
+    };
+    let subject = ctx.settings.subjects.live(series);
+    let sent = match event_ms {
+        Some(at) => {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(EVENT_MS_HEADER, at.to_string().as_str());
+            ctx.nats
+                .publish_with_headers(subject, headers, payload.into())
+                .await
+        }
+        None => ctx.nats.publish(subject, payload.into()).await,
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "live candle not published");
+    }
+    if let Some(at) = event_ms {
+        metrics::histogram!("candlepipe_stream_lag_seconds", "exchange" => ex)
+            .record((now_ms() - at).max(0) as f64 / 1000.0);
+    }
+}
+
 async fn apply(ctx: &Context, r: Received) {
     match r {
         Received::Candle {
             series,
             candle,
             confirmed,
-            event_ms,
+            ..
         } => {
-            let ex = series.exchange.as_str();
-            match serde_json::to_vec(&candle) {
-                Ok(payload) => {
-                    if let Err(e) = ctx
-                        .nats
-                        .publish(ctx.settings.subjects.live(&series), payload.into())
-                        .await
-                    {
-                        tracing::warn!(error = %e, "live candle not published");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "live candle not encoded"),
-            }
             let now = now_ms();
-            if let Some(at) = event_ms {
-                metrics::histogram!("candlepipe_stream_lag_seconds", "exchange" => ex)
-                    .record((now - at).max(0) as f64 / 1000.0);
-            }
             let t = candle.t;
             let forming = t >= series.interval.open_of(now);
             let fetched = Fetched {

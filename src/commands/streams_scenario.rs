@@ -1,0 +1,132 @@
+//! `candlepipe bench --scenario streams`: 300 hot series (200 Binance, 100 Kraken, 1m)
+//! asked for every second with `max_age_ms` 2000. Ingest finds them hot and the stream role
+//! keeps them live, so after the first loads REST is called only for confirmations and
+//! gap back-fills. Reports, for a warm-up phase and the steady phase after it, the answers
+//! by source, those not fresh (newest candle older than the current minute's), errors, and
+//! the REST calls the simulator served.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use candlepipe_core::{now_ms, Interval};
+use serde_json::{json, Value};
+
+use super::scenarios::{calls_between, sim_calls};
+
+const BINANCE_SERIES: usize = 200;
+const KRAKEN_SERIES: usize = 100;
+/// The first seconds: initial loads, and the stream taking the series up.
+const WARMUP: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Phase {
+    requests: u64,
+    outcomes: BTreeMap<String, u64>,
+    not_fresh: u64,
+    latencies_ms: Vec<f64>,
+}
+
+impl Phase {
+    fn report(&mut self, rest_calls: Value) -> Value {
+        self.latencies_ms.sort_by(f64::total_cmp);
+        let p = |q: f64| {
+            self.latencies_ms
+                .get(
+                    ((self.latencies_ms.len() as f64 * q) as usize)
+                        .min(self.latencies_ms.len().saturating_sub(1)),
+                )
+                .copied()
+                .unwrap_or(0.0)
+        };
+        json!({"requests": self.requests, "outcomes": self.outcomes, "not_fresh": self.not_fresh,
+               "p50_ms": p(0.5), "p99_ms": p(0.99), "rest_calls": rest_calls})
+    }
+}
+
+/// One request; its outcome (source, or error code) and whether its newest candle is the
+/// current minute's (or, just after a boundary, the one before).
+async fn ask(client: &async_nats::Client, subject: &str, body: &Value) -> (String, bool, f64) {
+    let started = Instant::now();
+    let reply = tokio::time::timeout(
+        WAIT,
+        client.request(subject.to_string(), Bytes::from(body.to_string())),
+    )
+    .await
+    .ok()
+    .and_then(|r| r.ok())
+    .and_then(|m| serde_json::from_slice::<Value>(&m.payload).ok());
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let Some(reply) = reply else {
+        return ("no_reply".into(), false, ms);
+    };
+    if reply["ok"] != true {
+        let code = reply["error"]["code"].as_str().unwrap_or("?").to_string();
+        return (code, false, ms);
+    }
+    let newest = reply["candles"]
+        .as_array()
+        .and_then(|c| c.last())
+        .and_then(|c| c["t"].as_i64())
+        .unwrap_or(0);
+    let current = Interval::M1.open_of(now_ms());
+    let fresh = newest >= current - Interval::M1.millis();
+    let source = match reply["stale"] == true {
+        true => "stale".to_string(),
+        false => reply["source"].as_str().unwrap_or("?").to_string(),
+    };
+    (source, fresh, ms)
+}
+
+pub async fn run(
+    client: &async_nats::Client,
+    subject: &str,
+    seconds: f64,
+    sim_url: Option<&str>,
+) -> anyhow::Result<Value> {
+    let series: Vec<Value> = (0..BINANCE_SERIES)
+        .map(|i| ("binance", format!("TEST{i}/USDT")))
+        .chain((0..KRAKEN_SERIES).map(|i| ("kraken", format!("TEST{i}/USD"))))
+        .map(|(ex, sym)| json!({"exchange":ex,"symbol":sym,"interval":"1m","limit":10,"max_age_ms":2000,"timeout_ms":WAIT.as_millis() as u64}))
+        .collect();
+    let total = WARMUP + Duration::from_secs_f64(seconds.max(1.0));
+    eprintln!(
+        "streams: {} series asked every second, {} s warm-up then {seconds} s measured",
+        series.len(),
+        WARMUP.as_secs()
+    );
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (mut warmup, mut steady) = (Phase::default(), Phase::default());
+    let at_start = sim_calls(sim_url).await?;
+    let mut at_steady = None;
+    while started.elapsed() < total {
+        tick.tick().await;
+        let in_warmup = started.elapsed() < WARMUP;
+        if !in_warmup && at_steady.is_none() {
+            at_steady = Some(sim_calls(sim_url).await?);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for body in &series {
+            let (client, subject, body) = (client.clone(), subject.to_string(), body.clone());
+            tasks.spawn(async move { ask(&client, &subject, &body).await });
+        }
+        let phase = if in_warmup { &mut warmup } else { &mut steady };
+        for (outcome, fresh, ms) in tasks.join_all().await {
+            phase.requests += 1;
+            phase.not_fresh += u64::from(!fresh);
+            phase.latencies_ms.push(ms);
+            *phase.outcomes.entry(outcome).or_default() += 1;
+        }
+        eprint!("\r{:>6.1}s", started.elapsed().as_secs_f64());
+    }
+    eprintln!();
+    let at_end = sim_calls(sim_url).await?;
+    let at_steady = at_steady.unwrap_or_else(|| at_end.clone());
+    Ok(json!({
+        "series": series.len(),
+        "warmup": warmup.report(calls_between(&at_start, &at_steady)),
+        "steady": steady.report(calls_between(&at_steady, &at_end)),
+    }))
+}
