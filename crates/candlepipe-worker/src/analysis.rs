@@ -66,6 +66,8 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         stream.clone(),
         shutdown.clone(),
     ));
+    // Ready means the server routes requests here: the subscription is flushed.
+    ctx.nats.flush().await?;
     tracing::info!(subject = %set.subjects.analysis_run(), jobs = %set.subjects.analyze_job(), "analyze ready");
     let answering = answer_requests(requests, shutdown.clone(), |msg| {
         let (ctx, commenter) = (ctx.clone(), commenter.clone());

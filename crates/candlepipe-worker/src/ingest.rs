@@ -97,6 +97,8 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
+    // Ready means the server routes requests here: the subscription is flushed.
+    ctx.nats.flush().await?;
     tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
     answer_requests(requests, shutdown, |msg| {
         let (ctx, waiters, local) = (ctx.clone(), waiters.clone(), local.clone());

@@ -119,6 +119,8 @@ pub async fn run(
         .collect();
     drop(received_tx);
     ctx.markets.read_all().await;
+    // Ready means the server routes watches here: the subscriptions are flushed.
+    ctx.nats.flush().await?;
     tracing::info!(holder, "stream ready");
 
     let mut natives: HashMap<SeriesKey, String> = HashMap::new();
