@@ -66,6 +66,7 @@ pub fn zero_the_stream_metrics() {
         metrics::gauge!("candlepipe_stream_subscriptions", "exchange" => ex).set(0.0);
         metrics::counter!("candlepipe_stream_messages_total", "exchange" => ex).absolute(0);
         metrics::counter!("candlepipe_stream_backfills_total", "exchange" => ex).absolute(0);
+        metrics::counter!("candlepipe_stream_confirmations_total", "exchange" => ex).absolute(0);
         metrics::counter!("candlepipe_stream_reconnects_total", "exchange" => ex, "reason" => "connection_error").absolute(0);
         let _registered = metrics::histogram!("candlepipe_stream_lag_seconds", "exchange" => ex);
     }

@@ -1,9 +1,11 @@
-//! `candlepipe bench --scenario streams`: 300 hot series (200 Binance, 100 Kraken, 1m)
-//! asked for every second with `max_age_ms` 2000. Ingest finds them hot and the stream role
-//! keeps them live, so after the first loads REST is called only for confirmations and
-//! gap back-fills. Reports, for a warm-up phase and the steady phase after it, the answers
-//! by source, those not fresh (newest candle older than the current minute's), errors, and
-//! the REST calls the simulator served.
+//! `candlepipe bench --scenario streams`: 300 hot series (100 each on Binance, Kraken and
+//! Coinbase, 1m) asked for every second with `max_age_ms` 2000. Ingest finds them hot and
+//! the stream role keeps them live, so after the first loads REST is called only for
+//! confirmations (Coinbase's candles are built from trades: each closed one is confirmed
+//! by REST, one call per series a minute) and gap back-fills. Reports, for a warm-up phase
+//! and the steady phase after it, the answers by source, those not fresh (newest candle
+//! older than the current minute's), errors, the REST calls the simulator served, and the
+//! most confirmations the steady phase could need.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -14,8 +16,8 @@ use serde_json::{json, Value};
 
 use super::scenarios::{calls_between, sim_calls};
 
-const BINANCE_SERIES: usize = 200;
-const KRAKEN_SERIES: usize = 100;
+/// Series per exchange.
+const SERIES: usize = 100;
 /// The first seconds: initial loads, and the stream taking the series up.
 const WARMUP: Duration = Duration::from_secs(20);
 const WAIT: Duration = Duration::from_secs(5);
@@ -85,9 +87,10 @@ pub async fn run(
     seconds: f64,
     sim_url: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let series: Vec<Value> = (0..BINANCE_SERIES)
+    let series: Vec<Value> = (0..SERIES)
         .map(|i| ("binance", format!("TEST{i}/USDT")))
-        .chain((0..KRAKEN_SERIES).map(|i| ("kraken", format!("TEST{i}/USD"))))
+        .chain((0..SERIES).map(|i| ("kraken", format!("TEST{i}/USD"))))
+        .chain((0..SERIES).map(|i| ("coinbase", format!("TEST{i}/USD"))))
         .map(|(ex, sym)| json!({"exchange":ex,"symbol":sym,"interval":"1m","limit":10,"max_age_ms":2000,"timeout_ms":WAIT.as_millis() as u64}))
         .collect();
     let total = WARMUP + Duration::from_secs_f64(seconds.max(1.0));
@@ -124,8 +127,11 @@ pub async fn run(
     eprintln!();
     let at_end = sim_calls(sim_url).await?;
     let at_steady = at_steady.unwrap_or_else(|| at_end.clone());
+    // Every minute that closes in the steady phase, and the one closing as it starts.
+    let minutes_closing = (seconds / 60.0).ceil() as usize + 1;
     Ok(json!({
         "series": series.len(),
+        "confirmations_at_most": {"coinbase": SERIES * minutes_closing},
         "warmup": warmup.report(calls_between(&at_start, &at_steady)),
         "steady": steady.report(calls_between(&at_steady, &at_end)),
     }))

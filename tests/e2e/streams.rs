@@ -1,6 +1,7 @@
 //! Live candles from the exchanges' WebSockets (the sim's streams): watched series are
 //! published on their live subjects, answered from cache with `"source":"stream"`, and
-//! cost no REST call after the first load.
+//! cost no REST call after the first load but confirmations of candles built from trades
+//! (Coinbase).
 
 use std::time::Duration;
 
@@ -8,9 +9,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+use candlepipe_core::Interval;
+
 use crate::support::*;
 
 const M: i64 = 60_000;
+const EXCHANGES: [&str; 3] = ["binance", "kraken", "coinbase"];
 
 async fn request(client: &async_nats::Client, subject: &str, body: Value) -> Value {
     let msg = client
@@ -47,18 +51,20 @@ async fn next_candle(live: &mut async_nats::Subscriber) -> Value {
 #[tokio::test]
 async fn watched_series_are_live_and_served_from_the_stream_without_rest_calls() {
     let stack = stack().await;
-    stack
-        .sim
-        .set_faults("binance", json!({"stream_tick_ms": 200}))
-        .await;
-    stack
-        .sim
-        .set_faults("kraken", json!({"stream_tick_ms": 200}))
-        .await;
+    for ex in EXCHANGES {
+        stack
+            .sim
+            .set_faults(ex, json!({"stream_tick_ms": 200}))
+            .await;
+    }
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
 
-    for (exchange, symbol) in [("binance", "ETH/USDT"), ("kraken", "ETH/USD")] {
+    for (exchange, symbol) in [
+        ("binance", "ETH/USDT"),
+        ("kraken", "ETH/USD"),
+        ("coinbase", "ETH/USD"),
+    ] {
         let subject = watch(&client, exchange, symbol, "1m").await;
         assert_eq!(
             subject,
@@ -90,6 +96,8 @@ async fn watched_series_are_live_and_served_from_the_stream_without_rest_calls()
         let latest = json!({"exchange": exchange, "symbol": symbol, "interval": "1m", "limit": 10, "max_age_ms": 2000});
         let first = get(&client, latest.clone()).await;
         assert_eq!(ok(&first).len(), 10, "{first}");
+        // Away from a minute's close, which Coinbase's REST confirms.
+        into_minute(10, 45).await;
         let calls = stack.sim.requests(exchange).await;
         for _ in 0..6 {
             tokio::time::sleep(Duration::from_millis(700)).await;
@@ -107,11 +115,11 @@ async fn watched_series_are_live_and_served_from_the_stream_without_rest_calls()
         );
     }
 
-    // What cannot be streamed says so.
+    // What cannot be streamed says so: an interval built from a smaller one.
     let refused = request(
         &client,
         "candlepipe.candles.watch",
-        json!({"exchange":"coinbase","symbol":"BTC/USD","interval":"1m"}),
+        json!({"exchange":"coinbase","symbol":"BTC/USD","interval":"4h"}),
     )
     .await;
     assert_eq!(
@@ -158,6 +166,20 @@ async fn rest_candles(
             .await;
             candlepipe_exchange::binance::parse(&body, i64::MAX).unwrap()
         }
+        "coinbase" => {
+            let body = sim_raw(
+                stack,
+                &format!(
+                    "/products/{base}-{quote}/candles?granularity=60&start={}&end={}",
+                    from / 1000,
+                    to / 1000
+                ),
+            )
+            .await;
+            let mut candles = candlepipe_exchange::coinbase::parse(&body, i64::MAX).unwrap();
+            candles.sort_by_key(|c| c.t);
+            candles
+        }
         _ => {
             let pair = format!("{base}{quote}");
             let body = sim_raw(
@@ -181,13 +203,13 @@ fn text(c: &candlepipe_core::Candle) -> [String; 5] {
     [c.o, c.h, c.l, c.c, c.v].map(|d| d.to_string())
 }
 
-/// Streams Binance and Kraken series, breaks their connections with `fault` late in a
+/// Streams a series on each exchange, breaks their connections with `fault` late in a
 /// minute, and checks after the next minute's close: every candle the store holds for good
 /// is the sim's REST candle, and a closed window is whole, in order, without duplicates.
 async fn a_fault_leaves_no_hole_and_no_wrong_candle(fault: &str) {
     let mut stack = stack().await;
     stack.set("CANDLEPIPE_STREAM_SILENCE_MS", "2000");
-    for ex in ["binance", "kraken"] {
+    for ex in EXCHANGES {
         stack
             .sim
             .set_faults(ex, json!({"stream_tick_ms": 200}))
@@ -195,7 +217,11 @@ async fn a_fault_leaves_no_hole_and_no_wrong_candle(fault: &str) {
     }
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
-    let series = [("binance", "SOL/USDT"), ("kraken", "SOL/USD")];
+    let series = [
+        ("binance", "SOL/USDT"),
+        ("kraken", "SOL/USD"),
+        ("coinbase", "SOL/USD"),
+    ];
     for (ex, sym) in series {
         let subject = watch(&client, ex, sym, "1m").await;
         let mut live = client.subscribe(subject).await.unwrap();
@@ -208,7 +234,7 @@ async fn a_fault_leaves_no_hole_and_no_wrong_candle(fault: &str) {
         assert_eq!(ok(&first).len(), 30, "{first}");
     }
     into_minute(35, 45).await;
-    for ex in ["binance", "kraken"] {
+    for ex in EXCHANGES {
         stack
             .sim
             .set_faults(ex, json!({"stream_tick_ms": 200, "stream_fault": fault}))
@@ -293,6 +319,11 @@ async fn a_server_shutdown_leaves_no_hole_and_no_wrong_candle() {
     a_fault_leaves_no_hole_and_no_wrong_candle("server_shutdown").await;
 }
 
+#[tokio::test]
+async fn lost_trades_leave_no_hole_and_no_wrong_candle() {
+    a_fault_leaves_no_hole_and_no_wrong_candle("lose_trades").await;
+}
+
 /// Who holds each streamed series: member → holder.
 async fn holders(stack: &Stack) -> std::collections::BTreeMap<String, String> {
     let mut conn = stack.redis_conn().await;
@@ -309,7 +340,7 @@ async fn holders(stack: &Stack) -> std::collections::BTreeMap<String, String> {
 #[tokio::test]
 async fn another_stream_worker_takes_over_within_10_s_and_the_gap_is_back_filled() {
     let stack = stack().await;
-    for ex in ["binance", "kraken"] {
+    for ex in EXCHANGES {
         stack
             .sim
             .set_faults(ex, json!({"stream_tick_ms": 200}))
@@ -319,7 +350,11 @@ async fn another_stream_worker_takes_over_within_10_s_and_the_gap_is_back_filled
     let mut first = Some(stack.worker(&["stream"]).await);
     let second = stack.worker(&["stream"]).await;
     let client = stack.client().await;
-    let series = [("binance", "ADA/USDT"), ("kraken", "ADA/USD")];
+    let series = [
+        ("binance", "ADA/USDT"),
+        ("kraken", "ADA/USD"),
+        ("coinbase", "ADA/USD"),
+    ];
     let mut lives = Vec::new();
     for (ex, sym) in series {
         let subject = watch(&client, ex, sym, "1m").await;
@@ -335,7 +370,7 @@ async fn another_stream_worker_takes_over_within_10_s_and_the_gap_is_back_filled
     }
     // Kill the holder just before a minute ends, so that the close passes while nobody holds.
     let held = holders(&stack).await;
-    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(held.len(), 3, "{held:?}");
     let holder_pid = |holder: &str| holder.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
     let pids: Vec<u32> = held.values().filter_map(|h| holder_pid(h)).collect();
     let first_pid = first.as_ref().unwrap().child.pid();
@@ -428,13 +463,140 @@ async fn three_hundred_hot_series_stay_fresh_from_the_streams_without_rest_calls
     assert!(requests >= 300 * 60, "{report}");
     assert_eq!(steady["outcomes"], json!({"stream": requests}), "{report}");
     assert_eq!(steady["not_fresh"], 0, "{report}");
-    assert_eq!(
-        steady["rest_calls"],
-        json!({"binance": 0, "coinbase": 0, "kraken": 0}),
-        "no REST call once streaming: {report}"
+    // No REST call once streaming, but Coinbase's confirmations of candles built from trades.
+    let calls = &steady["rest_calls"];
+    assert_eq!(calls["binance"], 0, "{report}");
+    assert_eq!(calls["kraken"], 0, "{report}");
+    let confirmations = calls["coinbase"].as_u64().unwrap();
+    assert!(
+        confirmations <= report["confirmations_at_most"]["coinbase"].as_u64().unwrap(),
+        "{report}"
     );
     // The warm-up loads each series from REST once or twice before the stream takes it.
     let warm = &report["warmup"]["rest_calls"];
-    assert!(warm["binance"].as_u64().unwrap() <= 3 * 200, "{report}");
+    assert!(warm["binance"].as_u64().unwrap() <= 3 * 100, "{report}");
     assert_eq!(report["warmup"]["not_fresh"], 0, "{report}");
+}
+
+/// The sim's Coinbase candle opening at `t` as REST has it now (`None`: no trade yet).
+/// Values compared as numbers (REST trims the volume's zeros, a sum of trades keeps them).
+async fn coinbase_rest_candle(stack: &Stack, symbol: &str, t: i64) -> Option<[String; 5]> {
+    rest_candles(stack, "coinbase", symbol, t, t)
+        .await
+        .first()
+        .map(|c| [c.o, c.h, c.l, c.c, c.v].map(|d| d.normalize().to_string()))
+}
+
+fn reply_text(c: &Value) -> [String; 5] {
+    ["o", "h", "l", "c", "v"].map(|k| {
+        let d: rust_decimal::Decimal = c[k].as_str().unwrap().parse().unwrap();
+        d.normalize().to_string()
+    })
+}
+
+/// Coinbase's candles are built from its trades: the minute a watch starts in is REST's
+/// forming candle merged with the trades after it, and after lost trades (a `trade_id`
+/// jump the heartbeat reveals) the forming candle is seeded again. Checked between two of
+/// the sim's trades (every 10 s), when REST's forming candle is exactly what traded.
+#[tokio::test]
+async fn coinbase_candles_from_trades_equal_rest_after_the_seed_and_after_lost_trades() {
+    let stack = stack().await;
+    stack
+        .sim
+        .set_faults("coinbase", json!({"stream_tick_ms": 200}))
+        .await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let symbol = "XRP/USD";
+    let latest = json!({"exchange": "coinbase", "symbol": symbol, "interval": "1m", "limit": 3, "max_age_ms": 2000});
+    let forming = |reply: &Value| ok(reply).last().cloned().unwrap();
+
+    into_minute(21, 25).await;
+    let subject = watch(&client, "coinbase", symbol, "1m").await;
+    let mut live = client.subscribe(subject).await.unwrap();
+    let first = next_candle(&mut live).await;
+    let t = first["t"].as_i64().unwrap();
+    assert_eq!(t, Interval::M1.open_of(now_ms()), "{first}");
+    assert_eq!(first["closed"], false);
+    assert_eq!(
+        Some(reply_text(&first)),
+        coinbase_rest_candle(&stack, symbol, t).await,
+        "seeded from REST: {first}"
+    );
+    // The window is loaded once; from then on the stream keeps it.
+    assert_eq!(ok(&get(&client, latest.clone()).await).len(), 3);
+
+    // The trades of the next 12 s are lost: the one at :10 at least.
+    into_minute(4, 7).await;
+    stack
+        .sim
+        .set_faults("coinbase", json!({"stream_tick_ms": 200, "stream_fault": "lose_trades"}))
+        .await;
+    into_minute(33, 38).await;
+    let reply = get(&client, latest.clone()).await;
+    assert_eq!(source(&reply), "stream", "{reply}");
+    let now = now_ms();
+    let c = forming(&reply);
+    assert_eq!(c["t"], Interval::M1.open_of(now), "{reply}");
+    assert_eq!(
+        Some(reply_text(&c)),
+        coinbase_rest_candle(&stack, symbol, Interval::M1.open_of(now)).await,
+        "seeded again after the lost trades: {reply}"
+    );
+}
+
+/// A watch asked in MessagePack names a subject where the changes come in MessagePack; the
+/// JSON subject keeps JSON.
+#[tokio::test]
+async fn a_msgpack_watch_gets_msgpack_live_candles() {
+    let stack = stack().await;
+    stack
+        .sim
+        .set_faults("binance", json!({"stream_tick_ms": 200}))
+        .await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/msgpack");
+    let body = rmp_serde::to_vec_named(&candlepipe_core::watch::WatchRequest {
+        exchange: "binance".into(),
+        symbol: "BNB/USDT".into(),
+        interval: "1m".into(),
+    })
+    .unwrap();
+    let reply = client
+        .send_request(
+            "candlepipe.candles.watch",
+            async_nats::Request::new()
+                .payload(Bytes::from(body))
+                .headers(headers),
+        )
+        .await
+        .expect("a reply");
+    let reply: candlepipe_core::watch::WatchReply =
+        rmp_serde::from_slice(&reply.payload).expect("a msgpack reply");
+    assert_eq!(
+        reply.subject,
+        "candlepipe.candles.live.binance.BNB-USDT.1m.msgpack"
+    );
+    let mut packed = client.subscribe(reply.subject).await.unwrap();
+    let mut json_live = client
+        .subscribe("candlepipe.candles.live.binance.BNB-USDT.1m")
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(15), packed.next())
+        .await
+        .expect("a msgpack candle in time")
+        .unwrap();
+    assert_eq!(
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get("Content-Type"))
+            .map(|v| v.as_str()),
+        Some("application/msgpack")
+    );
+    let candle: candlepipe_core::Candle = rmp_serde::from_slice(&msg.payload).expect("a candle");
+    assert!(candle.t >= Interval::M1.open_of(now_ms()) - M, "{candle:?}");
+    let as_json = next_candle(&mut json_live).await;
+    assert!(as_json["o"].is_string(), "{as_json}");
 }

@@ -68,12 +68,10 @@ impl Exchange {
     }
 
     /// Whether candlepipe streams `interval` live from the exchange's WebSocket (Binance
-    /// klines, Kraken v2 `ohlc`; Coinbase's feed has no candles).
+    /// klines, Kraken v2 `ohlc`, Coinbase candles built from its `matches`): every interval
+    /// the exchange serves.
     pub fn streams(self, interval: crate::Interval) -> bool {
-        match self {
-            Exchange::Binance | Exchange::Kraken => self.serves(interval),
-            Exchange::Coinbase => false,
-        }
+        self.serves(interval)
     }
 
     /// The interval candlepipe fetches to answer `interval`: the interval itself when the

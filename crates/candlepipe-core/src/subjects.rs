@@ -73,9 +73,14 @@ impl Subjects {
         format!("{}.candles.unwatch", self.prefix)
     }
 
-    /// Where a streamed series' changes are published.
+    /// Where a streamed series' changes are published (JSON).
     pub fn live(&self, series: &SeriesKey) -> String {
         format!("{}.candles.live.{}", self.prefix, series.subject_tokens())
+    }
+
+    /// The same changes in MessagePack, published while a watch asked for that encoding.
+    pub fn live_msgpack(&self, series: &SeriesKey) -> String {
+        format!("{}.msgpack", self.live(series))
     }
 
     pub fn analysis_run(&self) -> String {

@@ -54,8 +54,9 @@ mod tests {
             w("kraken", "2h").validate().unwrap_err().code,
             ErrorCode::UnsupportedInterval
         );
+        assert!(w("coinbase", "1m").validate().is_ok());
         assert_eq!(
-            w("coinbase", "1m").validate().unwrap_err().code,
+            w("coinbase", "4h").validate().unwrap_err().code,
             ErrorCode::UnsupportedInterval
         );
         assert_eq!(

@@ -52,6 +52,9 @@ pub enum StreamFault {
     SkipClose,
     /// Binance's `serverShutdown`, then the connection closes 3 s later.
     ServerShutdown,
+    /// Coinbase: leave out the `match` messages of the next 12 s (heartbeats still say the
+    /// last `trade_id`), so the trade ids jump.
+    LoseTrades,
 }
 
 /// Past `rps` requests in one wall-clock second, answer `status` (429, or 418 for Binance's

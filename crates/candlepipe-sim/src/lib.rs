@@ -5,7 +5,8 @@
 //! - Coinbase `GET /products/{BASE-QUOTE}/candles`, `GET /products`
 //! - Kraken   `GET /0/public/OHLC`, `GET /0/public/AssetPairs`
 //! - streams  Binance's combined kline stream (`/stream`), Kraken's WebSocket v2 `ohlc`
-//!   (`/v2`), consistent with the REST candles
+//!   (`/v2`), Coinbase's Exchange feed `matches`/`heartbeat` (`/`), consistent with the
+//!   REST candles
 //!
 //! The market lists hold the majors in five quotes and `TEST0`…`TEST1999` in USDT and USD.
 //! - an OpenAI-compatible LLM: `GET /v1/models`, `POST /v1/chat/completions` (with `usage`)
@@ -260,6 +261,7 @@ pub fn router(sim: Sim) -> Router {
         .route("/0/public/AssetPairs", get(kraken::asset_pairs))
         .route("/stream", get(streams::binance))
         .route("/v2", get(streams::kraken))
+        .route("/", get(streams::coinbase))
         .route("/v1/models", get(llm::models))
         .route("/v1/chat/completions", post(llm::chat_completions))
         .route("/sim/stats", get(stats))

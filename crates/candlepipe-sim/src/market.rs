@@ -1,7 +1,9 @@
 //! The simulated market: which symbols are listed where, and deterministic candles.
 //!
 //! A closed candle is a pure function of (exchange, symbol, interval, open time), so every
-//! test and every restart sees the same history. The forming candle moves with the clock.
+//! test and every restart sees the same history. Every candle is the aggregate of trades
+//! ([`Series::trades`], what the Coinbase feed sends), so the forming one moves only as they
+//! come.
 
 use candlepipe_core::Millis;
 use rust_decimal::Decimal;
@@ -167,15 +169,42 @@ impl Series {
         Some(candle)
     }
 
-    /// One atom of `step` opening at `t`, as seen at `now`.
+    /// One atom of `step` opening at `t`, as seen at `now`: the aggregate of its trades
+    /// so far (the first is at `t`, so a started atom always has one).
     fn atom(&self, t: Millis, step: Millis, now: Millis) -> SimCandle {
-        let end = (t + step).min(now);
-        let (o, c) = (self.price_at(t), self.price_at(end));
+        let full = self.full_atom(t, step);
+        if now >= t + step {
+            return full;
+        }
+        let trades = self.atom_trades(&full, step);
+        let mut so_far = trades.iter().filter(|tr| tr.t <= now);
+        let Some(first) = so_far.next() else {
+            return full;
+        };
+        let mut c = SimCandle {
+            t,
+            o: first.price,
+            h: first.price,
+            l: first.price,
+            c: first.price,
+            v: first.size,
+        };
+        for tr in so_far {
+            c.h = c.h.max(tr.price);
+            c.l = c.l.min(tr.price);
+            c.c = tr.price;
+            c.v += tr.size;
+        }
+        c
+    }
+
+    /// The atom's final values.
+    fn full_atom(&self, t: Millis, step: Millis) -> SimCandle {
+        let (o, c) = (self.price_at(t), self.price_at(t + step));
         let wick = unit(hash(&[self.seed, t as u64, 1])) * 0.002;
         let h = o.max(c) * (1.0 + wick);
         let l = o.min(c) * (1.0 - wick * 0.8);
-        let full_volume = 1.0 + unit(hash(&[self.seed, t as u64, 2])) * 100.0;
-        let v = full_volume * (end - t) as f64 / step as f64;
+        let v = 1.0 + unit(hash(&[self.seed, t as u64, 2])) * 100.0;
         SimCandle {
             t,
             o: self.dec(o),
@@ -184,6 +213,62 @@ impl Series {
             c: self.dec(c),
             v: Decimal::new((v * 1e8).round() as i64, 8),
         }
+    }
+
+    /// The [`TRADES_PER_ATOM`] trades of an atom, `step / TRADES_PER_ATOM` apart from its
+    /// open: the open price first, the close last, the high and the low between, sizes
+    /// summing to the volume. The atom is exactly their aggregate. Trade ids count from
+    /// the listing, contiguous (for 1-minute atoms: Coinbase's `trade_id`).
+    fn atom_trades(&self, full: &SimCandle, step: Millis) -> Vec<SimTrade> {
+        let n = TRADES_PER_ATOM;
+        let t = full.t;
+        let high_first = hash(&[self.seed, t as u64, 4]) & 1 == 0;
+        let units = full.v.mantissa() as i64;
+        let each = units / n;
+        let first_id = ((t - LISTED_SINCE) / step * n) as u64 + 1;
+        (0..n)
+            .map(|k| {
+                let at = t + k * step / n;
+                let price = match k {
+                    0 => full.o,
+                    k if k == n - 1 => full.c,
+                    2 => if high_first { full.h } else { full.l },
+                    3 => if high_first { full.l } else { full.h },
+                    _ => self.dec(self.price_at(at)).max(full.l).min(full.h),
+                };
+                let size = if k == n - 1 { units - each * (n - 1) } else { each };
+                SimTrade {
+                    id: first_id + k as u64,
+                    t: at,
+                    price,
+                    size: Decimal::new(size, 8),
+                    maker_sells: hash(&[self.seed, t as u64, 5 + k as u64]) & 1 == 0,
+                }
+            })
+            .collect()
+    }
+
+    /// The trades after `after` up to and including `to`, oldest first (1-minute series).
+    pub fn trades(&self, after: Millis, to: Millis) -> Vec<SimTrade> {
+        let step = MINUTE;
+        let mut out = Vec::new();
+        let mut t = (after.max(LISTED_SINCE - 1) + 1).div_euclid(step) * step;
+        while t <= to {
+            let full = self.full_atom(t, step);
+            out.extend(
+                self.atom_trades(&full, step)
+                    .into_iter()
+                    .filter(|tr| tr.t > after && tr.t <= to),
+            );
+            t += step;
+        }
+        out
+    }
+
+    /// The last trade at or before `now` (1-minute series).
+    pub fn last_trade(&self, now: Millis) -> Option<SimTrade> {
+        let t = now.div_euclid(MINUTE) * MINUTE;
+        self.trades(t - 1, now).pop()
     }
 
     /// Whether the interval opening at `t` had no trades under `habits`.
@@ -219,6 +304,20 @@ impl Series {
 pub struct Habits {
     pub late_ms: Millis,
     pub quiet_one_in: Option<u32>,
+}
+
+/// Trades in one atom of the simulated market.
+pub const TRADES_PER_ATOM: i64 = 6;
+
+/// One trade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimTrade {
+    pub id: u64,
+    pub t: Millis,
+    pub price: Decimal,
+    pub size: Decimal,
+    /// The resting order sold (the taker bought).
+    pub maker_sells: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +363,26 @@ mod tests {
         assert_eq!(h4.h, hours.iter().map(|c| c.h).max().unwrap());
         assert_eq!(h4.l, hours.iter().map(|c| c.l).min().unwrap());
         assert_eq!(h4.v, hours.iter().map(|c| c.v).sum::<Decimal>());
+    }
+
+    #[test]
+    fn candles_are_the_aggregate_of_contiguous_trades() {
+        let s = Series::new("coinbase", "BTC", "USD", MINUTE);
+        let t = 1_764_000_000_000 - 1_764_000_000_000 % MINUTE;
+        let trades = s.trades(t - 1, t + 2 * MINUTE - 1);
+        assert_eq!(trades.len() as i64, 2 * TRADES_PER_ATOM);
+        assert!(trades.windows(2).all(|w| w[1].id == w[0].id + 1 && w[1].t > w[0].t));
+        for now in [t, t + 15_000, t + 59_999, t + MINUTE] {
+            let c = s.candle(t, now).unwrap();
+            let mine: Vec<&SimTrade> = trades.iter().filter(|tr| tr.t < t + MINUTE && tr.t <= now).collect();
+            assert_eq!(c.o, mine[0].price);
+            assert_eq!(c.c, mine[mine.len() - 1].price);
+            assert_eq!(c.h, mine.iter().map(|tr| tr.price).max().unwrap());
+            assert_eq!(c.l, mine.iter().map(|tr| tr.price).min().unwrap());
+            assert_eq!(c.v, mine.iter().map(|tr| tr.size).sum::<Decimal>());
+        }
+        assert_eq!(s.last_trade(t + 30_000).unwrap().t, t + 30_000);
+        assert_eq!(s.trades(t + 30_000, t + 30_000), vec![]);
     }
 
     #[test]

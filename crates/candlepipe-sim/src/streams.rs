@@ -2,10 +2,13 @@
 //! [`Series`]): Binance's combined kline stream (`/stream`: SUBSCRIBE/UNSUBSCRIBE by id,
 //! `x:true` closing updates, `serverShutdown`) and Kraken's WebSocket v2 `ohlc` channel
 //! (`/v2`: status on connect, a heartbeat a second, acks per symbol, a snapshot, then
-//! updates keyed by `interval_begin`, numbers as JSON numbers). Each subscription gets an
-//! update every `stream_tick_ms`; `stream_fault` breaks the connections open when it is set.
+//! updates keyed by `interval_begin`, numbers as JSON numbers) and Coinbase's Exchange feed
+//! (`/`: `matches` and `heartbeat`, a cumulative `subscriptions` ack, a `last_match` per
+//! product, then every trade of [`Series::trades`] with contiguous `trade_id`s). Each
+//! subscription gets an update every `stream_tick_ms`; `stream_fault` breaks the
+//! connections open when it is set.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -16,7 +19,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::market::{is_listed, split_concat, Habits, Series, SimCandle};
+use crate::market::{is_listed, split_concat, Habits, Series, SimCandle, SimTrade};
 use crate::{Sim, StreamFault};
 
 pub(crate) async fn binance(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
@@ -25,6 +28,10 @@ pub(crate) async fn binance(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Res
 
 pub(crate) async fn kraken(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
     ws.on_upgrade(move |socket| serve(socket, sim, Exchange::Kraken))
+}
+
+pub(crate) async fn coinbase(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
+    ws.on_upgrade(move |socket| serve_coinbase(socket, sim))
 }
 
 /// One subscription: the series and the newest open time it was sent.
@@ -69,7 +76,7 @@ async fn serve(mut socket: WebSocket, sim: Sim, ex: Exchange) {
         }
     }
     let mut subs: BTreeMap<String, Sub> = BTreeMap::new();
-    let (tick_ms, _) = sim.stream_settings(target, opened);
+    let (mut tick_ms, _) = sim.stream_settings(target, opened);
     let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut shutdown_at: Option<tokio::time::Instant> = None;
@@ -91,7 +98,12 @@ async fn serve(mut socket: WebSocket, sim: Sim, ex: Exchange) {
                 Some(Ok(_)) => {}
             },
             _ = tick.tick() => {
-                let (_, fault) = sim.stream_settings(target, opened);
+                let (now_tick_ms, fault) = sim.stream_settings(target, opened);
+                if now_tick_ms != tick_ms {
+                    // A new `stream_tick_ms` holds for open connections too.
+                    tick_ms = now_tick_ms;
+                    tick = tokio::time::interval(Duration::from_millis(tick_ms));
+                }
                 match fault {
                     Some(StreamFault::Drop) => {
                         let _ = socket.send(Message::Close(None)).await;
@@ -334,4 +346,196 @@ fn kraken_updates(sub: &mut Sub, now: Millis, habits: Habits) -> Vec<String> {
         }
     }
     out
+}
+
+/// A product on the Coinbase feed: its 1-minute series (whose trades these are) and the
+/// time up to which its trades were sent.
+struct Product {
+    series: Series,
+    sent_to: Millis,
+    matches: bool,
+    heartbeat: bool,
+}
+
+/// How long `lose_trades` loses them (12 s: at least one trade of every product).
+const LOSE_MS: Millis = 12_000;
+
+/// Coinbase writes times with 6 fractional digits.
+fn rfc3339_micros(ms: Millis) -> String {
+    let nanos = rfc3339_nanos(ms);
+    match nanos.split_once('.') {
+        Some((whole, frac)) => format!("{whole}.{}Z", &frac[..6.min(frac.len())]),
+        None => nanos,
+    }
+}
+
+fn coinbase_trade(kind: &str, product: &str, tr: &SimTrade) -> String {
+    // Real key order; `sequence` counts the product's whole feed, so it skips here.
+    format!(
+        "{{\"type\":\"{kind}\",\"trade_id\":{},\"maker_order_id\":\"{:016x}\",\"taker_order_id\":\"{:016x}\",\"side\":\"{}\",\"size\":\"{}\",\"price\":\"{}\",\"product_id\":\"{product}\",\"sequence\":{},\"time\":\"{}\"}}",
+        tr.id,
+        tr.id.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        tr.id.wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        if tr.maker_sells { "sell" } else { "buy" },
+        tr.size.normalize(),
+        tr.price,
+        tr.id * 7 + 3,
+        rfc3339_micros(tr.t),
+    )
+}
+
+fn coinbase_subscriptions(products: &BTreeMap<String, Product>) -> String {
+    let names = |pick: fn(&Product) -> bool| -> Vec<&str> {
+        products
+            .iter()
+            .filter(|(_, p)| pick(p))
+            .map(|(id, _)| id.as_str())
+            .collect()
+    };
+    json!({"type":"subscriptions","channels":[
+        {"name":"heartbeat","product_ids":names(|p| p.heartbeat)},
+        {"name":"matches","product_ids":names(|p| p.matches)},
+    ]})
+    .to_string()
+}
+
+/// A subscribe or unsubscribe: the ack lists every channel subscribed after it; each
+/// product newly on `matches` gets its `last_match`.
+fn coinbase_request(text: &str, products: &mut BTreeMap<String, Product>, sim: &Sim) -> Vec<String> {
+    let Ok(req) = serde_json::from_str::<Value>(text) else {
+        return vec![json!({"type":"error","message":"Malformed JSON"}).to_string()];
+    };
+    let subscribe = match req["type"].as_str() {
+        Some("subscribe") => true,
+        Some("unsubscribe") => false,
+        _ => return vec![json!({"type":"error","message":"Failed to subscribe","reason":"type is not one of subscribe, unsubscribe"}).to_string()],
+    };
+    let ids: Vec<String> = req["product_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let channels: BTreeSet<String> = req["channels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().or_else(|| c["name"].as_str()).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let listed = |id: &str| id.split_once('-').filter(|(b, q)| is_listed(b, q)).map(|(b, q)| (b.to_string(), q.to_string()));
+    if let Some(bad) = ids.iter().find(|id| listed(id).is_none()) {
+        return vec![json!({"type":"error","message":"Failed to subscribe","reason":format!("{bad} is not a valid product")}).to_string()];
+    }
+    let now = now_ms();
+    let mut last_matches = Vec::new();
+    for id in ids {
+        let Some((base, quote)) = listed(&id) else { continue };
+        let p = products.entry(id.clone()).or_insert_with(|| Product {
+            series: Series::new("coinbase", &base, &quote, 60_000),
+            sent_to: now,
+            matches: false,
+            heartbeat: false,
+        });
+        let had_matches = p.matches;
+        if channels.contains("matches") {
+            p.matches = subscribe;
+        }
+        if channels.contains("heartbeat") {
+            p.heartbeat = subscribe;
+        }
+        if p.matches && !had_matches {
+            sim.count_stream(Exchange::Coinbase.as_str(), 0, 1, 0);
+            p.sent_to = now;
+            if let Some(last) = p.series.last_trade(now) {
+                last_matches.push(coinbase_trade("last_match", &id, &last));
+            }
+        }
+    }
+    products.retain(|_, p| p.matches || p.heartbeat);
+    let mut out = vec![coinbase_subscriptions(products)];
+    out.extend(last_matches);
+    out
+}
+
+async fn serve_coinbase(mut socket: WebSocket, sim: Sim) {
+    let target = Exchange::Coinbase.as_str();
+    let opened = now_ms();
+    sim.count_stream(target, 1, 0, 0);
+    let mut products: BTreeMap<String, Product> = BTreeMap::new();
+    let (mut tick_ms, _) = sim.stream_settings(target, opened);
+    let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+    // `lose_trades`: the trades of the first LOSE_MS after the fault is seen are not sent.
+    let mut lose_until: Option<Millis> = None;
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    for r in coinbase_request(&text, &mut products, &sim) {
+                        if !send(&mut socket, r).await {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = tick.tick() => {
+                let (now_tick_ms, fault) = sim.stream_settings(target, opened);
+                if now_tick_ms != tick_ms {
+                    // A new `stream_tick_ms` holds for open connections too.
+                    tick_ms = now_tick_ms;
+                    tick = tokio::time::interval(Duration::from_millis(tick_ms));
+                }
+                match fault {
+                    Some(StreamFault::Drop) => {
+                        let _ = socket.send(Message::Close(None)).await;
+                        return;
+                    }
+                    Some(StreamFault::Silent) => continue,
+                    _ => {}
+                }
+                let habits = sim.habits(target);
+                let now = now_ms();
+                if fault == Some(StreamFault::LoseTrades) && lose_until.is_none() {
+                    lose_until = Some(now + LOSE_MS);
+                }
+                let lose = lose_until.is_some_and(|until| now < until);
+                let mut sent = 0;
+                for (id, p) in products.iter_mut().filter(|(_, p)| p.matches) {
+                    // Minutes without trades (the `quiet_one_in` habit) have none here either.
+                    let trades: Vec<SimTrade> = p
+                        .series
+                        .trades(p.sent_to, now)
+                        .into_iter()
+                        .filter(|tr| !p.series.quiet(tr.t - tr.t.rem_euclid(60_000), habits))
+                        .collect();
+                    p.sent_to = now;
+                    if lose {
+                        continue;
+                    }
+                    for tr in trades {
+                        if !send(&mut socket, coinbase_trade("match", id, &tr)).await {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                }
+                sim.count_stream(target, 0, 0, sent);
+            }
+            _ = heartbeat.tick() => {
+                if sim.stream_settings(target, opened).1 == Some(StreamFault::Silent) {
+                    continue;
+                }
+                let now = now_ms();
+                for (id, p) in products.iter().filter(|(_, p)| p.heartbeat) {
+                    let last = p.series.last_trade(p.sent_to.min(now)).map_or(0, |t| t.id);
+                    let beat = json!({"type":"heartbeat","last_trade_id":last,"product_id":id,"sequence":last * 7 + 5,"time":rfc3339_micros(now)});
+                    if !send(&mut socket, beat.to_string()).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
 }

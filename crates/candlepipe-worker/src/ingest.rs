@@ -245,7 +245,7 @@ async fn answer(
     if q.end.is_none() && local.hot.note(&q.series, now_ms()) {
         let (leases, series) = (local.leases.clone(), q.series.clone());
         tokio::spawn(async move {
-            if let Err(e) = leases.want(&series, HOT_FOR).await {
+            if let Err(e) = leases.want(&series, HOT_FOR, false).await {
                 tracing::debug!(error = %e, "hot series not marked for streaming");
             }
         });

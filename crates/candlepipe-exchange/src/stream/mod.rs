@@ -1,13 +1,15 @@
 //! The exchanges' public market-data WebSockets: the messages to subscribe with and what
-//! the exchanges send back, parsed exactly ([`binance`], [`kraken`]), and one connection
+//! the exchanges send back, parsed exactly ([`binance`], [`kraken`], [`coinbase`]), and one connection
 //! ([`socket`]). Which series to stream, and what to do with the candles, is the `stream`
 //! role's business (`candlepipe-worker`).
 
 pub mod binance;
+pub mod coinbase;
 pub mod kraken;
 pub mod socket;
 
 use candlepipe_core::{Candle, Exchange, Interval, Millis};
+use rust_decimal::Decimal;
 
 use crate::FetchError;
 
@@ -29,6 +31,25 @@ pub enum Event {
         /// When the exchange made the message, when it says.
         event_ms: Option<Millis>,
     },
+    /// One trade (Coinbase `match`): candles are built from these.
+    Trade {
+        native: String,
+        id: u64,
+        t: Millis,
+        price: Decimal,
+        size: Decimal,
+    },
+    /// The product's last trade before the subscription (Coinbase `last_match`): already in
+    /// REST's candles; where the trade ids continue from.
+    LastTrade { native: String, id: u64 },
+    /// A product's own sign of life (Coinbase `heartbeat`), with its last trade id when the
+    /// exchange says it.
+    Alive {
+        native: String,
+        last_trade_id: Option<u64>,
+    },
+    /// These are all the products subscribed now (Coinbase's cumulative ack, without id).
+    Subscribed { natives: Vec<String> },
     /// A request of ours (by id) was acknowledged.
     Ack { id: u64 },
     /// A request of ours was refused.
@@ -46,7 +67,8 @@ pub fn topic_native(ex: Exchange, symbol: &candlepipe_core::Symbol, rest_native:
     match ex {
         Exchange::Binance => rest_native.to_string(),
         // WebSocket v2 names pairs as BTC/USD (not the REST XBTUSD).
-        Exchange::Kraken | Exchange::Coinbase => symbol.as_str().to_string(),
+        Exchange::Kraken => symbol.as_str().to_string(),
+        Exchange::Coinbase => rest_native.to_string(),
     }
 }
 
@@ -62,7 +84,8 @@ pub fn url(ex: Exchange, base: &str) -> String {
 pub fn topics_per_connection(ex: Exchange) -> usize {
     match ex {
         Exchange::Binance => binance::TOPICS_PER_CONNECTION,
-        Exchange::Kraken | Exchange::Coinbase => kraken::TOPICS_PER_CONNECTION,
+        Exchange::Kraken => kraken::TOPICS_PER_CONNECTION,
+        Exchange::Coinbase => coinbase::TOPICS_PER_CONNECTION,
     }
 }
 
@@ -90,7 +113,8 @@ pub fn requests(ex: Exchange, topics: &[Topic], subscribe: bool, first_id: u64) 
                 }
             })
             .collect(),
-        Exchange::Kraken | Exchange::Coinbase => kraken::requests(topics, subscribe, first_id),
+        Exchange::Kraken => kraken::requests(topics, subscribe, first_id),
+        Exchange::Coinbase => coinbase::requests(topics, subscribe, first_id),
     }
 }
 
@@ -98,12 +122,27 @@ pub fn requests(ex: Exchange, topics: &[Topic], subscribe: bool, first_id: u64) 
 pub fn parse(ex: Exchange, text: &str) -> Result<Vec<Event>, FetchError> {
     match ex {
         Exchange::Binance => binance::parse(text),
-        Exchange::Kraken | Exchange::Coinbase => kraken::parse(text),
+        Exchange::Kraken => kraken::parse(text),
+        Exchange::Coinbase => coinbase::parse(text),
     }
 }
 
-/// Whether the exchange's stream says when a candle closes (Binance's `x`); when it does
-/// not (Kraken), a candle closes when a later one of its series arrives on the connection.
-pub fn says_closed(ex: Exchange) -> bool {
-    matches!(ex, Exchange::Binance)
+/// How an exchange's stream gives candles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Candles that say when they are final (Binance's `x`).
+    ClosedFlag,
+    /// Candles without a close signal (Kraken): one closes when a later one of its series
+    /// arrives on the connection.
+    NextCloses,
+    /// Trades only (Coinbase): candlepipe builds the candles; REST confirms closed ones.
+    Trades,
+}
+
+pub fn kind(ex: Exchange) -> Kind {
+    match ex {
+        Exchange::Binance => Kind::ClosedFlag,
+        Exchange::Kraken => Kind::NextCloses,
+        Exchange::Coinbase => Kind::Trades,
+    }
 }

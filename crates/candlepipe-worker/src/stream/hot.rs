@@ -75,13 +75,14 @@ mod tests {
         assert!(!hot.note(&s, 70_000));
         assert!(!hot.note(&s, 71_000));
         assert!(hot.note(&s, 72_000), "marked again past half the period");
-        let coinbase = SeriesKey::new(
+        // Built from a smaller interval: no stream to want.
+        let aggregated = SeriesKey::new(
             Exchange::Coinbase,
             Symbol::parse("BTC/USD").unwrap(),
-            Interval::M1,
+            Interval::H4,
         );
         for t in 0..10 {
-            assert!(!hot.note(&coinbase, t), "no stream to want");
+            assert!(!hot.note(&aggregated, t), "no stream to want");
         }
         assert!(!Hot::new(0).note(&s, 1));
     }

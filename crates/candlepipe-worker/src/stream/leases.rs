@@ -3,6 +3,8 @@
 //! - `cp:stream:{live}:wanted`  sorted set: series → until when it is wanted (a watch, or
 //!   ingest seeing it requested often); renewed by whoever wants it
 //! - `cp:stream:{live}:leases`  hash: series → `holder|expires` (Redis-clock ms)
+//! - `cp:stream:{live}:msgpack` sorted set: series → until when a watch wants its changes
+//!   in MessagePack too
 //!
 //! Every [`PERIOD`] each stream process renews its leases and takes free or lapsed ones, up
 //! to its maximum, in one script; a process that dies stops renewing and another takes its
@@ -68,6 +70,14 @@ end
 return 0
 "#;
 
+/// The members of KEYS[1] still wanted.
+const STILL_WANTED: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"#;
+
 const WANT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -84,6 +94,7 @@ pub struct Leases {
     conn: Redis,
     wanted: String,
     leases: String,
+    msgpack: String,
 }
 
 /// `binance|BTC/USDT|1m`: a series as a member of the sets.
@@ -107,34 +118,59 @@ impl Leases {
             conn,
             wanted: format!("{redis_prefix}stream:{{live}}:wanted"),
             leases: format!("{redis_prefix}stream:{{live}}:leases"),
+            msgpack: format!("{redis_prefix}stream:{{live}}:msgpack"),
         }
     }
 
-    /// Marks `series` wanted for `for_how_long` from now (never shortening a longer want).
+    /// Marks `series` wanted for `for_how_long` from now (never shortening a longer want),
+    /// in MessagePack too when `msgpack`.
     pub async fn want(
         &self,
         series: &SeriesKey,
         for_how_long: Duration,
+        msgpack: bool,
     ) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        redis::Script::new(WANT)
-            .key(&self.wanted)
-            .arg(member(series))
-            .arg(for_how_long.as_millis() as u64)
-            .invoke_async::<i64>(&mut conn)
-            .await
-            .map(|_| ())
+        let keys: &[&String] = if msgpack {
+            &[&self.wanted, &self.msgpack]
+        } else {
+            &[&self.wanted]
+        };
+        for key in keys {
+            redis::Script::new(WANT)
+                .key(*key)
+                .arg(member(series))
+                .arg(for_how_long.as_millis() as u64)
+                .invoke_async::<i64>(&mut conn)
+                .await?;
+        }
+        Ok(())
     }
 
-    /// No longer wanted.
+    /// No longer wanted, in any encoding.
     pub async fn unwant(&self, series: &SeriesKey) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
-        redis::cmd("ZREM")
+        redis::pipe()
+            .cmd("ZREM")
             .arg(&self.wanted)
             .arg(member(series))
-            .query_async::<i64>(&mut conn)
+            .ignore()
+            .cmd("ZREM")
+            .arg(&self.msgpack)
+            .arg(member(series))
+            .ignore()
+            .query_async::<()>(&mut conn)
             .await
-            .map(|_| ())
+    }
+
+    /// The series whose changes a watch wants in MessagePack.
+    pub async fn msgpack_wanted(&self) -> Result<Vec<SeriesKey>, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = redis::Script::new(STILL_WANTED)
+            .key(&self.msgpack)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(members.iter().filter_map(|m| series_of(m)).collect())
     }
 
     /// Renews `holder`'s leases on wanted series, drops the unwanted ones, and takes free

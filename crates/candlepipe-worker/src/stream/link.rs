@@ -5,19 +5,25 @@
 //! real messages (pings do not count). A silent subscription is subscribed again, a silent
 //! connection replaced; on `serverShutdown` or at [`MAX_AGE`] a new connection is opened
 //! before the old one is let go. After any break, what each series may have missed is
-//! reported as a [`Received::Gap`], to be filled from REST.
+//! reported as a [`Received::Gap`], to be filled from REST. Where the exchange sends trades
+//! instead of candles (Coinbase), each series' candles are built ([`super::trades`]) from
+//! REST's forming candle (the seed, asked through `candlepipe.candles.get`) and the trades
+//! after it; a jump in `trade_id` is a gap, and the forming candle is seeded again.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use candlepipe_core::request::{AnyReply, CandlesRequest};
 use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
 use candlepipe_exchange::stream::socket::{self, Message, Socket};
-use candlepipe_exchange::stream::{self, Event, Topic};
+use candlepipe_exchange::stream::{self, Event, Kind, Topic};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::trades::{Builder, Out, Trade};
 
 /// What a link hands on.
 #[derive(Debug)]
@@ -32,6 +38,12 @@ pub enum Received {
     },
     /// The connection broke or was replaced: candles after `since` may have been missed.
     Gap { series: SeriesKey, since: Millis },
+    /// The exchange says no trade was missed up to now (Coinbase's heartbeat): the forming
+    /// candle built from trades is still current. Stored (to say the stream is live), not
+    /// published: nothing changed.
+    Current { series: SeriesKey, candle: Candle },
+    /// A candle built from trades ended: REST confirms the one opening at `t`.
+    Confirm { series: SeriesKey, t: Millis },
     /// This process just took the series (a new watch, or another holder's lease that
     /// lapsed): what the store lacks since its last candle may have been missed.
     Taken { series: SeriesKey },
@@ -51,6 +63,61 @@ const CLOSE_GRACE_MS: Millis = 5_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// How long a seed request waits for its answer, and before it is asked again.
+const SEED_TIMEOUT: Duration = Duration::from_secs(10);
+const SEED_RETRY: Duration = Duration::from_secs(2);
+
+/// Asks `candlepipe.candles.get` for a series' forming candle, fresh from REST (through
+/// the fill lanes and the cluster's budget, like any producer's request).
+#[derive(Clone)]
+pub struct Seeder {
+    pub nats: async_nats::Client,
+    pub subject: String,
+}
+
+impl Seeder {
+    async fn forming(&self, series: &SeriesKey) -> Result<Option<Candle>, String> {
+        let req = CandlesRequest {
+            exchange: series.exchange.as_str().into(),
+            symbol: series.symbol.as_str().into(),
+            interval: series.interval.as_str().into(),
+            limit: Some(1),
+            max_age_ms: Some(0),
+            timeout_ms: Some(SEED_TIMEOUT.as_millis() as i64),
+            ..CandlesRequest::default()
+        };
+        let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+        let request = async_nats::Request::new()
+            .payload(body.into())
+            .timeout(Some(SEED_TIMEOUT + Duration::from_secs(1)));
+        let msg = self
+            .nats
+            .send_request(self.subject.clone(), request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply: AnyReply = serde_json::from_slice(&msg.payload).map_err(|e| e.to_string())?;
+        let reply = reply.into_result().map_err(|e| e.message)?;
+        Ok(reply.candles.into_iter().next_back().filter(|c| !c.closed))
+    }
+}
+
+/// A seed's answer, back in the session.
+struct Seeded {
+    topic: Topic,
+    asked_at: Millis,
+    candle: Result<Option<Candle>, String>,
+}
+
+/// A product's trades on this connection (Coinbase).
+#[derive(Default)]
+struct Product {
+    /// The last trade id seen (from `last_match`, then each `match`).
+    last_id: Option<u64>,
+    /// When the last trade seen happened.
+    last_t: Option<Millis>,
+    /// The last trade id the previous heartbeat claimed.
+    claimed: Option<u64>,
+}
 
 /// Connection attempts an exchange allows per window (Binance: 300 per 5 minutes).
 pub struct Attempts {
@@ -111,6 +178,7 @@ pub struct Link {
     /// A connection or subscription without a real message this long is silent.
     pub silence: Duration,
     pub attempts: Arc<Attempts>,
+    pub seeder: Seeder,
 }
 
 enum End {
@@ -127,6 +195,10 @@ struct TopicState {
     last: Option<Candle>,
     /// Binance: open times seen forming whose closing update has not come yet.
     unclosed: BTreeSet<Millis>,
+    /// Coinbase: the candles being built from trades (from the ack on).
+    built: Option<Builder>,
+    /// When the subscription was sent.
+    since_ms: Millis,
 }
 
 impl Link {
@@ -236,7 +308,20 @@ impl Link {
         shutdown: &CancellationToken,
     ) -> End {
         let ex = self.exchange;
+        let kind = stream::kind(ex);
         let opened = Instant::now();
+        let mut products: BTreeMap<String, Product> = BTreeMap::new();
+        let (seed_tx, mut seed_rx) = mpsc::channel::<Seeded>(1024);
+        let ask_seed = |topic: &Topic, series: SeriesKey, delay: Duration| -> Millis {
+            let asked_at = candlepipe_core::now_ms() + delay.as_millis() as Millis;
+            let (seeder, tx, topic) = (self.seeder.clone(), seed_tx.clone(), topic.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let candle = seeder.forming(&series).await;
+                let _ = tx.send(Seeded { topic, asked_at, candle }).await;
+            });
+            asked_at
+        };
         let mut subs: BTreeMap<Topic, TopicState> = BTreeMap::new();
         let mut refused: BTreeSet<Topic> = BTreeSet::new();
         // Requests waiting to be sent, and sent ones waiting for their ack.
@@ -245,7 +330,7 @@ impl Link {
         let mut next_id: u64 = 1;
         let mut last_message = Instant::now();
         let mut tick = tokio::time::interval(CONTROL_SPACING);
-        let plan = |subs: &BTreeMap<Topic, TopicState>,
+        let plan = |subs: &mut BTreeMap<Topic, TopicState>,
                     refused: &BTreeSet<Topic>,
                     wanted: &Wanted,
                     outbox: &mut VecDeque<(Vec<Topic>, bool)>| {
@@ -254,11 +339,22 @@ impl Link {
                 .filter(|t| !subs.contains_key(*t) && !refused.contains(*t))
                 .cloned()
                 .collect();
-            let drop: Vec<Topic> = subs
+            let mut drop: Vec<Topic> = subs
                 .keys()
                 .filter(|t| !wanted.contains_key(*t))
                 .cloned()
                 .collect();
+            if kind == Kind::Trades {
+                // A product is subscribed, not a series: it stays while any series of it
+                // is wanted.
+                drop.retain(|t| {
+                    let in_use = wanted.keys().any(|w| w.native == t.native);
+                    if in_use {
+                        subs.remove(t);
+                    }
+                    !in_use
+                });
+            }
             outbox.retain(|(topics, _)| topics.iter().all(|t| wanted.contains_key(t)));
             if !drop.is_empty() {
                 outbox.push_back((drop, false));
@@ -267,7 +363,7 @@ impl Link {
                 outbox.push_back((add, true));
             }
         };
-        plan(&subs, &refused, &want.borrow_and_update(), &mut outbox);
+        plan(&mut subs, &refused, &want.borrow_and_update(), &mut outbox);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -280,7 +376,26 @@ impl Link {
                     }
                     let wanted = want.borrow_and_update().clone();
                     refused.retain(|t| wanted.contains_key(t));
-                    plan(&subs, &refused, &wanted, &mut outbox);
+                    plan(&mut subs, &refused, &wanted, &mut outbox);
+                }
+                Some(seeded) = seed_rx.recv() => {
+                    let Some(state) = subs.get_mut(&seeded.topic) else { continue };
+                    let Some(builder) = state.built.as_mut().filter(|b| b.waits_for() == Some(seeded.asked_at)) else { continue };
+                    let Some(series) = want.borrow().get(&seeded.topic).cloned() else { continue };
+                    let outs = match seeded.candle {
+                        Ok(candle) => builder.seed(seeded.asked_at, candle),
+                        Err(e) => {
+                            tracing::warn!(exchange = %ex, series = %series, error = %e, "forming candle not seeded; asking again");
+                            let asked_at = ask_seed(&seeded.topic, series.clone(), SEED_RETRY);
+                            state.built = Some(Builder::seeding(seeded.topic.interval, asked_at));
+                            Vec::new()
+                        }
+                    };
+                    for r in built(&series, outs, None) {
+                        if out.send(r).await.is_err() {
+                            return End::Shutdown;
+                        }
+                    }
                 }
                 msg = socket.next() => {
                     let text = match msg {
@@ -322,7 +437,7 @@ impl Link {
                                 let seen = last_seen.entry(topic.clone()).or_insert(candle.t);
                                 *seen = (*seen).max(candle.t);
                                 let mut received = Vec::with_capacity(2);
-                                if stream::says_closed(ex) {
+                                if kind == Kind::ClosedFlag {
                                     if candle.closed {
                                         state.unclosed.remove(&candle.t);
                                     } else if state.unclosed.len() < 16 {
@@ -357,6 +472,106 @@ impl Link {
                                 for r in received {
                                     if out.send(r).await.is_err() {
                                         return End::Shutdown;
+                                    }
+                                }
+                            }
+                            Event::Trade { native, id, t, price, size } => {
+                                metrics::counter!("candlepipe_stream_messages_total", "exchange" => ex.as_str()).increment(1);
+                                backoff.failures = 0;
+                                let product = products.entry(native.clone()).or_default();
+                                if product.last_id.is_some_and(|last| id <= last) {
+                                    continue; // seen already
+                                }
+                                let lost = product.last_id.is_some_and(|last| id > last + 1);
+                                let lost_since = product.last_t;
+                                product.last_id = Some(id);
+                                product.last_t = Some(t);
+                                let mut received = Vec::new();
+                                for (topic, state) in subs.iter_mut().filter(|(tp, _)| tp.native == native) {
+                                    state.last_data = Instant::now();
+                                    let Some(series) = want.borrow().get(topic).cloned() else { continue };
+                                    let Some(builder) = state.built.as_mut() else { continue };
+                                    let open = topic.interval.open_of(t);
+                                    let seen = last_seen.entry(topic.clone()).or_insert(open);
+                                    *seen = (*seen).max(open);
+                                    if lost {
+                                        let since = topic.interval.open_of(lost_since.unwrap_or(state.since_ms));
+                                        tracing::info!(exchange = %ex, series = %series, since, "trades lost (trade_id jumped); back-filling and seeding again");
+                                        received.push(Received::Gap { series: series.clone(), since });
+                                        let asked_at = ask_seed(topic, series.clone(), Duration::ZERO);
+                                        *builder = Builder::seeding(topic.interval, asked_at);
+                                    }
+                                    let outs = builder.trade(Trade { t, price, size });
+                                    received.extend(built(&series, outs, Some(t)));
+                                }
+                                for r in received {
+                                    if out.send(r).await.is_err() {
+                                        return End::Shutdown;
+                                    }
+                                }
+                            }
+                            Event::LastTrade { native, id } => {
+                                let product = products.entry(native).or_default();
+                                if product.last_id.is_none() {
+                                    product.last_id = Some(id);
+                                }
+                            }
+                            Event::Alive { native, last_trade_id } => {
+                                let product = products.entry(native.clone()).or_default();
+                                // What the previous heartbeat said happened and never came is lost.
+                                let lost = match (product.claimed, product.last_id) {
+                                    (Some(claimed), Some(last)) if last < claimed => Some(claimed),
+                                    _ => None,
+                                };
+                                product.claimed = last_trade_id;
+                                let lost_since = product.last_t;
+                                if let Some(claimed) = lost {
+                                    product.last_id = Some(claimed);
+                                }
+                                let mut received = Vec::new();
+                                let now_ms = candlepipe_core::now_ms();
+                                for (topic, state) in subs.iter_mut().filter(|(tp, _)| tp.native == native) {
+                                    state.last_data = Instant::now();
+                                    let Some(series) = want.borrow().get(topic).cloned() else { continue };
+                                    let Some(builder) = state.built.as_mut() else { continue };
+                                    if lost.is_none() {
+                                        if let Some(c) = builder.current().filter(|c| c.t == topic.interval.open_of(now_ms)) {
+                                            received.push(Received::Current { series, candle: c.clone() });
+                                        }
+                                        continue;
+                                    }
+                                    let since = topic.interval.open_of(lost_since.unwrap_or(state.since_ms));
+                                    tracing::info!(exchange = %ex, series = %series, since, "trades lost (heartbeat's last_trade_id never came); back-filling and seeding again");
+                                    received.push(Received::Gap { series: series.clone(), since });
+                                    let asked_at = ask_seed(topic, series, Duration::ZERO);
+                                    *builder = Builder::seeding(topic.interval, asked_at);
+                                }
+                                for r in received {
+                                    if out.send(r).await.is_err() {
+                                        return End::Shutdown;
+                                    }
+                                }
+                            }
+                            Event::Subscribed { natives } => {
+                                let now_subscribed: BTreeSet<String> = natives.into_iter().collect();
+                                let done: Vec<u64> = pending
+                                    .iter()
+                                    .filter(|(_, (topics, subscribe, _))| {
+                                        topics.iter().all(|t| now_subscribed.contains(&t.native) == *subscribe)
+                                    })
+                                    .map(|(id, _)| *id)
+                                    .collect();
+                                for id in done {
+                                    let Some((topics, true, _)) = pending.remove(&id) else { continue };
+                                    for t in topics {
+                                        let Some(state) = subs.get_mut(&t) else { continue };
+                                        state.acked = true;
+                                        if state.built.is_none() {
+                                            if let Some(series) = want.borrow().get(&t).cloned() {
+                                                let asked_at = ask_seed(&t, series, Duration::ZERO);
+                                                state.built = Some(Builder::seeding(t.interval, asked_at));
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -395,7 +610,7 @@ impl Link {
                             }
                             for t in &request.topics {
                                 if subscribe {
-                                    subs.insert(t.clone(), TopicState { acked: false, last_data: now, last: None, unclosed: BTreeSet::new() });
+                                    subs.insert(t.clone(), TopicState { acked: false, last_data: now, last: None, unclosed: BTreeSet::new(), built: None, since_ms: candlepipe_core::now_ms() });
                                 } else {
                                     subs.remove(t);
                                 }
@@ -430,8 +645,20 @@ impl Link {
                         outbox.push_back((silent.clone(), false));
                         outbox.push_back((silent, true));
                     }
-                    // A closing update that never came: REST has the final candle.
                     let now_ms = candlepipe_core::now_ms();
+                    // A candle built from trades whose interval is over: REST confirms it.
+                    let mut ended = Vec::new();
+                    for (topic, state) in subs.iter_mut() {
+                        let Some(o) = state.built.as_mut().and_then(|b| b.tick(now_ms, CLOSE_GRACE_MS)) else { continue };
+                        let Some(series) = want.borrow().get(topic).cloned() else { continue };
+                        ended.extend(built(&series, vec![o], None));
+                    }
+                    for r in ended {
+                        if out.send(r).await.is_err() {
+                            return End::Shutdown;
+                        }
+                    }
+                    // A closing update that never came: REST has the final candle.
                     for (topic, state) in subs.iter_mut() {
                         let step = topic.interval.millis();
                         let overdue: Vec<Millis> = state
@@ -457,4 +684,37 @@ impl Link {
             }
         }
     }
+}
+
+/// What a builder's output means for the rest of the role.
+fn built(series: &SeriesKey, outs: Vec<Out>, event_ms: Option<Millis>) -> Vec<Received> {
+    let mut received = Vec::with_capacity(outs.len() + 1);
+    for o in outs {
+        match o {
+            Out::Update(candle) => received.push(Received::Candle {
+                series: series.clone(),
+                candle,
+                confirmed: false,
+                event_ms,
+            }),
+            Out::Ended(candle) => {
+                let t = candle.t;
+                received.push(Received::Candle {
+                    series: series.clone(),
+                    candle,
+                    confirmed: false,
+                    event_ms,
+                });
+                received.push(Received::Confirm {
+                    series: series.clone(),
+                    t,
+                });
+            }
+            Out::Unbuilt(t) => received.push(Received::Confirm {
+                series: series.clone(),
+                t,
+            }),
+        }
+    }
+    received
 }

@@ -13,6 +13,7 @@ pub mod hot;
 pub mod leases;
 mod link;
 mod sink;
+mod trades;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::leases::Leases;
-use self::link::{Attempts, Link, Wanted};
+use self::link::{Attempts, Link, Seeder, Wanted};
 use crate::loops::answer_requests;
 use crate::{BoxError, Context};
 
@@ -63,7 +64,7 @@ impl LiveSettings {
 
 const QUEUE_GROUP: &str = "stream";
 /// Exchanges whose streams candlepipe holds.
-const STREAMED: [Exchange; 2] = [Exchange::Binance, Exchange::Kraken];
+const STREAMED: [Exchange; 3] = [Exchange::Binance, Exchange::Kraken, Exchange::Coinbase];
 
 pub async fn run(
     ctx: Context,
@@ -98,7 +99,8 @@ pub async fn run(
 
     let (received_tx, received_rx) = mpsc::channel(10_000);
     let taken_tx = received_tx.clone();
-    let sink = tokio::spawn(sink::run(ctx.clone(), received_rx));
+    let msgpack = sink::Msgpack::default();
+    let sink = tokio::spawn(sink::run(ctx.clone(), received_rx, msgpack.clone()));
     let mut feeds: BTreeMap<Exchange, Feed> = STREAMED
         .into_iter()
         .map(|ex| {
@@ -108,6 +110,10 @@ pub async fn run(
                     url: stream::url(ex, set.live.url(ex)),
                     silence: set.live.silence,
                     attempts: Attempts::new(300, Duration::from_secs(300)),
+                    seeder: Seeder {
+                        nats: ctx.nats.clone(),
+                        subject: set.subjects.candles_get(),
+                    },
                 },
                 links: Vec::new(),
                 assigned: BTreeMap::new(),
@@ -165,6 +171,10 @@ pub async fn run(
                 }
                 for (ex, feed) in feeds.iter_mut() {
                     feed.set(wanted.remove(ex).unwrap_or_default());
+                }
+                match leases.msgpack_wanted().await {
+                    Ok(series) => msgpack.set(series),
+                    Err(e) => tracing::warn!(error = %e, "MessagePack watches not read; keeping the current ones"),
                 }
             }
             Err(e) => {
@@ -248,6 +258,7 @@ impl Feed {
             url: self.link.url.clone(),
             silence: self.link.silence,
             attempts: Arc::clone(&self.link.attempts),
+            seeder: self.link.seeder.clone(),
         };
         tokio::spawn(link.run(rx, self.out.clone(), self.shutdown.clone()));
         self.links.push(tx);
@@ -274,13 +285,17 @@ async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
         } else {
             ctx.markets.check(&series).await?;
             leases
-                .want(&series, ctx.settings.live.watch_ttl)
+                .want(&series, ctx.settings.live.watch_ttl, enc == Encoding::Msgpack)
                 .await
                 .map_err(unavailable)?;
         }
+        let subjects = &ctx.settings.subjects;
         Ok::<_, WireError>(WatchReply {
             ok: true,
-            subject: ctx.settings.subjects.live(&series),
+            subject: match enc {
+                Encoding::Json => subjects.live(&series),
+                Encoding::Msgpack => subjects.live_msgpack(&series),
+            },
             expires_in_ms: if unwatch {
                 0
             } else {

@@ -3,14 +3,17 @@
 //! versions, coverage): confirmed candles are covered for good, the others count as asked
 //! now. A gap after a break, or since the store's last candle when this process takes a
 //! series over, becomes a fill job on the exchange's bulk lane, so REST fills what the
-//! stream missed, within the budget. Candles of one series are applied in order.
+//! stream missed, within the budget; so does a candle built from trades once its interval
+//! is over (REST confirms it). Candles of one series are applied in order.
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use candlepipe_core::freshness::{closed_bound, CLOSE_MARGIN_MS};
-use candlepipe_core::{now_ms, Candle, Fetched, FillJob, Lane, Priority, SeriesKey};
+use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::{now_ms, Candle, Encoding, Fetched, FillJob, Lane, Priority, SeriesKey};
 use tokio::sync::mpsc;
 
 use super::link::Received;
@@ -23,7 +26,24 @@ const WRITERS: usize = 8;
 /// Header of a live candle: when the exchange made it (ms), when it says.
 pub const EVENT_MS_HEADER: &str = "Candlepipe-Event-Ms";
 
-pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>) {
+/// The series whose changes a watch wants in MessagePack too (read from the leases every
+/// period).
+#[derive(Clone, Default)]
+pub struct Msgpack(Arc<RwLock<HashSet<SeriesKey>>>);
+
+impl Msgpack {
+    pub fn set(&self, series: Vec<SeriesKey>) {
+        if let Ok(mut set) = self.0.write() {
+            *set = series.into_iter().collect();
+        }
+    }
+
+    fn wants(&self, series: &SeriesKey) -> bool {
+        self.0.read().is_ok_and(|set| set.contains(series))
+    }
+}
+
+pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>, msgpack: Msgpack) {
     let mut writers = Vec::with_capacity(WRITERS);
     for _ in 0..WRITERS {
         let (tx, mut rx) = mpsc::channel::<Received>(4096);
@@ -47,11 +67,16 @@ pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>) {
             ..
         } = &r
         {
-            publish(&ctx, series, candle, *event_ms).await;
+            publish(&ctx, series, candle, *event_ms, Encoding::Json).await;
+            if msgpack.wants(series) {
+                publish(&ctx, series, candle, *event_ms, Encoding::Msgpack).await;
+            }
         }
         let series = match &r {
             Received::Candle { series, .. }
+            | Received::Current { series, .. }
             | Received::Gap { series, .. }
+            | Received::Confirm { series, .. }
             | Received::Taken { series } => series,
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -91,30 +116,38 @@ fn superseded_dropped(batch: Vec<Received>) -> Vec<Received> {
         .collect()
 }
 
-async fn publish(ctx: &Context, series: &SeriesKey, candle: &Candle, event_ms: Option<i64>) {
+async fn publish(
+    ctx: &Context,
+    series: &SeriesKey,
+    candle: &Candle,
+    event_ms: Option<i64>,
+    enc: Encoding,
+) {
     let ex = series.exchange.as_str();
-    let payload = match serde_json::to_vec(candle) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(error = %e, "live candle not encoded");
-            return;
+    let payload = enc.encode(candle);
+    let subjects = &ctx.settings.subjects;
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(at) = event_ms {
+        headers.insert(EVENT_MS_HEADER, at.to_string().as_str());
+    }
+    let subject = match enc {
+        Encoding::Json => subjects.live(series),
+        Encoding::Msgpack => {
+            headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
+            subjects.live_msgpack(series)
         }
     };
-    let subject = ctx.settings.subjects.live(series);
-    let sent = match event_ms {
-        Some(at) => {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(EVENT_MS_HEADER, at.to_string().as_str());
-            ctx.nats
-                .publish_with_headers(subject, headers, payload.into())
-                .await
-        }
-        None => ctx.nats.publish(subject, payload.into()).await,
+    let sent = if headers.is_empty() {
+        ctx.nats.publish(subject, payload.into()).await
+    } else {
+        ctx.nats
+            .publish_with_headers(subject, headers, payload.into())
+            .await
     };
     if let Err(e) = sent {
         tracing::warn!(error = %e, "live candle not published");
     }
-    if let Some(at) = event_ms {
+    if let (Some(at), Encoding::Json) = (event_ms, enc) {
         metrics::histogram!("candlepipe_stream_lag_seconds", "exchange" => ex)
             .record((now_ms() - at).max(0) as f64 / 1000.0);
     }
@@ -122,28 +155,15 @@ async fn publish(ctx: &Context, series: &SeriesKey, candle: &Candle, event_ms: O
 
 async fn apply(ctx: &Context, r: Received) {
     match r {
+        Received::Current { series, candle } => store(ctx, &series, candle, false).await,
         Received::Candle {
             series,
             candle,
             confirmed,
             ..
-        } => {
-            let now = now_ms();
-            let t = candle.t;
-            let forming = t >= series.interval.open_of(now);
-            let fetched = Fetched {
-                candles: vec![candle],
-                covered: if confirmed { vec![(t, t)] } else { Vec::new() },
-                unconfirmed: if confirmed { Vec::new() } else { vec![t] },
-                history_from: None,
-                tail_fetched_at: forming.then_some(now),
-                streamed: true,
-            };
-            if let Err(e) = ctx.store.write(&series, &fetched, now).await {
-                tracing::warn!(error = %e, series = %series, "streamed candle not stored");
-            }
-        }
-        Received::Gap { series, since } => backfill(ctx, &series, since).await,
+        } => store(ctx, &series, candle, confirmed).await,
+        Received::Gap { series, since } => backfill(ctx, &series, since, Why::Gap).await,
+        Received::Confirm { series, t } => backfill(ctx, &series, t, Why::Confirm).await,
         Received::Taken { series } => {
             // From the store's newest confirmed candle on, at most one job's worth.
             let now = now_ms();
@@ -158,29 +178,58 @@ async fn apply(ctx: &Context, r: Received) {
                 }
             };
             if let Some(since) = since {
-                backfill(ctx, &series, since.max(to - (TAKEN_BACKFILL - 1) * step)).await;
+                let since = since.max(to - (TAKEN_BACKFILL - 1) * step);
+                backfill(ctx, &series, since, Why::Gap).await;
             }
         }
+    }
+}
+
+/// Merges one streamed candle into the store: covered for good when `confirmed`, else
+/// asked now; a forming one marks the series fresh.
+async fn store(ctx: &Context, series: &SeriesKey, candle: Candle, confirmed: bool) {
+    let now = now_ms();
+    let t = candle.t;
+    let forming = t >= series.interval.open_of(now);
+    let fetched = Fetched {
+        candles: vec![candle],
+        covered: if confirmed { vec![(t, t)] } else { Vec::new() },
+        unconfirmed: if confirmed { Vec::new() } else { vec![t] },
+        history_from: None,
+        tail_fetched_at: forming.then_some(now),
+        streamed: true,
+    };
+    if let Err(e) = ctx.store.write(series, &fetched, now).await {
+        tracing::warn!(error = %e, series = %series, "streamed candle not stored");
     }
 }
 
 /// Candles a process taking over a series asks REST for at most.
 const TAKEN_BACKFILL: i64 = 1000;
 
+/// Why REST is asked.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    /// The stream may have missed candles.
+    Gap,
+    /// A candle built from trades is over: REST's is the record.
+    Confirm,
+}
+
 /// Asks REST for `series` from open time `since` to the last closed candle, on the bulk
 /// lane: nobody waits for it, and live work goes first. A `since` still forming (a break or
 /// takeover just before a close) is asked once it has closed; the job then finds nothing
 /// to do if the stream brought the close after all.
-async fn backfill(ctx: &Context, series: &SeriesKey, since: i64) {
+async fn backfill(ctx: &Context, series: &SeriesKey, since: i64, why: Why) {
     let now = now_ms();
     let closes_at = since + series.interval.millis() + CLOSE_MARGIN_MS + 1_000;
     if closed_bound(series.interval, now) >= since {
-        queue_backfill(ctx, series, since).await;
+        queue_backfill(ctx, series, since, why).await;
     } else if closes_at - now <= MAX_WAIT_MS {
         let (ctx, series) = (ctx.clone(), series.clone());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis((closes_at - now).max(0) as u64)).await;
-            queue_backfill(&ctx, &series, since).await;
+            queue_backfill(&ctx, &series, since, why).await;
         });
     }
     // Longer intervals: the next request for the window confirms it from REST.
@@ -189,7 +238,7 @@ async fn backfill(ctx: &Context, series: &SeriesKey, since: i64) {
 /// How long a back-fill may wait for its first candle to close.
 const MAX_WAIT_MS: i64 = 120_000;
 
-async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64) {
+async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64, why: Why) {
     let now = now_ms();
     let to = closed_bound(series.interval, now);
     if since > to {
@@ -206,9 +255,19 @@ async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64) {
     let lane = Lane::new(series.exchange, Priority::Bulk);
     match publish_job(ctx, &job, lane, &id).await {
         Ok(_) => {
-            metrics::counter!("candlepipe_stream_backfills_total", "exchange" => series.exchange.as_str())
-                .increment(1);
-            tracing::info!(series = %series, from = since, to, "stream gap sent to REST");
+            let ex = series.exchange.as_str();
+            match why {
+                Why::Gap => {
+                    metrics::counter!("candlepipe_stream_backfills_total", "exchange" => ex)
+                        .increment(1);
+                    tracing::info!(series = %series, from = since, to, "stream gap sent to REST");
+                }
+                Why::Confirm => {
+                    metrics::counter!("candlepipe_stream_confirmations_total", "exchange" => ex)
+                        .increment(1);
+                    tracing::debug!(series = %series, from = since, to, "built candle sent to REST to confirm");
+                }
+            }
         }
         Err(e) => tracing::warn!(error = %e, series = %series, "stream gap not queued"),
     }
