@@ -23,15 +23,36 @@ use crate::market::{is_listed, split_concat, Habits, Series, SimCandle, SimTrade
 use crate::{Sim, StreamFault};
 
 pub(crate) async fn binance(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, sim, Exchange::Binance))
+    ws.on_upgrade(move |socket| serve(socket, sim, Klines::new(Exchange::Binance)))
 }
 
 pub(crate) async fn kraken(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, sim, Exchange::Kraken))
+    ws.on_upgrade(move |socket| serve(socket, sim, Klines::new(Exchange::Kraken)))
 }
 
 pub(crate) async fn coinbase(ws: WebSocketUpgrade, State(sim): State<Sim>) -> Response {
-    ws.on_upgrade(move |socket| serve_coinbase(socket, sim))
+    ws.on_upgrade(move |socket| serve(socket, sim, Matches::default()))
+}
+
+/// What one exchange's feed says, and when.
+trait Feed: Send {
+    fn exchange(&self) -> Exchange;
+    /// Messages on connect.
+    fn greeting(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The answers to a client's message.
+    fn request(&mut self, text: &str, sim: &Sim) -> Vec<String>;
+    /// What is due at `now` (every `stream_tick_ms`).
+    fn updates(&mut self, now: Millis, habits: Habits, fault: Option<StreamFault>) -> Vec<String>;
+    /// What is due every second (heartbeats).
+    fn heartbeat(&self, _now: Millis) -> Vec<String> {
+        Vec::new()
+    }
+    /// The notice that the server will close the connection, if the exchange sends one.
+    fn shutdown_notice(&self, _now: Millis) -> Option<String> {
+        None
+    }
 }
 
 /// One subscription: the series and the newest open time it was sent.
@@ -65,37 +86,25 @@ async fn send(socket: &mut WebSocket, text: String) -> bool {
     socket.send(Message::Text(text.into())).await.is_ok()
 }
 
-async fn serve(mut socket: WebSocket, sim: Sim, ex: Exchange) {
-    let target = ex.as_str();
+async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
+    let target = feed.exchange().as_str();
     let opened = now_ms();
     sim.count_stream(target, 1, 0, 0);
-    if ex == Exchange::Kraken {
-        let status = json!({"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":12393906104898154338u64,"system":"online","version":"2.0.4"}]});
-        if !send(&mut socket, status.to_string()).await {
+    for m in feed.greeting() {
+        if !send(&mut socket, m).await {
             return;
         }
     }
-    let mut subs: BTreeMap<String, Sub> = BTreeMap::new();
     let (mut tick_ms, _) = sim.stream_settings(target, opened);
     let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut shutdown_at: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
+        let out = tokio::select! {
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    let replies = match ex {
-                        Exchange::Binance => binance_request(&text, &mut subs, &sim),
-                        _ => kraken_request(&text, &mut subs, &sim),
-                    };
-                    for r in replies {
-                        if !send(&mut socket, r).await {
-                            return;
-                        }
-                    }
-                }
+                Some(Ok(Message::Text(text))) => feed.request(&text, &sim),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => continue,
             },
             _ = tick.tick() => {
                 let (now_tick_ms, fault) = sim.stream_settings(target, opened);
@@ -104,6 +113,8 @@ async fn serve(mut socket: WebSocket, sim: Sim, ex: Exchange) {
                     tick_ms = now_tick_ms;
                     tick = tokio::time::interval(Duration::from_millis(tick_ms));
                 }
+                let now = now_ms();
+                let mut out = Vec::new();
                 match fault {
                     Some(StreamFault::Drop) => {
                         let _ = socket.send(Message::Close(None)).await;
@@ -111,11 +122,10 @@ async fn serve(mut socket: WebSocket, sim: Sim, ex: Exchange) {
                     }
                     Some(StreamFault::Silent) => continue,
                     Some(StreamFault::ServerShutdown) if shutdown_at.is_none() => {
-                        let notice = json!({"stream":"!serverShutdown","data":{"e":"serverShutdown","E":now_ms()}});
-                        if !send(&mut socket, notice.to_string()).await {
-                            return;
+                        if let Some(notice) = feed.shutdown_notice(now) {
+                            out.push(notice);
+                            shutdown_at = Some(tokio::time::Instant::now() + Duration::from_secs(3));
                         }
-                        shutdown_at = Some(tokio::time::Instant::now() + Duration::from_secs(3));
                     }
                     _ => {}
                 }
@@ -123,33 +133,81 @@ async fn serve(mut socket: WebSocket, sim: Sim, ex: Exchange) {
                     let _ = socket.send(Message::Close(None)).await;
                     return;
                 }
-                let skip_close = fault == Some(StreamFault::SkipClose);
-                let habits = sim.habits(target);
-                let now = now_ms();
-                let mut sent = 0;
-                for sub in subs.values_mut() {
-                    let messages = match ex {
-                        Exchange::Binance => binance_updates(sub, now, habits, skip_close),
-                        _ => kraken_updates(sub, now, habits),
-                    };
-                    for m in messages {
-                        if !send(&mut socket, m).await {
-                            return;
-                        }
-                        sent += 1;
-                    }
-                }
-                sim.count_stream(target, 0, 0, sent);
+                let updates = feed.updates(now, sim.habits(target), fault);
+                sim.count_stream(target, 0, 0, updates.len() as u64);
+                out.extend(updates);
+                out
             }
-            _ = heartbeat.tick(), if ex == Exchange::Kraken => {
+            _ = heartbeat.tick() => {
                 if sim.stream_settings(target, opened).1 == Some(StreamFault::Silent) {
                     continue;
                 }
-                if !send(&mut socket, json!({"channel":"heartbeat"}).to_string()).await {
-                    return;
-                }
+                feed.heartbeat(now_ms())
+            }
+        };
+        for m in out {
+            if !send(&mut socket, m).await {
+                return;
             }
         }
+    }
+}
+
+/// Binance's kline streams and Kraken's `ohlc` channel: one candle series a subscription.
+struct Klines {
+    ex: Exchange,
+    subs: BTreeMap<String, Sub>,
+}
+
+impl Klines {
+    fn new(ex: Exchange) -> Self {
+        Klines {
+            ex,
+            subs: BTreeMap::new(),
+        }
+    }
+}
+
+impl Feed for Klines {
+    fn exchange(&self) -> Exchange {
+        self.ex
+    }
+
+    fn greeting(&self) -> Vec<String> {
+        match self.ex {
+            Exchange::Kraken => vec![json!({"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":12393906104898154338u64,"system":"online","version":"2.0.4"}]}).to_string()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn request(&mut self, text: &str, sim: &Sim) -> Vec<String> {
+        match self.ex {
+            Exchange::Binance => binance_request(text, &mut self.subs, sim),
+            _ => kraken_request(text, &mut self.subs, sim),
+        }
+    }
+
+    fn updates(&mut self, now: Millis, habits: Habits, fault: Option<StreamFault>) -> Vec<String> {
+        let skip_close = fault == Some(StreamFault::SkipClose);
+        let ex = self.ex;
+        self.subs
+            .values_mut()
+            .flat_map(|sub| match ex {
+                Exchange::Binance => binance_updates(sub, now, habits, skip_close),
+                _ => kraken_updates(sub, now, habits),
+            })
+            .collect()
+    }
+
+    fn heartbeat(&self, _now: Millis) -> Vec<String> {
+        match self.ex {
+            Exchange::Kraken => vec![json!({"channel":"heartbeat"}).to_string()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn shutdown_notice(&self, now: Millis) -> Option<String> {
+        Some(json!({"stream":"!serverShutdown","data":{"e":"serverShutdown","E":now}}).to_string())
     }
 }
 
@@ -457,85 +515,54 @@ fn coinbase_request(text: &str, products: &mut BTreeMap<String, Product>, sim: &
     out
 }
 
-async fn serve_coinbase(mut socket: WebSocket, sim: Sim) {
-    let target = Exchange::Coinbase.as_str();
-    let opened = now_ms();
-    sim.count_stream(target, 1, 0, 0);
-    let mut products: BTreeMap<String, Product> = BTreeMap::new();
-    let (mut tick_ms, _) = sim.stream_settings(target, opened);
-    let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
-    // `lose_trades`: the trades of the first LOSE_MS after the fault is seen are not sent.
-    let mut lose_until: Option<Millis> = None;
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    for r in coinbase_request(&text, &mut products, &sim) {
-                        if !send(&mut socket, r).await {
-                            return;
-                        }
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-            _ = tick.tick() => {
-                let (now_tick_ms, fault) = sim.stream_settings(target, opened);
-                if now_tick_ms != tick_ms {
-                    // A new `stream_tick_ms` holds for open connections too.
-                    tick_ms = now_tick_ms;
-                    tick = tokio::time::interval(Duration::from_millis(tick_ms));
-                }
-                match fault {
-                    Some(StreamFault::Drop) => {
-                        let _ = socket.send(Message::Close(None)).await;
-                        return;
-                    }
-                    Some(StreamFault::Silent) => continue,
-                    _ => {}
-                }
-                let habits = sim.habits(target);
-                let now = now_ms();
-                if fault == Some(StreamFault::LoseTrades) && lose_until.is_none() {
-                    lose_until = Some(now + LOSE_MS);
-                }
-                let lose = lose_until.is_some_and(|until| now < until);
-                let mut sent = 0;
-                for (id, p) in products.iter_mut().filter(|(_, p)| p.matches) {
-                    // Minutes without trades (the `quiet_one_in` habit) have none here either.
-                    let trades: Vec<SimTrade> = p
-                        .series
-                        .trades(p.sent_to, now)
-                        .into_iter()
-                        .filter(|tr| !p.series.quiet(tr.t - tr.t.rem_euclid(60_000), habits))
-                        .collect();
-                    p.sent_to = now;
-                    if lose {
-                        continue;
-                    }
-                    for tr in trades {
-                        if !send(&mut socket, coinbase_trade("match", id, &tr)).await {
-                            return;
-                        }
-                        sent += 1;
-                    }
-                }
-                sim.count_stream(target, 0, 0, sent);
-            }
-            _ = heartbeat.tick() => {
-                if sim.stream_settings(target, opened).1 == Some(StreamFault::Silent) {
-                    continue;
-                }
-                let now = now_ms();
-                for (id, p) in products.iter().filter(|(_, p)| p.heartbeat) {
-                    let last = p.series.last_trade(p.sent_to.min(now)).map_or(0, |t| t.id);
-                    let beat = json!({"type":"heartbeat","last_trade_id":last,"product_id":id,"sequence":last * 7 + 5,"time":rfc3339_micros(now)});
-                    if !send(&mut socket, beat.to_string()).await {
-                        return;
-                    }
-                }
-            }
+/// Coinbase's Exchange feed: trades (`matches`) and heartbeats per product.
+#[derive(Default)]
+struct Matches {
+    products: BTreeMap<String, Product>,
+    /// `lose_trades`: the trades until then are not sent.
+    lose_until: Option<Millis>,
+}
+
+impl Feed for Matches {
+    fn exchange(&self) -> Exchange {
+        Exchange::Coinbase
+    }
+
+    fn request(&mut self, text: &str, sim: &Sim) -> Vec<String> {
+        coinbase_request(text, &mut self.products, sim)
+    }
+
+    fn updates(&mut self, now: Millis, habits: Habits, fault: Option<StreamFault>) -> Vec<String> {
+        if fault == Some(StreamFault::LoseTrades) && self.lose_until.is_none() {
+            self.lose_until = Some(now + LOSE_MS);
         }
+        let lose = self.lose_until.is_some_and(|until| now < until);
+        let mut out = Vec::new();
+        for (id, p) in self.products.iter_mut().filter(|(_, p)| p.matches) {
+            let trades = p.series.trades(p.sent_to, now);
+            p.sent_to = now;
+            if lose {
+                continue;
+            }
+            // Minutes without trades (the `quiet_one_in` habit) have none here either.
+            out.extend(
+                trades
+                    .iter()
+                    .filter(|tr| !p.series.quiet(tr.t - tr.t.rem_euclid(60_000), habits))
+                    .map(|tr| coinbase_trade("match", id, tr)),
+            );
+        }
+        out
+    }
+
+    fn heartbeat(&self, now: Millis) -> Vec<String> {
+        self.products
+            .iter()
+            .filter(|(_, p)| p.heartbeat)
+            .map(|(id, p)| {
+                let last = p.series.last_trade(p.sent_to.min(now)).map_or(0, |t| t.id);
+                json!({"type":"heartbeat","last_trade_id":last,"product_id":id,"sequence":last * 7 + 5,"time":rfc3339_micros(now)}).to_string()
+            })
+            .collect()
     }
 }
