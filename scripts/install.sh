@@ -49,6 +49,19 @@ ensure_current_nats() {
   export CANDLEPIPE_NATS_CURRENT
 }
 
+# The Python producer example's test: nats-py from PyPI, under .tools/python (whatever
+# Python's packaging policy on this machine); the test puts it on PYTHONPATH.
+NATS_PY_VERSION=2.16.0
+ensure_nats_py() {
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3 python3-pip
+  local target="$root/.tools/python"
+  if ! PYTHONPATH="$target" python3 -c 'import nats.aio.client' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$target" \
+      "nats-py==$NATS_PY_VERSION"
+  fi
+  export CANDLEPIPE_PYTHONPATH="$target"
+}
+
 # The TLS tests make a throwaway CA and certificates with it.
 ensure_openssl() {
   command -v openssl >/dev/null || apt_install openssl

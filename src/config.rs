@@ -95,10 +95,6 @@ pub struct Config {
     pub live: LiveSettings,
 }
 
-/// Prices (USD per million input:output tokens) known without configuration; anything else
-/// needs `CANDLEPIPE_LLM_PRICES`. A model without a price is never called.
-pub const DEFAULT_LLM_PRICES: &str =
-    "gpt-4o-mini=0.15:0.60,gpt-4o=2.50:10.00,sim-small=0.15:0.60,sim-large=2.50:10.00";
 
 /// Looks a setting up in the environment, then the file table, then takes the default.
 struct Lookup {
@@ -348,15 +344,27 @@ fn llm(l: &Lookup) -> Result<LlmSettings, ConfigError> {
                 .filter(|k| !k.is_empty()),
         }))
     };
+    // Built in, then a LiteLLM price file, then `model=input:output` pairs: the later wins.
+    let mut prices = Prices::built_in();
+    let prices_file: String = l.get("llm_prices_file", String::new())?;
+    if !prices_file.is_empty() {
+        let invalid = |why: String| ConfigError::Invalid {
+            key: "llm_prices_file".into(),
+            env: Lookup::env_name("llm_prices_file"),
+            value: prices_file.clone(),
+            why,
+        };
+        let text = std::fs::read_to_string(&prices_file).map_err(|e| invalid(e.to_string()))?;
+        prices.extend(Prices::from_litellm(&text).map_err(invalid)?);
+    }
     let prices_text: String = l.get("llm_prices", String::new())?;
-    let mut prices = Prices::parse(DEFAULT_LLM_PRICES).unwrap_or_default();
     let extra = Prices::parse(&prices_text).map_err(|why| ConfigError::Invalid {
         key: "llm_prices".into(),
         env: Lookup::env_name("llm_prices"),
         value: prices_text.clone(),
         why,
     })?;
-    prices.0.extend(extra.0);
+    prices.extend(extra);
     let weight: u8 = l.get("llm_canary_initial_weight", 10)?;
     Ok(LlmSettings {
         primary: provider("llm", "primary")?,

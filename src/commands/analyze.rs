@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
+use candlepipe_client::{Client, Error};
 use candlepipe_core::analysis::{LlmNote, SymbolAnalysis};
-use candlepipe_core::{AnalysisReply, AnalysisRequest, Subjects};
-use candlepipe_worker::analysis::Answer;
+use candlepipe_core::request::ErrorReply;
+use candlepipe_core::{AnalysisReply, AnalysisRequest, WireError};
 
 use crate::config::Config;
 use crate::connect;
@@ -47,37 +47,32 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         timeout_ms: Some(args.timeout_ms as i64),
     };
     let nats = connect::nats(cfg, "candlepipe-analyze", Duration::ZERO).await?;
-    let subject = Subjects::new(&cfg.prefix).analysis_run();
-    let req = async_nats::Request::new()
-        .payload(Bytes::from(serde_json::to_vec(&request)?))
-        .timeout(Some(Duration::from_millis(args.timeout_ms)));
-    let msg = nats
-        .send_request(subject.clone(), req)
-        .await
-        .with_context(|| format!("no reply on {subject} (are analyze workers running?)"))?;
-    let answer: Answer = serde_json::from_slice(&msg.payload).context("undecodable reply")?;
+    let client = Client::new(nats).with_prefix(&cfg.prefix);
+    let result = client.analyze(&request).await;
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let _ = out.write_all(&msg.payload);
-        let _ = writeln!(out);
-    }
-    match answer {
-        Answer::Failed(e) => {
-            if !args.json {
-                eprintln!("error: {}: {}", e.error.code, e.error.message);
-            }
-            Ok(ExitCode::FAILURE)
-        }
-        Answer::Done(r) => {
-            if !args.json {
-                let _ = print_table(&mut out, &r);
-            }
+    match result {
+        Ok(r) => {
+            let _ = if args.json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)
+            } else {
+                print_table(&mut out, &r)
+            };
             Ok(if r.results.is_empty() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             })
         }
+        Err(Error::Service { code, message, .. }) => {
+            if args.json {
+                let reply = ErrorReply::new(WireError::new(code, message));
+                let _ = writeln!(out, "{}", serde_json::to_string(&reply)?);
+            } else {
+                eprintln!("error: {code}: {message}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(anyhow::anyhow!(e)).context("no answer (are analyze workers running?)"),
     }
 }
 

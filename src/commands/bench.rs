@@ -376,16 +376,16 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     };
     let requests = Arc::new(Requests::new(args.workload, args.series));
 
-    // Warm the hot series so the measurement sees only hits.
+    // Warm the hot series so the measurement sees only hits (through the typed client;
+    // the measurement itself sends pre-encoded bytes, as the echo it is compared with).
     if matches!(args.workload, Workload::Hot | Workload::Redis) {
+        let client = candlepipe_client::Client::new(clients[0].clone()).with_prefix(&cfg.prefix);
         for r in Requests::hot_series() {
-            let payload = Bytes::from(serde_json::to_vec(&r)?);
-            let reply = clients[0].request(subject.clone(), payload).await?;
-            anyhow::ensure!(
-                !source_of(&reply.payload).starts_with("error"),
-                "warm-up failed: {}",
-                String::from_utf8_lossy(&reply.payload)
-            );
+            let r: CandlesRequest = serde_json::from_value(r)?;
+            client
+                .candles(&r)
+                .await
+                .with_context(|| format!("warm-up of {} {} failed", r.exchange, r.symbol))?;
         }
     }
 

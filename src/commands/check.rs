@@ -51,6 +51,19 @@ async fn check_llm(cfg: &Config, r: &mut Report) {
         );
         return;
     }
+    // A model without a price is never called, reachable or not.
+    for p in &providers {
+        if cfg.llm.prices.get(&p.model).is_none() {
+            r.line(
+                Err(format!(
+                    "{}: no price for {}; it would never be called \
+                     (CANDLEPIPE_LLM_PRICES or CANDLEPIPE_LLM_PRICES_FILE)",
+                    p.name, p.model
+                )),
+                "llm",
+            );
+        }
+    }
     let client = match LlmClient::new(Duration::from_secs(10)) {
         Ok(c) => c,
         Err(e) => return r.line(Err(e.to_string()), "llm"),
@@ -64,10 +77,6 @@ async fn check_llm(cfg: &Config, r: &mut Report) {
                 p.name,
                 p.model,
                 models.join(", ")
-            )),
-            Ok(_) if cfg.llm.prices.get(&p.model).is_none() => Err(format!(
-                "{}: no price for {} in CANDLEPIPE_LLM_PRICES; it would never be called",
-                p.name, p.model
             )),
             Ok(models) => Ok(format!(
                 "{} at {url}: {} served ({} models), key {}",

@@ -5,10 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
-use candlepipe_core::request::AnyReply;
-use candlepipe_core::{CandlesRequest, Encoding, Subjects};
+use candlepipe_client::{Client, Error};
+use candlepipe_core::request::ErrorReply;
+use candlepipe_core::{CandlesRequest, Encoding, WireError};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -84,50 +83,42 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         Encoding::Json
     };
     let nats = connect::nats(cfg, "candlepipe-get", Duration::ZERO).await?;
-    let subject = Subjects::new(&cfg.prefix).candles_get();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
-    let req = async_nats::Request::new()
-        .payload(Bytes::from(enc.encode(&request)))
-        .headers(headers)
-        .timeout(Some(Duration::from_millis(args.timeout_ms)));
-    let msg = nats
-        .send_request(subject.clone(), req)
-        .await
-        .with_context(|| format!("no reply on {subject} (are ingest workers running?)"))?;
-    let reply_enc = Encoding::from_content_type(
-        msg.headers
-            .as_ref()
-            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
-            .map(|v| v.as_str()),
-    );
-    let reply: AnyReply = reply_enc
-        .decode(&msg.payload)
-        .context("undecodable reply")?;
+    let client = Client::new(nats)
+        .with_prefix(&cfg.prefix)
+        .with_encoding(enc);
+    let result = client.candles(&request).await;
     // Output goes to a pipe as often as to a terminal: a closed pipe (`| head`) is not an error.
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let value: serde_json::Value = reply_enc
-            .decode(&msg.payload)
-            .context("undecodable reply")?;
-        let _ = writeln!(out, "{value}");
-    }
-    match reply.into_result() {
+    match result {
         Ok(r) => {
-            if !args.json {
-                let _ = print_table(&mut out, &r);
-            }
+            let _ = if args.json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)
+            } else {
+                print_table(&mut out, &r)
+            };
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            if !args.json {
-                match e.retry_after_ms {
-                    Some(ms) => eprintln!("error: {}: {} (retry after {ms} ms)", e.code, e.message),
-                    None => eprintln!("error: {}: {}", e.code, e.message),
+        Err(Error::Service {
+            code,
+            message,
+            retry_after,
+        }) => {
+            if args.json {
+                let mut error = WireError::new(code, message);
+                error.retry_after_ms = retry_after.map(|d| d.as_millis() as u64);
+                let _ = writeln!(out, "{}", serde_json::to_string(&ErrorReply::new(error))?);
+            } else {
+                match retry_after {
+                    Some(d) => eprintln!(
+                        "error: {code}: {message} (retry after {} ms)",
+                        d.as_millis()
+                    ),
+                    None => eprintln!("error: {code}: {message}"),
                 }
             }
             Ok(ExitCode::FAILURE)
         }
+        Err(e) => Err(anyhow::anyhow!(e)).context("no answer (are ingest workers running?)"),
     }
 }
 

@@ -1,14 +1,13 @@
 //! `candlepipe watch EXCHANGE SYMBOL INTERVAL`: asks the `stream` role to keep a series
-//! live, prints each change as it comes, and renews the watch while it runs.
+//! live, prints each change as it comes, and renews the watch while it runs (the client's
+//! [`candlepipe_client::Live`]).
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use candlepipe_core::watch::{WatchReply, WatchRequest};
-use candlepipe_core::{Candle, Subjects, WireError};
+use candlepipe_client::Client;
 use futures::StreamExt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -18,7 +17,7 @@ use crate::connect;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// binance or kraken (Coinbase has no candle stream).
+    /// binance, coinbase or kraken.
     exchange: String,
     /// Unified symbol, e.g. BTC/USDT.
     symbol: String,
@@ -31,60 +30,38 @@ pub struct Args {
     count: Option<u64>,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum Reply {
-    Ok(WatchReply),
-    Err { error: WireError },
-}
-
-async fn watch(
-    nats: &async_nats::Client,
-    subject: &str,
-    req: &WatchRequest,
-) -> anyhow::Result<WatchReply> {
-    let msg = nats
-        .request(subject.to_string(), Bytes::from(serde_json::to_vec(req)?))
-        .await
-        .with_context(|| format!("no reply on {subject} (is a stream worker running?)"))?;
-    match serde_json::from_slice::<Reply>(&msg.payload).context("undecodable watch reply")? {
-        Reply::Ok(r) => Ok(r),
-        Reply::Err { error } => anyhow::bail!("{}: {}", error.code, error.message),
-    }
-}
-
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
-    let req = WatchRequest {
-        exchange: args.exchange,
-        symbol: args.symbol,
-        interval: args.interval,
-    };
     let nats = connect::nats(cfg, "candlepipe-watch", Duration::ZERO).await?;
-    let watch_subject = Subjects::new(&cfg.prefix).candles_watch();
-    let first = watch(&nats, &watch_subject, &req).await?;
-    let mut updates = nats.subscribe(first.subject.clone()).await?;
+    let client = Client::new(nats).with_prefix(&cfg.prefix);
+    let mut live = client
+        .watch(&args.exchange, &args.symbol, &args.interval)
+        .await
+        .map_err(anyhow::Error::new)
+        .context("no watch (is a stream worker running?)")?;
     eprintln!(
         "watching {} {} {} on {} (Ctrl-C to stop)",
-        req.exchange, req.symbol, req.interval, first.subject
+        args.exchange,
+        args.symbol,
+        args.interval,
+        live.subject()
     );
-    let renew_every = Duration::from_millis((first.expires_in_ms / 3).max(1_000));
-    let mut renew =
-        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
     let mut seen = 0u64;
     let mut out = std::io::stdout().lock();
     loop {
         tokio::select! {
             _ = super::termination() => break,
-            _ = renew.tick() => {
-                if let Err(e) = watch(&nats, &watch_subject, &req).await {
-                    eprintln!("warning: watch not renewed: {e:#}");
-                }
-            }
-            msg = updates.next() => {
-                let Some(msg) = msg else { break };
+            update = live.next() => {
+                let Some(update) = update else { break };
+                let c = match update {
+                    Ok(u) => u.candle,
+                    Err(e) => {
+                        eprintln!("warning: {e}");
+                        continue;
+                    }
+                };
                 if args.json {
-                    let _ = writeln!(out, "{}", String::from_utf8_lossy(&msg.payload));
-                } else if let Ok(c) = serde_json::from_slice::<Candle>(&msg.payload) {
+                    let _ = writeln!(out, "{}", serde_json::to_string(&c)?);
+                } else {
                     let open = OffsetDateTime::from_unix_timestamp(c.t.div_euclid(1000))
                         .ok()
                         .and_then(|t| t.format(&Rfc3339).ok())

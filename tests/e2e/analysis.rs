@@ -729,3 +729,56 @@ async fn an_answer_without_choices_is_still_counted() {
         "{reply}"
     );
 }
+
+/// A common model is priced without configuration (DeepSeek's list price), a LiteLLM price
+/// file replaces a built-in price, and `check` names a model nobody priced.
+#[tokio::test]
+async fn common_models_are_priced_out_of_the_box_and_a_litellm_file_overrides() {
+    // deepseek-chat at its built-in price: $0.28 / $0.42 per million tokens.
+    let mut stack = stack().await;
+    with_llm(&mut stack);
+    stack.set("CANDLEPIPE_LLM_MODEL", "deepseek-chat");
+    let worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let reply = analyze(&client, portfolio(&symbols(300, 1), true)).await;
+    let (calls, prompt, completion) = llm_counts(&stack).await;
+    assert_eq!(calls, 1, "{reply}");
+    let cost = (prompt as f64 * 0.28 + completion as f64 * 0.42) / 1e6;
+    assert!(
+        (reply["usage"]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-12,
+        "{reply}"
+    );
+    drop(worker);
+
+    // sim-large from a LiteLLM file: $3 / $12 instead of the built-in $2.50 / $10.
+    let file = std::env::temp_dir().join(format!("candlepipe-prices-{}.json", std::process::id()));
+    std::fs::write(
+        &file,
+        r#"{"sample_spec": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0},
+            "sim-large": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.2e-05, "mode": "chat"}}"#,
+    )
+    .unwrap();
+    stack.set("CANDLEPIPE_LLM_MODEL", "sim-large");
+    stack.set("CANDLEPIPE_LLM_PRICES_FILE", file.to_str().unwrap());
+    let worker = stack.worker(&["all"]).await;
+    let reply = analyze(&client, portfolio(&symbols(310, 1), true)).await;
+    let (calls, prompt2, completion2) = llm_counts(&stack).await;
+    assert_eq!(calls, 2, "{reply}");
+    let cost = ((prompt2 - prompt) as f64 * 3.0 + (completion2 - completion) as f64 * 12.0) / 1e6;
+    assert!(
+        (reply["usage"]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-12,
+        "{reply}"
+    );
+    drop(worker);
+    let _ = std::fs::remove_file(&file);
+
+    // A model without a price: check names it, and it is never called.
+    stack.set("CANDLEPIPE_LLM_PRICES_FILE", "");
+    stack.set("CANDLEPIPE_LLM_MODEL", "sim-small-unpriced");
+    let (status, out) = cli(&stack, &["check", "--no-exchanges"]).await;
+    assert_ne!(status, Some(0), "{out}");
+    assert!(
+        out.contains("no price for sim-small-unpriced"),
+        "check names the model: {out}"
+    );
+}

@@ -15,6 +15,14 @@ pub const REPLY_HEADER: &str = "Candlepipe-Reply";
 /// Header of the async result: the job id, under which the result is stored in Redis.
 pub const JOB_ID_HEADER: &str = "Candlepipe-Job-Id";
 
+/// What an analysis answers: the reply, or an error for the whole request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Done(AnalysisReply),
+    Failed(crate::request::ErrorReply),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisRequest {
     pub exchange: String,

@@ -30,6 +30,19 @@ pub struct CandlesRequest {
     pub fill_gaps: Option<String>,
 }
 
+impl CandlesRequest {
+    /// The newest `limit` candles (the forming one included) at the default freshness.
+    pub fn latest(exchange: &str, symbol: &str, interval: &str, limit: i64) -> CandlesRequest {
+        CandlesRequest {
+            exchange: exchange.into(),
+            symbol: symbol.into(),
+            interval: interval.into(),
+            limit: Some(limit),
+            ..CandlesRequest::default()
+        }
+    }
+}
+
 /// What to do with open times the exchange has no candle for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum FillGaps {

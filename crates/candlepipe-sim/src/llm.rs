@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 
 use crate::{Admit, Sim, LLM};
 
-/// The models the sim serves (`/v1/models`).
-pub const MODELS: [&str; 2] = ["sim-small", "sim-large"];
+/// The models the sim serves (`/v1/models`): its own two, and stand-ins under two real
+/// models' names, so a configuration meant for a real provider can be tried against it.
+pub const MODELS: [&str; 4] = ["sim-small", "sim-large", "deepseek-chat", "gpt-4o-mini"];
 
 fn error(status: StatusCode, kind: &str, code: &str, message: String) -> Response {
     (

@@ -22,7 +22,6 @@ use candlepipe_core::{
 use candlepipe_indicators::{summarize, Bar};
 use futures::StreamExt;
 use rust_decimal::prelude::ToPrimitive;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::commentary::{About, Commenter};
@@ -35,13 +34,7 @@ use crate::{last_delivery, BoxError, Context};
 /// How long an async result stays in Redis.
 pub const RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// What an analysis answers: the reply, or an error for the whole request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Answer {
-    Done(AnalysisReply),
-    Failed(ErrorReply),
-}
+pub use candlepipe_core::analysis::Answer;
 
 /// The Redis record name of an async job's result.
 pub fn result_name(job_id: &str) -> String {

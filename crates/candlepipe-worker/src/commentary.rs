@@ -110,7 +110,7 @@ impl Commenter {
         .await?;
         for p in settings.primary.iter().chain(settings.canary.iter()) {
             if settings.prices.get(&p.model).is_none() {
-                tracing::warn!(provider = %p.name, model = %p.model, "no price configured for this model: it will not be called (set CANDLEPIPE_LLM_PRICES)");
+                tracing::warn!(provider = %p.name, model = %p.model, "no price configured for this model: it will not be called (set CANDLEPIPE_LLM_PRICES or CANDLEPIPE_LLM_PRICES_FILE)");
             }
         }
         let spend = Spend::new(
@@ -257,7 +257,7 @@ impl Commenter {
             return Err(refuse(
                 LlmSkip::NotConfigured,
                 format!(
-                    "no price configured for model {} (CANDLEPIPE_LLM_PRICES)",
+                    "no price configured for model {} (CANDLEPIPE_LLM_PRICES or CANDLEPIPE_LLM_PRICES_FILE)",
                     p.model
                 ),
             ));
