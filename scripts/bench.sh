@@ -90,7 +90,7 @@ redis-cli -p 26379 FLUSHALL >/dev/null
 # The first loads of 300 series measure the streams, not the budget; a series is hot after
 # 3 requests in a minute.
 export CANDLEPIPE_BINANCE_RPS=100000 CANDLEPIPE_KRAKEN_RPS=100000 CANDLEPIPE_STREAM_HOT_PER_MINUTE=3
-for ex in binance kraken; do
+for ex in binance kraken coinbase; do
   curl -fsS -X POST -H 'Content-Type: application/json' -d '{}' "$sim_url/sim/faults/$ex"
 done
 CANDLEPIPE_LOG=info start fill "$bin" run fill

@@ -229,7 +229,7 @@ def live_section():
                "workers with `CANDLEPIPE_STREAM_HOT_PER_MINUTE=3` (ingest marks them hot after three "
                "requests); REST calls are counted by the simulator. `candlepipe bench --workload live "
                "--series 200 --rate 2000`: the simulator sends each of 200 watched Binance series an "
-               "update every 100 ms; latency is from the event time the simulator puts in each message "
+               "update every 100 ms, spread over the 100 ms as an exchange's come; latency is from the event time the simulator puts in each message "
                "to a NATS subscriber of the live subjects (ms resolution: read up to 1 ms late).\n")
     out.append("| what | result | target | verdict |")
     out.append("|---|---|---|---|")

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use candlepipe_core::clock::host_ms;
+
 use candlepipe_core::Subjects;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -81,9 +81,10 @@ pub async fn run(
             .and_then(|h| h.get(EVENT_MS_HEADER))
             .and_then(|v| v.as_str().parse::<i64>().ok());
         match at {
-            // The event time has ms resolution: it can read up to 1 ms late, never early.
+            // Received in µs; the event time has ms resolution, so this reads up to 1 ms
+            // late, never early.
             Some(at) => {
-                let _ = hist.record(((host_ms() - at).max(0) * 1000) as u64 + 1);
+                let _ = hist.record((host_us() - at * 1000).max(1) as u64);
             }
             None => without_time += 1,
         }
@@ -112,4 +113,11 @@ pub async fn run(
         "p999_ms": hist.value_at_quantile(0.999) as f64 / 1000.0,
         "max_ms": hist.max() as f64 / 1000.0,
     }))
+}
+
+/// This host's clock in µs (the simulator stamps events with it, in ms).
+fn host_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }

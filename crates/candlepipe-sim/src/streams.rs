@@ -43,8 +43,15 @@ trait Feed: Send {
     }
     /// The answers to a client's message.
     fn request(&mut self, text: &str, sim: &Sim) -> Vec<String>;
-    /// What is due at `now` (every `stream_tick_ms`).
-    fn updates(&mut self, now: Millis, habits: Habits, fault: Option<StreamFault>) -> Vec<String>;
+    /// What is due at `now` for the subscriptions in `slice` (each gets its turn once every
+    /// `stream_tick_ms`).
+    fn updates(
+        &mut self,
+        now: Millis,
+        habits: Habits,
+        fault: Option<StreamFault>,
+        slice: Slice,
+    ) -> Vec<String>;
     /// What is due every second (heartbeats).
     fn heartbeat(&self, _now: Millis) -> Vec<String> {
         Vec::new()
@@ -86,6 +93,27 @@ async fn send(socket: &mut WebSocket, text: String) -> bool {
     socket.send(Message::Text(text.into())).await.is_ok()
 }
 
+/// Which subscriptions' turn it is: the `k`th of `of` equal shares. An exchange's messages
+/// come spread over time, not all subscriptions' at one instant: each tick is cut in
+/// [`SLICES`] turns.
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    k: usize,
+    of: usize,
+}
+
+impl Slice {
+    fn has(self, i: usize) -> bool {
+        i % self.of == self.k
+    }
+}
+
+const SLICES: usize = 10;
+
+fn slice_interval(tick_ms: u64) -> tokio::time::Interval {
+    tokio::time::interval(Duration::from_millis((tick_ms / SLICES as u64).max(1)))
+}
+
 async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
     let target = feed.exchange().as_str();
     let opened = now_ms();
@@ -96,7 +124,8 @@ async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
         }
     }
     let (mut tick_ms, _) = sim.stream_settings(target, opened);
-    let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
+    let mut tick = slice_interval(tick_ms);
+    let mut slice = Slice { k: 0, of: SLICES };
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut shutdown_at: Option<tokio::time::Instant> = None;
     loop {
@@ -111,8 +140,9 @@ async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
                 if now_tick_ms != tick_ms {
                     // A new `stream_tick_ms` holds for open connections too.
                     tick_ms = now_tick_ms;
-                    tick = tokio::time::interval(Duration::from_millis(tick_ms));
+                    tick = slice_interval(tick_ms);
                 }
+                slice.k = (slice.k + 1) % slice.of;
                 let now = now_ms();
                 let mut out = Vec::new();
                 match fault {
@@ -133,7 +163,7 @@ async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
                     let _ = socket.send(Message::Close(None)).await;
                     return;
                 }
-                let updates = feed.updates(now, sim.habits(target), fault);
+                let updates = feed.updates(now, sim.habits(target), fault, slice);
                 sim.count_stream(target, 0, 0, updates.len() as u64);
                 out.extend(updates);
                 out
@@ -187,12 +217,20 @@ impl Feed for Klines {
         }
     }
 
-    fn updates(&mut self, now: Millis, habits: Habits, fault: Option<StreamFault>) -> Vec<String> {
+    fn updates(
+        &mut self,
+        now: Millis,
+        habits: Habits,
+        fault: Option<StreamFault>,
+        slice: Slice,
+    ) -> Vec<String> {
         let skip_close = fault == Some(StreamFault::SkipClose);
         let ex = self.ex;
         self.subs
             .values_mut()
-            .flat_map(|sub| match ex {
+            .enumerate()
+            .filter(|(i, _)| slice.has(*i))
+            .flat_map(|(_, sub)| match ex {
                 Exchange::Binance => binance_updates(sub, now, habits, skip_close),
                 _ => kraken_updates(sub, now, habits),
             })
@@ -532,13 +570,26 @@ impl Feed for Matches {
         coinbase_request(text, &mut self.products, sim)
     }
 
-    fn updates(&mut self, now: Millis, habits: Habits, fault: Option<StreamFault>) -> Vec<String> {
+    fn updates(
+        &mut self,
+        now: Millis,
+        habits: Habits,
+        fault: Option<StreamFault>,
+        slice: Slice,
+    ) -> Vec<String> {
         if fault == Some(StreamFault::LoseTrades) && self.lose_until.is_none() {
             self.lose_until = Some(now + LOSE_MS);
         }
         let lose = self.lose_until.is_some_and(|until| now < until);
         let mut out = Vec::new();
-        for (id, p) in self.products.iter_mut().filter(|(_, p)| p.matches) {
+        let due = self
+            .products
+            .iter_mut()
+            .filter(|(_, p)| p.matches)
+            .enumerate()
+            .filter(|(i, _)| slice.has(*i))
+            .map(|(_, product)| product);
+        for (id, p) in due {
             let trades = p.series.trades(p.sent_to, now);
             p.sent_to = now;
             if lose {
