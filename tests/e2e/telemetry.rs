@@ -126,3 +126,64 @@ async fn stats_add_up_across_the_cluster() {
     let (_, table) = cli(&stack, &["stats"]).await;
     assert!(table.contains("cache hit ratio   50.0%"), "{table}");
 }
+
+/// A producer's W3C `traceparent` is followed: the cold request's trace id is on every log
+/// line of its work in the ingest and the fill worker (the exchange call among them), and
+/// on the fill job's and the `ready` event's headers, as a span of the same trace.
+#[tokio::test]
+async fn a_cold_requests_trace_is_in_the_ingest_and_fill_logs_and_on_its_job() {
+    use futures::StreamExt;
+    let stack = stack().await;
+    let ingest = stack.worker(&["ingest"]).await;
+    let fill = stack.worker(&["fill"]).await;
+    let client = stack.client().await;
+    let mut jobs = client.subscribe("candlepipe.jobs.fill.>").await.unwrap();
+    let mut ready = client.subscribe("candlepipe.candles.ready.>").await.unwrap();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("traceparent", format!("00-{trace}-00f067aa0ba902b7-01").as_str());
+    let end = closed_end(3_600_000);
+    let body = json!({"exchange":"binance","symbol":"DOT/USDT","interval":"1h","limit":5,"end":end});
+    let reply = client
+        .send_request(
+            "candlepipe.candles.get",
+            async_nats::Request::new()
+                .headers(headers)
+                .payload(body.to_string().into()),
+        )
+        .await
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(ok(&reply).len(), 5, "{reply}");
+
+    let traceparent = |msg: &async_nats::Message| {
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get("traceparent"))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default()
+    };
+    let within = std::time::Duration::from_secs(5);
+    let job = tokio::time::timeout(within, jobs.next()).await.unwrap().unwrap();
+    let on_job = traceparent(&job);
+    assert!(on_job.starts_with(&format!("00-{trace}-")), "job: {on_job:?}");
+    assert!(!on_job.contains("00f067aa0ba902b7"), "a span of the ingest's own");
+    let event = tokio::time::timeout(within, ready.next()).await.unwrap().unwrap();
+    assert!(traceparent(&event).contains(trace), "ready: {:?}", traceparent(&event));
+
+    let lines_with = |w: &candlepipe_testkit::Worker| -> Vec<String> {
+        w.child.output().into_iter().filter(|l| l.contains(trace)).collect()
+    };
+    let ingest_lines = lines_with(&ingest);
+    assert!(
+        ingest_lines.iter().any(|l| l.contains("fill job queued")),
+        "ingest: {ingest_lines:?}"
+    );
+    let fill_lines = lines_with(&fill);
+    for what in ["exchange request", "fetched"] {
+        assert!(
+            fill_lines.iter().any(|l| l.contains(what)),
+            "fill logs {what:?} with the trace id: {fill_lines:?}"
+        );
+    }
+}

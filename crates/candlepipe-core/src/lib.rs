@@ -21,6 +21,7 @@ pub mod request;
 pub mod series;
 pub mod subjects;
 pub mod symbol;
+pub mod trace;
 pub mod watch;
 
 pub use analysis::{AnalysisReply, AnalysisRequest};

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::commentary::{About, Commenter};
 use crate::disposition::{decide, wire_code, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
+use crate::traces;
 use crate::loops::{answer_requests, pull_jobs};
 use crate::streams::{analyze_consumer_config, ensure_consumer, ensure_streams};
 use crate::{last_delivery, BoxError, Context};
@@ -64,7 +65,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     tracing::info!(subject = %set.subjects.analysis_run(), jobs = %set.subjects.analyze_job(), "analyze ready");
     let answering = answer_requests(requests, shutdown.clone(), |msg| {
         let (ctx, commenter) = (ctx.clone(), commenter.clone());
-        async move { handle_request(&ctx, &commenter, msg).await }
+        async move {
+            let trace = traces::from_headers_or_start(msg.headers.as_ref());
+            let span = tracing::info_span!("analysis", trace_id = tracing::field::Empty);
+            traces::within(trace, span, handle_request(&ctx, &commenter, msg)).await
+        }
     });
     let pulling = pull_jobs(
         &consumer,
@@ -72,7 +77,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         shutdown.clone(),
         |msg| {
             let (ctx, commenter) = (ctx.clone(), commenter.clone());
-            async move { handle_job(&ctx, &commenter, msg).await }
+            async move {
+                let trace = traces::from_headers_or_start(msg.headers.as_ref());
+                let span = tracing::info_span!("analysis", trace_id = tracing::field::Empty);
+                traces::within(trace, span, handle_job(&ctx, &commenter, msg)).await
+            }
         },
     );
     let ((), pulled) = tokio::join!(answering, pulling);
@@ -341,6 +350,7 @@ async fn fetch_candles(
     };
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE_HEADER, Encoding::Msgpack.content_type());
+    crate::traces::inject(&mut headers);
     let request = async_nats::Request::new()
         .headers(headers)
         .payload(Bytes::from(Encoding::Msgpack.encode(&req)))

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::disposition::{decide, wire_code, Disposition, JobError};
+use crate::traces;
 use crate::jobs::{finish, keeping_alive, settle_failure, with_progress};
 use crate::loops::pull_jobs;
 use crate::streams::{
@@ -50,7 +51,11 @@ pub async fn run(
         lanes.push(async move {
             pull_jobs(&consumer, concurrency, shutdown, |msg| {
                 let (ctx, exchange) = (ctx.clone(), exchange.clone());
-                async move { process(&ctx, &exchange, lane, msg).await }
+                async move {
+                    let trace = traces::from_headers_or_start(msg.headers.as_ref());
+                    let span = tracing::info_span!("fill", trace_id = tracing::field::Empty);
+                    traces::within(trace, span, process(&ctx, &exchange, lane, msg)).await
+                }
             })
             .await
         });
@@ -433,7 +438,13 @@ async fn announce(
     };
     let subject = ctx.settings.subjects.ready(&job.series);
     let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-    if let Err(e) = ctx.nats.publish(subject, payload).await {
+    let mut headers = async_nats::HeaderMap::new();
+    traces::inject(&mut headers);
+    if let Err(e) = ctx
+        .nats
+        .publish_with_headers(subject, headers, payload)
+        .await
+    {
         tracing::warn!(error = %e, "ready event not published");
     }
 }

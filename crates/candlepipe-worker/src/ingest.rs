@@ -28,6 +28,7 @@ use crate::jobs::publish_job;
 use crate::loops::answer_requests;
 use crate::stream::hot::{Hot, HOT_FOR};
 use crate::stream::leases::Leases;
+use crate::traces;
 use crate::waiters::{Outcome, Waiter, Waiters};
 use crate::widest::Widest;
 use crate::{BoxError, Context};
@@ -102,7 +103,17 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
     answer_requests(requests, shutdown, |msg| {
         let (ctx, waiters, local) = (ctx.clone(), waiters.clone(), local.clone());
-        async move { handle(ctx, waiters, local, msg).await }
+        async move {
+            // A producer's trace is followed; an untraced request costs nothing more (a
+            // miss starts a trace on its fill job).
+            match traces::from_headers(msg.headers.as_ref()) {
+                Some(trace) => {
+                    let span = tracing::info_span!("request", trace_id = tracing::field::Empty);
+                    traces::within(trace, span, handle(ctx, waiters, local, msg)).await
+                }
+                None => handle(ctx, waiters, local, msg).await,
+            }
+        }
     })
     .await;
     dispatcher.abort();

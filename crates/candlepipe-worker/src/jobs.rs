@@ -265,6 +265,8 @@ pub async fn publish_job(
 ) -> Result<bool, BoxError> {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", id);
+    let trace_id = crate::traces::inject_or_start(&mut headers);
+    tracing::debug!(series = %job.series, %lane, job = id, trace_id, "fill job queued");
     let payload = Bytes::from(serde_json::to_vec(job)?);
     let ack = ctx
         .js

@@ -21,6 +21,7 @@ pub mod loops;
 pub mod markets;
 pub mod stream;
 pub mod streams;
+pub mod traces;
 mod waiters;
 mod widest;
 

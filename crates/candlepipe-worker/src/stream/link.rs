@@ -52,7 +52,9 @@ pub enum Received {
 /// The topics a link should hold, with the series each one feeds.
 pub type Wanted = BTreeMap<Topic, SeriesKey>;
 
-pub const CONTROL_SPACING: Duration = Duration::from_millis(250);
+/// At most 3⅓ subscribe/unsubscribe messages a second: with a pong to each of the
+/// exchange's pings (Binance: one every 20 s), under Binance's 5 messages a second.
+pub const CONTROL_SPACING: Duration = Duration::from_millis(300);
 /// A connection is replaced before the exchanges' 24-hour cut.
 pub const MAX_AGE: Duration = Duration::from_secs(23 * 3600);
 /// How long a subscribe may go unacknowledged.
