@@ -49,15 +49,17 @@ ensure_current_nats() {
   export CANDLEPIPE_NATS_CURRENT
 }
 
-# The Python producer example's test: nats-py from PyPI, under .tools/python (whatever
-# Python's packaging policy on this machine); the test puts it on PYTHONPATH.
+# The Python producer example's test (nats-py) and the export test's Parquet reader
+# (pyarrow), from PyPI, under .tools/python (whatever Python's packaging policy on this
+# machine); the tests put it on PYTHONPATH.
 NATS_PY_VERSION=2.16.0
-ensure_nats_py() {
+PYARROW_VERSION=26.0.1
+ensure_python_packages() {
   python3 -m pip --version >/dev/null 2>&1 || apt_install python3 python3-pip
   local target="$root/.tools/python"
-  if ! PYTHONPATH="$target" python3 -c 'import nats.aio.client' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$target" \
-      "nats-py==$NATS_PY_VERSION"
+  if ! PYTHONPATH="$target" python3 -c 'import nats.aio.client, pyarrow.parquet' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$target" \
+      "nats-py==$NATS_PY_VERSION" "pyarrow==$PYARROW_VERSION"
   fi
   export CANDLEPIPE_PYTHONPATH="$target"
 }

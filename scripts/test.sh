@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs nats-server, redis-server, promtool, openssl and faketime when
-# missing, a current nats-server under .tools/ for the cluster test, and nats-py under
-# .tools/python for the Python producer's test; the tests start their own servers on free ports and stop them, so nothing
+# missing, a current nats-server under .tools/ for the cluster test, and nats-py and pyarrow
+# under .tools/python for the Python producer's and the Parquet export's tests; the tests start their own servers on free ports and stop them, so nothing
 # already running is touched.
 # shellcheck source=scripts/prelude.sh
 source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
@@ -9,7 +9,7 @@ ensure_promtool
 ensure_openssl
 ensure_faketime
 ensure_current_nats
-ensure_nats_py
+ensure_python_packages
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

@@ -47,6 +47,9 @@ enum Command {
     Stats(commands::stats::Args),
     /// Page history into the cache within the request budget (resumable).
     Backfill(commands::backfill::Args),
+    /// Writes a range of closed candles to CSV or Parquet, through the cache (backfilling
+    /// what it lacks, within the budget).
+    Export(commands::export::Args),
     /// Generate load and measure throughput and latency (HDR histograms).
     Bench(commands::bench::Args),
 }
@@ -89,6 +92,7 @@ async fn main() -> ExitCode {
         Command::Dlq(a) => commands::dlq::run(&cfg, a).await,
         Command::Bench(a) => commands::bench::run(&cfg, a).await,
         Command::Backfill(a) => commands::backfill::run(&cfg, a).await,
+        Command::Export(a) => commands::export::run(&cfg, a).await,
         Command::Stats(a) => commands::stats::run(&cfg, a).await,
     };
     match result {

@@ -94,10 +94,33 @@ impl Progress {
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     cfg.require_hmac_key(args.dev)?;
+    let (series, from, to) = resolve(
+        &args.exchange,
+        &args.symbol,
+        &args.interval,
+        &args.since,
+        args.until.as_deref(),
+    )?;
+    let filled = fill_range(cfg, &series, from, to, args.page).await?;
+    println!(
+        "backfilled {series}: {} candle slots from {from} to {to}, {} candles fetched, {} already cached",
+        filled.slots, filled.stored, filled.already
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The series and the range of closed candles `--since` and `--until` name.
+pub(crate) fn resolve(
+    exchange: &str,
+    symbol: &str,
+    interval: &str,
+    since: &str,
+    until: Option<&str>,
+) -> anyhow::Result<(SeriesKey, Millis, Millis)> {
     let series = SeriesKey::new(
-        Exchange::parse(&args.exchange).map_err(|e| anyhow::anyhow!(e.message))?,
-        Symbol::parse(&args.symbol).map_err(|e| anyhow::anyhow!(e.message))?,
-        Interval::parse(&args.interval).map_err(|e| anyhow::anyhow!(e.message))?,
+        Exchange::parse(exchange).map_err(|e| anyhow::anyhow!(e.message))?,
+        Symbol::parse(symbol).map_err(|e| anyhow::anyhow!(e.message))?,
+        Interval::parse(interval).map_err(|e| anyhow::anyhow!(e.message))?,
     );
     anyhow::ensure!(
         series.exchange.source_interval(series.interval).is_some(),
@@ -106,17 +129,38 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         series.interval
     );
     let iv = series.interval;
-    let step = iv.millis();
-    let from = iv.open_of(parse_time(&args.since)?);
+    let from = iv.open_of(parse_time(since)?);
     let last_closed = closed_bound(iv, now_ms());
-    let to = match &args.until {
+    let to = match until {
         Some(u) => iv.open_of(parse_time(u)?).min(last_closed),
         None => last_closed,
     };
     anyhow::ensure!(
         from <= to,
-        "nothing to backfill: --since is after the last closed candle"
+        "nothing to do: --since is after the last closed candle"
     );
+    Ok((series, from, to))
+}
+
+/// What [`fill_range`] did, and the store it filled.
+pub(crate) struct Filled {
+    pub slots: u64,
+    pub stored: u64,
+    pub already: u64,
+    pub store: candlepipe_store::SeriesStore,
+}
+
+/// Pages what the store lacks of `[from, to]` into it from the exchange, within the
+/// cluster-wide budget, showing progress.
+pub(crate) async fn fill_range(
+    cfg: &Config,
+    series: &SeriesKey,
+    from: Millis,
+    to: Millis,
+    page: i64,
+) -> anyhow::Result<Filled> {
+    let series = series.clone();
+    let step = series.interval.millis();
     let slots = ((to - from) / step + 1) as u64;
     if slots as usize > cfg.history_cap {
         eprintln!(
@@ -163,7 +207,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     if already > 0 {
         progress.advance(already, stored);
     }
-    let page = args.page.max(1) * step;
+    let page = page.max(1) * step;
     for (a, b) in gaps {
         let mut cursor = a;
         while cursor <= b {
@@ -191,6 +235,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             done,
         )
         .await;
-    println!("backfilled {series}: {slots} candle slots from {from} to {to}, {stored} candles fetched, {already} already cached");
-    Ok(ExitCode::SUCCESS)
+    Ok(Filled {
+        slots,
+        stored,
+        already,
+        store,
+    })
 }

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod backfill;
+pub mod export;
 pub mod bench;
 pub mod check;
 pub mod dlq;

@@ -11,6 +11,7 @@ mod clock;
 mod client;
 mod cluster;
 mod errors;
+mod export;
 mod faithful;
 mod formats;
 mod hostile;
