@@ -19,8 +19,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::config::Config;
 use crate::connect;
 
+/// A series and a range of its closed candles (shared with `candlepipe export`).
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Range {
     exchange: String,
     symbol: String,
     interval: String,
@@ -30,6 +31,12 @@ pub struct Args {
     /// Newest candle wanted (default: the last closed one).
     #[arg(long)]
     until: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    range: Range,
     /// Candles per exchange request batch.
     #[arg(long, default_value_t = 1000)]
     page: i64,
@@ -94,13 +101,7 @@ impl Progress {
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     cfg.require_hmac_key(args.dev)?;
-    let (series, from, to) = resolve(
-        &args.exchange,
-        &args.symbol,
-        &args.interval,
-        &args.since,
-        args.until.as_deref(),
-    )?;
+    let (series, from, to) = args.range.resolve()?;
     let filled = fill_range(cfg, &series, from, to, args.page).await?;
     println!(
         "backfilled {series}: {} candle slots from {from} to {to}, {} candles fetched, {} already cached",
@@ -109,8 +110,20 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The series and the range of closed candles `--since` and `--until` name.
-pub(crate) fn resolve(
+impl Range {
+    /// The series, and the open times of the first and last closed candles wanted.
+    pub(crate) fn resolve(&self) -> anyhow::Result<(SeriesKey, Millis, Millis)> {
+        resolve(
+            &self.exchange,
+            &self.symbol,
+            &self.interval,
+            &self.since,
+            self.until.as_deref(),
+        )
+    }
+}
+
+fn resolve(
     exchange: &str,
     symbol: &str,
     interval: &str,

@@ -36,15 +36,8 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    exchange: String,
-    symbol: String,
-    interval: String,
-    /// Oldest candle wanted: RFC 3339 or ms.
-    #[arg(long)]
-    since: String,
-    /// Newest candle wanted (default: the last closed one).
-    #[arg(long)]
-    until: Option<String>,
+    #[command(flatten)]
+    range: backfill::Range,
     #[arg(long, value_enum)]
     format: Format,
     /// Where to write (replaced when it exists).
@@ -60,13 +53,7 @@ const READ_PAGE: i64 = 10_000;
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     cfg.require_hmac_key(args.dev)?;
-    let (series, from, to) = backfill::resolve(
-        &args.exchange,
-        &args.symbol,
-        &args.interval,
-        &args.since,
-        args.until.as_deref(),
-    )?;
+    let (series, from, to) = args.range.resolve()?;
     let filled = backfill::fill_range(cfg, &series, from, to, 1000).await?;
     let step = series.interval.millis();
     let mut candles: Vec<Candle> = Vec::with_capacity(filled.slots as usize);
