@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod connect;
+mod otlp;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -54,26 +55,42 @@ enum Command {
     Bench(commands::bench::Args),
 }
 
-fn init_logging() {
+/// Log lines to stderr (`CANDLEPIPE_LOG` filter, `CANDLEPIPE_LOG_FORMAT=json`), and the
+/// spans to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: its provider,
+/// to flush at exit.
+fn init_logging() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("CANDLEPIPE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    if std::env::var("CANDLEPIPE_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
+    let fmt = if std::env::var("CANDLEPIPE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json().boxed()
     } else {
-        builder.init();
-    }
+        fmt.boxed()
+    };
+    let provider = otlp::wanted()
+        .then(|| otlp::provider(tokio::runtime::Handle::current()))
+        .and_then(|p| p.map_err(|e| eprintln!("warning: traces not exported: {e}")).ok());
+    let export = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(otlp::tracer(p)));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(export)
+        .init();
+    provider
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let traces = init_logging();
     let cfg = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -95,6 +112,13 @@ async fn main() -> ExitCode {
         Command::Export(a) => commands::export::run(&cfg, a).await,
         Command::Stats(a) => commands::stats::run(&cfg, a).await,
     };
+    if let Some(provider) = traces {
+        // The batch exporter's thread sends what is left through this runtime.
+        let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        if let Ok(Err(e)) = flushed {
+            eprintln!("warning: traces not all exported: {e}");
+        }
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

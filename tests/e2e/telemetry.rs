@@ -187,3 +187,98 @@ async fn a_cold_requests_trace_is_in_the_ingest_and_fill_logs_and_on_its_job() {
         );
     }
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the spans of a traced request are exported over
+/// OTLP/HTTP: the collector (a stub here) receives the producer's trace id, from the ingest
+/// and from the fill worker.
+#[tokio::test]
+async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = collector.local_addr().unwrap().port();
+    // (request line, body) of each request the collector got.
+    type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Received = Arc::default();
+    let store = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = collector.accept().await else { return };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    // One request per connection read whole: headers, then Content-Length.
+                    let Ok(n) = conn.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let body = buf[end + 4..end + 4 + len].to_vec();
+                    buf.drain(..end + 4 + len);
+                    store.lock().unwrap().push((head.lines().next().unwrap_or("").to_string(), body));
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    let mut stack = stack().await;
+    stack.set("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}"));
+    stack.set("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let _ingest = stack.worker(&["ingest"]).await;
+    let _fill = stack.worker(&["fill"]).await;
+    let client = stack.client().await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("traceparent", format!("00-{trace}-b7ad6b7169203331-01").as_str());
+    let body = json!({"exchange":"binance","symbol":"AVAX/USDT","interval":"1h","limit":3,"end":closed_end(3_600_000)});
+    let reply = client
+        .send_request(
+            "candlepipe.candles.get",
+            async_nats::Request::new().headers(headers).payload(body.to_string().into()),
+        )
+        .await
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(ok(&reply).len(), 3, "{reply}");
+    let raw_id: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let exports = eventually(
+        std::time::Duration::from_secs(10),
+        "spans of the trace from two processes",
+        || {
+            let received = received.clone();
+            let raw_id = raw_id.clone();
+            async move {
+                let got = received.lock().unwrap().clone();
+                let with_trace = got
+                    .iter()
+                    .filter(|(line, body)| {
+                        line.starts_with("POST /v1/traces")
+                            && body.windows(16).any(|w| w == raw_id.as_slice())
+                    })
+                    .count();
+                (with_trace >= 2).then_some(got)
+            }
+        },
+    )
+    .await;
+    assert!(
+        exports.iter().any(|(_, b)| b.windows(7).any(|w| w == b"request"))
+            && exports.iter().any(|(_, b)| b.windows(4).any(|w| w == b"fill")),
+        "an ingest `request` span and a `fill` span"
+    );
+}

@@ -7,7 +7,11 @@ use std::future::Future;
 
 use async_nats::HeaderMap;
 use candlepipe_core::trace::{TraceParent, TRACEPARENT_HEADER};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 tokio::task_local! {
     static CURRENT: TraceParent;
@@ -29,6 +33,21 @@ pub fn from_headers_or_start(headers: Option<&HeaderMap>) -> TraceParent {
 /// `analysis`) carrying the trace id.
 pub async fn within<F: Future>(trace: TraceParent, span: tracing::Span, work: F) -> F::Output {
     span.record("trace_id", trace.trace_id.as_str());
+    // For the OTLP export, when on (`OTEL_EXPORTER_OTLP_ENDPOINT`): the span's parent is
+    // the sender's. Without the export layer this does nothing.
+    if let (Ok(trace_id), Ok(span_id)) = (
+        TraceId::from_hex(&trace.trace_id),
+        SpanId::from_hex(&trace.span_id),
+    ) {
+        let parent = SpanContext::new(
+            trace_id,
+            span_id,
+            TraceFlags::new(trace.flags),
+            true,
+            TraceState::default(),
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+    }
     CURRENT.scope(trace, work.instrument(span)).await
 }
 
@@ -47,6 +66,25 @@ pub fn inject_or_start(headers: &mut HeaderMap) -> String {
     trace.trace_id
 }
 
+/// The current trace, from this process's span: the exported span's id when spans are
+/// exported (so the receiver's span is its child), else a new one.
 fn current_child() -> Option<TraceParent> {
-    CURRENT.try_with(|t| t.child(rand::random())).ok()
+    let exported = tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .clone();
+    CURRENT
+        .try_with(|t| {
+            if exported.is_valid() && exported.trace_id().to_string() == t.trace_id {
+                TraceParent {
+                    trace_id: t.trace_id.clone(),
+                    span_id: exported.span_id().to_string(),
+                    flags: t.flags,
+                }
+            } else {
+                t.child(rand::random())
+            }
+        })
+        .ok()
 }
