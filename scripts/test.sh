@@ -13,6 +13,8 @@ ensure_python_packages
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
+  # nextest runs no doc tests: the client crate's examples are compiled here.
+  cargo test --doc --quiet -p candlepipe-client
 else
   cargo test --workspace --no-fail-fast "$@"
 fi

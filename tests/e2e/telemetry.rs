@@ -180,7 +180,7 @@ async fn a_cold_requests_trace_is_in_the_ingest_and_fill_logs_and_on_its_job() {
         "ingest: {ingest_lines:?}"
     );
     let fill_lines = lines_with(&fill);
-    for what in ["exchange request", "fetched"] {
+    for what in [":exchange_call{", "exchange request", "fetched"] {
         assert!(
             fill_lines.iter().any(|l| l.contains(what)),
             "fill logs {what:?} with the trace id: {fill_lines:?}"

@@ -404,6 +404,9 @@ impl ExchangeClient {
         Ok(())
     }
 
+    /// One HTTP request to the exchange, in a span of its own (a child of the job's, so it
+    /// carries the job's trace).
+    #[tracing::instrument(name = "exchange_call", level = "info", skip(self, ex, query, on_error), fields(exchange = %ex))]
     async fn send(
         &self,
         ex: Exchange,
