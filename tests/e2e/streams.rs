@@ -600,3 +600,53 @@ async fn a_msgpack_watch_gets_msgpack_live_candles() {
     let as_json = next_candle(&mut json_live).await;
     assert!(as_json["o"].is_string(), "{as_json}");
 }
+
+/// The first load of a streamed series can land seconds after a close, when the minute that
+/// just closed does not count as closed yet, while the stream began after that close: then
+/// nobody confirms that minute until a producer asks again. The stream's next close finds
+/// the hole before it and asks REST, so the store is whole without any request. (The test
+/// writes that first load itself, to have it at the right moment every time.)
+#[tokio::test]
+async fn a_candle_closed_just_before_the_first_load_is_confirmed_without_a_request() {
+    let stack = stack().await;
+    stack
+        .sim
+        .set_faults("binance", json!({"stream_tick_ms": 200}))
+        .await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let series = candlepipe_core::SeriesKey::new(
+        candlepipe_core::Exchange::Binance,
+        candlepipe_core::Symbol::parse("ATOM/USDT").unwrap(),
+        Interval::M1,
+    );
+    // The stream starts after a close: it never sees that minute close.
+    let started = into_minute(5, 40).await;
+    let subject = watch(&client, "binance", "ATOM/USDT", "1m").await;
+    let mut live = client.subscribe(subject).await.unwrap();
+    next_candle(&mut live).await;
+    // The first load: closed minutes confirmed up to the one before, that one only asked.
+    let just_closed = Interval::M1.open_of(started) - M;
+    let from = just_closed - 9 * M;
+    let rest = rest_candles(&stack, "binance", "ATOM/USDT", from, just_closed).await;
+    let store = store(&stack).await;
+    let first_load = candlepipe_core::Fetched {
+        candles: rest,
+        covered: vec![(from, just_closed - M)],
+        unconfirmed: vec![just_closed],
+        ..Default::default()
+    };
+    store.write(&series, &first_load, now_ms()).await.unwrap();
+    // The next close, then REST's answer for the hole.
+    loop {
+        let c = next_candle(&mut live).await;
+        if c["closed"] == true && c["t"].as_i64().unwrap() > just_closed {
+            break;
+        }
+    }
+    eventually(Duration::from_secs(15), "the hole confirmed", || async {
+        let read = store.read(&series, from, just_closed).await.ok()??;
+        read.state.coverage.contains(from, just_closed).then_some(())
+    })
+    .await;
+}

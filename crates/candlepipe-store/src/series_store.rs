@@ -65,10 +65,12 @@ pub struct SeriesRead {
 }
 
 /// What a fill wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub version: u64,
     pub last_t: Option<Millis>,
+    /// What the series covers for good after the write.
+    pub coverage: Coverage,
 }
 
 #[derive(Clone)]
@@ -343,6 +345,7 @@ impl SeriesStore {
                 return Ok(Written {
                     version: new_ver,
                     last_t,
+                    coverage: meta.coverage.clone(),
                 });
             }
             tracing::debug!(series = %s, "concurrent write; merging again");

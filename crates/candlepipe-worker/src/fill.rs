@@ -368,6 +368,7 @@ async fn fill_locked(
         return Ok(Written {
             version: state.version,
             last_t: state.coverage.last(),
+            coverage: state.coverage,
         });
     }
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use candlepipe_core::freshness::{closed_bound, CLOSE_MARGIN_MS};
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
-use candlepipe_core::{now_ms, Candle, Encoding, Fetched, FillJob, Lane, Priority, SeriesKey};
+use candlepipe_core::{
+    now_ms, Candle, Coverage, Encoding, Fetched, FillJob, Lane, Priority, SeriesKey,
+};
 use tokio::sync::mpsc;
 
 use super::link::Received;
@@ -199,8 +201,29 @@ async fn store(ctx: &Context, series: &SeriesKey, candle: Candle, confirmed: boo
         tail_fetched_at: forming.then_some(now),
         streamed: true,
     };
-    if let Err(e) = ctx.store.write(series, &fetched, now).await {
-        tracing::warn!(error = %e, series = %series, "streamed candle not stored");
+    match ctx.store.write(series, &fetched, now).await {
+        Ok(written) if confirmed => fill_hole_before(ctx, series, t, &written.coverage).await,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, series = %series, "streamed candle not stored"),
+    }
+}
+
+/// A close the stream confirmed, after a stored candle that nobody confirmed: the candle
+/// that closed before the subscription started (a first load asked it seconds after its
+/// close, before it counted as closed) is asked of REST now, not when a producer next asks.
+async fn fill_hole_before(ctx: &Context, series: &SeriesKey, t: i64, coverage: &Coverage) {
+    let step = series.interval.millis();
+    if coverage.covers(t - step) {
+        return;
+    }
+    let last_before = coverage
+        .ranges()
+        .iter()
+        .filter(|(_, b)| *b < t)
+        .map(|(_, b)| *b)
+        .max();
+    if let Some(last) = last_before.filter(|last| t - last <= TAKEN_BACKFILL * step) {
+        backfill(ctx, series, last + step, Why::Gap).await;
     }
 }
 
