@@ -95,7 +95,6 @@ pub struct Config {
     pub live: LiveSettings,
 }
 
-
 /// Looks a setting up in the environment, then the file table, then takes the default.
 struct Lookup {
     table: toml::Table,

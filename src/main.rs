@@ -75,7 +75,10 @@ fn init_logging() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     };
     let provider = otlp::wanted()
         .then(|| otlp::provider(tokio::runtime::Handle::current()))
-        .and_then(|p| p.map_err(|e| eprintln!("warning: traces not exported: {e}")).ok());
+        .and_then(|p| {
+            p.map_err(|e| eprintln!("warning: traces not exported: {e}"))
+                .ok()
+        });
     let export = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(otlp::tracer(p)));

@@ -97,7 +97,10 @@ fn time_text(ms: Millis) -> String {
 
 fn write_csv(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(out, "open_time_ms,open_time,open,high,low,close,volume,closed")?;
+    writeln!(
+        out,
+        "open_time_ms,open_time,open,high,low,close,volume,closed"
+    )?;
     for c in candles {
         writeln!(
             out,
@@ -141,7 +144,10 @@ fn write_parquet(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
     for group in candles.chunks(ROW_GROUP) {
         let times: Vec<i64> = group.iter().map(|c| c.t).collect();
         let text = |f: fn(&Candle) -> String| -> Vec<ByteArray> {
-            group.iter().map(|c| ByteArray::from(f(c).into_bytes())).collect()
+            group
+                .iter()
+                .map(|c| ByteArray::from(f(c).into_bytes()))
+                .collect()
         };
         let decimals = [
             text(|c| c.o.to_string()),

@@ -2,10 +2,10 @@
 
 pub mod analyze;
 pub mod backfill;
-pub mod export;
 pub mod bench;
 pub mod check;
 pub mod dlq;
+pub mod export;
 pub mod get;
 pub mod live_bench;
 pub mod llm;

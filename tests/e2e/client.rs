@@ -84,7 +84,10 @@ async fn analyses_request_reply_and_as_a_job() {
     assert_eq!(job.id(), "client-job-1");
     let done = job.result(Duration::from_secs(30)).await.unwrap();
     assert_eq!(done.results.len(), 1);
-    assert_eq!(done.results["ETH/USDT"].last_close, reply.results["ETH/USDT"].last_close);
+    assert_eq!(
+        done.results["ETH/USDT"].last_close,
+        reply.results["ETH/USDT"].last_close
+    );
 
     let whole = client
         .analyze(&AnalysisRequest {
@@ -108,7 +111,10 @@ async fn live_candles_come_as_a_stream_with_their_event_time() {
     let _worker = stack.worker(&["all"]).await;
     let client = Client::new(stack.client().await);
     let mut live = client.watch("binance", "LINK/USDT", "1m").await.unwrap();
-    assert_eq!(live.subject(), "candlepipe.candles.live.binance.LINK-USDT.1m");
+    assert_eq!(
+        live.subject(),
+        "candlepipe.candles.live.binance.LINK-USDT.1m"
+    );
     let first = tokio::time::timeout(Duration::from_secs(15), live.next())
         .await
         .expect("a live candle")

@@ -43,8 +43,18 @@ async fn csv_and_parquet_exports_equal_what_get_answers() {
     let (status, out) = cli(
         &stack,
         &[
-            "export", "binance", "SOL/USDT", "1h", "--since", &since, "--until", &end.to_string(),
-            "--format", "csv", "--out", csv.to_str().unwrap(),
+            "export",
+            "binance",
+            "SOL/USDT",
+            "1h",
+            "--since",
+            &since,
+            "--until",
+            &end.to_string(),
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
         ],
     )
     .await;
@@ -65,19 +75,37 @@ async fn csv_and_parquet_exports_equal_what_get_answers() {
         .collect();
     // Through the cache: the same window from `get` is a hit, with the same digits.
     assert_eq!(rows, from_get(&stack, "SOL/USDT", end).await);
-    assert_eq!(stack.sim.requests("binance").await, calls, "get was served from cache");
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        calls,
+        "get was served from cache"
+    );
 
     let parquet = dir.path().join("sol.parquet");
     let (status, out) = cli(
         &stack,
         &[
-            "export", "binance", "SOL/USDT", "1h", "--since", &since, "--until", &end.to_string(),
-            "--format", "parquet", "--out", parquet.to_str().unwrap(),
+            "export",
+            "binance",
+            "SOL/USDT",
+            "1h",
+            "--since",
+            &since,
+            "--until",
+            &end.to_string(),
+            "--format",
+            "parquet",
+            "--out",
+            parquet.to_str().unwrap(),
         ],
     )
     .await;
     assert_eq!(status, Some(0), "{out}");
-    assert_eq!(stack.sim.requests("binance").await, calls, "all from the cache");
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        calls,
+        "all from the cache"
+    );
     let read = r#"
 import json, sys
 import pyarrow.parquet as pq

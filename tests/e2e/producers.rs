@@ -38,8 +38,17 @@ async fn the_python_producer_gets_candles_and_an_analysis_and_handles_errors() {
     let (status, answers) = producer(
         &stack,
         &[
-            "--exchange", "binance", "--symbol", "SOL/USDT", "--interval", "1h", "--limit", "5",
-            "--analyze", "ETH/USDT", "NOPE/USDT",
+            "--exchange",
+            "binance",
+            "--symbol",
+            "SOL/USDT",
+            "--interval",
+            "1h",
+            "--limit",
+            "5",
+            "--analyze",
+            "ETH/USDT",
+            "NOPE/USDT",
         ],
     )
     .await;
@@ -54,13 +63,20 @@ async fn the_python_producer_gets_candles_and_an_analysis_and_handles_errors() {
     )
     .await;
     let closed = |reply: &Value| -> Vec<Value> {
-        ok(reply).iter().filter(|c| c["closed"] == true).cloned().collect()
+        ok(reply)
+            .iter()
+            .filter(|c| c["closed"] == true)
+            .cloned()
+            .collect()
     };
     assert_eq!(ok(candles).len(), 5, "{candles}");
     assert_eq!(closed(candles), closed(&rust));
     let analysis = &answers[1];
     assert_eq!(analysis["what"], "analysis");
-    assert!(analysis["results"]["ETH/USDT"]["rsi14"].is_number(), "{analysis}");
+    assert!(
+        analysis["results"]["ETH/USDT"]["rsi14"].is_number(),
+        "{analysis}"
+    );
     assert_eq!(analysis["errors"]["NOPE/USDT"]["code"], "unknown_symbol");
 
     // An input error is reported with its code, not retried, and the exit code says so.
@@ -70,7 +86,11 @@ async fn the_python_producer_gets_candles_and_an_analysis_and_handles_errors() {
     assert_eq!(answers[0]["error"]["code"], "invalid_symbol", "{answers:?}");
     let (_, answers) = producer(&stack, &["--symbol", "NOPE/USDT"]).await;
     assert_eq!(answers[0]["error"]["code"], "unknown_symbol", "{answers:?}");
-    assert_eq!(stack.sim.requests("binance").await, calls, "asked once each, not again");
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        calls,
+        "asked once each, not again"
+    );
 }
 
 #[tokio::test]

@@ -469,7 +469,10 @@ async fn three_hundred_hot_series_stay_fresh_from_the_streams_without_rest_calls
     assert_eq!(calls["kraken"], 0, "{report}");
     let confirmations = calls["coinbase"].as_u64().unwrap();
     assert!(
-        confirmations <= report["confirmations_at_most"]["coinbase"].as_u64().unwrap(),
+        confirmations
+            <= report["confirmations_at_most"]["coinbase"]
+                .as_u64()
+                .unwrap(),
         "{report}"
     );
     // The warm-up loads each series from REST once or twice before the stream takes it.
@@ -530,7 +533,10 @@ async fn coinbase_candles_from_trades_equal_rest_after_the_seed_and_after_lost_t
     into_minute(4, 7).await;
     stack
         .sim
-        .set_faults("coinbase", json!({"stream_tick_ms": 200, "stream_fault": "lose_trades"}))
+        .set_faults(
+            "coinbase",
+            json!({"stream_tick_ms": 200, "stream_fault": "lose_trades"}),
+        )
         .await;
     into_minute(33, 38).await;
     let reply = get(&client, latest.clone()).await;
@@ -646,7 +652,10 @@ async fn a_candle_closed_just_before_the_first_load_is_confirmed_without_a_reque
     }
     eventually(Duration::from_secs(15), "the hole confirmed", || async {
         let read = store.read(&series, from, just_closed).await.ok()??;
-        read.state.coverage.contains(from, just_closed).then_some(())
+        read.state
+            .coverage
+            .contains(from, just_closed)
+            .then_some(())
     })
     .await;
 }

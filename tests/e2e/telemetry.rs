@@ -138,12 +138,19 @@ async fn a_cold_requests_trace_is_in_the_ingest_and_fill_logs_and_on_its_job() {
     let fill = stack.worker(&["fill"]).await;
     let client = stack.client().await;
     let mut jobs = client.subscribe("candlepipe.jobs.fill.>").await.unwrap();
-    let mut ready = client.subscribe("candlepipe.candles.ready.>").await.unwrap();
+    let mut ready = client
+        .subscribe("candlepipe.candles.ready.>")
+        .await
+        .unwrap();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("traceparent", format!("00-{trace}-00f067aa0ba902b7-01").as_str());
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").as_str(),
+    );
     let end = closed_end(3_600_000);
-    let body = json!({"exchange":"binance","symbol":"DOT/USDT","interval":"1h","limit":5,"end":end});
+    let body =
+        json!({"exchange":"binance","symbol":"DOT/USDT","interval":"1h","limit":5,"end":end});
     let reply = client
         .send_request(
             "candlepipe.candles.get",
@@ -164,15 +171,35 @@ async fn a_cold_requests_trace_is_in_the_ingest_and_fill_logs_and_on_its_job() {
             .unwrap_or_default()
     };
     let within = std::time::Duration::from_secs(5);
-    let job = tokio::time::timeout(within, jobs.next()).await.unwrap().unwrap();
+    let job = tokio::time::timeout(within, jobs.next())
+        .await
+        .unwrap()
+        .unwrap();
     let on_job = traceparent(&job);
-    assert!(on_job.starts_with(&format!("00-{trace}-")), "job: {on_job:?}");
-    assert!(!on_job.contains("00f067aa0ba902b7"), "a span of the ingest's own");
-    let event = tokio::time::timeout(within, ready.next()).await.unwrap().unwrap();
-    assert!(traceparent(&event).contains(trace), "ready: {:?}", traceparent(&event));
+    assert!(
+        on_job.starts_with(&format!("00-{trace}-")),
+        "job: {on_job:?}"
+    );
+    assert!(
+        !on_job.contains("00f067aa0ba902b7"),
+        "a span of the ingest's own"
+    );
+    let event = tokio::time::timeout(within, ready.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        traceparent(&event).contains(trace),
+        "ready: {:?}",
+        traceparent(&event)
+    );
 
     let lines_with = |w: &candlepipe_testkit::Worker| -> Vec<String> {
-        w.child.output().into_iter().filter(|l| l.contains(trace)).collect()
+        w.child
+            .output()
+            .into_iter()
+            .filter(|l| l.contains(trace))
+            .collect()
     };
     let ingest_lines = lines_with(&ingest);
     assert!(
@@ -203,30 +230,43 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
     let store = received.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = collector.accept().await else { return };
+            let Ok((mut conn, _)) = collector.accept().await else {
+                return;
+            };
             let store = store.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 65536];
                 loop {
                     // One request per connection read whole: headers, then Content-Length.
-                    let Ok(n) = conn.read(&mut chunk).await else { return };
+                    let Ok(n) = conn.read(&mut chunk).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
                     buf.extend_from_slice(&chunk[..n]);
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
                     let head = String::from_utf8_lossy(&buf[..end]).to_string();
                     let len = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
                         .unwrap_or(0);
                     if buf.len() < end + 4 + len {
                         continue;
                     }
                     let body = buf[end + 4..end + 4 + len].to_vec();
                     buf.drain(..end + 4 + len);
-                    store.lock().unwrap().push((head.lines().next().unwrap_or("").to_string(), body));
+                    store
+                        .lock()
+                        .unwrap()
+                        .push((head.lines().next().unwrap_or("").to_string(), body));
                     let _ = conn
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
                         .await;
@@ -235,19 +275,27 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
         }
     });
     let mut stack = stack().await;
-    stack.set("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}"));
+    stack.set(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://127.0.0.1:{port}"),
+    );
     stack.set("OTEL_BSP_SCHEDULE_DELAY", "100");
     let _ingest = stack.worker(&["ingest"]).await;
     let _fill = stack.worker(&["fill"]).await;
     let client = stack.client().await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("traceparent", format!("00-{trace}-b7ad6b7169203331-01").as_str());
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-b7ad6b7169203331-01").as_str(),
+    );
     let body = json!({"exchange":"binance","symbol":"AVAX/USDT","interval":"1h","limit":3,"end":closed_end(3_600_000)});
     let reply = client
         .send_request(
             "candlepipe.candles.get",
-            async_nats::Request::new().headers(headers).payload(body.to_string().into()),
+            async_nats::Request::new()
+                .headers(headers)
+                .payload(body.to_string().into()),
         )
         .await
         .unwrap();
@@ -277,8 +325,12 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
     )
     .await;
     assert!(
-        exports.iter().any(|(_, b)| b.windows(7).any(|w| w == b"request"))
-            && exports.iter().any(|(_, b)| b.windows(4).any(|w| w == b"fill")),
+        exports
+            .iter()
+            .any(|(_, b)| b.windows(7).any(|w| w == b"request"))
+            && exports
+                .iter()
+                .any(|(_, b)| b.windows(4).any(|w| w == b"fill")),
         "an ingest `request` span and a `fill` span"
     );
 }

@@ -168,7 +168,8 @@ impl Client {
             .subscribe(reply.subject.clone())
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
-        let renew_every = Duration::from_millis(reply.expires_in_ms / 3).max(Duration::from_secs(1));
+        let renew_every =
+            Duration::from_millis(reply.expires_in_ms / 3).max(Duration::from_secs(1));
         let client = self.clone();
         let renewal = tokio::spawn(async move {
             loop {

@@ -25,8 +25,7 @@ impl TraceParent {
         let mut parts = value.trim().split('-');
         let (version, trace_id, span_id, flags) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if !is_hex(version, 2) || version == "ff" || (version == "00" && parts.next().is_some())
-        {
+        if !is_hex(version, 2) || version == "ff" || (version == "00" && parts.next().is_some()) {
             return None;
         }
         if !is_hex(trace_id, 32) || !is_hex(span_id, 16) || !is_hex(flags, 2) {
@@ -79,8 +78,8 @@ mod tests {
 
     #[test]
     fn the_specs_examples_and_what_it_says_to_ignore() {
-        let tp = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-            .unwrap();
+        let tp =
+            TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
         assert_eq!(tp.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(tp.span_id, "00f067aa0ba902b7");
         assert_eq!(tp.flags, 1);

@@ -232,11 +232,27 @@ impl Series {
                 let price = match k {
                     0 => full.o,
                     k if k == n - 1 => full.c,
-                    2 => if high_first { full.h } else { full.l },
-                    3 => if high_first { full.l } else { full.h },
+                    2 => {
+                        if high_first {
+                            full.h
+                        } else {
+                            full.l
+                        }
+                    }
+                    3 => {
+                        if high_first {
+                            full.l
+                        } else {
+                            full.h
+                        }
+                    }
                     _ => self.dec(self.price_at(at)).max(full.l).min(full.h),
                 };
-                let size = if k == n - 1 { units - each * (n - 1) } else { each };
+                let size = if k == n - 1 {
+                    units - each * (n - 1)
+                } else {
+                    each
+                };
                 SimTrade {
                     id: first_id + k as u64,
                     t: at,
@@ -371,10 +387,15 @@ mod tests {
         let t = 1_764_000_000_000 - 1_764_000_000_000 % MINUTE;
         let trades = s.trades(t - 1, t + 2 * MINUTE - 1);
         assert_eq!(trades.len() as i64, 2 * TRADES_PER_ATOM);
-        assert!(trades.windows(2).all(|w| w[1].id == w[0].id + 1 && w[1].t > w[0].t));
+        assert!(trades
+            .windows(2)
+            .all(|w| w[1].id == w[0].id + 1 && w[1].t > w[0].t));
         for now in [t, t + 15_000, t + 59_999, t + MINUTE] {
             let c = s.candle(t, now).unwrap();
-            let mine: Vec<&SimTrade> = trades.iter().filter(|tr| tr.t < t + MINUTE && tr.t <= now).collect();
+            let mine: Vec<&SimTrade> = trades
+                .iter()
+                .filter(|tr| tr.t < t + MINUTE && tr.t <= now)
+                .collect();
             assert_eq!(c.o, mine[0].price);
             assert_eq!(c.c, mine[mine.len() - 1].price);
             assert_eq!(c.h, mine.iter().map(|tr| tr.price).max().unwrap());

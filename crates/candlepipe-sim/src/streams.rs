@@ -497,7 +497,11 @@ fn coinbase_subscriptions(products: &BTreeMap<String, Product>) -> String {
 
 /// A subscribe or unsubscribe: the ack lists every channel subscribed after it; each
 /// product newly on `matches` gets its `last_match`.
-fn coinbase_request(text: &str, products: &mut BTreeMap<String, Product>, sim: &Sim) -> Vec<String> {
+fn coinbase_request(
+    text: &str,
+    products: &mut BTreeMap<String, Product>,
+    sim: &Sim,
+) -> Vec<String> {
     let Ok(req) = serde_json::from_str::<Value>(text) else {
         return vec![json!({"type":"error","message":"Malformed JSON"}).to_string()];
     };
@@ -508,7 +512,11 @@ fn coinbase_request(text: &str, products: &mut BTreeMap<String, Product>, sim: &
     };
     let ids: Vec<String> = req["product_ids"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let channels: BTreeSet<String> = req["channels"]
         .as_array()
@@ -518,14 +526,20 @@ fn coinbase_request(text: &str, products: &mut BTreeMap<String, Product>, sim: &
                 .collect()
         })
         .unwrap_or_default();
-    let listed = |id: &str| id.split_once('-').filter(|(b, q)| is_listed(b, q)).map(|(b, q)| (b.to_string(), q.to_string()));
+    let listed = |id: &str| {
+        id.split_once('-')
+            .filter(|(b, q)| is_listed(b, q))
+            .map(|(b, q)| (b.to_string(), q.to_string()))
+    };
     if let Some(bad) = ids.iter().find(|id| listed(id).is_none()) {
         return vec![json!({"type":"error","message":"Failed to subscribe","reason":format!("{bad} is not a valid product")}).to_string()];
     }
     let now = now_ms();
     let mut last_matches = Vec::new();
     for id in ids {
-        let Some((base, quote)) = listed(&id) else { continue };
+        let Some((base, quote)) = listed(&id) else {
+            continue;
+        };
         let p = products.entry(id.clone()).or_insert_with(|| Product {
             series: Series::new("coinbase", &base, &quote, 60_000),
             sent_to: now,

@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use crate::commentary::{About, Commenter};
 use crate::disposition::{decide, wire_code, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
-use crate::traces;
 use crate::loops::{answer_requests, pull_jobs};
 use crate::streams::{analyze_consumer_config, ensure_consumer, ensure_streams};
+use crate::traces;
 use crate::{last_delivery, BoxError, Context};
 
 /// How long an async result stays in Redis.

@@ -17,12 +17,12 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::disposition::{decide, wire_code, Disposition, JobError};
-use crate::traces;
 use crate::jobs::{finish, keeping_alive, settle_failure, with_progress};
 use crate::loops::pull_jobs;
 use crate::streams::{
     ensure_consumer, ensure_streams, lane_consumer_config, remove_legacy_fill_consumer,
 };
+use crate::traces;
 use crate::{last_delivery, BoxError, Context};
 
 /// How long a fill worker waits at start for the market lists it must load.

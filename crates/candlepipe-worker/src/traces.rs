@@ -7,9 +7,7 @@ use std::future::Future;
 
 use async_nats::HeaderMap;
 use candlepipe_core::trace::{TraceParent, TRACEPARENT_HEADER};
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 

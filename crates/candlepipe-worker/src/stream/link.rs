@@ -320,7 +320,13 @@ impl Link {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 let candle = seeder.forming(&series).await;
-                let _ = tx.send(Seeded { topic, asked_at, candle }).await;
+                let _ = tx
+                    .send(Seeded {
+                        topic,
+                        asked_at,
+                        candle,
+                    })
+                    .await;
             });
             asked_at
         };

@@ -174,7 +174,9 @@ pub async fn run(
                 }
                 match leases.msgpack_wanted().await {
                     Ok(series) => msgpack.set(series),
-                    Err(e) => tracing::warn!(error = %e, "MessagePack watches not read; keeping the current ones"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "MessagePack watches not read; keeping the current ones")
+                    }
                 }
             }
             Err(e) => {
@@ -285,7 +287,11 @@ async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
         } else {
             ctx.markets.check(&series).await?;
             leases
-                .want(&series, ctx.settings.live.watch_ttl, enc == Encoding::Msgpack)
+                .want(
+                    &series,
+                    ctx.settings.live.watch_ttl,
+                    enc == Encoding::Msgpack,
+                )
                 .await
                 .map_err(unavailable)?;
         }

@@ -31,8 +31,13 @@ pub enum Out {
 
 enum State {
     /// Waiting for REST's candle of the interval `asked_at` is in; trades since are kept.
-    Seeding { asked_at: Millis, trades: Vec<Trade> },
-    Building { candle: Option<Candle> },
+    Seeding {
+        asked_at: Millis,
+        trades: Vec<Trade>,
+    },
+    Building {
+        candle: Option<Candle>,
+    },
 }
 
 /// One series' candles from one product's trades.
@@ -223,10 +228,7 @@ mod tests {
         let mut b = Builder::seeding(Interval::M1, T0 + 20_000);
         assert_eq!(b.trade(trade(T0 + 10_000, "9", "1")), vec![]);
         assert_eq!(b.trade(trade(T0 + 30_000, "12", "2")), vec![]);
-        let seeded = b.seed(
-            T0 + 20_000,
-            Some(candle(T0, "10", "11", "8", "9", "5")),
-        );
+        let seeded = b.seed(T0 + 20_000, Some(candle(T0, "10", "11", "8", "9", "5")));
         // The trade before the ask is in REST's candle already.
         assert_eq!(
             seeded,
@@ -243,7 +245,9 @@ mod tests {
             ]
         );
         assert_eq!(b.tick(T0 + 2 * M + 4_999, 5_000), None);
-        assert!(matches!(b.tick(T0 + 2 * M + 5_000, 5_000), Some(Out::Ended(c)) if c.t == T0 + M && c.closed));
+        assert!(
+            matches!(b.tick(T0 + 2 * M + 5_000, 5_000), Some(Out::Ended(c)) if c.t == T0 + M && c.closed)
+        );
     }
 
     #[test]
@@ -264,9 +268,15 @@ mod tests {
         b.trade(trade(T0 + 55_000, "5", "1"));
         b.trade(trade(T0 + M + 1_000, "6", "1"));
         let out = b.trade(trade(T0 + M + 2_000, "7", "2"));
-        assert_eq!(out, vec![Out::Update(candle(T0 + M, "6", "7", "6", "7", "3"))]);
+        assert_eq!(
+            out,
+            vec![Out::Update(candle(T0 + M, "6", "7", "6", "7", "3"))]
+        );
         assert_eq!(b.waits_for(), None);
-        assert_eq!(b.seed(T0 + 50_000, Some(candle(T0, "1", "1", "1", "1", "1"))), vec![]);
+        assert_eq!(
+            b.seed(T0 + 50_000, Some(candle(T0, "1", "1", "1", "1", "1"))),
+            vec![]
+        );
 
         let mut quiet = Builder::seeding(Interval::M1, T0 + 50_000);
         assert_eq!(quiet.tick(T0 + M + 5_000, 5_000), Some(Out::Unbuilt(T0)));
