@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::commentary::{About, Commenter};
 use crate::disposition::{decide, wire_code, JobError};
 use crate::jobs::{finish, settle_failure, with_progress};
-use crate::loops::{answer_requests, pull_jobs};
+use crate::loops::{answer_requests, encoding_of, pull_jobs, reply_headers};
 use crate::streams::{analyze_consumer_config, ensure_consumer, ensure_streams};
 use crate::traces;
 use crate::{last_delivery, BoxError, Context};
@@ -89,22 +89,6 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     pulled?;
     tracing::info!("analyze drained");
     Ok(())
-}
-
-fn encoding_of(headers: Option<&HeaderMap>) -> Encoding {
-    Encoding::from_content_type(
-        headers
-            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
-            .map(|v| v.as_str()),
-    )
-}
-
-fn reply_headers(enc: Encoding) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    if enc == Encoding::Msgpack {
-        h.insert(CONTENT_TYPE_HEADER, enc.content_type());
-    }
-    h
 }
 
 async fn handle_request(ctx: &Context, commenter: &Commenter, msg: Message) {

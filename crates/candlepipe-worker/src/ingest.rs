@@ -128,12 +128,7 @@ async fn handle(ctx: Context, waiters: Waiters, local: Arc<Local>, msg: Message)
         tracing::debug!("request without reply subject dropped");
         return;
     };
-    let enc = Encoding::from_content_type(
-        msg.headers
-            .as_ref()
-            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
-            .map(|v| v.as_str()),
-    );
+    let enc = crate::loops::encoding_of(msg.headers.as_ref());
     let started = Instant::now();
     let answered = answer(&ctx, &waiters, &local, &msg.payload, enc, started)
         .await

@@ -15,6 +15,27 @@ use tokio_util::task::TaskTracker;
 
 use crate::BoxError;
 
+/// The encoding a request's `Content-Type` header names (JSON without one).
+pub fn encoding_of(headers: Option<&async_nats::HeaderMap>) -> candlepipe_core::Encoding {
+    candlepipe_core::Encoding::from_content_type(
+        headers
+            .and_then(|h| h.get(candlepipe_core::encoding::CONTENT_TYPE_HEADER))
+            .map(|v| v.as_str()),
+    )
+}
+
+/// The headers of a reply in `enc`: its `Content-Type` when it is not JSON.
+pub fn reply_headers(enc: candlepipe_core::Encoding) -> async_nats::HeaderMap {
+    let mut h = async_nats::HeaderMap::new();
+    if enc == candlepipe_core::Encoding::Msgpack {
+        h.insert(
+            candlepipe_core::encoding::CONTENT_TYPE_HEADER,
+            enc.content_type(),
+        );
+    }
+    h
+}
+
 /// Handles each request on `requests` in its own task until `shutdown`; then unsubscribes,
 /// answers the requests already delivered, and returns once every handler has finished.
 pub async fn answer_requests<F, Fut>(

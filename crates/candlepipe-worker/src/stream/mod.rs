@@ -19,9 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::{HeaderMap, Message};
+use async_nats::Message;
 use bytes::Bytes;
-use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::request::ErrorReply;
 use candlepipe_core::watch::{WatchReply, WatchRequest};
 use candlepipe_core::{Encoding, ErrorCode, Exchange, SeriesKey, WireError};
@@ -32,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::leases::Leases;
 use self::link::{Attempts, Link, Seeder, Wanted};
-use crate::loops::answer_requests;
+use crate::loops::{answer_requests, encoding_of, reply_headers};
 use crate::{BoxError, Context};
 
 /// Where the exchanges' streams are and how the role behaves.
@@ -272,12 +271,7 @@ async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         return;
     };
-    let enc = Encoding::from_content_type(
-        msg.headers
-            .as_ref()
-            .and_then(|h| h.get(CONTENT_TYPE_HEADER))
-            .map(|v| v.as_str()),
-    );
+    let enc = encoding_of(msg.headers.as_ref());
     let unwatch = msg.subject.as_str() == ctx.settings.subjects.candles_unwatch();
     let result = async {
         let req: WatchRequest = enc.decode_request(&msg.payload)?;
@@ -314,16 +308,10 @@ async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
         Ok(reply) => enc.encode(&reply),
         Err(e) => enc.encode(&ErrorReply::new(e)),
     };
-    let sent = match enc {
-        Encoding::Json => ctx.nats.publish(reply_to, Bytes::from(body)).await,
-        Encoding::Msgpack => {
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
-            ctx.nats
-                .publish_with_headers(reply_to, headers, Bytes::from(body))
-                .await
-        }
-    };
+    let sent = ctx
+        .nats
+        .publish_with_headers(reply_to, reply_headers(enc), Bytes::from(body))
+        .await;
     if let Err(e) = sent {
         tracing::warn!(error = %e, "watch reply not published");
     }
