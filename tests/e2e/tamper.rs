@@ -20,6 +20,20 @@ async fn flip_a_byte(conn: &mut redis::aio::MultiplexedConnection, key: &str) {
         .expect("set");
 }
 
+/// `request` sent in MessagePack; the reply decoded to the same shape as JSON's.
+async fn get_msgpack(client: &async_nats::Client, request: serde_json::Value) -> serde_json::Value {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/msgpack");
+    let req = async_nats::Request::new()
+        .payload(rmp_serde::to_vec_named(&request).unwrap().into())
+        .headers(headers);
+    let msg = client
+        .send_request("candlepipe.candles.get", req)
+        .await
+        .expect("reply");
+    rmp_serde::from_slice(&msg.payload).expect("msgpack reply")
+}
+
 #[tokio::test]
 async fn altered_redis_values_are_refetched_not_served() {
     let stack = stack().await;
@@ -32,7 +46,17 @@ async fn altered_redis_values_are_refetched_not_served() {
     assert_eq!(source(&original), "exchange");
     drop(worker);
 
-    for (round, pattern) in ["cp:s:*:c:*", "cp:s:*:meta"].into_iter().enumerate() {
+    // Packed chunks are what `fill_gaps` requests (and fills, and L1 loads) read; JSON and
+    // MessagePack Redis hits read their runs of reply fragments.
+    let mut filled = request.clone();
+    filled["fill_gaps"] = json!("previous");
+    let rounds = [
+        ("cp:s:*:c:*", filled, false),
+        ("cp:s:*:j:*", request.clone(), false),
+        ("cp:s:*:m:*", request.clone(), true),
+        ("cp:s:*:meta", request.clone(), false),
+    ];
+    for (round, (pattern, ask, msgpack)) in rounds.into_iter().enumerate() {
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(pattern)
             .query_async(&mut conn)
@@ -44,7 +68,10 @@ async fn altered_redis_values_are_refetched_not_served() {
         }
         // A fresh process has an empty L1, so it must read Redis.
         let _worker = stack.worker(&["all"]).await;
-        let again = get(&client, request.clone()).await;
+        let again = match msgpack {
+            true => get_msgpack(&client, ask).await,
+            false => get(&client, ask).await,
+        };
         assert_eq!(
             source(&again),
             "exchange",
@@ -68,28 +95,39 @@ async fn an_older_chunk_put_back_is_not_served() {
         source(&get(&client, ask(3, end - 3 * 3_600_000)).await),
         "exchange"
     );
-    // Keep the chunk as that first write left it: validly signed, for its key.
+    // Keep the chunk and its runs as that first write left them: validly signed, for
+    // their keys.
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("cp:s:*ETH-USDT*:c:*")
+        .arg("cp:s:*ETH-USDT*:[cjm]:*")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys.len(), 1, "{keys:?}");
-    let old: Vec<u8> = redis::cmd("GET")
-        .arg(&keys[0])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    // A later write of the same chunk (three more candles), then the old one put back.
+    assert_eq!(
+        keys.iter().filter(|k| k.contains(":c:")).count(),
+        1,
+        "{keys:?}"
+    );
+    let mut old = Vec::new();
+    for key in &keys {
+        let value: Vec<u8> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        old.push((key.clone(), value));
+    }
+    // A later write of the same chunk (three more candles), then the old values put back.
     let newer = get(&client, ask(3, end)).await;
     assert_eq!(source(&newer), "exchange");
     drop(worker);
-    let _: () = redis::cmd("SET")
-        .arg(&keys[0])
-        .arg(old)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    for (key, value) in old {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
 
     let _worker = stack.worker(&["all"]).await;
     let again = get(&client, ask(3, end)).await;

@@ -60,7 +60,7 @@ pub fn encode(reply: &CandlesReplyRef) -> Vec<u8> {
     out
 }
 
-fn candle(out: &mut Vec<u8>, c: &Candle) {
+pub(crate) fn candle(out: &mut Vec<u8>, c: &Candle) {
     let mut digits = itoa::Buffer::new();
     out.extend_from_slice(b"{\"t\":");
     out.extend_from_slice(digits.format(c.t).as_bytes());

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::request::Window;
-use crate::{Candle, CandleQuery, Coverage, Interval, Millis};
+use crate::{CandleQuery, Coverage, Interval, Millis};
 
 pub const CLOSE_MARGIN_MS: Millis = 3_000;
 
@@ -127,15 +127,16 @@ impl SeriesState {
         }
     }
 
-    /// What the window `[from, to]` lacks, given its stored `candles` (ascending).
+    /// What the window `[from, to]` lacks, given the open times of its stored candles
+    /// (ascending).
     pub fn completeness(
         &self,
         step: Millis,
         from: Millis,
         to: Millis,
-        candles: &[Candle],
+        stored: impl ExactSizeIterator<Item = Millis>,
     ) -> Completeness {
-        if from > to || candles.len() as Millis == (to - from) / step + 1 {
+        if from > to || stored.len() as Millis == (to - from) / step + 1 {
             return Completeness {
                 complete: true,
                 missing: Vec::new(),
@@ -145,7 +146,7 @@ impl SeriesState {
             complete: true,
             missing: Vec::new(),
         };
-        let mut next = candles.iter().map(|c| c.t).peekable();
+        let mut next = stored.peekable();
         let mut t = from;
         while t <= to {
             while next.peek().is_some_and(|&c| c < t) {
@@ -167,7 +168,7 @@ impl SeriesState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CandlesRequest, Exchange};
+    use crate::{Candle, CandlesRequest, Exchange};
 
     const M: Millis = 60_000;
 
@@ -298,7 +299,7 @@ mod tests {
         };
         let all: Vec<Candle> = (10..=20).map(|i| candle(i * M)).collect();
         assert_eq!(
-            s.completeness(M, 10 * M, 20 * M, &all),
+            s.completeness(M, 10 * M, 20 * M, all.iter().map(|c| c.t)),
             Completeness {
                 complete: true,
                 missing: vec![]
@@ -310,7 +311,7 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(
-            s.completeness(M, 10 * M, 20 * M, &holes),
+            s.completeness(M, 10 * M, 20 * M, holes.iter().map(|c| c.t)),
             Completeness {
                 complete: true,
                 missing: vec![12 * M, 13 * M]
@@ -318,7 +319,7 @@ mod tests {
         );
         // 8 and 9 are beyond the history: not missing, but the window is not complete.
         assert_eq!(
-            s.completeness(M, 8 * M, 20 * M, &holes),
+            s.completeness(M, 8 * M, 20 * M, holes.iter().map(|c| c.t)),
             Completeness {
                 complete: false,
                 missing: vec![12 * M, 13 * M]

@@ -17,6 +17,7 @@ pub mod freshness;
 pub mod interval;
 pub mod job;
 pub mod lane;
+pub mod reply_parts;
 pub mod request;
 pub mod series;
 pub mod subjects;

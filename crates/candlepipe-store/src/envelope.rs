@@ -16,15 +16,17 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// 2: chunk bodies are packed candles ([`crate::packed`]). 3: the meta names each chunk's
 /// write version. 4: coverage means confirmed, and the meta keeps open times asked but not
-/// confirmed and the exchange's history start. Values of an older format are dropped and
-/// refetched as plain misses, not counted as tampering.
-pub const FORMAT_VERSION: u8 = 4;
+/// confirmed and the exchange's history start. 5: each chunk comes with its runs of reply
+/// fragments. Values of an older format are dropped and refetched as plain misses, not
+/// counted as tampering.
+pub const FORMAT_VERSION: u8 = 5;
 
 /// The HMAC keys: the current one signs, every one verifies (so keys can rotate).
 #[derive(Clone)]
 pub struct Keyring {
     current_id: Arc<str>,
-    keys: Arc<HashMap<String, Vec<u8>>>,
+    /// Each key's HMAC already keyed (its pads hashed once, not per value).
+    keys: Arc<HashMap<String, HmacSha256>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -39,20 +41,22 @@ impl std::fmt::Debug for Keyring {
 
 impl Keyring {
     pub fn new(current_id: &str, current_key: &[u8]) -> Self {
-        let mut keys = HashMap::new();
-        keys.insert(current_id.to_string(), current_key.to_vec());
         Keyring {
             current_id: current_id.into(),
-            keys: Arc::new(keys),
+            keys: Arc::new(HashMap::new()),
         }
+        .with_previous(current_id, current_key)
     }
 
     /// Adds a key that verifies but does not sign: one of before a rotation, or of after it
     /// while it rolls out.
     pub fn with_previous(mut self, id: &str, key: &[u8]) -> Self {
-        Arc::make_mut(&mut self.keys)
-            .entry(id.to_string())
-            .or_insert_with(|| key.to_vec());
+        // HMAC takes a key of any length.
+        if let Ok(mac) = HmacSha256::new_from_slice(key) {
+            Arc::make_mut(&mut self.keys)
+                .entry(id.to_string())
+                .or_insert(mac);
+        }
         self
     }
 
@@ -68,8 +72,7 @@ impl Keyring {
         wt: i64,
         body: &[u8],
     ) -> Option<HmacSha256> {
-        let key = self.keys.get(kid)?;
-        let mut mac = HmacSha256::new_from_slice(key).ok()?;
+        let mut mac = self.keys.get(kid)?.clone();
         mac.update(&[FORMAT_VERSION]);
         for part in [kid.as_bytes(), redis_key.as_bytes(), body] {
             mac.update(&(part.len() as u64).to_be_bytes());

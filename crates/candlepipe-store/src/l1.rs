@@ -120,6 +120,7 @@ impl Snapshot {
 #[derive(Clone)]
 pub struct L1Cache {
     cache: moka::sync::Cache<SeriesKey, Arc<Snapshot>>,
+    enabled: bool,
 }
 
 impl L1Cache {
@@ -131,7 +132,15 @@ impl L1Cache {
                 u32::try_from(v.weight()).unwrap_or(u32::MAX)
             })
             .build();
-        L1Cache { cache }
+        L1Cache {
+            cache,
+            enabled: max_bytes > 0,
+        }
+    }
+
+    /// False when configured without room (`CANDLEPIPE_L1_CAPACITY=0`): nothing is kept.
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Keeps an encoded reply on `snap`, and weighs the snapshot again if L1 still holds

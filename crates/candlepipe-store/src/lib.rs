@@ -3,6 +3,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod envelope;
+pub mod fragments;
 pub mod l1;
 pub mod packed;
 pub mod records;
@@ -14,7 +15,10 @@ pub use envelope::Keyring;
 pub use l1::{L1Cache, ReplyKey, Snapshot};
 pub use records::Records;
 pub use redis_conn::Redis;
-pub use series_store::{SeriesRead, SeriesStore, Written, CHUNK_CANDLES};
+pub use series_store::{
+    FragmentRow, ReplyRead, SeriesRead, SeriesStore, StoredReply, Written, CHUNK_CANDLES,
+    RUN_CANDLES,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,6 +26,8 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("series kept changing under concurrent writers")]
     Conflict,
+    #[error("redis answered unexpectedly: {0}")]
+    Unexpected(String),
     #[error("cannot encode value: {0}")]
     Encode(String),
 }

@@ -4,7 +4,11 @@
 //! - `cp:s:{binance:BTC-USDT:1m}:ver`   plain integer: the write version, for compare-and-set
 //! - `cp:s:{binance:BTC-USDT:1m}:meta`  envelope of [`MetaBody`]: fetch time, coverage, chunks
 //! - `cp:s:{binance:BTC-USDT:1m}:c:<t>` envelope of up to 64 candles starting at chunk `t`,
-//!   packed as integers ([`crate::packed`])
+//!   packed as integers ([`crate::packed`]): what fills merge into and L1 loads
+//! - `cp:s:{binance:BTC-USDT:1m}:j:<r>` and `…:m:<r>`: envelopes of the same candles' reply
+//!   fragments, JSON and MessagePack ([`crate::fragments`]), per run of 16 open times
+//!   starting at `r`; written with their chunk (same version, same Lua swap), so a Redis hit
+//!   verifies and copies the runs its window touches instead of decoding chunks
 //! - `cp:s:{binance:BTC-USDT:1m}:lock`  a fill worker's token while it fills the series
 //! - `cp:job:<Nats-Msg-Id>`             set when a fill job finished, for the dedup window
 //!
@@ -17,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::Redis;
-use candlepipe_core::{Candle, Coverage, Fetched, Millis, SeriesKey, SeriesState};
+use candlepipe_core::{Candle, Coverage, Encoding, Fetched, Millis, SeriesKey, SeriesState};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Keyring, Unusable};
@@ -28,11 +32,20 @@ use crate::StoreError;
 /// the chunks it touches. 64 keeps both small (256 made a 100-candle Redis hit decode and
 /// hash 2.5 times what it served) for a few more keys per read.
 pub const CHUNK_CANDLES: i64 = 64;
+/// Open times per run of reply fragments: a chunk holds `CHUNK_CANDLES / RUN_CANDLES`
+/// runs. Each run is verified on its own, so a 100-candle window hashes at most
+/// `100 + 2 * (RUN_CANDLES - 1)` candles' fragments.
+pub const RUN_CANDLES: i64 = 16;
+const RUNS_PER_CHUNK: i64 = CHUNK_CANDLES / RUN_CANDLES;
+/// The formats fragments are kept in, and their keys' letter.
+const FRAGMENT_FORMATS: [(Encoding, &str); 2] = [(Encoding::Json, "j"), (Encoding::Msgpack, "m")];
 const MAX_WRITE_ATTEMPTS: usize = 8;
 /// The largest `limit`.
 const MAX_WINDOW: i64 = 1000;
 /// Chunks a read fetches in its single round trip: enough for the largest window.
 const MAX_CHUNKS_PER_READ: i64 = MAX_WINDOW / CHUNK_CANDLES + 2;
+/// Runs a reply read fetches in its single round trip: enough for the largest window.
+const MAX_RUNS_PER_READ: i64 = MAX_WINDOW / RUN_CANDLES + 2;
 
 /// Open times asked of the exchange and not confirmed kept per series (the forming candle
 /// and the few not published yet; more only if fills stop).
@@ -62,6 +75,46 @@ pub struct SeriesRead {
     pub state: SeriesState,
     /// Candles with open times in the window, ascending.
     pub candles: Vec<Candle>,
+}
+
+/// A window read as reply fragments ([`SeriesStore::read_reply`]).
+#[derive(Debug)]
+pub enum ReplyRead {
+    /// The series is not stored (or its meta did not verify).
+    Absent,
+    /// A run the window needs could not be used; [`SeriesStore::read`] decides (a run that
+    /// failed verification took its chunk with it, so that read refetches it).
+    Unserved,
+    Served(StoredReply),
+}
+
+/// The state of a series and the fragments of its stored candles in a window.
+#[derive(Debug)]
+pub struct StoredReply {
+    pub state: SeriesState,
+    /// One per stored candle in the window, ascending.
+    pub rows: Vec<FragmentRow>,
+    /// The values read; rows point into them.
+    values: Vec<Vec<u8>>,
+}
+
+/// A stored candle's open time and where its fragment lies.
+#[derive(Debug, Clone, Copy)]
+pub struct FragmentRow {
+    pub t: Millis,
+    value: usize,
+    start: usize,
+    end: usize,
+}
+
+impl StoredReply {
+    /// The fragment of `row`, one of [`StoredReply::rows`].
+    pub fn fragment(&self, row: &FragmentRow) -> &[u8] {
+        self.values
+            .get(row.value)
+            .and_then(|v| v.get(row.start..row.end))
+            .unwrap_or_default()
+    }
 }
 
 /// What a fill wrote.
@@ -143,11 +196,36 @@ impl SeriesStore {
         format!("{base}:c:{start}")
     }
 
+    fn run_key(base: &str, letter: &str, start: Millis) -> String {
+        format!("{base}:{letter}:{start}")
+    }
+
     /// Chunks are aligned to the interval's own open times (weekly candles open on Mondays).
     fn chunk_start(s: &SeriesKey, t: Millis) -> Millis {
+        Self::aligned(s, t, CHUNK_CANDLES)
+    }
+
+    /// Runs are aligned like chunks, so every run lies in one chunk.
+    fn run_start(s: &SeriesKey, t: Millis) -> Millis {
+        Self::aligned(s, t, RUN_CANDLES)
+    }
+
+    fn aligned(s: &SeriesKey, t: Millis, candles: i64) -> Millis {
         let origin = s.interval.open_of(0);
-        let span = CHUNK_CANDLES * s.interval.millis();
+        let span = candles * s.interval.millis();
         origin + (t - origin).div_euclid(span) * span
+    }
+
+    /// The keys of a chunk's runs, every format.
+    fn run_keys(s: &SeriesKey, base: &str, chunk: Millis) -> Vec<String> {
+        let span = RUN_CANDLES * s.interval.millis();
+        (0..RUNS_PER_CHUNK)
+            .flat_map(|i| {
+                FRAGMENT_FORMATS
+                    .iter()
+                    .map(move |(_, letter)| Self::run_key(base, letter, chunk + i * span))
+            })
+            .collect()
     }
 
     /// Reads the state and the candles of `[from, to]`.
@@ -167,14 +245,7 @@ impl SeriesStore {
         let count = ((to - first).div_euclid(span) + 1).clamp(1, MAX_CHUNKS_PER_READ);
         let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
         let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(&base, c)).collect();
-        // A transaction, so that the chunks are those of the meta read with them.
-        let (raw_meta, raw_chunks): (Option<Vec<u8>>, Vec<Option<Vec<u8>>>) = redis::pipe()
-            .atomic()
-            .get(&meta_key)
-            .cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await?;
+        let (raw_meta, raw_chunks) = read_with_meta(&mut conn, &meta_key, &keys).await?;
         let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
             return Ok(None);
         };
@@ -198,7 +269,7 @@ impl SeriesStore {
             false => Vec::new(),
         };
         let (mut chunks, mut damaged) = self
-            .open_chunks(&mut conn, s, &wanted, raws, (from, to))
+            .open_chunks(&mut conn, s, &base, &wanted, raws, (from, to))
             .await;
         if !rest.is_empty() {
             let (more, bad) = self
@@ -221,6 +292,117 @@ impl SeriesStore {
             },
             candles,
         }))
+    }
+
+    /// Reads the state and the reply fragments in `enc` of the stored candles of
+    /// `[from, to]`, in one round trip; only the runs the window touches are verified.
+    pub async fn read_reply(
+        &self,
+        s: &SeriesKey,
+        from: Millis,
+        to: Millis,
+        enc: Encoding,
+    ) -> Result<ReplyRead, StoreError> {
+        let base = self.base(s);
+        let meta_key = format!("{base}:meta");
+        let letter = FRAGMENT_FORMATS
+            .iter()
+            .find(|(e, _)| *e == enc)
+            .map_or("j", |(_, l)| *l);
+        let span = RUN_CANDLES * s.interval.millis();
+        let first = Self::run_start(s, from);
+        let count = (to - first).div_euclid(span) + 1;
+        if !(1..=MAX_RUNS_PER_READ).contains(&count) {
+            return Ok(ReplyRead::Unserved);
+        }
+        let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
+        let keys: Vec<String> = starts
+            .iter()
+            .map(|&r| Self::run_key(&base, letter, r))
+            .collect();
+        let mut conn = self.conn.clone();
+        let (raw_meta, raw_runs) = read_with_meta(&mut conn, &meta_key, &keys).await?;
+        let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
+            return Ok(ReplyRead::Absent);
+        };
+        let chunks = meta.chunks;
+        let mut reply = StoredReply {
+            state: SeriesState {
+                version,
+                fetched_at: meta.fetched_at,
+                coverage: meta.coverage,
+                asked: meta.asked,
+                history_from: meta.history_from,
+                streamed_at: meta.streamed_at,
+            },
+            rows: Vec::with_capacity(
+                ((to - from) / s.interval.millis() + 1).clamp(1, 1024) as usize
+            ),
+            values: Vec::with_capacity(starts.len()),
+        };
+        for ((start, key), raw) in starts.iter().zip(&keys).zip(raw_runs) {
+            let chunk = Self::chunk_start(s, *start);
+            let Some(&named) = chunks.get(&chunk) else {
+                continue; // nothing stored there: coverage says what that means
+            };
+            let Some(raw) = raw else {
+                tracing::warn!(series = %s, key, "run listed in meta is missing; refetching its chunk");
+                self.drop_chunk(&mut conn, s, &base, chunk).await;
+                return Ok(ReplyRead::Unserved);
+            };
+            if let Err(why) = self.open_run(key, raw, named, (from, to), &mut reply) {
+                // Altered or outdated: the chunk goes too, so the full read refetches both.
+                let lost = matches!(why, Unusable::Tampered(_) | Unusable::Outdated(_));
+                self.discard(&mut conn, key, why).await;
+                if lost {
+                    self.drop_chunk(&mut conn, s, &base, chunk).await;
+                }
+                return Ok(ReplyRead::Unserved);
+            }
+        }
+        Ok(ReplyRead::Served(reply))
+    }
+
+    /// Verifies a run written by version `named` and appends its fragments in `[from, to]`
+    /// (the run is kept in `values`).
+    fn open_run(
+        &self,
+        key: &str,
+        raw: Vec<u8>,
+        named: u64,
+        (from, to): (Millis, Millis),
+        reply: &mut StoredReply,
+    ) -> Result<(), Unusable> {
+        let opened = self.keyring.open(key, &raw)?;
+        if opened.version != named {
+            return Err(Unusable::NotCurrent(format!(
+                "written by version {}, the meta names {named}",
+                opened.version
+            )));
+        }
+        let rows = crate::fragments::parse(&opened.body).map_err(Unusable::undecodable)?;
+        // The body is borrowed from `raw` (the decoder never copies it): fragments are
+        // found in `raw` at the body's offset.
+        let offset = match &opened.body {
+            std::borrow::Cow::Borrowed(b) => {
+                (b.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)
+            }
+            std::borrow::Cow::Owned(_) => None,
+        }
+        .ok_or_else(|| Unusable::undecodable("body not borrowed from the value"))?;
+        let value = reply.values.len();
+        reply.rows.extend(
+            rows.into_iter()
+                .filter(|(t, _)| (from..=to).contains(t))
+                .map(|(t, r)| FragmentRow {
+                    t,
+                    value,
+                    start: offset + r.start,
+                    end: offset + r.end,
+                }),
+        );
+        reply.values.push(raw);
+        Ok(())
     }
 
     /// Merges a fetch made at `now` into the series and returns the new version. Safe
@@ -319,14 +501,33 @@ impl SeriesStore {
                 .filter(|(k, _)| !dropped.contains(k))
                 .map(|(k, v)| (*k, v))
                 .collect();
-            args.push(to_set.len().to_string().into_bytes());
+            // Values to set: each chunk and its runs in every format.
+            let per_chunk = 1 + RUNS_PER_CHUNK as usize * FRAGMENT_FORMATS.len();
+            args.push((to_set.len() * per_chunk).to_string().into_bytes());
+            let run_span = RUN_CANDLES * step;
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);
                 let body = crate::packed::encode(candles);
                 args.push(self.keyring.seal(&key, new_ver, now, &body));
                 keys.push(key);
+                // Every run of the chunk, empty ones too: a run the meta's chunk names and
+                // Redis lacks is damage, not an empty stretch.
+                for i in 0..RUNS_PER_CHUNK {
+                    let run = start + i * run_span;
+                    let lo = candles.partition_point(|c| c.t < run);
+                    let hi = candles.partition_point(|c| c.t < run + run_span);
+                    for (enc, letter) in FRAGMENT_FORMATS {
+                        let key = Self::run_key(&base, letter, run);
+                        let body = crate::fragments::encode(enc, &candles[lo..hi]);
+                        args.push(self.keyring.seal(&key, new_ver, now, &body));
+                        keys.push(key);
+                    }
+                }
             }
-            keys.extend(dropped.iter().map(|&d| Self::chunk_key(&base, d)));
+            for &d in &dropped {
+                keys.push(Self::chunk_key(&base, d));
+                keys.extend(Self::run_keys(s, &base, d));
+            }
 
             let applied: i64 = redis::Script::new(WRITE_SCRIPT)
                 .key(keys)
@@ -474,6 +675,7 @@ impl SeriesStore {
             .open_chunks(
                 conn,
                 s,
+                base,
                 starts,
                 keys.into_iter().zip(values).collect(),
                 window,
@@ -488,6 +690,7 @@ impl SeriesStore {
         &self,
         conn: &mut Redis,
         s: &SeriesKey,
+        base: &str,
         starts: &[(Millis, u64)],
         raws: Vec<(String, Option<Vec<u8>>)>,
         (from, to): (Millis, Millis),
@@ -497,6 +700,7 @@ impl SeriesStore {
         for ((start, named), (key, value)) in starts.iter().zip(raws) {
             let Some(raw) = value else {
                 tracing::warn!(series = %s, key, "chunk listed in meta is missing; refetching it");
+                self.drop_chunk(conn, s, base, *start).await;
                 damaged.push(*start);
                 continue;
             };
@@ -519,12 +723,26 @@ impl SeriesStore {
                     good.insert(*start, c);
                 }
                 Err(why) => {
+                    let lost = matches!(why, Unusable::Tampered(_) | Unusable::Outdated(_));
                     self.discard(conn, &key, why).await;
+                    if lost {
+                        self.drop_chunk(conn, s, base, *start).await;
+                    }
                     damaged.push(*start);
                 }
             }
         }
         (good, damaged)
+    }
+
+    /// Deletes chunk `start` and its runs: a chunk is its packed candles and their runs,
+    /// lost and refetched together.
+    async fn drop_chunk(&self, conn: &mut Redis, s: &SeriesKey, base: &str, start: Millis) {
+        let mut keys = Self::run_keys(s, base, start);
+        keys.push(Self::chunk_key(base, start));
+        if let Err(e) = redis::cmd("DEL").arg(&keys).query_async::<i64>(conn).await {
+            tracing::warn!(error = %e, series = %s, "a lost chunk's values not deleted");
+        }
     }
 
     /// A value that fails verification is never served (see [`crate::records::discard`]).
@@ -533,6 +751,29 @@ impl SeriesStore {
             self.tampered.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The meta and `keys` in one command (so the values are those of the meta read with
+/// them; MGET is atomic).
+async fn read_with_meta(
+    conn: &mut Redis,
+    meta_key: &str,
+    keys: &[String],
+) -> Result<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>), StoreError> {
+    let mut raws: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        .arg(meta_key)
+        .arg(keys)
+        .query_async(conn)
+        .await?;
+    if raws.len() != keys.len() + 1 {
+        return Err(StoreError::Unexpected(format!(
+            "MGET of {} keys answered {} values",
+            keys.len() + 1,
+            raws.len()
+        )));
+    }
+    let rest = raws.split_off(1);
+    Ok((raws.pop().flatten(), rest))
 }
 
 /// Adds what a fetch at `now` confirmed, asked and learnt of the history to the meta.

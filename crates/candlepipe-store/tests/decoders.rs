@@ -1,11 +1,13 @@
 //! The store's decoders against a million inputs each, from arbitrary bytes and from valid
-//! values with bytes changed: a sealed envelope opens to a value or a typed error, and a
-//! packed chunk decodes to candles or an error; neither ever panics.
+//! values with bytes changed: a sealed envelope opens to a value or a typed error, a
+//! packed chunk decodes to candles or an error, a run of reply fragments parses to rows
+//! inside its body or an error; none ever panics.
 
 #![allow(clippy::unwrap_used)]
 
 use candlepipe_core::Candle;
-use candlepipe_store::{packed, Keyring};
+use candlepipe_core::Encoding;
+use candlepipe_store::{fragments, packed, Keyring};
 use proptest::prelude::*;
 
 fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
@@ -69,5 +71,18 @@ proptest! {
         mutated(packed::encode(&candles())),
     ]) {
         let _ = packed::decode(&bytes, i64::MIN, i64::MAX);
+    }
+
+    #[test]
+    fn fragment_runs(bytes in prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..256),
+        mutated(fragments::encode(Encoding::Json, &candles())),
+        mutated(fragments::encode(Encoding::Msgpack, &candles())),
+    ]) {
+        if let Ok(rows) = fragments::parse(&bytes) {
+            for (_, r) in rows {
+                prop_assert!(r.start <= r.end && r.end <= bytes.len());
+            }
+        }
     }
 }

@@ -4,21 +4,23 @@
 //! a typed error. A miss whose job could not get its exchange's turn before the deadline is
 //! not queued at all: it is answered at once, stale or `rate_limited` with `retry_after_ms`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
 use candlepipe_core::candle::fill_with_previous;
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::reply_parts;
 use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
 use candlepipe_core::{
     now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillGaps, FillJob, Lane, Millis,
-    Priority, ReadyEvent, Source, Verdict, WireError,
+    Priority, ReadyEvent, SeriesKey, SeriesState, Source, Verdict, WireError,
 };
 use candlepipe_exchange::page_candles;
-use candlepipe_store::{ReplyKey, Snapshot};
+use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +28,7 @@ use crate::budget::RedisBudget;
 use crate::cluster_stats::Field;
 use crate::jobs::publish_job;
 use crate::loops::answer_requests;
+use crate::replies::Replies;
 use crate::stream::hot::{Hot, HOT_FOR};
 use crate::stream::leases::Leases;
 use crate::traces;
@@ -33,31 +36,54 @@ use crate::waiters::{Outcome, Waiter, Waiters};
 use crate::widest::Widest;
 use crate::{BoxError, Context};
 
-/// A successful answer: a slice of a snapshot.
+/// A successful answer.
 struct Answer {
     source: Source,
     stale: bool,
-    snap: Arc<Snapshot>,
-    window: Window,
+    body: Body,
+}
+
+enum Body {
+    /// The candles of `window` in a snapshot (L1, a read after a fill, a stale answer).
+    Slice { snap: Arc<Snapshot>, window: Window },
+    /// The reply itself, assembled from the store's reply fragments (a Redis hit).
+    Encoded(Bytes),
 }
 
 impl Answer {
+    fn slice(source: Source, stale: bool, snap: Arc<Snapshot>, window: Window) -> Answer {
+        Answer {
+            source,
+            stale,
+            body: Body::Slice { snap, window },
+        }
+    }
+
     /// `history_unavailable` when the window holds no candle and reaches before the
     /// exchange's history: there is nothing to answer with.
     fn or_history_unavailable(self) -> Result<Answer, WireError> {
-        let (w, state) = (&self.window, &self.snap.state);
-        if state.history_from > w.from && self.snap.slice(w.from, w.to).is_empty() {
-            let series = &self.snap.series;
-            return Err(WireError::new(
-                ErrorCode::HistoryUnavailable,
-                format!(
-                    "{} serves {} {} candles only from open time {}; the window ends at {}",
-                    series.exchange, series.symbol, series.interval, state.history_from, w.to
-                ),
-            ));
+        if let Body::Slice { snap, window: w } = &self.body {
+            if snap.slice(w.from, w.to).is_empty() {
+                history_check(&snap.series, &snap.state, w)?;
+            }
         }
         Ok(self)
     }
+}
+
+/// For a window without candles: `history_unavailable` if it reaches before the exchange's
+/// history.
+fn history_check(series: &SeriesKey, state: &SeriesState, w: &Window) -> Result<(), WireError> {
+    if state.history_from > w.from {
+        return Err(WireError::new(
+            ErrorCode::HistoryUnavailable,
+            format!(
+                "{} serves {} {} candles only from open time {}; the window ends at {}",
+                series.exchange, series.symbol, series.interval, state.history_from, w.to
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What one ingest process keeps across requests.
@@ -66,14 +92,20 @@ struct Local {
     /// Series asked for often, to be streamed.
     hot: Hot,
     leases: Leases,
+    replies: Replies,
+    /// Series being loaded into L1 in the background after a Redis hit.
+    warming: Arc<Mutex<HashSet<SeriesKey>>>,
 }
 
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
     let waiters = Waiters::default();
+    let (replies, replier) = Replies::start(ctx.nats.clone());
     let local = Arc::new(Local {
+        replies,
         widest: Widest::default(),
         hot: Hot::new(ctx.settings.live.hot_per_minute),
         leases: Leases::new(ctx.redis.clone(), &ctx.settings.redis_prefix),
+        warming: Arc::default(),
     });
     // Subscribe to ready events before taking requests, so no event can be missed.
     let ready = ctx
@@ -119,6 +151,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     dispatcher.abort();
     gauges.abort();
     lists.abort();
+    // The last replies leave once the last handle on them is gone.
+    drop(local);
+    if let Err(e) = replier.await {
+        tracing::warn!(error = %e, "reply task failed");
+    }
     tracing::info!("ingest drained");
     Ok(())
 }
@@ -141,37 +178,41 @@ async fn handle(ctx: Context, waiters: Waiters, local: Arc<Local>, msg: Message)
             Bytes::from(enc.encode(&ErrorReply::new(e)))
         }
     };
-    let sent = match enc {
-        Encoding::Json => ctx.nats.publish(reply_to, body).await,
+    let headers = match enc {
+        Encoding::Json => None,
         Encoding::Msgpack => {
             let mut headers = HeaderMap::new();
             headers.insert(CONTENT_TYPE_HEADER, enc.content_type());
-            ctx.nats.publish_with_headers(reply_to, headers, body).await
+            Some(headers)
         }
     };
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, "could not publish reply");
-    }
+    local.replies.send(reply_to, headers, body);
 }
 
 /// The encoded reply. L1 answers are memoized on their snapshot: the same window in the
 /// same encoding is encoded once per snapshot, however many requests it answers.
 fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding, fill: FillGaps) -> Bytes {
+    let (snap, window) = match &a.body {
+        Body::Encoded(bytes) => return bytes.clone(),
+        Body::Slice { snap, window } => (snap, window),
+    };
     let memo = (matches!(a.source, Source::L1 | Source::Stream) && !a.stale).then_some(ReplyKey {
-        from: a.window.from,
-        to: a.window.to,
+        from: window.from,
+        to: window.to,
         tag: enc as u8 | (fill as u8) << 1 | u8::from(a.source == Source::Stream) << 2,
     });
-    if let Some(bytes) = memo.and_then(|k| a.snap.reply(k)) {
+    if let Some(bytes) = memo.and_then(|k| snap.reply(k)) {
         return bytes;
     }
-    let series = &a.snap.series;
+    let series = &snap.series;
     let iv = series.interval;
-    let stored = a.snap.slice(a.window.from, a.window.to);
-    let lacks = a
-        .snap
-        .state
-        .completeness(iv.millis(), a.window.from, a.window.to, stored);
+    let stored = snap.slice(window.from, window.to);
+    let lacks = snap.state.completeness(
+        iv.millis(),
+        window.from,
+        window.to,
+        stored.iter().map(|c| c.t),
+    );
     let filled;
     let candles = match fill {
         FillGaps::Previous if !lacks.missing.is_empty() => {
@@ -193,7 +234,7 @@ fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding, fill: FillGaps) -> By
         candles,
     }));
     if let Some(k) = memo {
-        ctx.l1.remember_reply(&a.snap, k, bytes.clone());
+        ctx.l1.remember_reply(snap, k, bytes.clone());
     }
     bytes
 }
@@ -256,15 +297,15 @@ async fn answer(
             }
         });
     }
-    let answer = answer_query(ctx, waiters, &local.widest, &q, received).await?;
+    let answer = answer_query(ctx, waiters, local, &q, enc, received).await?;
     Ok((answer, q.fill_gaps))
 }
 
 /// The source of a cache hit from `tier`: `stream` while the exchange's stream keeps the
 /// series fresh.
-fn from_cache(ctx: &Context, tier: Source, snap: &Snapshot, now: Millis) -> Source {
+fn from_cache(ctx: &Context, tier: Source, state: &SeriesState, now: Millis) -> Source {
     let fresh_since = now - ctx.settings.live.silence.as_millis() as Millis;
-    if snap.state.streamed_at > 0 && snap.state.streamed_at >= fresh_since {
+    if state.streamed_at > 0 && state.streamed_at >= fresh_since {
         Source::Stream
     } else {
         tier
@@ -274,8 +315,9 @@ fn from_cache(ctx: &Context, tier: Source, snap: &Snapshot, now: Millis) -> Sour
 async fn answer_query(
     ctx: &Context,
     waiters: &Waiters,
-    widest: &Widest,
+    local: &Local,
     q: &CandleQuery,
+    enc: Encoding,
     received: Instant,
 ) -> Result<Answer, WireError> {
     let now = now_ms();
@@ -284,19 +326,26 @@ async fn answer_query(
     if let Some(snap) = &l1 {
         if let Verdict::Fresh(w) = snap.state.verdict(q, now) {
             if snap.holds(&w) {
-                return Ok(Answer {
-                    source: from_cache(ctx, Source::L1, snap, now),
-                    stale: false,
-                    snap: snap.clone(),
-                    window: w,
-                });
+                let source = from_cache(ctx, Source::L1, &snap.state, now);
+                return Ok(Answer::slice(source, false, snap.clone(), w));
             }
         }
     }
 
     let w = q.window(now);
     let mut stale: Option<Arc<Snapshot>> = l1.filter(|s| !s.slice(w.from, w.to).is_empty());
-    match ctx.store.read(&q.series, w.from, w.to).await {
+    // Synthetic candles are made from decoded ones: `fill_gaps` requests read them.
+    let stored = match q.fill_gaps {
+        FillGaps::None => from_fragments(ctx, local, q, w, enc, now).await,
+        FillGaps::Previous => Fragments::FullRead,
+    };
+    let read = match stored {
+        Fragments::Answered(answer) => return answer,
+        Fragments::NotStored => Ok(None),
+        Fragments::FullRead => ctx.store.read(&q.series, w.from, w.to).await,
+        Fragments::Failed(e) => Err(e),
+    };
+    match read {
         Ok(Some(read)) => {
             let snap = ctx.l1.put(
                 &q.series,
@@ -304,12 +353,8 @@ async fn answer_query(
             );
             if let Verdict::Fresh(w) = snap.state.verdict(q, now) {
                 if snap.holds(&w) {
-                    return Ok(Answer {
-                        source: from_cache(ctx, Source::Redis, &snap, now),
-                        stale: false,
-                        snap,
-                        window: w,
-                    });
+                    let source = from_cache(ctx, Source::Redis, &snap.state, now);
+                    return Ok(Answer::slice(source, false, snap, w));
                 }
             }
             if !snap.slice(w.from, w.to).is_empty() {
@@ -320,12 +365,7 @@ async fn answer_query(
         Err(e) => {
             tracing::warn!(error = %e, series = %q.series, "redis read failed");
             return match stale {
-                Some(snap) => Ok(Answer {
-                    source: Source::L1,
-                    stale: true,
-                    snap,
-                    window: w,
-                }),
+                Some(snap) => Ok(Answer::slice(Source::L1, true, snap, w)),
                 None => Err(WireError::new(
                     ErrorCode::Unavailable,
                     "the cache store is unavailable",
@@ -346,20 +386,116 @@ async fn answer_query(
                     tracing::warn!(error = %e, "background refresh not published");
                 }
             });
-            return Ok(Answer {
-                source: Source::Redis,
-                stale: true,
-                snap,
-                window: w,
-            });
+            return Ok(Answer::slice(Source::Redis, true, snap, w));
         }
     }
     let deadline = deadline_of(ctx, q, received);
     let mut job = FillJob::new(q, w, now);
     let ex = q.series.exchange;
-    let wide = widest.note(ex, q.series.interval, q.limit);
+    let wide = local.widest.note(ex, q.series.interval, q.limit);
     job.widen(i64::from(wide).min(page_candles(ex, q.series.interval)));
     wait_for_fill(ctx, waiters, q, job, w, stale, deadline).await
+}
+
+/// What the store's reply fragments made of a request.
+enum Fragments {
+    /// A fresh Redis hit (or `history_unavailable`), encoded.
+    Answered(Result<Answer, WireError>),
+    /// Redis holds nothing for the series.
+    NotStored,
+    /// Not fresh, or a run could not be used: the full read decides.
+    FullRead,
+    Failed(candlepipe_store::StoreError),
+}
+
+/// A Redis hit answered from the reply fragments stored with the candles: verified runs
+/// copied into the reply, no candle decoded. L1 is loaded in the background, so that
+/// later requests for the series are L1 hits.
+async fn from_fragments(
+    ctx: &Context,
+    local: &Local,
+    q: &CandleQuery,
+    w: Window,
+    enc: Encoding,
+    now: Millis,
+) -> Fragments {
+    let stored = match ctx.store.read_reply(&q.series, w.from, w.to, enc).await {
+        Ok(ReplyRead::Served(stored)) => stored,
+        Ok(ReplyRead::Absent) => return Fragments::NotStored,
+        Ok(ReplyRead::Unserved) => return Fragments::FullRead,
+        Err(e) => return Fragments::Failed(e),
+    };
+    let fresh = match stored.state.verdict(q, now) {
+        Verdict::Fresh(f) if w.from <= f.from && f.to <= w.to => f,
+        _ => return Fragments::FullRead,
+    };
+    warm_l1(ctx, local, &q.series, w);
+    let lo = stored.rows.partition_point(|r| r.t < fresh.from);
+    let hi = stored.rows.partition_point(|r| r.t <= fresh.to).max(lo);
+    let rows = &stored.rows[lo..hi];
+    if rows.is_empty() {
+        if let Err(e) = history_check(&q.series, &stored.state, &fresh) {
+            return Fragments::Answered(Err(e));
+        }
+    }
+    let series = &q.series;
+    let iv = series.interval;
+    let lacks =
+        stored
+            .state
+            .completeness(iv.millis(), fresh.from, fresh.to, rows.iter().map(|r| r.t));
+    let source = from_cache(ctx, Source::Redis, &stored.state, now);
+    let head = CandlesReplyRef {
+        ok: true,
+        exchange: series.exchange,
+        symbol: &series.symbol,
+        interval: iv,
+        source,
+        stale: false,
+        complete: lacks.complete,
+        missing: &lacks.missing,
+        aggregated_from: series.exchange.source_interval(iv).filter(|&b| b != iv),
+        candles: &[],
+    };
+    let fragments = || rows.iter().map(|r| stored.fragment(r));
+    let bytes = fragments().map(<[u8]>::len).sum();
+    let reply = reply_parts::assemble(enc, &head, rows.len(), fragments(), bytes);
+    Fragments::Answered(Ok(Answer {
+        source,
+        stale: false,
+        body: Body::Encoded(Bytes::from(reply)),
+    }))
+}
+
+/// Loads `[w.from, w.to]` of `series` into L1 in the background (once at a time per
+/// series; not at all without an L1).
+fn warm_l1(ctx: &Context, local: &Local, series: &SeriesKey, w: Window) {
+    if !ctx.l1.enabled() {
+        return;
+    }
+    {
+        let mut warming = local.warming.lock().unwrap_or_else(|p| p.into_inner());
+        if !warming.insert(series.clone()) {
+            return;
+        }
+    }
+    let (ctx, series, local_warming) = (ctx.clone(), series.clone(), local.warming.clone());
+    tokio::spawn(async move {
+        match ctx.store.read(&series, w.from, w.to).await {
+            Ok(Some(read)) => {
+                ctx.l1.put(
+                    &series,
+                    Snapshot::new(series.clone(), read.state, w.from, w.to, read.candles),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, series = %series, "L1 not loaded"),
+        }
+        local_warming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&series);
+    });
 }
 
 /// Asks for a place in the exchange's queue of live jobs for job `id`, due before
@@ -411,12 +547,7 @@ async fn wait_for_fill(
     let now = now_ms();
     let lane = Lane::new(q.series.exchange, Priority::Live);
     let stale_or = |err: WireError| match &stale {
-        Some(snap) => Ok(Answer {
-            source: Source::Redis,
-            stale: true,
-            snap: snap.clone(),
-            window: w,
-        }),
+        Some(snap) => Ok(Answer::slice(Source::Redis, true, snap.clone(), w)),
         None => Err(err),
     };
     // A symbol the exchange does not have costs no call: no job, no place in the queue.
@@ -539,12 +670,9 @@ async fn publish_claimed(
 
 fn after_fill(snap: &Arc<Snapshot>, q: &CandleQuery, fresh_after: Millis) -> Option<Answer> {
     match snap.state.verdict_after_fill(q, fresh_after, now_ms()) {
-        Verdict::Fresh(w) if snap.holds(&w) => Some(Answer {
-            source: Source::Exchange,
-            stale: false,
-            snap: snap.clone(),
-            window: w,
-        }),
+        Verdict::Fresh(w) if snap.holds(&w) => {
+            Some(Answer::slice(Source::Exchange, false, snap.clone(), w))
+        }
         _ => None,
     }
 }

@@ -19,6 +19,7 @@ pub mod llm_route;
 pub mod llm_spend;
 pub mod loops;
 pub mod markets;
+pub mod replies;
 pub mod stream;
 pub mod streams;
 pub mod traces;
