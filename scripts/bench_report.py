@@ -146,11 +146,39 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    misses are judged against, so the cold line below compares with what a producer's own
    client would wait.
 
+7. **Redis hits: serve stored bytes, not decoded candles** (issue #16). Before: the
+   ingest profile at 64 requesters had the reply's encoding at 20% (memmove of small
+   pieces, `itoa`, decimal rendering), chunk decoding 14%, HMAC of whole chunks 7%. Each
+   chunk is now written with its candles already encoded for both reply formats, in runs of
+   16 open times (`candlepipe-store/src/fragments.rs`, keys `:j:`/`:m:`, same version, same
+   Lua swap; envelope format 5); a Redis hit reads the meta and the runs its window touches
+   in one MGET, verifies only those runs and copies their fragments between the reply's
+   head and tail (`candlepipe-core/src/reply_parts.rs`, byte-identical to encoding the
+   candles by a property test). Reads are one MGET (meta first) instead of
+   MULTI/GET/MGET/EXEC, and the keyring keeps its HMACs keyed. Then a second finding: with
+   every request in its own task, each reply woke the NATS writer by itself and went out in
+   its own write; nats-server spent 33 µs of CPU per Redis-hit request against 17-19 µs per
+   echo request. Replies now leave through one task that yields once and publishes
+   together the replies of requests that finished together (`replies.rs`): nats-server
+   23 µs per request. A/B on the same harness and moment (`CANDLEPIPE_L1_CAPACITY=0`,
+   `bench --workload redis --concurrency 64 --duration 5` beside `--workload echo
+   --reply-bytes 11134`, alternating binaries): before 19.2-19.3k req/s against an echo of
+   36.2-39.6k (0.49-0.53x), ingest 38 µs of CPU per request; fragments alone 20.1-22.9k
+   (0.56-0.57x), 32 µs; with batched replies 21.2-24.0k (0.56-0.61x), 28 µs, p99 6.1-7.6 ms
+   against the echo's 4.0-6.4. Tried and not kept: tokio without its LIFO slot (no
+   measurable change). This machine's echo moved between 32k and 42k req/s from one
+   minute to the next during these runs.
+
 **What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~1.0x
 the sized echo; the trivial echo's 90-byte replies are 2.9x faster at 64 requesters on
 this machine, so 0.70x of it is out of reach for 100-candle replies however little the
-ingest does). Redis hits: the ingest's CPU, spread over small copies while writing the
-JSON reply, SHA-256 of the chunks read, integer decoding and allocation, none above 11%.
+ingest does). Redis hits: CPU, on two cores shared by nats-server, redis-server, the
+ingest and the load generator. Per request, the sized echo costs ~40 µs of CPU in all
+(nats-server 17-19, load generator 13, echo 7.6); a Redis hit ~72 µs (nats-server 23,
+ingest 28, redis-server 5.8, load generator ~15); 0.80x needs ~60. Of the ingest's 28 µs,
+the HMAC-SHA256 of the fragments served (SPEC §4: every value verified; ~115 candles of
+~120 bytes, 14 KB at this CPU's 1.8 GB/s SHA-NI) is 23%, the Redis round trip (writing
+the command, parsing the reply) ~25%, allocation ~8%; no decoding or formatting is left.
 Cold misses: serial round trips on the fill path (Redis lock/read, budget, write, job
 marker) and the JetStream publish acknowledgement.""")
 

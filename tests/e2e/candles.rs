@@ -27,11 +27,26 @@ async fn first_from_exchange_then_l1_then_redis_after_restart() {
         "SIGTERM drains and exits 0"
     );
     let _worker = stack.worker(&["ingest"]).await;
-    let third = get(&client, request).await;
+    let third = get(&client, request.clone()).await;
     assert_eq!(source(&third), "redis");
+    // A Redis hit loads L1 in the background: the next requests are L1 hits.
+    let mut fourth = get(&client, request.clone()).await;
+    for _ in 0..50 {
+        if source(&fourth) == "l1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        fourth = get(&client, request.clone()).await;
+    }
+    assert_eq!(
+        source(&fourth),
+        "l1",
+        "L1 was not loaded after the Redis hit"
+    );
 
     assert_eq!(ok(&first), ok(&second));
     assert_eq!(ok(&first), ok(&third));
+    assert_eq!(ok(&first), ok(&fourth));
     assert_eq!(stack.sim.requests("binance").await, 1);
     let candles = ok(&first);
     let ts: Vec<i64> = candles.iter().map(|c| c["t"].as_i64().unwrap()).collect();

@@ -401,7 +401,7 @@ async fn answer_query(
 enum Fragments {
     /// A fresh Redis hit (or `history_unavailable`), encoded.
     Answered(Result<Answer, WireError>),
-    /// Redis holds nothing for the series.
+    /// Redis holds no candle of the window.
     NotStored,
     /// Not fresh, or a run could not be used: the full read decides.
     FullRead,
@@ -427,6 +427,9 @@ async fn from_fragments(
     };
     let fresh = match stored.state.verdict(q, now) {
         Verdict::Fresh(f) if w.from <= f.from && f.to <= w.to => f,
+        // No candle of the window is stored (a cold window): the full read would find no
+        // stale copy either.
+        _ if stored.rows.is_empty() => return Fragments::NotStored,
         _ => return Fragments::FullRead,
     };
     warm_l1(ctx, local, &q.series, w);
