@@ -167,7 +167,16 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    (0.56-0.57x), 32 µs; with batched replies 21.2-24.0k (0.56-0.61x), 28 µs, p99 6.1-7.6 ms
    against the echo's 4.0-6.4. Tried and not kept: tokio without its LIFO slot (no
    measurable change). This machine's echo moved between 32k and 42k req/s from one
-   minute to the next during these runs.
+   minute to the next during these runs. The price is on the write side: a fill now seals
+   and swaps in nine values per chunk instead of one. Cold misses, same harness, before
+   and after alternating: at 1 requester p50 23.95-24.37 ms before, 23.95-24.64 after (and
+   after a zipf run 24.7-24.9 before, 24.7-25.4 after); at 16 requesters 25.9-27.4 ms
+   before, 27.1-29.7 after (~7% slower; the CPU was half idle, so the time goes in the
+   longer write under the series lock and in Redis). A window with no stored candle skips
+   the second Redis read. In the table above (one run, after hot and zipf filled Redis)
+   cold p50 is 25.3 ms at 1 requester, 39.9 at 16 and 99.6 at 64, against 24.2, 26.8 and
+   103.6 in the run at 6efa2c5: the 16-requester line is worse than the harness showed,
+   and the cold target (≤ 3 ms over `plain`) is missed in this run.
 
 **What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~1.0x
 the sized echo; the trivial echo's 90-byte replies are 2.9x faster at 64 requesters on
