@@ -162,7 +162,8 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    together the replies of requests that finished together (`replies.rs`): nats-server
    23 µs per request. A/B on the same harness and moment (`CANDLEPIPE_L1_CAPACITY=0`,
    `bench --workload redis --concurrency 64 --duration 5` beside `--workload echo
-   --reply-bytes 11134`, alternating binaries): before 19.2-19.3k req/s against an echo of
+   --reply-bytes 11134`, alternating binaries; now `scripts/bench_hits.sh`, with
+   `CANDLEPIPE_BENCH_BIN` for the other build): before 19.2-19.3k req/s against an echo of
    36.2-39.6k (0.49-0.53x), ingest 38 µs of CPU per request; fragments alone 20.1-22.9k
    (0.56-0.57x), 32 µs; with batched replies 21.2-24.0k (0.56-0.61x), 28 µs, p99 6.1-7.6 ms
    against the echo's 4.0-6.4. Tried and not kept: tokio without its LIFO slot (no
