@@ -8,6 +8,23 @@ use crate::support::*;
 const H: i64 = 3_600_000;
 
 /// What `get` answers for the 48 hours ending at `end`, as strings.
+/// `candlepipe export binance SOL/USDT 1h --since SINCE --until END --format F --out OUT`.
+async fn export(
+    stack: &Stack,
+    since: &str,
+    end: i64,
+    format: &str,
+    out: &std::path::Path,
+) -> (Option<i32>, String) {
+    let end = end.to_string();
+    let out = out.to_str().unwrap();
+    let args = [
+        "export", "binance", "SOL/USDT", "1h", "--since", since, "--until", &end, "--format",
+        format, "--out", out,
+    ];
+    cli(stack, &args).await
+}
+
 async fn from_get(stack: &Stack, symbol: &str, end: i64) -> Vec<[String; 7]> {
     let client = stack.client().await;
     let reply = get(
@@ -40,24 +57,7 @@ async fn csv_and_parquet_exports_equal_what_get_answers() {
     let dir = tempfile::tempdir().unwrap();
 
     let csv = dir.path().join("sol.csv");
-    let (status, out) = cli(
-        &stack,
-        &[
-            "export",
-            "binance",
-            "SOL/USDT",
-            "1h",
-            "--since",
-            &since,
-            "--until",
-            &end.to_string(),
-            "--format",
-            "csv",
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (status, out) = export(&stack, &since, end, "csv", &csv).await;
     assert_eq!(status, Some(0), "{out}");
     assert!(out.contains("exported 48 candles"), "{out}");
     let calls = stack.sim.requests("binance").await;
@@ -82,24 +82,7 @@ async fn csv_and_parquet_exports_equal_what_get_answers() {
     );
 
     let parquet = dir.path().join("sol.parquet");
-    let (status, out) = cli(
-        &stack,
-        &[
-            "export",
-            "binance",
-            "SOL/USDT",
-            "1h",
-            "--since",
-            &since,
-            "--until",
-            &end.to_string(),
-            "--format",
-            "parquet",
-            "--out",
-            parquet.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (status, out) = export(&stack, &since, end, "parquet", &parquet).await;
     assert_eq!(status, Some(0), "{out}");
     assert_eq!(
         stack.sim.requests("binance").await,

@@ -36,6 +36,22 @@ pub async fn get(client: &async_nats::Client, request: Value) -> Value {
     request_raw(client, serde_json::to_vec(&request).expect("json")).await
 }
 
+/// `get` with request headers (a `traceparent`, say).
+pub async fn get_with_headers(
+    client: &async_nats::Client,
+    headers: async_nats::HeaderMap,
+    request: Value,
+) -> Value {
+    let req = async_nats::Request::new()
+        .headers(headers)
+        .payload(Bytes::from(serde_json::to_vec(&request).expect("json")));
+    let msg = client
+        .send_request("candlepipe.candles.get", req)
+        .await
+        .expect("reply");
+    serde_json::from_slice(&msg.payload).expect("reply is JSON")
+}
+
 pub fn req(exchange: &str, symbol: &str, interval: &str, limit: i64) -> Value {
     json!({"exchange": exchange, "symbol": symbol, "interval": interval, "limit": limit})
 }

@@ -151,16 +151,7 @@ async fn a_cold_requests_trace_is_in_the_ingest_and_fill_logs_and_on_its_job() {
     let end = closed_end(3_600_000);
     let body =
         json!({"exchange":"binance","symbol":"DOT/USDT","interval":"1h","limit":5,"end":end});
-    let reply = client
-        .send_request(
-            "candlepipe.candles.get",
-            async_nats::Request::new()
-                .headers(headers)
-                .payload(body.to_string().into()),
-        )
-        .await
-        .unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let reply = get_with_headers(&client, headers, body).await;
     assert_eq!(ok(&reply).len(), 5, "{reply}");
 
     let traceparent = |msg: &async_nats::Message| {
@@ -290,16 +281,7 @@ async fn spans_are_exported_over_otlp_when_an_endpoint_is_set() {
         format!("00-{trace}-b7ad6b7169203331-01").as_str(),
     );
     let body = json!({"exchange":"binance","symbol":"AVAX/USDT","interval":"1h","limit":3,"end":closed_end(3_600_000)});
-    let reply = client
-        .send_request(
-            "candlepipe.candles.get",
-            async_nats::Request::new()
-                .headers(headers)
-                .payload(body.to_string().into()),
-        )
-        .await
-        .unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    let reply = get_with_headers(&client, headers, body).await;
     assert_eq!(ok(&reply).len(), 3, "{reply}");
     let raw_id: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&trace[2 * i..2 * i + 2], 16).unwrap())

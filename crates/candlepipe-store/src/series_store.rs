@@ -37,8 +37,8 @@ pub const CHUNK_CANDLES: i64 = 64;
 /// `100 + 2 * (RUN_CANDLES - 1)` candles' fragments.
 pub const RUN_CANDLES: i64 = 16;
 const RUNS_PER_CHUNK: i64 = CHUNK_CANDLES / RUN_CANDLES;
-/// The formats fragments are kept in, and their keys' letter.
-const FRAGMENT_FORMATS: [(Encoding, &str); 2] = [(Encoding::Json, "j"), (Encoding::Msgpack, "m")];
+/// The formats fragments are kept in.
+const FRAGMENT_FORMATS: [Encoding; 2] = [Encoding::Json, Encoding::Msgpack];
 const MAX_WRITE_ATTEMPTS: usize = 8;
 /// The largest `limit`.
 const MAX_WINDOW: i64 = 1000;
@@ -196,7 +196,12 @@ impl SeriesStore {
         format!("{base}:c:{start}")
     }
 
-    fn run_key(base: &str, letter: &str, start: Millis) -> String {
+    /// A run's key: `j` for JSON fragments, `m` for MessagePack.
+    fn run_key(base: &str, enc: Encoding, start: Millis) -> String {
+        let letter = match enc {
+            Encoding::Json => "j",
+            Encoding::Msgpack => "m",
+        };
         format!("{base}:{letter}:{start}")
     }
 
@@ -222,8 +227,8 @@ impl SeriesStore {
         (0..RUNS_PER_CHUNK)
             .flat_map(|i| {
                 FRAGMENT_FORMATS
-                    .iter()
-                    .map(move |(_, letter)| Self::run_key(base, letter, chunk + i * span))
+                    .into_iter()
+                    .map(move |enc| Self::run_key(base, enc, chunk + i * span))
             })
             .collect()
     }
@@ -305,10 +310,6 @@ impl SeriesStore {
     ) -> Result<ReplyRead, StoreError> {
         let base = self.base(s);
         let meta_key = format!("{base}:meta");
-        let letter = FRAGMENT_FORMATS
-            .iter()
-            .find(|(e, _)| *e == enc)
-            .map_or("j", |(_, l)| *l);
         let span = RUN_CANDLES * s.interval.millis();
         let first = Self::run_start(s, from);
         let count = (to - first).div_euclid(span) + 1;
@@ -318,7 +319,7 @@ impl SeriesStore {
         let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
         let keys: Vec<String> = starts
             .iter()
-            .map(|&r| Self::run_key(&base, letter, r))
+            .map(|&r| Self::run_key(&base, enc, r))
             .collect();
         let mut conn = self.conn.clone();
         let (raw_meta, raw_runs) = read_with_meta(&mut conn, &meta_key, &keys).await?;
@@ -516,8 +517,8 @@ impl SeriesStore {
                     let run = start + i * run_span;
                     let lo = candles.partition_point(|c| c.t < run);
                     let hi = candles.partition_point(|c| c.t < run + run_span);
-                    for (enc, letter) in FRAGMENT_FORMATS {
-                        let key = Self::run_key(&base, letter, run);
+                    for enc in FRAGMENT_FORMATS {
+                        let key = Self::run_key(&base, enc, run);
                         let body = crate::fragments::encode(enc, &candles[lo..hi]);
                         args.push(self.keyring.seal(&key, new_ver, now, &body));
                         keys.push(key);

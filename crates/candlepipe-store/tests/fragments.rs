@@ -48,6 +48,18 @@ fn series() -> SeriesKey {
     )
 }
 
+async fn flip_a_byte(raw: &mut redis::aio::MultiplexedConnection, key: &str) {
+    let mut value: Vec<u8> = redis::cmd("GET").arg(key).query_async(raw).await.unwrap();
+    let mid = value.len() / 2;
+    value[mid] ^= 0x20;
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(raw)
+        .await
+        .unwrap();
+}
+
 fn run_key(letter: &str, start: i64) -> String {
     format!("t:s:{{binance:BTC-USDT:1m}}:{letter}:{start}")
 }
@@ -177,15 +189,7 @@ async fn runs_altered_missing_or_of_another_write_are_not_served() {
 
     // An altered run: deleted with its chunk, counted; the full read then lacks that chunk.
     let key = run_key("m", BASE + 16 * M);
-    let mut value: Vec<u8> = get(key.clone()).query_async(&mut raw).await.unwrap();
-    let mid = value.len() / 2;
-    value[mid] ^= 0x20;
-    let _: () = redis::cmd("SET")
-        .arg(&key)
-        .arg(value)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    flip_a_byte(&mut raw, &key).await;
     let read = store
         .read_reply(&s, BASE, BASE + 40 * M, Encoding::Msgpack)
         .await
@@ -228,15 +232,7 @@ async fn runs_altered_missing_or_of_another_write_are_not_served() {
 
     // An altered chunk, found by a full read: its runs go with it.
     let key = chunk_key(BASE + 128 * M);
-    let mut value: Vec<u8> = get(key.clone()).query_async(&mut raw).await.unwrap();
-    let mid = value.len() / 2;
-    value[mid] ^= 0x20;
-    let _: () = redis::cmd("SET")
-        .arg(&key)
-        .arg(value)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    flip_a_byte(&mut raw, &key).await;
     store
         .read(&s, BASE + 128 * M, BASE + 140 * M)
         .await

@@ -16,8 +16,8 @@ use candlepipe_core::reply_parts;
 use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
 use candlepipe_core::{
-    now_ms, CandleQuery, CandlesRequest, Encoding, ErrorCode, FillGaps, FillJob, Lane, Millis,
-    Priority, ReadyEvent, SeriesKey, SeriesState, Source, Verdict, WireError,
+    now_ms, CandleQuery, CandlesRequest, Completeness, Encoding, ErrorCode, FillGaps, FillJob,
+    Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, Source, Verdict, WireError,
 };
 use candlepipe_exchange::page_candles;
 use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
@@ -222,21 +222,35 @@ fn encode_answer(ctx: &Context, a: &Answer, enc: Encoding, fill: FillGaps) -> By
         _ => stored,
     };
     let bytes = Bytes::from(enc.encode_candles(&CandlesReplyRef {
-        ok: true,
-        exchange: series.exchange,
-        symbol: &series.symbol,
-        interval: iv,
-        source: a.source,
-        stale: a.stale,
-        complete: lacks.complete,
-        missing: &lacks.missing,
-        aggregated_from: series.exchange.source_interval(iv).filter(|&b| b != iv),
         candles,
+        ..reply_head(series, a.source, a.stale, &lacks)
     }));
     if let Some(k) = memo {
         ctx.l1.remember_reply(snap, k, bytes.clone());
     }
     bytes
+}
+
+/// A reply for `series` without its candles.
+fn reply_head<'a>(
+    series: &'a SeriesKey,
+    source: Source,
+    stale: bool,
+    lacks: &'a Completeness,
+) -> CandlesReplyRef<'a> {
+    let iv = series.interval;
+    CandlesReplyRef {
+        ok: true,
+        exchange: series.exchange,
+        symbol: &series.symbol,
+        interval: iv,
+        source,
+        stale,
+        complete: lacks.complete,
+        missing: &lacks.missing,
+        aggregated_from: series.exchange.source_interval(iv).filter(|&b| b != iv),
+        candles: &[],
+    }
 }
 
 /// Requests by the tier that answered (`source`), stale or not, or by error code.
@@ -448,18 +462,7 @@ async fn from_fragments(
             .state
             .completeness(iv.millis(), fresh.from, fresh.to, rows.iter().map(|r| r.t));
     let source = from_cache(ctx, Source::Redis, &stored.state, now);
-    let head = CandlesReplyRef {
-        ok: true,
-        exchange: series.exchange,
-        symbol: &series.symbol,
-        interval: iv,
-        source,
-        stale: false,
-        complete: lacks.complete,
-        missing: &lacks.missing,
-        aggregated_from: series.exchange.source_interval(iv).filter(|&b| b != iv),
-        candles: &[],
-    };
+    let head = reply_head(series, source, false, &lacks);
     let fragments = || rows.iter().map(|r| stored.fragment(r));
     let bytes = fragments().map(<[u8]>::len).sum();
     let reply = reply_parts::assemble(enc, &head, rows.len(), fragments(), bytes);
