@@ -16,7 +16,7 @@ pub use l1::{L1Cache, ReplyKey, Snapshot};
 pub use records::Records;
 pub use redis_conn::Redis;
 pub use series_store::{
-    FragmentRow, ReplyRead, SeriesRead, SeriesStore, StoredReply, Written, CHUNK_CANDLES,
+    FragmentRow, JobWrite, ReplyRead, SeriesRead, SeriesStore, StoredReply, Written, CHUNK_CANDLES,
     RUN_CANDLES,
 };
 

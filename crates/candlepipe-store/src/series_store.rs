@@ -10,7 +10,8 @@
 //!   starting at `r`; written with their chunk (same version, same Lua swap), so a Redis hit
 //!   verifies and copies the runs its window touches instead of decoding chunks
 //! - `cp:s:{binance:BTC-USDT:1m}:lock`  a fill worker's token while it fills the series
-//! - `cp:job:<Nats-Msg-Id>`             set when a fill job finished, for the dedup window
+//! - `cp:s:{binance:BTC-USDT:1m}:job:<Nats-Msg-Id>`  set when a fill job for the series
+//!   finished, for the dedup window (by the job's write itself when it wrote)
 //!
 //! Requests of every `limit` read the same chunks. A write reads, merges and then swaps in
 //! everything with one Lua script that fails if another writer got there first; the writer
@@ -117,6 +118,20 @@ impl StoredReply {
     }
 }
 
+/// What a fill job adds to its write ([`SeriesStore::write_for_job`]).
+#[derive(Debug, Clone, Copy)]
+pub struct JobWrite<'a> {
+    /// The job's `Nats-Msg-Id`: marked finished (as [`SeriesStore::mark_job_done`] does)
+    /// in the same swap, so the mark costs no round trip of its own.
+    pub id: &'a str,
+    /// How long the mark stays (the dedup window).
+    pub done_for: std::time::Duration,
+    /// The job's read of the series, under its lock, found nothing stored: the first
+    /// attempt writes without reading again (if something was stored since, the swap
+    /// fails and the write merges as usual).
+    pub found_nothing: bool,
+}
+
 /// What a fill wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -136,14 +151,25 @@ pub struct SeriesStore {
     tampered: Arc<AtomicU64>,
 }
 
+/// KEYS: version, meta, the values to set, the values to delete; then the job marker if
+/// ARGV[4] is not empty (its time to live in ARGV[5]). ARGV[6] is how many values to set;
+/// the values follow.
 const WRITE_SCRIPT: &str = r#"
 local cur = redis.call('GET', KEYS[1]) or '0'
 if cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
-local n = tonumber(ARGV[4])
-for i = 1, n do redis.call('SET', KEYS[2 + i], ARGV[4 + i]) end
-for i = 3 + n, #KEYS do redis.call('DEL', KEYS[i]) end
+local n = tonumber(ARGV[6])
+local last = #KEYS
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[last], '1', 'PX', ARGV[5])
+  last = last - 1
+end
+local kv = {KEYS[1], ARGV[2], KEYS[2], ARGV[3]}
+for i = 1, n do
+  kv[#kv + 1] = KEYS[2 + i]
+  kv[#kv + 1] = ARGV[6 + i]
+end
+redis.call('MSET', unpack(kv))
+if last >= 3 + n then redis.call('DEL', unpack(KEYS, 3 + n, last)) end
 return 1
 "#;
 
@@ -190,6 +216,11 @@ impl SeriesStore {
             s.symbol.token(),
             s.interval
         )
+    }
+
+    /// In the series' slot, so that a write can mark its job in the same swap.
+    fn job_key(&self, s: &SeriesKey, id: &str) -> String {
+        format!("{}:job:{id}", self.base(s))
     }
 
     fn chunk_key(base: &str, start: Millis) -> String {
@@ -415,17 +446,45 @@ impl SeriesStore {
         fetched: &Fetched,
         now: Millis,
     ) -> Result<Written, StoreError> {
+        self.write_with(s, fetched, now, None).await
+    }
+
+    /// [`SeriesStore::write`] for a fill job: also marks the job finished, in the same swap.
+    pub async fn write_for_job(
+        &self,
+        s: &SeriesKey,
+        fetched: &Fetched,
+        now: Millis,
+        job: JobWrite<'_>,
+    ) -> Result<Written, StoreError> {
+        self.write_with(s, fetched, now, Some(job)).await
+    }
+
+    async fn write_with(
+        &self,
+        s: &SeriesKey,
+        fetched: &Fetched,
+        now: Millis,
+        job: Option<JobWrite<'_>>,
+    ) -> Result<Written, StoreError> {
         let base = self.base(s);
         let ver_key = format!("{base}:ver");
         let meta_key = format!("{base}:meta");
         let step = s.interval.millis();
         let mut conn = self.conn.clone();
+        let mut read_first = !job.is_some_and(|j| j.found_nothing);
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let (cur_ver, raw_meta): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
-                .get(&ver_key)
-                .get(&meta_key)
-                .query_async(&mut conn)
-                .await?;
+            let (cur_ver, raw_meta): (Option<u64>, Option<Vec<u8>>) = match read_first {
+                true => {
+                    redis::pipe()
+                        .get(&ver_key)
+                        .get(&meta_key)
+                        .query_async(&mut conn)
+                        .await?
+                }
+                false => (None, None),
+            };
+            read_first = true;
             let cur_ver = cur_ver.unwrap_or(0);
             let mut meta = self
                 .open_meta(&mut conn, &meta_key, raw_meta)
@@ -496,6 +555,11 @@ impl SeriesStore {
                     now,
                     &rmp_serde::to_vec_named(&meta).unwrap_or_default(),
                 ),
+                job.map(|j| j.id).unwrap_or_default().as_bytes().to_vec(),
+                job.map(|j| j.done_for.as_millis().max(1) as u64)
+                    .unwrap_or_default()
+                    .to_string()
+                    .into_bytes(),
             ];
             let to_set: Vec<(Millis, &Vec<Candle>)> = merged
                 .iter()
@@ -528,6 +592,9 @@ impl SeriesStore {
             for &d in &dropped {
                 keys.push(Self::chunk_key(&base, d));
                 keys.extend(Self::run_keys(s, &base, d));
+            }
+            if let Some(j) = job.filter(|j| !j.id.is_empty()) {
+                keys.push(self.job_key(s, j.id));
             }
 
             let applied: i64 = redis::Script::new(WRITE_SCRIPT)
@@ -604,15 +671,17 @@ impl SeriesStore {
         Ok(())
     }
 
-    /// Marks fill job `id` (its `Nats-Msg-Id`) as finished for `ttl` (the dedup window).
+    /// Marks fill job `id` (its `Nats-Msg-Id`) for series `s` as finished for `ttl` (the
+    /// dedup window).
     pub async fn mark_job_done(
         &self,
+        s: &SeriesKey,
         id: &str,
         ttl: std::time::Duration,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: () = redis::cmd("SET")
-            .arg(format!("{}job:{id}", self.prefix))
+            .arg(self.job_key(s, id))
             .arg(1)
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64)
@@ -621,11 +690,11 @@ impl SeriesStore {
         Ok(())
     }
 
-    /// Whether fill job `id` has finished (within the dedup window).
-    pub async fn job_done(&self, id: &str) -> Result<bool, StoreError> {
+    /// Whether fill job `id` for series `s` has finished (within the dedup window).
+    pub async fn job_done(&self, s: &SeriesKey, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let n: i64 = redis::cmd("EXISTS")
-            .arg(format!("{}job:{id}", self.prefix))
+            .arg(self.job_key(s, id))
             .query_async(&mut conn)
             .await?;
         Ok(n == 1)

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use candlepipe_core::{Candle, Exchange, Fetched, Interval, SeriesKey, Symbol};
-use candlepipe_store::{Keyring, Redis, SeriesStore, CHUNK_CANDLES};
+use std::time::Duration;
+
+use candlepipe_store::{JobWrite, Keyring, Redis, SeriesStore, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
 use rust_decimal::Decimal;
 
@@ -117,4 +119,114 @@ async fn unconfirmed_open_times_are_remembered_until_confirmed() {
             .collect::<Vec<_>>(),
         vec![(base + 10 * M, true), (base + 11 * M, true)]
     );
+}
+
+fn closed_run(from: i64, count: i64) -> Fetched {
+    Fetched {
+        candles: (0..count).map(|i| candle(from + i * M, true)).collect(),
+        covered: vec![(from, from + (count - 1) * M)],
+        ..Fetched::default()
+    }
+}
+
+#[tokio::test]
+async fn a_job_write_marks_its_job_and_merges_even_when_it_thought_nothing_stored() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let s = series();
+    let base = 3_000 * CHUNK_CANDLES * M;
+    let job = |id| JobWrite {
+        id,
+        done_for: Duration::from_secs(60),
+        found_nothing: true,
+    };
+
+    // A new series: written without a read first, the job marked in the same swap.
+    let first = closed_run(base, 10);
+    let w = store
+        .write_for_job(&s, &first, base + 20 * M, job("job-1"))
+        .await
+        .unwrap();
+    assert_eq!(w.version, 1);
+    assert!(store.job_done(&s, "job-1").await.unwrap());
+    assert!(!store.job_done(&s, "job-2").await.unwrap());
+
+    // Another job that read nothing before this write landed: its swap fails, it reads and
+    // merges, and nothing of the first write is lost.
+    let second = closed_run(base + 10 * M, 10);
+    let w = store
+        .write_for_job(&s, &second, base + 21 * M, job("job-2"))
+        .await
+        .unwrap();
+    assert_eq!(w.version, 2);
+    assert!(store.job_done(&s, "job-2").await.unwrap());
+    let read = store.read(&s, base, base + 19 * M).await.unwrap().unwrap();
+    assert_eq!(read.candles.len(), 20);
+    assert!(read.state.coverage.contains(base, base + 19 * M));
+
+    // The mark expires with the dedup window.
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*job:job-1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+}
+
+#[tokio::test]
+async fn history_past_the_cap_goes_with_its_runs() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let s = series();
+    let base = 4_000 * CHUNK_CANDLES * M;
+    let span = CHUNK_CANDLES * M;
+    // 5,000 candles are kept: 79 chunks, plus one of slack.
+    let chunks = 90;
+    for i in 0..chunks {
+        let at = base + i * span;
+        store
+            .write(&s, &closed_run(at, CHUNK_CANDLES), at + span)
+            .await
+            .unwrap();
+    }
+    let conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let count = |pattern: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.len() as i64
+        }
+    };
+    let kept = count("t:s:*:c:*").await;
+    assert_eq!(kept, 80);
+    // Every kept chunk has its four runs in each format, and no dropped one left any.
+    assert_eq!(count("t:s:*:j:*").await, kept * 4);
+    assert_eq!(count("t:s:*:m:*").await, kept * 4);
+    let oldest = base + (chunks - kept) * span;
+    let read = store
+        .read(&s, oldest - span, oldest + span - M)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.candles.first().map(|c| c.t), Some(oldest));
+    assert!(!read.state.coverage.contains(oldest - M, oldest));
 }

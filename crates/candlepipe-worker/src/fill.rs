@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use candlepipe_core::{
-    now_ms, Fetched, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesState, WireError,
+    now_ms, Fetched, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, WireError,
 };
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
-use candlepipe_store::Written;
+use candlepipe_store::{JobWrite, Written};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -126,14 +126,18 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
         Ok(job) => match with_progress(
             &msg,
             ctx.settings.streams.ack_wait,
-            fill(ctx, exchange, &job, demand),
+            fill(ctx, exchange, &job, &id, demand),
         )
         .await
         {
+            // The job is marked finished already (by its write, or beside the write it did
+            // not need): announce first, then leave the waiting set and ack.
             Ok(written) => {
-                finished(ctx, lane, &id).await;
                 announce(ctx, &job, Ok(written), false).await;
-                finish(&msg, AckKind::Ack).await;
+                tokio::join!(
+                    leave_waiting_set(ctx, lane, &id),
+                    finish(&msg, AckKind::Ack)
+                );
                 return;
             }
             Err(e) => (Some(job), e),
@@ -156,7 +160,7 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
             // It goes on in the bulk lane; nobody waits for an answer.
             Disposition::Demote => {}
             Disposition::Ack | Disposition::Term | Disposition::DeadLetter => {
-                finished(ctx, lane, &id).await;
+                finished(ctx, &job.series, lane, &id).await;
                 announce(ctx, job, Err(wire.clone()), true).await;
             }
         }
@@ -179,6 +183,7 @@ async fn fill(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
+    id: &str,
     demand: Demand<'_>,
 ) -> Result<Written, JobError> {
     let priority = demand.priority();
@@ -219,7 +224,7 @@ async fn fill(
         Some(s) => s,
         None => stored_state(ctx, job).await?,
     };
-    let work = fill_locked(ctx, exchange, job, state, demand);
+    let work = fill_locked(ctx, exchange, job, id, state, demand);
     let result = if locked {
         holding_lock(ctx, job, &token, work).await
     } else {
@@ -337,23 +342,24 @@ fn job_end(job: &FillJob, now: Millis) -> Millis {
     }
 }
 
-/// What the store holds of the job's series.
-async fn stored_state(ctx: &Context, job: &FillJob) -> Result<SeriesState, JobError> {
+/// What the store holds of the job's series (`None`: nothing).
+async fn stored_state(ctx: &Context, job: &FillJob) -> Result<Option<SeriesState>, JobError> {
     let to = job_end(job, now_ms());
     Ok(ctx
         .store
         .read(&job.series, job.from, to)
         .await?
-        .map(|r| r.state)
-        .unwrap_or_default())
+        .map(|r| r.state))
 }
 
-/// Fetches what the store lacks of the job's window, and writes it.
+/// Fetches what the store lacks of the job's window, and writes it; marks job `id`
+/// finished either way.
 async fn fill_locked(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
-    state: SeriesState,
+    id: &str,
+    stored: Option<SeriesState>,
     demand: Demand<'_>,
 ) -> Result<Written, JobError> {
     let s = &job.series;
@@ -361,10 +367,13 @@ async fn fill_locked(
     let step = iv.millis();
     let now = now_ms();
     let to = job_end(job, now);
+    let found_nothing = stored.is_none();
+    let state = stored.unwrap_or_default();
     tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
 
     if state.fulfils(job, now) {
         tracing::debug!(series = %s, "already fresh; no exchange request");
+        mark_done(ctx, s, id).await;
         return Ok(Written {
             version: state.version,
             last_t: state.coverage.last(),
@@ -392,27 +401,38 @@ async fn fill_locked(
         fetched.extend(got);
     }
     fetched.tail_fetched_at = job.includes_open.then_some(now);
-    Ok(ctx.store.write(s, &fetched, now).await?)
+    let marking = JobWrite {
+        id,
+        done_for: ctx.settings.streams.dedup_window,
+        found_nothing,
+    };
+    Ok(ctx.store.write_for_job(s, &fetched, now, marking).await?)
 }
 
 /// Records that the job finished, before announcing it: an ingest whose publish of the
 /// same job was deduplicated learns from this that no `ready` event is still to come. A
-/// live job also leaves its exchange's waiting set.
-async fn finished(ctx: &Context, lane: Lane, id: &str) {
+/// job that wrote was marked by its write.
+async fn mark_done(ctx: &Context, s: &SeriesKey, id: &str) {
     if id.is_empty() {
         return;
     }
-    let marked = ctx
-        .store
-        .mark_job_done(id, ctx.settings.streams.dedup_window);
-    let released = async {
-        if lane.priority == Priority::Live {
-            ctx.budget.release(lane.exchange, id).await;
-        }
-    };
-    if let (Err(e), ()) = tokio::join!(marked, released) {
+    let ttl = ctx.settings.streams.dedup_window;
+    if let Err(e) = ctx.store.mark_job_done(s, id, ttl).await {
         tracing::warn!(error = %e, "could not mark job done");
     }
+}
+
+/// A live job that finished leaves its exchange's waiting set.
+async fn leave_waiting_set(ctx: &Context, lane: Lane, id: &str) {
+    if lane.priority == Priority::Live && !id.is_empty() {
+        ctx.budget.release(lane.exchange, id).await;
+    }
+}
+
+/// A job that failed for good: marked finished and out of the waiting set, before its
+/// failure is announced.
+async fn finished(ctx: &Context, s: &SeriesKey, lane: Lane, id: &str) {
+    tokio::join!(mark_done(ctx, s, id), leave_waiting_set(ctx, lane, id));
 }
 
 async fn announce(

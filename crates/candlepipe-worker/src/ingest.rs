@@ -590,7 +590,7 @@ async fn wait_for_fill(
                 return Ok(a);
             }
         }
-        if attempt == 1 || !ctx.store.job_done(&id).await.unwrap_or(false) {
+        if attempt == 1 || !ctx.store.job_done(&q.series, &id).await.unwrap_or(false) {
             break; // still in flight: its ready event will come
         }
         id = format!("{id}.again.{}", now_ms());
