@@ -83,4 +83,6 @@ ensure_rust() {
       exit 1
     fi
   fi
+  # A C compiler: ring (TLS) and mimalloc (the allocator) build C sources.
+  command -v cc >/dev/null || apt_install gcc libc6-dev
 }

@@ -90,6 +90,12 @@ fn init_logging() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     provider
 }
 
+/// mimalloc instead of the system allocator: a Redis hit allocates and frees values of a
+/// few KB per request, which glibc's allocator consolidated and unlinked at a measurable
+/// cost (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

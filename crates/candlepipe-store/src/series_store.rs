@@ -153,7 +153,7 @@ pub struct SeriesStore {
 
 /// KEYS: version, meta, the values to set, the values to delete; then the job marker if
 /// ARGV[4] is not empty (its time to live in ARGV[5]). ARGV[6] is how many values to set;
-/// the values follow.
+/// the values follow. Values go in MSETs of at most 500 (Lua's `unpack` has a limit).
 const WRITE_SCRIPT: &str = r#"
 local cur = redis.call('GET', KEYS[1]) or '0'
 if cur ~= ARGV[1] then return 0 end
@@ -167,9 +167,13 @@ local kv = {KEYS[1], ARGV[2], KEYS[2], ARGV[3]}
 for i = 1, n do
   kv[#kv + 1] = KEYS[2 + i]
   kv[#kv + 1] = ARGV[6 + i]
+  if #kv >= 1000 then
+    redis.call('MSET', unpack(kv))
+    kv = {}
+  end
 end
-redis.call('MSET', unpack(kv))
-if last >= 3 + n then redis.call('DEL', unpack(KEYS, 3 + n, last)) end
+if #kv > 0 then redis.call('MSET', unpack(kv)) end
+for i = 3 + n, last do redis.call('DEL', KEYS[i]) end
 return 1
 "#;
 

@@ -230,3 +230,29 @@ async fn history_past_the_cap_goes_with_its_runs() {
     assert_eq!(read.candles.first().map(|c| c.t), Some(oldest));
     assert!(!read.state.coverage.contains(oldest - M, oldest));
 }
+
+#[tokio::test]
+async fn a_write_of_many_chunks_is_stored_whole() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let s = series();
+    let base = 5_000 * CHUNK_CANDLES * M;
+    // 70 chunks: 630 values, more than one MSET of the write script takes.
+    let count = 70 * CHUNK_CANDLES;
+    let end = base + (count - 1) * M;
+    store
+        .write(&s, &closed_run(base, count), end + M)
+        .await
+        .unwrap();
+    let read = store.read(&s, base, end).await.unwrap().unwrap();
+    assert_eq!(read.candles.len() as i64, count);
+    assert!(read.state.coverage.contains(base, end));
+    let reply = store
+        .read_reply(&s, end - 99 * M, end, candlepipe_core::Encoding::Json)
+        .await
+        .unwrap();
+    match reply {
+        candlepipe_store::ReplyRead::Served(r) => assert_eq!(r.rows.len(), 100),
+        other => panic!("not served from fragments: {other:?}"),
+    }
+}
