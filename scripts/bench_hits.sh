@@ -43,8 +43,8 @@ start echo "$bin" bench --serve-echo
 wait_for echo "echo responder"
 CANDLEPIPE_LOG=info start fill "$worker_bin" run fill
 wait_for fill "fill ready"
-l1=0
-[[ "$workload" == hot ]] && l1=$((256 << 20))
+l1=$((256 << 20)) # the default
+[[ "$workload" == redis ]] && l1=0
 CANDLEPIPE_LOG=info CANDLEPIPE_L1_CAPACITY=$l1 start ingest "$worker_bin" run ingest
 wait_for ingest "ingest ready"
 
