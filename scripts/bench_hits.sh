@@ -5,8 +5,10 @@
 # 100-candle reply, then Redis hits (an ingest with CANDLEPIPE_L1_CAPACITY=0); with `hot`
 # as the third argument, L1 hits instead; with `cold`, cold misses at 1 and 16 requesters
 # beside `direct` (the same exchange requests without candlepipe; simulator at 20 ms, no
-# budget). Prints one line per measurement; writes nothing.
-#   scripts/bench_hits.sh [seconds per run, default 5] [rounds, default 3] [redis|hot|cold]
+# budget); with `cold-wide`, the same after a zipf run, as in bench.sh: its requests of up
+# to 500 candles widen later fills of 1m and 5m windows to 500 candles for ten minutes
+# (ingest's `widest.rs`). Prints one line per measurement; writes nothing.
+#   scripts/bench_hits.sh [seconds per run, default 5] [rounds, default 3] [redis|hot|cold|cold-wide]
 #   CANDLEPIPE_BENCH_BIN=path  another build of candlepipe for the workers (compare two)
 # Starts its own nats-server, redis-server (ports 24222/26379), simulator (28080) and
 # workers, and stops them at the end. Release build.
@@ -19,7 +21,7 @@ workload="${3:-redis}"
 export CANDLEPIPE_RUN_DIR="$root/.run/bench-hits"
 use_ports 24222 26379 28080
 export CANDLEPIPE_HMAC_KEY="bench-hmac-key-0123456789" CANDLEPIPE_LOG=warn
-if [[ "$workload" == cold ]]; then
+if [[ "$workload" == cold* ]]; then
   export CANDLEPIPE_BINANCE_RPS=100000 CANDLEPIPE_COINBASE_RPS=100000 CANDLEPIPE_KRAKEN_RPS=100000
 fi
 
@@ -33,7 +35,7 @@ scripts/services.sh start
 
 start sim "$bin" sim --addr "127.0.0.1:28080"
 wait_for sim "listening on"
-if [[ "$workload" == cold ]]; then
+if [[ "$workload" == cold* ]]; then
   for ex in binance coinbase kraken; do
     curl -fsS -X POST -H 'Content-Type: application/json' -d '{"latency_ms":20}' \
       "http://127.0.0.1:28080/sim/faults/$ex" >/dev/null
@@ -75,7 +77,8 @@ print(f"{r['workload']:>6} {r['concurrency']:>2} {r['rps']:>9.0f} req/s  p50 {r[
 PY
 }
 
-if [[ "$workload" == cold ]]; then
+if [[ "$workload" == cold* ]]; then
+  [[ "$workload" == cold-wide ]] && measure 64 zipf
   for round in $(seq 1 "$rounds"); do
     echo "== round $round"
     measure 1 direct

@@ -174,23 +174,56 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    after a zipf run 24.7-24.9 before, 24.7-25.4 after); at 16 requesters 25.9-27.4 ms
    before, 27.1-29.7 after (~7% slower; the CPU was half idle, so the time goes in the
    longer write under the series lock and in Redis). A window with no stored candle skips
-   the second Redis read. In the table above (one run, after hot and zipf filled Redis)
-   cold p50 is 25.3 ms at 1 requester, 39.9 at 16 and 99.6 at 64, against 24.2, 26.8 and
-   103.6 in the run at 6efa2c5: the 16-requester line is worse than the harness showed,
-   and the cold target (≤ 3 ms over `plain`) is missed in this run.
+   the second Redis read. In that day's `scripts/bench.sh 5` run (76d7aaa) cold p50 was
+   25.3 ms at 1 requester, 39.9 at 16 and 99.6 at 64, against 24.2, 26.8 and 103.6 at
+   6efa2c5 (see 8 for why that run's cold lines moved so much).
 
-**What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~1.0x
-the sized echo; the trivial echo's 90-byte replies are 2.9x faster at 64 requesters on
-this machine, so 0.70x of it is out of reach for 100-candle replies however little the
-ingest does). Redis hits: CPU, on two cores shared by nats-server, redis-server, the
-ingest and the load generator. Per request, the sized echo costs ~40 µs of CPU in all
-(nats-server 17-19, load generator 13, echo 7.6); a Redis hit ~72 µs (nats-server 23,
-ingest 28, redis-server 5.8, load generator ~15); 0.80x needs ~60. Of the ingest's 28 µs,
-the HMAC-SHA256 of the fragments served (SPEC §4: every value verified; ~115 candles of
-~120 bytes, 14 KB at this CPU's 1.8 GB/s SHA-NI) is 23%, the Redis round trip (writing
-the command, parsing the reply) ~25%, allocation ~8%; no decoding or formatting is left.
-Cold misses: serial round trips on the fill path (Redis lock/read, budget, write, job
-marker) and the JetStream publish acknowledgement.""")
+8. **Cold misses: fewer round trips; what moves the cold lines** (issue #16). Redis's
+   command statistics during cold misses at 16 requesters (6b83ee2): per cold request 5
+   Lua scripts, 7 GETs, 3 MGETs and 26 SETs; the write script alone took 177 µs of
+   redis-server per call (29 values, 27 of them new keys; measured apart, the same script
+   takes 56 µs overwriting existing keys and 100 µs creating them: storing new values is
+   the cost). A fill job's write now also marks the job finished (the mark moved into the
+   series' slot, `…:job:<id>`), a job that found nothing stored writes without reading
+   the version and meta again, and the values go in with MSET: two Redis round trips
+   less before `ready` for a new series. mimalloc replaced glibc's allocator (malloc and
+   free of values of a few KB were ~11% of the ingest's CPU on a Redis hit).
+   `scripts/bench_hits.sh 5 N cold` (cold misses at 1 and 16 beside `direct`; the other
+   build runs both workers), alternating builds: at 1 requester p50 23.49-24.54 ms before
+   (1.95-2.30 ms over `direct` in the same rounds), 23.20-24.37 after (1.79-1.91);
+   per cold request at 16 requesters redis-server 294-375 -> 256-301 µs of CPU, the fill
+   403-470 -> 355-434 µs; the 16-requester p50 did not improve (26.1-28.5 ms before,
+   26.7-28.7 after). Redis hits: ingest CPU per hit 27.7-28.3 -> 24.1-26.9 µs; L1 hits
+   0.88-0.91x -> 0.94-0.96x the sized echo. The echo responder is part of the same binary
+   and got cheaper too (7.6 -> 4.3 µs of CPU per request), so the sized echo is faster
+   and Redis hits' ratio did not move (0.46-0.60x in these runs).
+   Why this file's cold lines move between runs: ingest widens a fill to the widest window
+   asked for on the exchange and interval in the last ten minutes (`widest.rs`), and the
+   zipf run before the cold one asks for up to 500 candles of 1m and 5m series. The cold
+   workload changes interval every 2,000 requests, at a point set by the clock, so a run
+   at 1 requester is all 1m, 3m, 5m or 15m windows: widened to 500 candles or not,
+   depending on the minute. `scripts/bench_hits.sh 5 2 cold-wide` (the same after a zipf
+   run): at 1 requester 24.2-25.7 ms, at 16 29.9-41.8 ms, against 23.8-23.9 and 27.6-27.9
+   without the zipf run; fill CPU per cold request up to 1.8 ms, redis-server 1.2 ms. A
+   widened fill asks the exchange for 500 candles where `plain` and `direct` ask for 100,
+   and writes eight chunks with their runs. Writing the chunks the producers asked for
+   first and announcing `ready` before the older ones was tried (a temporary build, same
+   harness): no measurable change at 1 or 16 requesters, not kept.
+
+**What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~0.9-1.0x
+the sized echo; the trivial echo's 90-byte replies are about twice as fast at 64
+requesters on this machine, so 0.70x of it is out of reach for 100-candle replies however
+little the ingest does). Redis hits: CPU, on two cores shared by nats-server,
+redis-server, the ingest and the load generator. Per request (`scripts/bench_hits.sh`, at
+76422e6) the sized echo costs nats-server 15-17 µs of CPU and the echo 4.3; a Redis hit
+nats-server 20-23, the ingest 24-27 and redis-server 5.3-5.9, with the load generator's
+own share on top of both. 0.80x of the echo's throughput would leave the ingest and
+redis-server together ~12 µs per hit. Of the ingest's, the HMAC-SHA256 of the fragments
+served (SPEC §4: every value verified; ~115 candles of ~120 bytes, 14 KB at this CPU's
+1.8 GB/s SHA-NI) is 21% (~6 µs), the Redis round trip (writing the command, parsing the
+reply) ~25%; no decoding or formatting is left. Cold misses: serial round trips on the
+fill path (Redis lock/read, budget, write) and the JetStream publish acknowledgement, and
+the widened exchange call (8).""")
 
 def scenario_section():
     """The scenarios of `candlepipe bench --scenario`, judged against issue #11's targets."""
