@@ -19,6 +19,15 @@ async fn store(server: &RedisServer) -> SeriesStore {
     SeriesStore::new(conn, keys, "t:", 5_000)
 }
 
+/// A plain connection, to look at the keys themselves.
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
 fn candle(t: i64, closed: bool) -> Candle {
     let d = Decimal::new(t / M, 0);
     Candle {
@@ -165,11 +174,7 @@ async fn a_job_write_marks_its_job_and_merges_even_when_it_thought_nothing_store
     assert!(read.state.coverage.contains(base, base + 19 * M));
 
     // The mark expires with the dedup window.
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = raw(&server).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*job:job-1")
         .query_async(&mut conn)
@@ -200,11 +205,7 @@ async fn history_past_the_cap_goes_with_its_runs() {
             .await
             .unwrap();
     }
-    let conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let conn = raw(&server).await;
     let count = |pattern: &'static str| {
         let mut conn = conn.clone();
         async move {
