@@ -2,23 +2,9 @@
 
 use serde_json::json;
 
-use crate::support::*;
+use candlepipe_testkit::flip_a_byte;
 
-async fn flip_a_byte(conn: &mut redis::aio::MultiplexedConnection, key: &str) {
-    let mut value: Vec<u8> = redis::cmd("GET")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .expect("get");
-    let mid = value.len() / 2;
-    value[mid] ^= 0x20;
-    let _: () = redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .query_async(conn)
-        .await
-        .expect("set");
-}
+use crate::support::*;
 
 /// `request` sent in MessagePack; the reply decoded to the same shape as JSON's.
 async fn get_msgpack(client: &async_nats::Client, request: serde_json::Value) -> serde_json::Value {

@@ -62,6 +62,25 @@ pub fn fill_with_previous(candles: &[Candle], missing: &[Millis]) -> Vec<Candle>
     out
 }
 
+/// A candle from a property test's row (open time, mantissa, scale, closed, synthetic): every
+/// price from the one decimal, of both signs.
+#[cfg(test)]
+pub(crate) fn from_test_row(
+    &(t, m, scale, closed, synthetic): &(i64, i64, u32, bool, bool),
+) -> Candle {
+    let d = Decimal::from_i128_with_scale(i128::from(m), scale);
+    Candle {
+        t,
+        o: d,
+        h: -d,
+        l: d,
+        c: d,
+        v: d.abs(),
+        closed,
+        synthetic,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,7 +87,6 @@ pub(crate) fn candle(out: &mut Vec<u8>, c: &Candle) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use rust_decimal::Decimal;
 
     fn reply_json(
         candles: &[Candle],
@@ -127,13 +126,7 @@ mod tests {
             stale in any::<bool>(),
             missing in proptest::collection::vec(any::<i64>(), 0..5),
         ) {
-            let candles: Vec<Candle> = rows
-                .iter()
-                .map(|&(t, m, scale, closed, synthetic)| {
-                    let d = Decimal::from_i128_with_scale(i128::from(m), scale);
-                    Candle { t, o: d, h: -d, l: d, c: d, v: d.abs(), closed, synthetic }
-                })
-                .collect();
+            let candles: Vec<Candle> = rows.iter().map(crate::candle::from_test_row).collect();
             let (ours, theirs) = reply_json(&candles, Source::L1, stale, &missing);
             prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
         }

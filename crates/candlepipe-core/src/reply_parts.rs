@@ -63,7 +63,6 @@ mod tests {
     use super::*;
     use crate::{Exchange, Interval, Millis, Source, Symbol};
     use proptest::prelude::*;
-    use rust_decimal::Decimal;
 
     proptest! {
         #[test]
@@ -73,13 +72,7 @@ mod tests {
             missing in proptest::collection::vec(any::<i64>(), 0..5),
             aggregated in any::<bool>(),
         ) {
-            let candles: Vec<Candle> = rows
-                .iter()
-                .map(|&(t, m, scale, closed, synthetic)| {
-                    let d = Decimal::from_i128_with_scale(i128::from(m), scale);
-                    Candle { t, o: d, h: -d, l: d, c: d, v: d.abs(), closed, synthetic }
-                })
-                .collect();
+            let candles: Vec<Candle> = rows.iter().map(crate::candle::from_test_row).collect();
             let symbol = Symbol::parse("ETH/USDT").unwrap();
             let missing: Vec<Millis> = missing;
             let reply = CandlesReplyRef {

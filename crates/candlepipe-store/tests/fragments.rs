@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use candlepipe_core::reply_parts::write_candle;
-use candlepipe_core::{Candle, Encoding, Exchange, Fetched, Interval, SeriesKey, Symbol};
-use candlepipe_store::{Keyring, Redis, ReplyRead, SeriesStore, StoredReply, RUN_CANDLES};
-use candlepipe_testkit::RedisServer;
+use candlepipe_core::{Candle, Encoding, Fetched};
+use candlepipe_store::{ReplyRead, SeriesStore, StoredReply, RUN_CANDLES};
+use candlepipe_testkit::{flip_a_byte, RedisServer};
+use common::series;
 use rust_decimal::Decimal;
 
 const M: i64 = 60_000;
@@ -15,15 +18,7 @@ const M: i64 = 60_000;
 const BASE: i64 = 1_000 * 64 * M;
 
 async fn connect(server: &RedisServer) -> (SeriesStore, redis::aio::MultiplexedConnection) {
-    let client = redis::Client::open(server.url()).unwrap();
-    let conn = Redis::Single(
-        redis::aio::ConnectionManager::new(client.clone())
-            .await
-            .unwrap(),
-    );
-    let keys = Keyring::new("k1", b"a test key of 32 bytes, no more.");
-    let raw = client.get_multiplexed_async_connection().await.unwrap();
-    (SeriesStore::new(conn, keys, "t:", 5_000), raw)
+    (common::store(server).await, server.conn().await)
 }
 
 fn candle(t: i64, closed: bool) -> Candle {
@@ -38,26 +33,6 @@ fn candle(t: i64, closed: bool) -> Candle {
         closed,
         synthetic: false,
     }
-}
-
-fn series() -> SeriesKey {
-    SeriesKey::new(
-        Exchange::Binance,
-        Symbol::parse("BTC/USDT").unwrap(),
-        Interval::M1,
-    )
-}
-
-async fn flip_a_byte(raw: &mut redis::aio::MultiplexedConnection, key: &str) {
-    let mut value: Vec<u8> = redis::cmd("GET").arg(key).query_async(raw).await.unwrap();
-    let mid = value.len() / 2;
-    value[mid] ^= 0x20;
-    let _: () = redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .query_async(raw)
-        .await
-        .unwrap();
 }
 
 fn run_key(letter: &str, start: i64) -> String {

@@ -3,30 +3,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use candlepipe_core::{Candle, Exchange, Fetched, Interval, SeriesKey, Symbol};
+mod common;
+
 use std::time::Duration;
 
-use candlepipe_store::{JobWrite, Keyring, Redis, SeriesStore, CHUNK_CANDLES};
+use candlepipe_core::{Candle, Fetched};
+use candlepipe_store::{JobWrite, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
+use common::{series, store};
 use rust_decimal::Decimal;
 
 const M: i64 = 60_000;
-
-async fn store(server: &RedisServer) -> SeriesStore {
-    let client = redis::Client::open(server.url()).unwrap();
-    let conn = Redis::Single(redis::aio::ConnectionManager::new(client).await.unwrap());
-    let keys = Keyring::new("k1", b"a test key of 32 bytes, no more.");
-    SeriesStore::new(conn, keys, "t:", 5_000)
-}
-
-/// A plain connection, to look at the keys themselves.
-async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
 
 fn candle(t: i64, closed: bool) -> Candle {
     let d = Decimal::new(t / M, 0);
@@ -40,14 +27,6 @@ fn candle(t: i64, closed: bool) -> Candle {
         closed,
         synthetic: false,
     }
-}
-
-fn series() -> SeriesKey {
-    SeriesKey::new(
-        Exchange::Binance,
-        Symbol::parse("BTC/USDT").unwrap(),
-        Interval::M1,
-    )
 }
 
 #[tokio::test]
@@ -174,7 +153,7 @@ async fn a_job_write_marks_its_job_and_merges_even_when_it_thought_nothing_store
     assert!(read.state.coverage.contains(base, base + 19 * M));
 
     // The mark expires with the dedup window.
-    let mut conn = raw(&server).await;
+    let mut conn = server.conn().await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*job:job-1")
         .query_async(&mut conn)
@@ -205,7 +184,7 @@ async fn history_past_the_cap_goes_with_its_runs() {
             .await
             .unwrap();
     }
-    let conn = raw(&server).await;
+    let conn = server.conn().await;
     let count = |pattern: &'static str| {
         let mut conn = conn.clone();
         async move {

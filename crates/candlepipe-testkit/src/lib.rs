@@ -98,12 +98,26 @@ impl Stack {
     }
 
     pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to test redis-server")
+        self.redis.conn().await
     }
+}
+
+/// Alters one byte in the middle of the value at `key`, as someone with access to Redis
+/// might: what candlepipe must never serve.
+pub async fn flip_a_byte(conn: &mut redis::aio::MultiplexedConnection, key: &str) {
+    let mut value: Vec<u8> = redis::cmd("GET")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .expect("get");
+    let mid = value.len() / 2;
+    value[mid] ^= 0x20;
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async(conn)
+        .await
+        .expect("set");
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `within`.

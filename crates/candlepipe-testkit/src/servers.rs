@@ -223,6 +223,15 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A plain connection, for tests that look at or alter the keys themselves.
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to test redis-server")
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill();
