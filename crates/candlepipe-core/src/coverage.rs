@@ -89,7 +89,8 @@ impl Coverage {
     /// The ranges to ask the exchange for so that `[from, to]` is covered: the gaps, with
     /// neighbours merged while the merged range holds at most `page` candles, so that one
     /// request fetches what several small gaps lack (candles already stored in between are
-    /// fetched again; the merge keeps them as they are).
+    /// fetched again; the store's merge keeps confirmed ones as they are, unless REST's record
+    /// replaces what the stream alone confirmed).
     pub fn fetches(
         &self,
         from: Millis,

@@ -15,7 +15,9 @@
 //!
 //! Requests of every `limit` read the same chunks. A write reads, merges and then swaps in
 //! everything with one Lua script that fails if another writer got there first; the writer
-//! then merges again. History is capped by dropping the oldest chunks.
+//! then reads and merges again. The merge keeps confirmed candles ([`Standing`]: a stored
+//! candle is replaced only by one that stands at least as high). History is capped by
+//! dropping the oldest chunks.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +69,42 @@ struct MetaBody {
     /// The chunks that exist: start time → the write version that wrote it. A chunk whose
     /// envelope has another version is not the one this meta describes and is not served.
     chunks: BTreeMap<Millis, u64>,
+    /// The covered open times that only the exchange's stream confirmed (Binance's `x`), not
+    /// a REST read: REST's record may still replace their candles. A subset of `coverage`.
+    #[serde(default)]
+    stream_only: Coverage,
+}
+
+/// How settled a candle is, lowest first. A write replaces a stored candle only with one
+/// that stands at least as high ("confirmed wins"): nothing replaces a closed, covered
+/// candle but another confirmation, and a REST-confirmed one only another REST read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Standing {
+    /// Forming, not published yet, built from trades, or closed by nobody's word but ours.
+    Unconfirmed,
+    /// Closed and confirmed by the exchange's stream alone.
+    Stream,
+    /// Closed and confirmed by a REST read: the record.
+    Rest,
+}
+
+impl Standing {
+    fn of_stored(meta: &MetaBody, t: Millis) -> Standing {
+        match (meta.coverage.covers(t), meta.stream_only.covers(t)) {
+            (false, _) => Standing::Unconfirmed,
+            (true, true) => Standing::Stream,
+            (true, false) => Standing::Rest,
+        }
+    }
+
+    fn of_incoming(fetched: &Fetched, c: &Candle) -> Standing {
+        let confirmed = c.closed && fetched.covered.iter().any(|&(a, b)| a <= c.t && c.t <= b);
+        match (confirmed, fetched.streamed) {
+            (false, _) => Standing::Unconfirmed,
+            (true, true) => Standing::Stream,
+            (true, false) => Standing::Rest,
+        }
+    }
 }
 
 /// A window read from Redis.
@@ -514,6 +552,7 @@ impl SeriesStore {
                 .read_chunks(&mut conn, s, &base, &existing, (Millis::MIN, Millis::MAX))
                 .await?;
             remove_spans(&mut meta.coverage, s, &damaged);
+            remove_spans(&mut meta.stream_only, s, &damaged);
             // An open candle stored earlier whose open time this fetch confirmed without
             // returning it (it had no trades after all) is not a candle.
             for candles in chunks.values_mut() {
@@ -521,18 +560,26 @@ impl SeriesStore {
                     c.closed || !fetched.covered.iter().any(|&(a, b)| a <= c.t && c.t <= b)
                 });
             }
+            // Confirmed wins: each incoming candle replaces the stored one only if it stands
+            // at least as high (judged against the meta read in this attempt, so a retry
+            // merges against what is stored now).
+            let mut by_chunk: BTreeMap<Millis, BTreeMap<Millis, Candle>> = chunks
+                .into_iter()
+                .map(|(start, candles)| (start, candles.into_iter().map(|c| (c.t, c)).collect()))
+                .collect();
             for c in &fetched.candles {
-                chunks
-                    .entry(Self::chunk_start(s, c.t))
-                    .or_default()
-                    .push(c.clone());
+                let slot = by_chunk.entry(Self::chunk_start(s, c.t)).or_default();
+                let replaces = slot.get(&c.t).is_none_or(|_| {
+                    Standing::of_incoming(fetched, c) >= Standing::of_stored(&meta, c.t)
+                });
+                if replaces {
+                    slot.insert(c.t, c.clone());
+                }
             }
-            let mut merged: BTreeMap<Millis, Vec<Candle>> = BTreeMap::new();
-            for (start, candles) in chunks {
-                let by_t: BTreeMap<Millis, Candle> =
-                    candles.into_iter().map(|c| (c.t, c)).collect();
-                merged.insert(start, by_t.into_values().collect());
-            }
+            let merged: BTreeMap<Millis, Vec<Candle>> = by_chunk
+                .into_iter()
+                .map(|(start, by_t)| (start, by_t.into_values().collect()))
+                .collect();
             merge_knowledge(&mut meta, fetched, step, now);
             let new_ver = cur_ver + 1;
             for start in merged.keys() {
@@ -546,6 +593,7 @@ impl SeriesStore {
             if let Some(&first) = meta.chunks.keys().next() {
                 if excess > 0 {
                     meta.coverage.trim_before(first);
+                    meta.stream_only.trim_before(first);
                 }
             }
 
@@ -853,6 +901,18 @@ async fn read_with_meta(
 /// Adds what a fetch at `now` confirmed, asked and learnt of the history to the meta.
 fn merge_knowledge(meta: &mut MetaBody, fetched: &Fetched, step: Millis, now: Millis) {
     for &(a, b) in &fetched.covered {
+        if fetched.streamed {
+            // What REST confirmed stays REST's; the rest is the stream's word alone.
+            let mut t = a;
+            while t <= b {
+                if !meta.coverage.covers(t) || meta.stream_only.covers(t) {
+                    meta.stream_only.add(t, t, step);
+                }
+                t += step;
+            }
+        } else {
+            meta.stream_only.remove(a, b, step);
+        }
         meta.coverage.add(a, b, step);
     }
     if let Some(at) = fetched.tail_fetched_at {
