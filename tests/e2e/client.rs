@@ -108,7 +108,7 @@ async fn live_candles_come_as_a_stream_with_their_event_time() {
         .sim
         .set_faults("binance", json!({"stream_tick_ms": 200}))
         .await;
-    let _worker = stack.worker(&["all"]).await;
+    let worker = stack.worker(&["all"]).await;
     let client = Client::new(stack.client().await);
     let mut live = client.watch("binance", "LINK/USDT", "1m").await.unwrap();
     assert_eq!(
@@ -133,4 +133,21 @@ async fn live_candles_come_as_a_stream_with_their_event_time() {
         .unwrap()
         .unwrap();
     assert!(later.candle.t >= first.candle.t);
+
+    // No stream role answers any more: the stream ends with the renewal's error (before
+    // the 3 s watch lapses), not in silence.
+    drop(worker);
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match live.next().await {
+                Some(Ok(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends within the watch's life");
+    let error = ended.expect("an error before the end").unwrap_err();
+    assert!(matches!(error, Error::NoResponders { .. }), "{error}");
+    assert!(live.next().await.is_none(), "then the stream is over");
 }

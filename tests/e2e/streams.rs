@@ -659,3 +659,125 @@ async fn a_candle_closed_just_before_the_first_load_is_confirmed_without_a_reque
     })
     .await;
 }
+
+/// Whether the sim's Kraken `BASE/USD` has no trade in the minute opening at `t`, with one
+/// quiet minute in `one_in`.
+fn kraken_quiet(base: &str, t: i64, one_in: u32) -> bool {
+    let series = candlepipe_sim::market::Series::new("kraken", base, "USD", M);
+    let habits = candlepipe_sim::market::Habits {
+        late_ms: 0,
+        quiet_one_in: Some(one_in),
+    };
+    series.quiet(t, habits)
+}
+
+#[tokio::test]
+async fn a_quiet_kraken_pair_is_answered_from_the_stream_while_its_connection_talks() {
+    // Kraken sends a pair's update only when it trades, and a heartbeat only when the whole
+    // connection is silent: a quiet pair beside trading ones gets neither, yet every
+    // message on the connection proves it had no trade.
+    let stack = stack().await;
+    stack
+        .sim
+        .set_faults("kraken", json!({"quiet_one_in": 2, "stream_tick_ms": 200}))
+        .await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    into_minute(2, 12).await;
+    let minute = Interval::M1.open_of(now_ms());
+    let bases = [
+        "BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "LTC", "DOT", "LINK", "ATOM",
+    ];
+    let quiet: Vec<&str> = bases
+        .iter()
+        .copied()
+        .filter(|b| kraken_quiet(b, minute, 2))
+        .take(2)
+        .collect();
+    let trading: Vec<&str> = bases
+        .iter()
+        .copied()
+        .filter(|b| !kraken_quiet(b, minute, 2))
+        .take(2)
+        .collect();
+    assert_eq!((quiet.len(), trading.len()), (2, 2), "pairs of both kinds");
+    let symbols: Vec<String> = quiet
+        .iter()
+        .chain(&trading)
+        .map(|b| format!("{b}/USD"))
+        .collect();
+    for symbol in &symbols {
+        watch(&client, "kraken", symbol, "1m").await;
+        let first = get(
+            &client,
+            json!({"exchange":"kraken","symbol":symbol,"interval":"1m","limit":10}),
+        )
+        .await;
+        assert_eq!(ok(&first).len(), 10, "{first}");
+    }
+    // The stream takes the series up (a lease, a subscription, its snapshot), then answers.
+    let ask = |symbol: &String| json!({"exchange":"kraken","symbol":symbol,"interval":"1m","limit":10,"max_age_ms":2000});
+    let taken_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    for symbol in &symbols {
+        while source(&get(&client, ask(symbol)).await) != "stream" {
+            assert!(tokio::time::Instant::now() < taken_up, "{symbol} streamed");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let calls = stack.sim.requests("kraken").await;
+    let mut sources: std::collections::BTreeMap<String, u32> = Default::default();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        for symbol in &symbols {
+            let reply = get(&client, ask(symbol)).await;
+            assert_eq!(source(&reply), "stream", "{symbol}: {reply}");
+            assert_eq!(reply["stale"], false, "{reply}");
+            *sources.entry(symbol.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        Interval::M1.open_of(now_ms()),
+        minute,
+        "measured within one minute"
+    );
+    assert_eq!(
+        stack.sim.requests("kraken").await,
+        calls,
+        "no REST call for quiet or trading pairs: {sources:?}"
+    );
+}
+
+#[tokio::test]
+async fn binance_at_its_real_two_second_cadence_answers_from_the_stream_at_the_default_max_age() {
+    let stack = stack().await;
+    stack
+        .sim
+        .set_faults("binance", json!({"stream_tick_ms": 2000}))
+        .await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    into_minute(2, 15).await;
+    let minute = Interval::M1.open_of(now_ms());
+    let latest = json!({"exchange":"binance","symbol":"SOL/USDT","interval":"1m","limit":10});
+    watch(&client, "binance", "SOL/USDT", "1m").await;
+    assert_eq!(ok(&get(&client, latest.clone()).await).len(), 10);
+    let taken_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    while source(&get(&client, latest.clone()).await) != "stream" {
+        assert!(tokio::time::Instant::now() < taken_up, "streamed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let calls = stack.sim.requests("binance").await;
+    // Spread over the 2 s cadence: half of these would find the last push over 1 s old.
+    for i in 0..12 {
+        tokio::time::sleep(Duration::from_millis(650 + 10 * i)).await;
+        let reply = get(&client, latest.clone()).await;
+        assert_eq!(source(&reply), "stream", "{reply}");
+        assert_eq!(reply["stale"], false, "{reply}");
+    }
+    assert_eq!(
+        Interval::M1.open_of(now_ms()),
+        minute,
+        "measured within one minute"
+    );
+    assert_eq!(stack.sim.requests("binance").await, calls);
+}

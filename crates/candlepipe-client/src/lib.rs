@@ -26,6 +26,7 @@
 
 mod error;
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -168,14 +169,25 @@ impl Client {
             .subscribe(reply.subject.clone())
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
-        let renew_every =
-            Duration::from_millis(reply.expires_in_ms / 3).max(Duration::from_secs(1));
+        let lasts = Duration::from_millis(reply.expires_in_ms);
+        let renew_every = (lasts / 3).max(Duration::from_secs(1));
         let client = self.clone();
+        let (failed_tx, failed) = tokio::sync::oneshot::channel();
         let renewal = tokio::spawn(async move {
+            let mut renewed = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(renew_every).await;
-                // A failed renewal is tried again at the next turn, well before the lapse.
-                let _ = client.watch_once(&req).await;
+                match client.watch_once(&req).await {
+                    Ok(_) => renewed = tokio::time::Instant::now(),
+                    // A transient failure is tried again at the next turn while the watch
+                    // still holds; one that lasts until it lapses, or one that asking again
+                    // cannot mend, ends the stream with it.
+                    Err(e) if e.is_transient() && renewed.elapsed() + renew_every < lasts => {}
+                    Err(e) => {
+                        let _ = failed_tx.send(e);
+                        return;
+                    }
+                }
             }
         });
         Ok(Live {
@@ -183,6 +195,8 @@ impl Client {
             encoding: self.encoding,
             updates,
             renewal,
+            failed: Some(failed),
+            ended: false,
         })
     }
 
@@ -297,11 +311,17 @@ pub struct LiveCandle {
 }
 
 /// The changes of a watched series, as a [`Stream`]; the watch is renewed while it is held.
+/// When renewals fail until the watch lapses (no `stream` role answers, NATS is gone), or
+/// the service refuses the watch, the stream yields that error once and ends.
 pub struct Live {
     subject: String,
     encoding: Encoding,
     updates: async_nats::Subscriber,
     renewal: tokio::task::JoinHandle<()>,
+    /// The renewal's final failure, while it may still come.
+    failed: Option<tokio::sync::oneshot::Receiver<Error>>,
+    /// The failure was yielded: the stream is over.
+    ended: bool,
 }
 
 impl Live {
@@ -316,6 +336,20 @@ impl Stream for Live {
     type Item = Result<LiveCandle, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.failed.as_mut().map(|f| Pin::new(f).poll(cx)) {
+            Some(Poll::Ready(Ok(e))) => {
+                self.failed = None;
+                self.ended = true;
+                return Poll::Ready(Some(Err(e)));
+            }
+            // The renewal is gone with nothing to say.
+            Some(Poll::Ready(Err(_))) => self.failed = None,
+            // Renewing: candles as they come.
+            Some(Poll::Pending) | None => {}
+        }
         let encoding = self.encoding;
         self.updates.poll_next_unpin(cx).map(|msg| {
             msg.map(|msg| {

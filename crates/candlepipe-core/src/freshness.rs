@@ -16,6 +16,16 @@ use crate::{CandleQuery, Coverage, Interval, Millis};
 
 pub const CLOSE_MARGIN_MS: Millis = 3_000;
 
+/// The default `max_age_ms` of a series its stream keeps live (when larger than the
+/// interval's own default). Each exchange's protocol proves freshness at its own cadence:
+/// Binance pushes every kline stream every 2 s (1 s only for `1s`); Coinbase sends each
+/// product's heartbeat every second; Kraken sends a pair's update when it trades and a
+/// heartbeat about every second while the connection is otherwise silent, and any message
+/// on the connection vouches for all its pairs. 3 s sits above the slowest of these with
+/// room for the store write, so that at the default a streamed series answers from the
+/// stream on the exchanges' real cadences.
+pub const STREAMED_MAX_AGE_MS: Millis = 3_000;
+
 /// Newest open time that is surely closed at time `at`.
 pub fn closed_bound(interval: Interval, at: Millis) -> Millis {
     interval.open_of(at - CLOSE_MARGIN_MS) - interval.millis()
@@ -85,7 +95,7 @@ impl SeriesState {
         let w = q.window(now);
         let iv = q.series.interval;
         let step = iv.millis();
-        let since = now - q.max_age_ms;
+        let since = now - self.max_age(q, now);
         let from = if self.streamed_at > 0 && self.streamed_at >= since {
             w.from.max(iv.open_of(now) - step)
         } else {
@@ -96,6 +106,16 @@ impl SeriesState {
             Verdict::Fresh(w)
         } else {
             Verdict::Miss(w)
+        }
+    }
+
+    /// How fresh `q` needs the series: what the producer asked for, or by default at least
+    /// [`STREAMED_MAX_AGE_MS`] while the stream keeps the series live.
+    pub fn max_age(&self, q: &CandleQuery, now: Millis) -> Millis {
+        let streamed = self.streamed_at > 0 && self.streamed_at >= now - STREAMED_MAX_AGE_MS;
+        match q.max_age_default && streamed {
+            true => q.max_age_ms.max(STREAMED_MAX_AGE_MS),
+            false => q.max_age_ms,
         }
     }
 
@@ -172,7 +192,7 @@ mod tests {
 
     const M: Millis = 60_000;
 
-    fn query(limit: i64, end: Option<Millis>) -> CandleQuery {
+    fn request(limit: i64, end: Option<Millis>) -> CandlesRequest {
         CandlesRequest {
             exchange: Exchange::Binance.to_string(),
             symbol: "BTC/USDT".into(),
@@ -181,8 +201,10 @@ mod tests {
             end,
             ..Default::default()
         }
-        .validate()
-        .unwrap()
+    }
+
+    fn query(limit: i64, end: Option<Millis>) -> CandleQuery {
+        request(limit, end).validate().unwrap()
     }
 
     /// Confirmed `covered`; everything after it up to the forming candle asked at
@@ -339,13 +361,38 @@ mod tests {
             s.verdict(&query(10, None), now),
             Verdict::Fresh(_)
         ));
-        // Not for older gaps, and not once the stream is quiet past max_age.
+        // Not for older gaps, and not once the stream is quiet past the streamed default.
         s.coverage.remove(95 * M, 95 * M, M);
         assert!(matches!(s.verdict(&query(10, None), now), Verdict::Miss(_)));
         s.coverage.add(95 * M, 95 * M, M);
         assert!(matches!(
-            s.verdict(&query(10, None), now + 1_000),
+            s.verdict(&query(10, None), now + STREAMED_MAX_AGE_MS - 800 + 1),
             Verdict::Miss(_)
         ));
+    }
+
+    #[test]
+    fn a_streamed_series_default_max_age_sits_above_binances_two_second_cadence() {
+        // Binance pushed 99's update 2.4 s ago (every 2 s, plus latency): the 1m default
+        // (1 s) would send the request to REST; a streamed series' default does not.
+        let now = 99 * M + 30_000;
+        let mut s = state(now - 2_400, (80 * M, 98 * M));
+        s.streamed_at = now - 2_400;
+        let q = query(10, None);
+        assert_eq!(q.max_age_ms, 1_000);
+        assert_eq!(s.max_age(&q, now), STREAMED_MAX_AGE_MS);
+        assert!(matches!(s.verdict(&q, now), Verdict::Fresh(_)));
+        // A producer's own max_age_ms is kept as asked.
+        let strict = CandlesRequest {
+            max_age_ms: Some(1_000),
+            ..request(10, None)
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(s.max_age(&strict, now), 1_000);
+        assert!(matches!(s.verdict(&strict, now), Verdict::Miss(_)));
+        // Nor is a series the stream does not keep live given the longer default.
+        s.streamed_at = 0;
+        assert_eq!(s.max_age(&q, now), 1_000);
     }
 }

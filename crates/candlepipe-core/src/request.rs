@@ -77,6 +77,9 @@ pub struct CandleQuery {
     /// Newest open time wanted; `Some` asks for a window of closed candles only.
     pub end: Option<Millis>,
     pub max_age_ms: Millis,
+    /// The producer left `max_age_ms` to the default (which a streamed series raises to
+    /// its stream's cadence, [`crate::freshness::STREAMED_MAX_AGE_MS`]).
+    pub max_age_default: bool,
     pub allow_stale: bool,
     /// How long the producer waits; `None` leaves it to the configured default.
     pub timeout_ms: Option<Millis>,
@@ -137,6 +140,7 @@ impl CandlesRequest {
             limit: limit as u32,
             end: self.end,
             max_age_ms,
+            max_age_default: self.max_age_ms.is_none(),
             allow_stale: self.allow_stale.unwrap_or(false),
             timeout_ms,
             fill_gaps,

@@ -1,7 +1,8 @@
 //! Simulated market-data WebSockets, consistent with the REST candles (the same
 //! [`Series`]): Binance's combined kline stream (`/stream`: SUBSCRIBE/UNSUBSCRIBE by id,
 //! `x:true` closing updates, `serverShutdown`) and Kraken's WebSocket v2 `ohlc` channel
-//! (`/v2`: status on connect, a heartbeat a second, acks per symbol, a snapshot, then
+//! (`/v2`: status on connect, a heartbeat a second while the connection is otherwise
+//! silent, acks per symbol, a snapshot, then
 //! updates keyed by `interval_begin`, numbers as JSON numbers) and Coinbase's Exchange feed
 //! (`/`: `matches` and `heartbeat`, a cumulative `subscriptions` ack, a `last_match` per
 //! product, then every trade of [`Series::trades`] with contiguous `trade_id`s). Each
@@ -52,6 +53,12 @@ trait Feed: Send {
         fault: Option<StreamFault>,
         slice: Slice,
     ) -> Vec<String>;
+    /// Heartbeats only when nothing else was sent for a second (Kraken's v2: "when there
+    /// are no other messages being sent"), not every second whatever else is sent.
+    fn heartbeat_when_silent(&self) -> bool {
+        false
+    }
+
     /// What is due every second (heartbeats).
     fn heartbeat(&self, _now: Millis) -> Vec<String> {
         Vec::new()
@@ -127,6 +134,7 @@ async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
     let mut tick = slice_interval(tick_ms);
     let mut slice = Slice { k: 0, of: SLICES };
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+    let mut last_sent = tokio::time::Instant::now();
     let mut shutdown_at: Option<tokio::time::Instant> = None;
     loop {
         let out = tokio::select! {
@@ -172,6 +180,9 @@ async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
                 if sim.stream_settings(target, opened).1 == Some(StreamFault::Silent) {
                     continue;
                 }
+                if feed.heartbeat_when_silent() && last_sent.elapsed() < Duration::from_secs(1) {
+                    continue;
+                }
                 feed.heartbeat(now_ms())
             }
         };
@@ -179,6 +190,7 @@ async fn serve(mut socket: WebSocket, sim: Sim, mut feed: impl Feed) {
             if !send(&mut socket, m).await {
                 return;
             }
+            last_sent = tokio::time::Instant::now();
         }
     }
 }
@@ -235,6 +247,10 @@ impl Feed for Klines {
                 _ => kraken_updates(sub, now, habits),
             })
             .collect()
+    }
+
+    fn heartbeat_when_silent(&self) -> bool {
+        self.ex == Exchange::Kraken
     }
 
     fn heartbeat(&self, _now: Millis) -> Vec<String> {

@@ -9,6 +9,9 @@
 //!   fragments, JSON and MessagePack ([`crate::fragments`]), per run of 16 open times
 //!   starting at `r`; written with their chunk (same version, same Lua swap), so a Redis hit
 //!   verifies and copies the runs its window touches instead of decoding chunks
+//! - `cp:s:{binance:BTC-USDT:1m}:live`  envelope whose write time is when the stream last
+//!   proved the series had no undelivered trade (Kraken: any message on its connection;
+//!   Coinbase: the product's heartbeat), read with the meta
 //! - `cp:s:{binance:BTC-USDT:1m}:lock`  a fill worker's token while it fills the series
 //! - `cp:s:{binance:BTC-USDT:1m}:job:<Nats-Msg-Id>`  set when a fill job for the series
 //!   finished, for the dedup window (by the job's write itself when it wrote)
@@ -49,6 +52,10 @@ const MAX_WINDOW: i64 = 1000;
 const MAX_CHUNKS_PER_READ: i64 = MAX_WINDOW / CHUNK_CANDLES + 2;
 /// Runs a reply read fetches in its single round trip: enough for the largest window.
 const MAX_RUNS_PER_READ: i64 = MAX_WINDOW / RUN_CANDLES + 2;
+
+/// How long a stream's live mark outlives its last renewal (it only ever says "live at
+/// that time"; an old one answers nothing).
+const LIVE_MARK_TTL_MS: u64 = 600_000;
 
 /// Open times asked of the exchange and not confirmed kept per series (the forming candle
 /// and the few not published yet; more only if fills stop).
@@ -323,10 +330,15 @@ impl SeriesStore {
         let count = ((to - first).div_euclid(span) + 1).clamp(1, MAX_CHUNKS_PER_READ);
         let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
         let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(&base, c)).collect();
-        let (raw_meta, raw_chunks) = read_with_meta(&mut conn, &meta_key, &keys).await?;
+        let MetaRead {
+            meta: raw_meta,
+            live,
+            values: raw_chunks,
+        } = read_with_meta(&mut conn, &base, &keys).await?;
         let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
             return Ok(None);
         };
+        let live_at = self.open_live(&mut conn, &base, live).await;
         let mut wanted = Vec::new();
         let mut raws = Vec::new();
         for ((start, key), raw) in starts.iter().zip(keys).zip(raw_chunks) {
@@ -366,7 +378,7 @@ impl SeriesStore {
                 coverage,
                 asked: meta.asked,
                 history_from: meta.history_from,
-                streamed_at: meta.streamed_at,
+                streamed_at: meta.streamed_at.max(live_at),
             },
             candles,
         }))
@@ -395,10 +407,15 @@ impl SeriesStore {
             .map(|&r| Self::run_key(&base, enc, r))
             .collect();
         let mut conn = self.conn.clone();
-        let (raw_meta, raw_runs) = read_with_meta(&mut conn, &meta_key, &keys).await?;
+        let MetaRead {
+            meta: raw_meta,
+            live,
+            values: raw_runs,
+        } = read_with_meta(&mut conn, &base, &keys).await?;
         let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
             return Ok(ReplyRead::Absent);
         };
+        let live_at = self.open_live(&mut conn, &base, live).await;
         let chunks = meta.chunks;
         let mut reply = StoredReply {
             state: SeriesState {
@@ -407,7 +424,7 @@ impl SeriesStore {
                 coverage: meta.coverage,
                 asked: meta.asked,
                 history_from: meta.history_from,
-                streamed_at: meta.streamed_at,
+                streamed_at: meta.streamed_at.max(live_at),
             },
             rows: Vec::with_capacity(
                 ((to - from) / s.interval.millis() + 1).clamp(1, 1024) as usize
@@ -752,6 +769,38 @@ impl SeriesStore {
         Ok(n == 1)
     }
 
+    /// Records that the exchange's stream proved, at `at` (cluster clock), that the series
+    /// had no trade it has not delivered: the series counts as streamed then
+    /// ([`SeriesState::streamed_at`](candlepipe_core::SeriesState)) without a write of its
+    /// candles. Only the series' stream holder calls it, after the candles it received
+    /// before that proof were written (the sink applies a series' messages in order).
+    pub async fn mark_live(&self, s: &SeriesKey, at: Millis) -> Result<(), StoreError> {
+        let key = format!("{}:live", self.base(s));
+        let value = self.keyring.seal(&key, 0, at, &[]);
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(value)
+            .arg("PX")
+            .arg(LIVE_MARK_TTL_MS)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The time a verified live mark names (0: none); one that fails is discarded.
+    async fn open_live(&self, conn: &mut Redis, base: &str, raw: Option<Vec<u8>>) -> Millis {
+        let Some(raw) = raw else { return 0 };
+        let key = format!("{base}:live");
+        match self.keyring.open(&key, &raw) {
+            Ok(opened) => opened.written_at,
+            Err(why) => {
+                self.discard(conn, &key, why.into()).await;
+                0
+            }
+        }
+    }
+
     /// Verifies a meta value read from `key`; one that fails is discarded (a miss).
     async fn open_meta(
         &self,
@@ -875,27 +924,37 @@ impl SeriesStore {
     }
 }
 
-/// The meta and `keys` in one command (so the values are those of the meta read with
-/// them; MGET is atomic).
+/// What [`read_with_meta`] read: the meta, the stream's live mark and the values asked.
+struct MetaRead {
+    meta: Option<Vec<u8>>,
+    live: Option<Vec<u8>>,
+    values: Vec<Option<Vec<u8>>>,
+}
+
+/// The meta, the live mark and `keys` in one command (so the values are those of the meta
+/// read with them; MGET is atomic).
 async fn read_with_meta(
     conn: &mut Redis,
-    meta_key: &str,
+    base: &str,
     keys: &[String],
-) -> Result<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>), StoreError> {
+) -> Result<MetaRead, StoreError> {
     let mut raws: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-        .arg(meta_key)
+        .arg(format!("{base}:meta"))
+        .arg(format!("{base}:live"))
         .arg(keys)
         .query_async(conn)
         .await?;
-    if raws.len() != keys.len() + 1 {
+    if raws.len() != keys.len() + 2 {
         return Err(StoreError::Unexpected(format!(
             "MGET of {} keys answered {} values",
-            keys.len() + 1,
+            keys.len() + 2,
             raws.len()
         )));
     }
-    let rest = raws.split_off(1);
-    Ok((raws.pop().flatten(), rest))
+    let values = raws.split_off(2);
+    let live = raws.pop().flatten();
+    let meta = raws.pop().flatten();
+    Ok(MetaRead { meta, live, values })
 }
 
 /// Adds what a fetch at `now` confirmed, asked and learnt of the history to the meta.

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use candlepipe_core::freshness::CLOSE_MARGIN_MS;
 use candlepipe_core::request::{AnyReply, CandlesRequest};
 use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
 use candlepipe_exchange::stream::socket::{self, Message, Socket};
@@ -38,10 +39,11 @@ pub enum Received {
     },
     /// The connection broke or was replaced: candles after `since` may have been missed.
     Gap { series: SeriesKey, since: Millis },
-    /// The exchange says no trade was missed up to now (Coinbase's heartbeat): the forming
-    /// candle built from trades is still current. Stored (to say the stream is live), not
-    /// published: nothing changed.
-    Current { series: SeriesKey, candle: Candle },
+    /// The exchange's protocol proved, at `at` (cluster clock), that the series had no trade
+    /// the stream has not delivered (Kraken: any message on the connection; Coinbase: the
+    /// product's heartbeat naming the last trade seen). Stored as the series' live mark
+    /// after the candles received before it; not published: nothing changed.
+    Alive { series: SeriesKey, at: Millis },
     /// A candle built from trades ended: REST confirms the one opening at `t`.
     Confirm { series: SeriesKey, t: Millis },
     /// This process just took the series (a new watch, or another holder's lease that
@@ -337,6 +339,10 @@ impl Link {
         let mut pending: BTreeMap<u64, (Vec<Topic>, bool, Instant)> = BTreeMap::new();
         let mut next_id: u64 = 1;
         let mut last_message = Instant::now();
+        // Kraken: when the last message came (cluster clock), and up to when its series were
+        // last vouched for.
+        let mut last_message_ms: Millis = 0;
+        let mut vouched_ms: Millis = 0;
         let mut tick = tokio::time::interval(CONTROL_SPACING);
         let plan = |subs: &mut BTreeMap<Topic, TopicState>,
                     refused: &BTreeSet<Topic>,
@@ -414,6 +420,7 @@ impl Link {
                         Some(Ok(_)) => continue,
                     };
                     last_message = Instant::now();
+                    last_message_ms = candlepipe_core::now_ms();
                     let events = match stream::parse(ex, &text) {
                         Ok(e) => e,
                         Err(e) => {
@@ -543,8 +550,9 @@ impl Link {
                                     let Some(series) = want.borrow().get(topic).cloned() else { continue };
                                     let Some(builder) = state.built.as_mut() else { continue };
                                     if lost.is_none() {
-                                        if let Some(c) = builder.current().filter(|c| c.t == topic.interval.open_of(now_ms)) {
-                                            received.push(Received::Current { series, candle: c.clone() });
+                                        // Built from a seed on: the store holds what it built.
+                                        if builder.waits_for().is_none() {
+                                            received.push(Received::Alive { series, at: now_ms });
                                         }
                                         continue;
                                     }
@@ -637,9 +645,23 @@ impl Link {
                     if pending.values().any(|(_, _, at)| at.elapsed() > ACK_WAIT) {
                         return End::Broken("not_acknowledged");
                     }
-                    // A subscription silent while its connection talks: subscribe it again.
+                    // Kraken sends a pair's update only when it trades, and a heartbeat only
+                    // when the whole connection is silent: any message proves that every
+                    // pair on the connection had no trade before it that is not delivered.
+                    if kind == Kind::NextCloses && last_message_ms > vouched_ms {
+                        vouched_ms = last_message_ms;
+                        let proved = quiet_pairs(&mut subs, &want.borrow(), vouched_ms);
+                        for r in proved {
+                            if out.send(r).await.is_err() {
+                                return End::Shutdown;
+                            }
+                        }
+                    }
+                    // A subscription silent while its connection talks: subscribe it again
+                    // (not on Kraken, where a pair without trades is rightly silent).
                     let silent: Vec<Topic> = subs
                         .iter()
+                        .filter(|_| kind != Kind::NextCloses)
                         .filter(|(_, s)| s.acked && s.last_data.elapsed() > self.silence)
                         .map(|(t, _)| t.clone())
                         .collect();
@@ -692,6 +714,44 @@ impl Link {
             }
         }
     }
+}
+
+/// What a message at `at` on a Kraken connection proves for its pairs (each subscription
+/// that has its snapshot): a candle whose interval ended [`CLOSE_MARGIN_MS`] before it
+/// without a later one is closed (the pair did not trade since), and the series is live.
+fn quiet_pairs(
+    subs: &mut BTreeMap<Topic, TopicState>,
+    wanted: &Wanted,
+    at: Millis,
+) -> Vec<Received> {
+    let mut received = Vec::new();
+    for (topic, state) in subs.iter_mut() {
+        let Some(series) = wanted.get(topic) else {
+            continue;
+        };
+        if !state.acked || state.last.is_none() {
+            continue;
+        }
+        let step = topic.interval.millis();
+        if let Some(mut ended) = state
+            .last
+            .take_if(|c| !c.closed && c.t + step + CLOSE_MARGIN_MS <= at)
+        {
+            ended.closed = true;
+            state.last = Some(ended.clone());
+            received.push(Received::Candle {
+                series: series.clone(),
+                candle: ended,
+                confirmed: true,
+                event_ms: None,
+            });
+        }
+        received.push(Received::Alive {
+            series: series.clone(),
+            at,
+        });
+    }
+    received
 }
 
 /// What a builder's output means for the rest of the role.

@@ -76,7 +76,7 @@ pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>, msgpack: 
         }
         let series = match &r {
             Received::Candle { series, .. }
-            | Received::Current { series, .. }
+            | Received::Alive { series, .. }
             | Received::Gap { series, .. }
             | Received::Confirm { series, .. }
             | Received::Taken { series } => series,
@@ -94,7 +94,8 @@ pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>, msgpack: 
 }
 
 /// A forming candle followed in the same batch by a newer value of itself needs no write
-/// of its own: the later one carries everything (confirmed candles are always written).
+/// of its own: the later one carries everything (confirmed candles are always written);
+/// nor does a live mark followed by a later one of its series.
 fn superseded_dropped(batch: Vec<Received>) -> Vec<Received> {
     let keep: Vec<bool> = batch
         .iter()
@@ -108,6 +109,9 @@ fn superseded_dropped(batch: Vec<Received>) -> Vec<Received> {
             } => !batch[i + 1..].iter().any(|later| {
                 matches!(later, Received::Candle { series: s, candle: c, .. } if s == series && c.t == candle.t)
             }),
+            Received::Alive { series, .. } => !batch[i + 1..]
+                .iter()
+                .any(|later| matches!(later, Received::Alive { series: s, .. } if s == series)),
             _ => true,
         })
         .collect();
@@ -157,7 +161,11 @@ async fn publish(
 
 async fn apply(ctx: &Context, r: Received) {
     match r {
-        Received::Current { series, candle } => store(ctx, &series, candle, false).await,
+        Received::Alive { series, at } => {
+            if let Err(e) = ctx.store.mark_live(&series, at).await {
+                tracing::warn!(error = %e, series = %series, "live mark not stored");
+            }
+        }
         Received::Candle {
             series,
             candle,

@@ -66,14 +66,6 @@ impl Builder {
         }
     }
 
-    /// The candle being built, if any.
-    pub fn current(&self) -> Option<&Candle> {
-        match &self.state {
-            State::Building { candle } => candle.as_ref(),
-            State::Seeding { .. } => None,
-        }
-    }
-
     pub fn trade(&mut self, trade: Trade) -> Vec<Out> {
         let open = self.interval.open_of(trade.t);
         match &mut self.state {
