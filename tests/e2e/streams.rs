@@ -683,7 +683,7 @@ async fn a_quiet_kraken_pair_is_answered_from_the_stream_while_its_connection_ta
         .await;
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
-    into_minute(2, 12).await;
+    into_minute(2, 10).await;
     let minute = Interval::M1.open_of(now_ms());
     let bases = [
         "BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "LTC", "DOT", "LINK", "ATOM",
@@ -716,8 +716,10 @@ async fn a_quiet_kraken_pair_is_answered_from_the_stream_while_its_connection_ta
         assert_eq!(ok(&first).len(), 10, "{first}");
     }
     // The stream takes the series up (a lease, a subscription, its snapshot), then answers.
-    let ask = |symbol: &String| json!({"exchange":"kraken","symbol":symbol,"interval":"1m","limit":10,"max_age_ms":2000});
-    let taken_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    // At the default max_age_ms (3 s for a streamed series).
+    let ask =
+        |symbol: &String| json!({"exchange":"kraken","symbol":symbol,"interval":"1m","limit":10});
+    let taken_up = tokio::time::Instant::now() + Duration::from_secs(30);
     for symbol in &symbols {
         while source(&get(&client, ask(symbol)).await) != "stream" {
             assert!(tokio::time::Instant::now() < taken_up, "{symbol} streamed");
@@ -756,12 +758,12 @@ async fn binance_at_its_real_two_second_cadence_answers_from_the_stream_at_the_d
         .await;
     let _worker = stack.worker(&["all"]).await;
     let client = stack.client().await;
-    into_minute(2, 15).await;
+    into_minute(2, 10).await;
     let minute = Interval::M1.open_of(now_ms());
     let latest = json!({"exchange":"binance","symbol":"SOL/USDT","interval":"1m","limit":10});
     watch(&client, "binance", "SOL/USDT", "1m").await;
     assert_eq!(ok(&get(&client, latest.clone()).await).len(), 10);
-    let taken_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    let taken_up = tokio::time::Instant::now() + Duration::from_secs(30);
     while source(&get(&client, latest.clone()).await) != "stream" {
         assert!(tokio::time::Instant::now() < taken_up, "streamed");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -780,4 +782,41 @@ async fn binance_at_its_real_two_second_cadence_answers_from_the_stream_at_the_d
         "measured within one minute"
     );
     assert_eq!(stack.sim.requests("binance").await, calls);
+}
+
+#[tokio::test]
+async fn a_refused_product_affects_only_itself() {
+    // Kraken refuses each symbol of a subscribe on its own; Coinbase's `error` (without an
+    // id) refuses the whole subscribe and names the product. Either way the other series
+    // of the same request go live, and the connection stays.
+    let stack = stack().await;
+    for (ex, native) in [("kraken", "XRP/USD"), ("coinbase", "XRP-USD")] {
+        stack
+            .sim
+            .set_faults(
+                ex,
+                json!({"stream_refuse": [native], "stream_tick_ms": 200}),
+            )
+            .await;
+    }
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    for ex in ["kraken", "coinbase"] {
+        let mut lives = Vec::new();
+        // Watched together, so that the three share one subscribe.
+        for symbol in ["XRP/USD", "BTC/USD", "ETH/USD"] {
+            let subject = watch(&client, ex, symbol, "1m").await;
+            lives.push(client.subscribe(subject).await.unwrap());
+        }
+        for live in &mut lives[1..] {
+            let candle = next_candle(live).await;
+            assert!(candle["t"].is_i64(), "{ex}: {candle}");
+        }
+    }
+    // Past the 10 s a subscribe may wait for its answer: no connection was replaced.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let stats = stack.sim.stats().await;
+    for ex in ["kraken", "coinbase"] {
+        assert_eq!(stats[ex]["stream_connections"], 1, "{ex}: {stats}");
+    }
 }

@@ -37,6 +37,11 @@ pub struct FaultConfig {
     /// set (connections opened after it are healthy).
     #[serde(default)]
     pub stream_fault: Option<StreamFault>,
+    /// Exchanges' WebSocket streams: the symbols (as the stream names them: Kraken
+    /// `XRP/USD`, Coinbase `XRP-USD`) a subscribe is refused for, though REST lists them
+    /// (Kraken refuses each on its own; Coinbase's `error` refuses the whole subscribe).
+    #[serde(default)]
+    pub stream_refuse: Vec<String>,
 }
 
 /// A WebSocket fault.

@@ -181,6 +181,13 @@ impl Sim {
         (t.config.stream_tick_ms.unwrap_or(1000).max(1), fault)
     }
 
+    /// Whether the stream refuses to subscribe `native` (`stream_refuse`).
+    fn stream_refuses(&self, target: &'static str, native: &str) -> bool {
+        self.lock()
+            .get(target)
+            .is_some_and(|t| t.config.stream_refuse.iter().any(|r| r == native))
+    }
+
     /// Counts stream activity: connections, subscriptions, candle messages.
     fn count_stream(
         &self,

@@ -399,6 +399,7 @@ fn kraken_request(text: &str, subs: &mut BTreeMap<String, Sub>, sim: &Sim) -> Ve
         let listed = symbol
             .split_once('/')
             .filter(|(b, q)| is_listed(b, q))
+            .filter(|_| !sim.stream_refuses(Exchange::Kraken.as_str(), &symbol))
             .map(|(b, q)| (b.to_string(), q.to_string()));
         let (Some((base, quote)), Some(iv)) = (listed, interval) else {
             out.push(json!({"method":method,"req_id":req_id,"success":false,"error":"Currency pair not supported","symbol":symbol,"time_in":stamp,"time_out":stamp}).to_string());
@@ -547,7 +548,8 @@ fn coinbase_request(
             .filter(|(b, q)| is_listed(b, q))
             .map(|(b, q)| (b.to_string(), q.to_string()))
     };
-    if let Some(bad) = ids.iter().find(|id| listed(id).is_none()) {
+    let refused = |id: &str| sim.stream_refuses(Exchange::Coinbase.as_str(), id);
+    if let Some(bad) = ids.iter().find(|id| listed(id).is_none() || refused(id)) {
         return vec![json!({"type":"error","message":"Failed to subscribe","reason":format!("{bad} is not a valid product")}).to_string()];
     }
     let now = now_ms();

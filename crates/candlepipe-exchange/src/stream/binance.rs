@@ -123,12 +123,18 @@ pub fn parse(text: &str) -> Result<Vec<Event>, FetchError> {
             .msg
             .or_else(|| m.error.map(|e| e.to_string()))
             .unwrap_or_else(|| "refused".into());
-        return Ok(vec![Event::Refused { id: m.id, message }]);
+        return Ok(vec![Event::Refused {
+            id: m.id,
+            native: None,
+            message,
+        }]);
     }
     match m.id {
         // `{"result":null,"id":1}`: a SUBSCRIBE/UNSUBSCRIBE done (`result` holds a value
         // only for property requests).
-        Some(id) if m.result.is_none_or(|r| r.is_null()) => Ok(vec![Event::Ack { id }]),
+        Some(id) if m.result.is_none_or(|r| r.is_null()) => {
+            Ok(vec![Event::Ack { id, native: None }])
+        }
         _ => Ok(vec![Event::Other]),
     }
 }
@@ -163,7 +169,10 @@ mod tests {
     fn acks_refusals_and_shutdown() {
         assert_eq!(
             parse(r#"{"id":7,"result":null}"#).unwrap(),
-            vec![Event::Ack { id: 7 }]
+            vec![Event::Ack {
+                id: 7,
+                native: None
+            }]
         );
         assert!(matches!(
             parse(r#"{"code":2,"msg":"Invalid request","id":3}"#).unwrap()[0],

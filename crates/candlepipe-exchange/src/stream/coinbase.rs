@@ -126,6 +126,7 @@ pub fn parse(text: &str) -> Result<Vec<Event>, FetchError> {
         },
         "error" => Event::Refused {
             id: None,
+            native: None,
             message: [m.message, m.reason]
                 .into_iter()
                 .flatten()
@@ -174,7 +175,7 @@ mod tests {
         );
         assert!(matches!(
             &parse(r#"{"type":"error","message":"Failed to subscribe","reason":"XYZ-USD is not a valid product"}"#).unwrap()[0],
-            Event::Refused { id: None, message } if message.contains("XYZ-USD")
+            Event::Refused { id: None, native: None, message } if message.contains("XYZ-USD")
         ));
     }
 

@@ -2,7 +2,8 @@
 //! interval, acknowledged by `req_id`; a snapshot of recent candles, then updates keyed by
 //! `interval_begin` (RFC 3339, 9 fractional digits). Prices are JSON numbers whose text is
 //! kept exactly. Nothing says a candle closed: it has when a later `interval_begin` of its
-//! series arrives. `{"channel":"heartbeat"}` comes every second.
+//! series arrives. `{"channel":"heartbeat"}` comes about every second while nothing else is sent. Each
+//! symbol of a subscribe is acknowledged or refused on its own (`result.symbol`, `symbol`).
 
 use std::collections::BTreeMap;
 
@@ -71,8 +72,20 @@ struct Message<'a> {
     error: Option<String>,
     #[serde(default)]
     timestamp: Option<String>,
+    /// The symbol a refusal is for (each symbol of a request is answered on its own).
+    #[serde(default)]
+    symbol: Option<String>,
+    /// An acknowledgement's subject: `{"channel","symbol",…}`.
+    #[serde(default)]
+    result: Option<Answered>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Answered {
+    #[serde(default)]
+    symbol: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,9 +119,11 @@ pub fn parse(text: &str) -> Result<Vec<Event>, FetchError> {
             return Ok(vec![match m.success {
                 Some(true) => Event::Ack {
                     id: m.req_id.unwrap_or(0),
+                    native: m.result.and_then(|r| r.symbol),
                 },
                 _ => Event::Refused {
                     id: m.req_id,
+                    native: m.symbol,
                     message: m.error.unwrap_or_else(|| format!("{method} refused")),
                 },
             }]);
@@ -193,12 +208,26 @@ mod tests {
                 r#"{"method":"subscribe","req_id":121,"result":{"channel":"ohlc"},"success":true}"#
             )
             .unwrap(),
-            vec![Event::Ack { id: 121 }]
+            vec![Event::Ack {
+                id: 121,
+                native: None
+            }]
         );
-        assert!(matches!(
-            parse(r#"{"method":"subscribe","req_id":2,"success":false,"error":"Currency pair not supported"}"#).unwrap()[0],
-            Event::Refused { id: Some(2), .. }
-        ));
+        assert_eq!(
+            parse(r#"{"method":"subscribe","req_id":4,"result":{"channel":"ohlc","interval":5,"snapshot":true,"symbol":"ALGO/USD","warnings":["timestamp is deprecated, use interval_begin"]},"success":true,"time_in":"2023-10-04T16:26:01.802708Z","time_out":"2023-10-04T16:26:01.802791Z"}"#).unwrap(),
+            vec![Event::Ack {
+                id: 4,
+                native: Some("ALGO/USD".into())
+            }]
+        );
+        assert_eq!(
+            parse(r#"{"error":"Currency pair not supported XBT/USD","method":"subscribe","req_id":2,"success":false,"symbol":"XBT/USD","time_in":"2018-11-12T21:14:59.545897Z","time_out":"2018-11-12T21:14:59.545901Z"}"#).unwrap(),
+            vec![Event::Refused {
+                id: Some(2),
+                native: Some("XBT/USD".into()),
+                message: "Currency pair not supported XBT/USD".into()
+            }]
+        );
         assert_eq!(
             parse(r#"{"channel":"heartbeat"}"#).unwrap(),
             vec![Event::Heartbeat]

@@ -50,10 +50,17 @@ pub enum Event {
     },
     /// These are all the products subscribed now (Coinbase's cumulative ack, without id).
     Subscribed { natives: Vec<String> },
-    /// A request of ours (by id) was acknowledged.
-    Ack { id: u64 },
-    /// A request of ours was refused.
-    Refused { id: Option<u64>, message: String },
+    /// A request of ours (by id) was acknowledged: for the one symbol `native` where the
+    /// exchange answers each symbol on its own (Kraken), else the whole request.
+    Ack { id: u64, native: Option<String> },
+    /// A request of ours was refused: for the one symbol `native` where the exchange
+    /// answers each symbol on its own (Kraken); else the whole request, whose `message` may
+    /// name the product at fault (Coinbase's `error` carries no id).
+    Refused {
+        id: Option<u64>,
+        native: Option<String>,
+        message: String,
+    },
     /// The exchange's own sign of life (not a WebSocket ping).
     Heartbeat,
     /// The exchange will close this connection soon: replace it.

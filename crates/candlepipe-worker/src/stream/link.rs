@@ -194,6 +194,9 @@ enum End {
 
 struct TopicState {
     acked: bool,
+    /// When (cluster clock) the connection brought its ack or first data: a later message
+    /// comes after the snapshot that follows the ack (Kraken), so it may vouch for it.
+    acked_ms: Millis,
     last_data: Instant,
     /// The last candle seen (Kraken: it closes when a later one comes).
     last: Option<Candle>,
@@ -336,7 +339,7 @@ impl Link {
         let mut refused: BTreeSet<Topic> = BTreeSet::new();
         // Requests waiting to be sent, and sent ones waiting for their ack.
         let mut outbox: VecDeque<(Vec<Topic>, bool)> = VecDeque::new();
-        let mut pending: BTreeMap<u64, (Vec<Topic>, bool, Instant)> = BTreeMap::new();
+        let mut pending: Pending = BTreeMap::new();
         let mut next_id: u64 = 1;
         let mut last_message = Instant::now();
         // Kraken: when the last message came (cluster clock), and up to when its series were
@@ -446,7 +449,10 @@ impl Link {
                                 metrics::counter!("candlepipe_stream_messages_total", "exchange" => ex.as_str()).increment(1);
                                 let Some(series) = want.borrow().get(&topic).cloned() else { continue };
                                 let Some(state) = subs.get_mut(&topic) else { continue };
-                                state.acked = true;
+                                if !state.acked {
+                                    state.acked = true;
+                                    state.acked_ms = last_message_ms;
+                                }
                                 state.last_data = Instant::now();
                                 backoff.failures = 0;
                                 let seen = last_seen.entry(topic.clone()).or_insert(candle.t);
@@ -591,21 +597,29 @@ impl Link {
                                     }
                                 }
                             }
-                            Event::Ack { id } => {
-                                if let Some((topics, _, _)) = pending.remove(&id) {
-                                    for t in topics {
-                                        if let Some(s) = subs.get_mut(&t) {
-                                            s.acked = true;
-                                        }
+                            Event::Ack { id, native } => {
+                                for t in answered(&mut pending, id, native.as_deref()) {
+                                    if let Some(s) = subs.get_mut(&t).filter(|s| !s.acked) {
+                                        s.acked = true;
+                                        s.acked_ms = last_message_ms;
                                     }
                                 }
                             }
-                            Event::Refused { id, message } => {
-                                let topics = id.and_then(|id| pending.remove(&id)).map(|p| p.0).unwrap_or_default();
-                                tracing::warn!(exchange = %ex, ?topics, message, "stream subscription refused");
-                                for t in topics {
+                            Event::Refused { id, native, message } => {
+                                let Some(refusal) = refusal(&mut pending, id, native.as_deref(), &message) else {
+                                    tracing::warn!(exchange = %ex, message, "stream request refused; none of ours waits for an answer");
+                                    continue;
+                                };
+                                tracing::warn!(exchange = %ex, topics = ?refusal.refused, message, "stream subscription refused");
+                                for t in refusal.refused {
                                     subs.remove(&t);
                                     refused.insert(t);
+                                }
+                                for (topics, subscribe) in refusal.again {
+                                    for t in &topics {
+                                        subs.remove(t);
+                                    }
+                                    outbox.push_back((topics, subscribe));
                                 }
                             }
                             Event::Shutdown => return End::Replace(Box::new(socket)),
@@ -626,7 +640,7 @@ impl Link {
                             }
                             for t in &request.topics {
                                 if subscribe {
-                                    subs.insert(t.clone(), TopicState { acked: false, last_data: now, last: None, unclosed: BTreeSet::new(), built: None, since_ms: candlepipe_core::now_ms() });
+                                    subs.insert(t.clone(), TopicState { acked: false, acked_ms: 0, last_data: now, last: None, unclosed: BTreeSet::new(), built: None, since_ms: candlepipe_core::now_ms() });
                                 } else {
                                     subs.remove(t);
                                 }
@@ -716,8 +730,109 @@ impl Link {
     }
 }
 
+/// Requests sent and not answered yet: id → (topics, subscribe, when sent).
+type Pending = BTreeMap<u64, (Vec<Topic>, bool, Instant)>;
+
+/// The topics an acknowledgement answers: those of symbol `native` in request `id` where
+/// the exchange answers each symbol on its own (Kraken), else the whole request. Answered
+/// topics leave the pending request, and the request once all are answered.
+fn answered(pending: &mut Pending, id: u64, native: Option<&str>) -> Vec<Topic> {
+    let Some((topics, _, _)) = pending.get_mut(&id) else {
+        return Vec::new();
+    };
+    let done: Vec<Topic> = match native {
+        Some(n) => {
+            let (done, rest): (Vec<Topic>, Vec<Topic>) = std::mem::take(topics)
+                .into_iter()
+                .partition(|t| t.native == n);
+            *topics = rest;
+            done
+        }
+        None => std::mem::take(topics),
+    };
+    if topics.is_empty() {
+        pending.remove(&id);
+    }
+    done
+}
+
+/// What a refusal means for our requests.
+#[derive(Debug, Default, PartialEq)]
+struct Refusal {
+    /// Refused for good on this connection (until no longer wanted).
+    refused: Vec<Topic>,
+    /// Requests to send again: the rest of a request the exchange refused whole because of
+    /// one product, or the halves of one refused without saying which product was at fault.
+    again: Vec<(Vec<Topic>, bool)>,
+}
+
+/// Judges a refusal, so that a refused product or symbol affects only itself:
+/// - naming the symbol (Kraken answers each on its own): that symbol's topics are refused,
+///   the others of the request still wait for their own answers;
+/// - naming no id (Coinbase's `error`): it answers our oldest request waiting;
+/// - refusing a whole request: the products its message names are refused and the others
+///   asked again; if it names none, a request for one product refuses it, and a larger
+///   one is asked again in halves until the refused product stands alone.
+fn refusal(
+    pending: &mut Pending,
+    id: Option<u64>,
+    native: Option<&str>,
+    message: &str,
+) -> Option<Refusal> {
+    let id = id.or_else(|| pending.keys().next().copied())?;
+    if let Some(n) = native {
+        let refused = answered(pending, id, Some(n));
+        return Some(Refusal {
+            refused,
+            again: Vec::new(),
+        });
+    }
+    let (topics, subscribe, _) = pending.remove(&id)?;
+    let (named, rest): (Vec<Topic>, Vec<Topic>) = topics
+        .into_iter()
+        .partition(|t| message_names(message, &t.native));
+    if !named.is_empty() {
+        let again = match rest.is_empty() {
+            true => Vec::new(),
+            false => vec![(rest, subscribe)],
+        };
+        return Some(Refusal {
+            refused: named,
+            again,
+        });
+    }
+    let natives: BTreeSet<&str> = rest.iter().map(|t| t.native.as_str()).collect();
+    if natives.len() <= 1 || !subscribe {
+        return Some(Refusal {
+            refused: if subscribe { rest } else { Vec::new() },
+            again: Vec::new(),
+        });
+    }
+    let half: BTreeSet<String> = natives
+        .iter()
+        .take(natives.len() / 2)
+        .map(|n| n.to_string())
+        .collect();
+    let (first, second): (Vec<Topic>, Vec<Topic>) =
+        rest.into_iter().partition(|t| half.contains(&t.native));
+    Some(Refusal {
+        refused: Vec::new(),
+        again: vec![(first, subscribe), (second, subscribe)],
+    })
+}
+
+/// Whether `message` names the product `native` as a word of its own (`XRP-USD` in
+/// "XRP-USD is not a valid product", not in "XRP-USDC …").
+fn message_names(message: &str, native: &str) -> bool {
+    message
+        .split(|c: char| {
+            c.is_whitespace() || matches!(c, ',' | ':' | '"' | '\'' | '(' | ')' | '[' | ']')
+        })
+        .any(|word| word == native)
+}
+
 /// What a message at `at` on a Kraken connection proves for its pairs (each subscription
-/// that has its snapshot): a candle whose interval ended [`CLOSE_MARGIN_MS`] before it
+/// acknowledged before it, so its snapshot, if any, came first): a candle whose interval ended [`CLOSE_MARGIN_MS`] before it
 /// without a later one is closed (the pair did not trade since), and the series is live.
 fn quiet_pairs(
     subs: &mut BTreeMap<Topic, TopicState>,
@@ -729,7 +844,7 @@ fn quiet_pairs(
         let Some(series) = wanted.get(topic) else {
             continue;
         };
-        if !state.acked || state.last.is_none() {
+        if !state.acked || state.acked_ms >= at {
             continue;
         }
         let step = topic.interval.millis();
@@ -785,4 +900,85 @@ fn built(series: &SeriesKey, outs: Vec<Out>, event_ms: Option<Millis>) -> Vec<Re
         }
     }
     received
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candlepipe_core::Interval;
+
+    fn topics(natives: &[&str]) -> Vec<Topic> {
+        natives
+            .iter()
+            .map(|n| Topic {
+                native: n.to_string(),
+                interval: Interval::M1,
+            })
+            .collect()
+    }
+
+    fn pending_with(id: u64, natives: &[&str]) -> Pending {
+        BTreeMap::from([(id, (topics(natives), true, Instant::now()))])
+    }
+
+    #[test]
+    fn a_kraken_refusal_of_one_symbol_leaves_the_others_waiting_for_their_own_answers() {
+        let mut pending = pending_with(3, &["BTC/USD", "XRP/USD", "ETH/USD"]);
+        let r = refusal(
+            &mut pending,
+            Some(3),
+            Some("XRP/USD"),
+            "Currency pair not supported",
+        )
+        .unwrap();
+        assert_eq!(r.refused, topics(&["XRP/USD"]));
+        assert!(r.again.is_empty());
+        assert_eq!(pending[&3].0, topics(&["BTC/USD", "ETH/USD"]));
+        // Each of the others is acknowledged on its own.
+        assert_eq!(
+            answered(&mut pending, 3, Some("ETH/USD")),
+            topics(&["ETH/USD"])
+        );
+        assert_eq!(
+            answered(&mut pending, 3, Some("BTC/USD")),
+            topics(&["BTC/USD"])
+        );
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_coinbase_error_refuses_the_product_it_names_and_asks_again_for_the_others() {
+        let mut pending = pending_with(7, &["BTC-USD", "XRP-USD", "XRP-USDC"]);
+        let r = refusal(
+            &mut pending,
+            None,
+            None,
+            "Failed to subscribe: XRP-USD is not a valid product",
+        )
+        .unwrap();
+        assert_eq!(r.refused, topics(&["XRP-USD"]));
+        assert_eq!(r.again, vec![(topics(&["BTC-USD", "XRP-USDC"]), true)]);
+        assert!(
+            pending.is_empty(),
+            "no request waits for an ack that cannot come"
+        );
+    }
+
+    #[test]
+    fn a_refusal_naming_no_product_is_narrowed_down_by_halves() {
+        let mut pending = pending_with(9, &["A-USD", "B-USD", "C-USD", "D-USD"]);
+        let r = refusal(&mut pending, None, None, "Failed to subscribe").unwrap();
+        assert!(r.refused.is_empty());
+        assert_eq!(
+            r.again,
+            vec![
+                (topics(&["A-USD", "B-USD"]), true),
+                (topics(&["C-USD", "D-USD"]), true)
+            ]
+        );
+        let mut pending = pending_with(10, &["C-USD"]);
+        let r = refusal(&mut pending, None, None, "Failed to subscribe").unwrap();
+        assert_eq!(r.refused, topics(&["C-USD"]));
+        assert!(refusal(&mut pending, None, None, "late").is_none());
+    }
 }
