@@ -60,13 +60,14 @@ pub fn zero_the_rules_metrics(cfg: &crate::config::Config) {
 /// stream (a role without streams shows flat lines, not "no data").
 pub fn zero_the_stream_metrics() {
     use candlepipe_core::Exchange;
-    for ex in [Exchange::Binance, Exchange::Kraken] {
+    for ex in Exchange::ALL {
         let ex = ex.as_str();
         metrics::gauge!("candlepipe_stream_connections", "exchange" => ex).set(0.0);
         metrics::gauge!("candlepipe_stream_subscriptions", "exchange" => ex).set(0.0);
         metrics::counter!("candlepipe_stream_messages_total", "exchange" => ex).absolute(0);
         metrics::counter!("candlepipe_stream_backfills_total", "exchange" => ex).absolute(0);
         metrics::counter!("candlepipe_stream_confirmations_total", "exchange" => ex).absolute(0);
+        metrics::counter!("candlepipe_stream_fenced_writes_total", "exchange" => ex).absolute(0);
         metrics::counter!("candlepipe_stream_reconnects_total", "exchange" => ex, "reason" => "connection_error").absolute(0);
         let _registered = metrics::histogram!("candlepipe_stream_lag_seconds", "exchange" => ex);
     }

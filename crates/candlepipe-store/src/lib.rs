@@ -26,6 +26,10 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("series kept changing under concurrent writers")]
     Conflict,
+    /// A stream holder's write carried an older lease fence than the series has seen: the
+    /// lease went to another holder.
+    #[error("lease lost: the series is held with a newer fence")]
+    Fenced,
     #[error("redis answered unexpectedly: {0}")]
     Unexpected(String),
     #[error("cannot encode value: {0}")]

@@ -12,6 +12,8 @@
 //! - `cp:s:{binance:BTC-USDT:1m}:live`  envelope whose write time is when the stream last
 //!   proved the series had no undelivered trade (Kraken: any message on its connection;
 //!   Coinbase: the product's heartbeat), read with the meta
+//! - `cp:s:{binance:BTC-USDT:1m}:fence` plain integer: the newest stream lease fence that
+//!   claimed or wrote the series; a stream write with an older one is refused
 //! - `cp:s:{binance:BTC-USDT:1m}:lock`  a fill worker's token while it fills the series
 //! - `cp:s:{binance:BTC-USDT:1m}:job:<Nats-Msg-Id>`  set when a fill job for the series
 //!   finished, for the dedup window (by the job's write itself when it wrote)
@@ -196,12 +198,19 @@ pub struct SeriesStore {
     tampered: Arc<AtomicU64>,
 }
 
-/// KEYS: version, meta, the values to set, the values to delete; then the job marker if
-/// ARGV[4] is not empty (its time to live in ARGV[5]). ARGV[6] is how many values to set;
-/// the values follow. Values go in MSETs of at most 500 (Lua's `unpack` has a limit).
+/// KEYS: version, meta, the lease fence, the values to set, the values to delete; then the
+/// job marker if ARGV[4] is not empty (its time to live in ARGV[5]). ARGV[6] is how many
+/// values to set; ARGV[7] the stream holder's lease fence ('' for a fill: REST writes are
+/// not fenced); the values follow. A fence older than the series' refuses the write (-1),
+/// a newer one becomes the series'. Values go in MSETs of at most 500 (Lua's `unpack` has a
+/// limit).
 const WRITE_SCRIPT: &str = r#"
+if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[7]) then
+  return -1
+end
 local cur = redis.call('GET', KEYS[1]) or '0'
 if cur ~= ARGV[1] then return 0 end
+if ARGV[7] ~= '' then redis.call('SET', KEYS[3], ARGV[7]) end
 local n = tonumber(ARGV[6])
 local last = #KEYS
 if ARGV[4] ~= '' then
@@ -210,16 +219,36 @@ if ARGV[4] ~= '' then
 end
 local kv = {KEYS[1], ARGV[2], KEYS[2], ARGV[3]}
 for i = 1, n do
-  kv[#kv + 1] = KEYS[2 + i]
-  kv[#kv + 1] = ARGV[6 + i]
+  kv[#kv + 1] = KEYS[3 + i]
+  kv[#kv + 1] = ARGV[7 + i]
   if #kv >= 1000 then
     redis.call('MSET', unpack(kv))
     kv = {}
   end
 end
 if #kv > 0 then redis.call('MSET', unpack(kv)) end
-for i = 3 + n, last do redis.call('DEL', KEYS[i]) end
+for i = 4 + n, last do redis.call('DEL', KEYS[i]) end
 return 1
+"#;
+
+/// KEYS: the lease fence, the live mark. ARGV: the holder's fence, the mark, its time to
+/// live. Refused (-1) for a fence older than the series'.
+const LIVE_SCRIPT: &str = r#"
+if tonumber(redis.call('GET', KEYS[1]) or '0') > tonumber(ARGV[1]) then return -1 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+"#;
+
+/// KEYS: the lease fence. Raises it to ARGV[1]; the fence it holds now.
+const CLAIM_SCRIPT: &str = r#"
+local f = tonumber(redis.call('GET', KEYS[1]) or '0')
+local mine = tonumber(ARGV[1])
+if mine > f then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return mine
+end
+return f
 "#;
 
 /// Sets the lock if free; returns nil when taken, else the holder's token.
@@ -505,7 +534,32 @@ impl SeriesStore {
         fetched: &Fetched,
         now: Millis,
     ) -> Result<Written, StoreError> {
-        self.write_with(s, fetched, now, None).await
+        self.write_with(s, fetched, now, None, None).await
+    }
+
+    /// [`SeriesStore::write`] for the series' stream holder, whose lease carries `fence`:
+    /// refused ([`StoreError::Fenced`]) once a holder with a newer fence has claimed or
+    /// written the series.
+    pub async fn write_streamed(
+        &self,
+        s: &SeriesKey,
+        fetched: &Fetched,
+        now: Millis,
+        fence: u64,
+    ) -> Result<Written, StoreError> {
+        self.write_with(s, fetched, now, None, Some(fence)).await
+    }
+
+    /// A new stream holder raises the series' fence to its lease's at once, so the holder
+    /// before it is refused from then on; returns false if a newer fence holds it already.
+    pub async fn claim(&self, s: &SeriesKey, fence: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let now: u64 = redis::Script::new(CLAIM_SCRIPT)
+            .key(format!("{}:fence", self.base(s)))
+            .arg(fence)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(now == fence)
     }
 
     /// [`SeriesStore::write`] for a fill job: also marks the job finished, in the same swap.
@@ -516,7 +570,7 @@ impl SeriesStore {
         now: Millis,
         job: JobWrite<'_>,
     ) -> Result<Written, StoreError> {
-        self.write_with(s, fetched, now, Some(job)).await
+        self.write_with(s, fetched, now, Some(job), None).await
     }
 
     async fn write_with(
@@ -525,6 +579,7 @@ impl SeriesStore {
         fetched: &Fetched,
         now: Millis,
         job: Option<JobWrite<'_>>,
+        fence: Option<u64>,
     ) -> Result<Written, StoreError> {
         let base = self.base(s);
         let ver_key = format!("{base}:ver");
@@ -614,7 +669,7 @@ impl SeriesStore {
                 }
             }
 
-            let mut keys = vec![ver_key.clone(), meta_key.clone()];
+            let mut keys = vec![ver_key.clone(), meta_key.clone(), format!("{base}:fence")];
             let mut args: Vec<Vec<u8>> = vec![
                 cur_ver.to_string().into_bytes(),
                 new_ver.to_string().into_bytes(),
@@ -638,6 +693,12 @@ impl SeriesStore {
             // Values to set: each chunk and its runs in every format.
             let per_chunk = 1 + RUNS_PER_CHUNK as usize * FRAGMENT_FORMATS.len();
             args.push((to_set.len() * per_chunk).to_string().into_bytes());
+            args.push(
+                fence
+                    .map(|f| f.to_string())
+                    .unwrap_or_default()
+                    .into_bytes(),
+            );
             let run_span = RUN_CANDLES * step;
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);
@@ -671,6 +732,9 @@ impl SeriesStore {
                 .arg(args)
                 .invoke_async(&mut conn)
                 .await?;
+            if applied == -1 {
+                return Err(StoreError::Fenced);
+            }
             if applied == 1 {
                 let last_t = meta
                     .chunks
@@ -774,18 +838,24 @@ impl SeriesStore {
     /// ([`SeriesState::streamed_at`](candlepipe_core::SeriesState)) without a write of its
     /// candles. Only the series' stream holder calls it, after the candles it received
     /// before that proof were written (the sink applies a series' messages in order).
-    pub async fn mark_live(&self, s: &SeriesKey, at: Millis) -> Result<(), StoreError> {
-        let key = format!("{}:live", self.base(s));
+    /// Refused ([`StoreError::Fenced`]) like [`SeriesStore::write_streamed`].
+    pub async fn mark_live(&self, s: &SeriesKey, at: Millis, fence: u64) -> Result<(), StoreError> {
+        let base = self.base(s);
+        let key = format!("{base}:live");
         let value = self.keyring.seal(&key, 0, at, &[]);
         let mut conn = self.conn.clone();
-        let _: () = redis::cmd("SET")
-            .arg(&key)
+        let applied: i64 = redis::Script::new(LIVE_SCRIPT)
+            .key(format!("{base}:fence"))
+            .key(&key)
+            .arg(fence)
             .arg(value)
-            .arg("PX")
             .arg(LIVE_MARK_TTL_MS)
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        match applied {
+            -1 => Err(StoreError::Fenced),
+            _ => Ok(()),
+        }
     }
 
     /// The time a verified live mark names (0: none); one that fails is discarded.

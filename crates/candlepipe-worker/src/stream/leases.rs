@@ -2,7 +2,9 @@
 //! one hash slot, `{live}`):
 //! - `cp:stream:{live}:wanted`  sorted set: series → until when it is wanted (a watch, or
 //!   ingest seeing it requested often); renewed by whoever wants it
-//! - `cp:stream:{live}:leases`  hash: series → `holder|expires` (Redis-clock ms)
+//! - `cp:stream:{live}:leases`  hash: series → `holder|expires|fence` (Redis-clock ms; the
+//!   fence is new each time a holder takes the series, from `cp:stream:{live}:fence`)
+//! - `cp:stream:{live}:fence`   counter of lease fences
 //! - `cp:stream:{live}:msgpack` sorted set: series → until when a watch wants its changes
 //!   in MessagePack too
 //!
@@ -19,7 +21,11 @@ use candlepipe_store::Redis;
 pub const PERIOD: Duration = Duration::from_secs(2);
 /// How long a lease lasts without renewal.
 pub const TTL: Duration = Duration::from_secs(6);
+/// A process stops using a lease this long before it would lapse by its own clock.
+const UNTIL_MARGIN: Duration = Duration::from_millis(500);
 
+/// A lease is `holder|expires|fence`; a series taken (free or lapsed) gets a new fence from
+/// KEYS[3], a renewal keeps its own. Returns `member, fence, …` of the series held.
 const HOLD: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -27,12 +33,17 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local wanted = redis.call('ZRANGE', KEYS[1], 0, -1)
 local is_wanted = {}
 for _, w in ipairs(wanted) do is_wanted[w] = true end
+local function parse(v)
+  local a = string.find(v, '|', 1, true)
+  local b = string.find(v, '|', a + 1, true)
+  local exp = tonumber(string.sub(v, a + 1, (b or 0) - 1)) or 0
+  local fence = b and tonumber(string.sub(v, b + 1)) or nil
+  return string.sub(v, 1, a - 1), exp, fence
+end
 local all = redis.call('HGETALL', KEYS[2])
 local mine = 0
 for i = 1, #all, 2 do
-  local v = all[i + 1]
-  local sep = string.find(v, '|', 1, true)
-  local holder, exp = string.sub(v, 1, sep - 1), tonumber(string.sub(v, sep + 1))
+  local holder, exp = parse(all[i + 1])
   if exp < now or (holder == ARGV[1] and not is_wanted[all[i]]) then
     redis.call('HDEL', KEYS[2], all[i])
   elseif holder == ARGV[1] then
@@ -43,17 +54,18 @@ local held = {}
 local until_ms = now + tonumber(ARGV[2])
 for _, w in ipairs(wanted) do
   local v = redis.call('HGET', KEYS[2], w)
-  local take = false
+  local fence = nil
   if v then
-    local sep = string.find(v, '|', 1, true)
-    take = string.sub(v, 1, sep - 1) == ARGV[1]
+    local holder, _, f = parse(v)
+    if holder == ARGV[1] then fence = f or redis.call('INCR', KEYS[3]) end
   elseif mine < tonumber(ARGV[3]) then
-    take = true
+    fence = redis.call('INCR', KEYS[3])
     mine = mine + 1
   end
-  if take then
-    redis.call('HSET', KEYS[2], w, ARGV[1] .. '|' .. until_ms)
+  if fence then
+    redis.call('HSET', KEYS[2], w, ARGV[1] .. '|' .. until_ms .. '|' .. fence)
     table.insert(held, w)
+    table.insert(held, tostring(fence))
   end
 end
 return held
@@ -95,6 +107,44 @@ pub struct Leases {
     wanted: String,
     leases: String,
     msgpack: String,
+    fences: String,
+}
+
+/// A lease this process holds: its fence (every write and live mark of the series carries
+/// it, [`candlepipe_store::SeriesStore::write_streamed`]) and until when it surely holds
+/// by this process's clock (taken before the renewal was asked, so never later than
+/// Redis's expiry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub fence: u64,
+    pub until: std::time::Instant,
+}
+
+/// The leases this process holds now, shared by the lease loop (which renews them) and the
+/// sink (which publishes and writes only under a lease still held).
+#[derive(Clone, Default)]
+pub struct Held(std::sync::Arc<std::sync::RwLock<std::collections::HashMap<SeriesKey, Lease>>>);
+
+impl Held {
+    /// The series' lease, while it holds.
+    pub fn get(&self, series: &SeriesKey) -> Option<Lease> {
+        let lease = self.0.read().ok()?.get(series).copied()?;
+        (std::time::Instant::now() < lease.until).then_some(lease)
+    }
+
+    /// What one renewal holds now.
+    pub fn set(&self, held: impl IntoIterator<Item = (SeriesKey, Lease)>) {
+        if let Ok(mut map) = self.0.write() {
+            *map = held.into_iter().collect();
+        }
+    }
+
+    /// The series' lease is lost (a write was fenced): nothing more under it.
+    pub fn lose(&self, series: &SeriesKey) {
+        if let Ok(mut map) = self.0.write() {
+            map.remove(series);
+        }
+    }
 }
 
 /// `binance|BTC/USDT|1m`: a series as a member of the sets.
@@ -119,6 +169,7 @@ impl Leases {
             wanted: format!("{redis_prefix}stream:{{live}}:wanted"),
             leases: format!("{redis_prefix}stream:{{live}}:leases"),
             msgpack: format!("{redis_prefix}stream:{{live}}:msgpack"),
+            fences: format!("{redis_prefix}stream:{{live}}:fence"),
         }
     }
 
@@ -174,22 +225,31 @@ impl Leases {
     }
 
     /// Renews `holder`'s leases on wanted series, drops the unwanted ones, and takes free
-    /// ones up to `max` in all; returns the series it holds now.
+    /// ones up to `max` in all; returns the series it holds now, with their leases.
     pub async fn hold(
         &self,
         holder: &str,
         max: usize,
-    ) -> Result<Vec<SeriesKey>, redis::RedisError> {
+    ) -> Result<Vec<(SeriesKey, Lease)>, redis::RedisError> {
+        let asked = std::time::Instant::now();
         let mut conn = self.conn.clone();
         let held: Vec<String> = redis::Script::new(HOLD)
             .key(&self.wanted)
             .key(&self.leases)
+            .key(&self.fences)
             .arg(holder)
             .arg(TTL.as_millis() as u64)
             .arg(max)
             .invoke_async(&mut conn)
             .await?;
-        Ok(held.iter().filter_map(|m| series_of(m)).collect())
+        Ok(held
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let fence = pair[1].parse().ok()?;
+                let until = asked + TTL - UNTIL_MARGIN;
+                Some((series_of(&pair[0])?, Lease { fence, until }))
+            })
+            .collect())
     }
 
     /// Gives up every lease `holder` has (at shutdown), so others take them at once.

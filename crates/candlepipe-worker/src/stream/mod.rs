@@ -99,7 +99,13 @@ pub async fn run(
     let (received_tx, received_rx) = mpsc::channel(10_000);
     let taken_tx = received_tx.clone();
     let msgpack = sink::Msgpack::default();
-    let sink = tokio::spawn(sink::run(ctx.clone(), received_rx, msgpack.clone()));
+    let held = leases::Held::default();
+    let sink = tokio::spawn(sink::run(
+        ctx.clone(),
+        received_rx,
+        msgpack.clone(),
+        held.clone(),
+    ));
     let mut feeds: BTreeMap<Exchange, Feed> = STREAMED
         .into_iter()
         .map(|ex| {
@@ -128,36 +134,38 @@ pub async fn run(
     ctx.nats.flush().await?;
     tracing::info!(holder, "stream ready");
 
-    let mut natives: HashMap<SeriesKey, String> = HashMap::new();
+    let natives = Natives::default();
     let mut held_before: BTreeSet<SeriesKey> = BTreeSet::new();
     loop {
+        // Nothing in this loop waits on anything but Redis: a renewal late past the lease's
+        // life would let another process take the series while this one still streams it.
         match leases.hold(&holder, set.live.max_series).await {
-            Ok(held) => {
-                for series in held.iter().filter(|s| !held_before.contains(*s)) {
-                    tracing::info!(series = %series, "streaming");
+            Ok(now_held) => {
+                held.set(now_held.iter().cloned());
+                for (series, lease) in now_held.iter().filter(|(s, _)| !held_before.contains(s)) {
+                    tracing::info!(series = %series, fence = lease.fence, "streaming");
                     let _ = taken_tx
                         .send(Received::Taken {
                             series: series.clone(),
                         })
                         .await;
                 }
-                held_before = held.iter().cloned().collect();
+                held_before = now_held.iter().map(|(s, _)| s.clone()).collect();
+                // Native names not known yet are looked up beside the loop, waited for a
+                // moment at most (a market list may take long to load): a series whose
+                // name is not in by then starts at a later period.
+                let lookups: Vec<_> = now_held
+                    .iter()
+                    .filter_map(|(series, _)| natives.look_up(&ctx, &exchange, series))
+                    .collect();
+                if !lookups.is_empty() {
+                    let _ =
+                        tokio::time::timeout(LOOKUP_WAIT, futures::future::join_all(lookups)).await;
+                }
                 let mut wanted: BTreeMap<Exchange, Wanted> = BTreeMap::new();
-                for series in held {
-                    let native = match natives.get(&series) {
-                        Some(n) => n.clone(),
-                        None => match ctx.markets.native(&series, &exchange).await {
-                            Ok(rest) => {
-                                let n =
-                                    stream::topic_native(series.exchange, &series.symbol, &rest);
-                                natives.insert(series.clone(), n.clone());
-                                n
-                            }
-                            Err(e) => {
-                                tracing::warn!(series = %series, error = %e, "not streamed: no native name");
-                                continue;
-                            }
-                        },
+                for (series, _) in now_held {
+                    let Some(native) = natives.get(&series) else {
+                        continue;
                     };
                     let topic = Topic {
                         native,
@@ -198,6 +206,55 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(3), sink).await;
     tracing::info!("stream drained");
     Ok(())
+}
+
+/// The stream's names of the series held (from the market lists), looked up in the
+/// background so that the lease loop never waits for a market list.
+#[derive(Clone, Default)]
+struct Natives {
+    known: Arc<std::sync::Mutex<HashMap<SeriesKey, String>>>,
+    looking: Arc<std::sync::Mutex<BTreeSet<SeriesKey>>>,
+}
+
+/// How long a renewal waits for native names it started looking up.
+const LOOKUP_WAIT: Duration = Duration::from_millis(500);
+
+impl Natives {
+    fn get(&self, series: &SeriesKey) -> Option<String> {
+        self.known.lock().ok()?.get(series).cloned()
+    }
+
+    /// Starts looking up `series`' name unless it is known or being looked up.
+    fn look_up(
+        &self,
+        ctx: &Context,
+        exchange: &ExchangeClient,
+        series: &SeriesKey,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if self.known.lock().ok()?.contains_key(series)
+            || !self.looking.lock().ok()?.insert(series.clone())
+        {
+            return None;
+        }
+        let (this, ctx, exchange, series) =
+            (self.clone(), ctx.clone(), exchange.clone(), series.clone());
+        Some(tokio::spawn(async move {
+            match ctx.markets.native(&series, &exchange).await {
+                Ok(rest) => {
+                    let n = stream::topic_native(series.exchange, &series.symbol, &rest);
+                    if let Ok(mut known) = this.known.lock() {
+                        known.insert(series.clone(), n);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(series = %series, error = %e, "not streamed yet: no native name")
+                }
+            }
+            if let Ok(mut looking) = this.looking.lock() {
+                looking.remove(&series);
+            }
+        }))
+    }
 }
 
 /// One exchange's connections and which topics each holds.

@@ -16,8 +16,10 @@ use candlepipe_core::freshness::{closed_bound, CLOSE_MARGIN_MS};
 use candlepipe_core::{
     now_ms, Candle, Coverage, Encoding, Fetched, FillJob, Lane, Priority, SeriesKey,
 };
+use candlepipe_store::StoreError;
 use tokio::sync::mpsc;
 
+use super::leases::Held;
 use super::link::Received;
 use crate::jobs::publish_job;
 use crate::Context;
@@ -45,23 +47,29 @@ impl Msgpack {
     }
 }
 
-pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>, msgpack: Msgpack) {
+pub async fn run(
+    ctx: Context,
+    mut received: mpsc::Receiver<Received>,
+    msgpack: Msgpack,
+    held: Held,
+) {
     let mut writers = Vec::with_capacity(WRITERS);
     for _ in 0..WRITERS {
         let (tx, mut rx) = mpsc::channel::<Received>(4096);
-        let ctx = ctx.clone();
+        let (ctx, held) = (ctx.clone(), held.clone());
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while rx.recv_many(&mut batch, 256).await > 0 {
                 for r in superseded_dropped(std::mem::take(&mut batch)) {
-                    apply(&ctx, r).await;
+                    apply(&ctx, &held, r).await;
                 }
             }
         });
         writers.push(tx);
     }
     while let Some(r) = received.recv().await {
-        // Subscribers hear a candle first, before the store write.
+        // Subscribers hear a candle first, before the store write: only while this process
+        // surely holds the series' lease (by its own clock, before Redis lets it lapse).
         if let Received::Candle {
             series,
             candle,
@@ -69,6 +77,9 @@ pub async fn run(ctx: Context, mut received: mpsc::Receiver<Received>, msgpack: 
             ..
         } = &r
         {
+            if held.get(series).is_none() {
+                continue;
+            }
             publish(&ctx, series, candle, *event_ms, Encoding::Json).await;
             if msgpack.wants(series) {
                 publish(&ctx, series, candle, *event_ms, Encoding::Msgpack).await;
@@ -159,11 +170,36 @@ async fn publish(
     }
 }
 
-async fn apply(ctx: &Context, r: Received) {
+/// A stream write refused in Redis: another process holds the series now.
+fn lost(held: &Held, series: &SeriesKey, e: &StoreError) -> bool {
+    if !matches!(e, StoreError::Fenced) {
+        return false;
+    }
+    held.lose(series);
+    metrics::counter!("candlepipe_stream_fenced_writes_total", "exchange" => series.exchange.as_str())
+        .increment(1);
+    tracing::warn!(series = %series, "stream lease lost: write refused, no more writes or publishes under it");
+    true
+}
+
+async fn apply(ctx: &Context, held: &Held, r: Received) {
+    // What the exchange says goes to the store only under the series' lease, with its fence.
+    let lease = match &r {
+        Received::Alive { series, .. } | Received::Candle { series, .. } => {
+            match held.get(series) {
+                Some(lease) => Some(lease),
+                None => return,
+            }
+        }
+        _ => None,
+    };
+    let fence = lease.map_or(0, |l| l.fence);
     match r {
         Received::Alive { series, at } => {
-            if let Err(e) = ctx.store.mark_live(&series, at).await {
-                tracing::warn!(error = %e, series = %series, "live mark not stored");
+            if let Err(e) = ctx.store.mark_live(&series, at, fence).await {
+                if !lost(held, &series, &e) {
+                    tracing::warn!(error = %e, series = %series, "live mark not stored");
+                }
             }
         }
         Received::Candle {
@@ -171,10 +207,24 @@ async fn apply(ctx: &Context, r: Received) {
             candle,
             confirmed,
             ..
-        } => store(ctx, &series, candle, confirmed).await,
+        } => store(ctx, held, &series, candle, confirmed, fence).await,
         Received::Gap { series, since } => backfill(ctx, &series, since, Why::Gap).await,
         Received::Confirm { series, t } => backfill(ctx, &series, t, Why::Confirm).await,
         Received::Taken { series } => {
+            // The new holder's fence becomes the series' at once: the holder before it is
+            // refused from now on, even before this one's first write.
+            if let Some(lease) = held.get(&series) {
+                match ctx.store.claim(&series, lease.fence).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost(held, &series, &StoreError::Fenced);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, series = %series, "stream lease not claimed")
+                    }
+                }
+            }
             // From the store's newest confirmed candle on, at most one job's worth.
             let now = now_ms();
             let step = series.interval.millis();
@@ -195,9 +245,16 @@ async fn apply(ctx: &Context, r: Received) {
     }
 }
 
-/// Merges one streamed candle into the store: covered for good when `confirmed`, else
-/// asked now; a forming one marks the series fresh.
-async fn store(ctx: &Context, series: &SeriesKey, candle: Candle, confirmed: bool) {
+/// Merges one streamed candle into the store under the lease's `fence`: covered for good
+/// when `confirmed`, else asked now; a forming one marks the series fresh.
+async fn store(
+    ctx: &Context,
+    held: &Held,
+    series: &SeriesKey,
+    candle: Candle,
+    confirmed: bool,
+    fence: u64,
+) {
     let now = now_ms();
     let t = candle.t;
     let forming = t >= series.interval.open_of(now);
@@ -209,9 +266,10 @@ async fn store(ctx: &Context, series: &SeriesKey, candle: Candle, confirmed: boo
         tail_fetched_at: forming.then_some(now),
         streamed: true,
     };
-    match ctx.store.write(series, &fetched, now).await {
+    match ctx.store.write_streamed(series, &fetched, now, fence).await {
         Ok(written) if confirmed => fill_hole_before(ctx, series, t, &written.coverage).await,
         Ok(_) => {}
+        Err(e) if lost(held, series, &e) => {}
         Err(e) => tracing::warn!(error = %e, series = %series, "streamed candle not stored"),
     }
 }
