@@ -52,15 +52,28 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             _ = super::termination() => break,
             update = live.next() => {
                 let Some(update) = update else { break };
-                let c = match update {
-                    Ok(u) => u.candle,
+                let u = match update {
+                    Ok(u) => u,
+                    // The stream ends after its error (no stream role renews the watch).
                     Err(e) => {
-                        eprintln!("warning: {e}");
-                        continue;
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::FAILURE);
                     }
                 };
+                let c = &u.candle;
+                let state = match (c.closed, u.confirmed, u.revised) {
+                    (false, _, _) => "forming",
+                    (true, _, true) => "closed, revised by the record",
+                    (true, Some(false), _) => "closed, not confirmed yet",
+                    (true, _, _) => "closed",
+                };
                 if args.json {
-                    let _ = writeln!(out, "{}", serde_json::to_string(&c)?);
+                    let live = candlepipe_core::watch::LiveCandle {
+                        confirmed: u.confirmed,
+                        revised: u.revised,
+                        ..candlepipe_core::watch::LiveCandle::new(c, false, false)
+                    };
+                    let _ = writeln!(out, "{}", serde_json::to_string(&live)?);
                 } else {
                     let open = OffsetDateTime::from_unix_timestamp(c.t.div_euclid(1000))
                         .ok()
@@ -68,9 +81,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                         .unwrap_or_else(|| c.t.to_string());
                     let _ = writeln!(
                         out,
-                        "{open}  o {}  h {}  l {}  c {}  v {}  {}",
+                        "{open}  o {}  h {}  l {}  c {}  v {}  {state}",
                         c.o, c.h, c.l, c.c, c.v,
-                        if c.closed { "closed" } else { "forming" }
                     );
                 }
                 let _ = out.flush();

@@ -665,8 +665,8 @@ async fn a_candle_closed_just_before_the_first_load_is_confirmed_without_a_reque
 fn kraken_quiet(base: &str, t: i64, one_in: u32) -> bool {
     let series = candlepipe_sim::market::Series::new("kraken", base, "USD", M);
     let habits = candlepipe_sim::market::Habits {
-        late_ms: 0,
         quiet_one_in: Some(one_in),
+        ..Default::default()
     };
     series.quiet(t, habits)
 }
@@ -819,4 +819,85 @@ async fn a_refused_product_affects_only_itself() {
     for ex in ["kraken", "coinbase"] {
         assert_eq!(stats[ex]["stream_connections"], 1, "{ex}: {stats}");
     }
+}
+
+/// A close published from the stream that differs from REST's record is published again
+/// once REST confirms it, so the last candle published for each open time is the record:
+/// `confirmed:false` first (built from trades), then `confirmed:true` with `revised:true`.
+#[tokio::test]
+async fn closes_that_differ_from_rest_are_published_again_as_the_record() {
+    let stack = stack().await;
+    // The feed doubles every seventh trade's size: every built minute has too much volume.
+    stack
+        .sim
+        .set_faults(
+            "coinbase",
+            json!({"stream_tick_ms": 200, "stream_differs": true}),
+        )
+        .await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let symbol = "SOL/USD";
+    let subject = format!(
+        "candlepipe.candles.live.coinbase.{}.1m",
+        symbol.replace('/', "-")
+    );
+    let mut live = client.subscribe(subject.clone()).await.unwrap();
+    assert_eq!(watch(&client, "coinbase", symbol, "1m").await, subject);
+    // Until the first full minute has closed and been confirmed (its close, the
+    // confirmation job a few seconds later, REST's answer).
+    let started = now_ms();
+    let until = started + 100_000;
+    let mut last: std::collections::BTreeMap<i64, Value> = Default::default();
+    let mut unconfirmed_seen = std::collections::BTreeSet::new();
+    let mut revised_seen = std::collections::BTreeSet::new();
+    while now_ms() < until {
+        let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(2), live.next()).await else {
+            continue;
+        };
+        let c: Value = serde_json::from_slice(&msg.payload).unwrap();
+        let t = c["t"].as_i64().unwrap();
+        if c["closed"] == true {
+            match (&c["confirmed"], &c["revised"]) {
+                (Value::Bool(false), _) => {
+                    unconfirmed_seen.insert(t);
+                }
+                (Value::Bool(true), Value::Bool(true)) => {
+                    assert!(
+                        unconfirmed_seen.contains(&t),
+                        "revised after unconfirmed: {c}"
+                    );
+                    revised_seen.insert(t);
+                }
+                (Value::Bool(true), _) => {}
+                _ => panic!("a closed live candle says whether it is confirmed: {c}"),
+            }
+        } else {
+            assert!(c.get("confirmed").is_none(), "{c}");
+        }
+        last.insert(t, c);
+    }
+    let closed: Vec<i64> = last
+        .iter()
+        .filter(|(t, _)| **t + M + 20_000 < until)
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(!closed.is_empty(), "{last:?}");
+    for t in &closed {
+        let c = &last[t];
+        assert_eq!(c["closed"], true, "{c}");
+        assert_eq!(
+            c["confirmed"], true,
+            "the last word on {t} is the record: {c}"
+        );
+        assert_eq!(
+            Some(reply_text(c)),
+            coinbase_rest_candle(&stack, symbol, *t).await,
+            "{c}"
+        );
+    }
+    assert!(
+        !revised_seen.is_empty(),
+        "a built close that differed was revised: {last:?}"
+    );
 }

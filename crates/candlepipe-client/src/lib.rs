@@ -306,6 +306,12 @@ impl AnalysisJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveCandle {
     pub candle: Candle,
+    /// On a closed candle: whether it is the exchange's record. One published `false` (built
+    /// from trades, or closed by the stream's word alone) comes again as `true` once REST
+    /// confirms it.
+    pub confirmed: Option<bool>,
+    /// Published again because the record differs from what came before for this open time.
+    pub revised: bool,
     /// When the exchange made the change (ms), when it says.
     pub event_ms: Option<i64>,
 }
@@ -353,7 +359,7 @@ impl Stream for Live {
         let encoding = self.encoding;
         self.updates.poll_next_unpin(cx).map(|msg| {
             msg.map(|msg| {
-                let candle = encoding
+                let live: candlepipe_core::watch::LiveCandle = encoding
                     .decode(&msg.payload)
                     .map_err(|e| Error::Decode(e.0))?;
                 let event_ms = msg
@@ -361,7 +367,12 @@ impl Stream for Live {
                     .as_ref()
                     .and_then(|h| h.get(EVENT_MS_HEADER))
                     .and_then(|v| v.as_str().parse().ok());
-                Ok(LiveCandle { candle, event_ms })
+                Ok(LiveCandle {
+                    candle: live.candle(),
+                    confirmed: live.confirmed,
+                    revised: live.revised,
+                    event_ms,
+                })
             })
         })
     }

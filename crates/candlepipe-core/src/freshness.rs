@@ -47,6 +47,16 @@ pub struct SeriesState {
     pub history_from: Millis,
     /// When the exchange's stream last wrote the series (0: never).
     pub streamed_at: Millis,
+    /// The covered open times only the stream confirmed (not REST's record yet).
+    #[serde(default)]
+    pub stream_only: Coverage,
+}
+
+impl SeriesState {
+    /// Whether the candle at `t` is REST's record: covered, and not by the stream alone.
+    pub fn is_record(&self, t: Millis) -> bool {
+        self.coverage.covers(t) && !self.stream_only.covers(t)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +232,7 @@ mod tests {
             asked,
             history_from: 0,
             streamed_at: 0,
+            stream_only: Coverage::default(),
         }
     }
 

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, Exchange, Interval, SeriesKey, Symbol, WireError};
+use rust_decimal::Decimal;
+
+use crate::{Candle, ErrorCode, Exchange, Interval, Millis, SeriesKey, Symbol, WireError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchRequest {
@@ -37,6 +39,62 @@ pub struct WatchReply {
     pub expires_in_ms: u64,
 }
 
+/// A candle as published on a live subject: the candle, and on a closed one whether it is
+/// the exchange's record. `confirmed:false` (built from trades, or closed by the stream's
+/// word alone) is published again with `confirmed:true` once REST confirms it, and with
+/// `revised:true` too when the record differs from what was published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveCandle {
+    pub t: Millis,
+    #[serde(with = "crate::decimal_text")]
+    pub o: Decimal,
+    #[serde(with = "crate::decimal_text")]
+    pub h: Decimal,
+    #[serde(with = "crate::decimal_text")]
+    pub l: Decimal,
+    #[serde(with = "crate::decimal_text")]
+    pub c: Decimal,
+    #[serde(with = "crate::decimal_text")]
+    pub v: Decimal,
+    pub closed: bool,
+    /// On closed candles: whether this is the exchange's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<bool>,
+    /// Published again because the record differs from what was published before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revised: bool,
+}
+
+impl LiveCandle {
+    /// `candle` as published: `confirmed` is said of closed candles only.
+    pub fn new(candle: &Candle, confirmed: bool, revised: bool) -> Self {
+        LiveCandle {
+            t: candle.t,
+            o: candle.o,
+            h: candle.h,
+            l: candle.l,
+            c: candle.c,
+            v: candle.v,
+            closed: candle.closed,
+            confirmed: candle.closed.then_some(confirmed),
+            revised,
+        }
+    }
+
+    pub fn candle(&self) -> Candle {
+        Candle {
+            t: self.t,
+            o: self.o,
+            h: self.h,
+            l: self.l,
+            c: self.c,
+            v: self.v,
+            closed: self.closed,
+            synthetic: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +121,41 @@ mod tests {
             w("ftx", "1m").validate().unwrap_err().code,
             ErrorCode::UnknownExchange
         );
+    }
+
+    #[test]
+    fn live_candles_say_confirmed_on_closed_candles_and_revised_only_when_true() {
+        let d = Decimal::new(10010, 2);
+        let mut c = Candle {
+            t: 60_000,
+            o: d,
+            h: d,
+            l: d,
+            c: d,
+            v: Decimal::new(5, 1),
+            closed: false,
+            synthetic: false,
+        };
+        let forming = serde_json::to_value(LiveCandle::new(&c, false, false)).unwrap();
+        assert_eq!(
+            forming,
+            serde_json::json!({"t":60000,"o":"100.10","h":"100.10","l":"100.10","c":"100.10","v":"0.5","closed":false})
+        );
+        c.closed = true;
+        let unconfirmed = serde_json::to_value(LiveCandle::new(&c, false, false)).unwrap();
+        assert_eq!(unconfirmed["confirmed"], false);
+        assert!(unconfirmed.get("revised").is_none());
+        let revised = LiveCandle::new(&c, true, true);
+        let json = serde_json::to_string(&revised).unwrap();
+        assert!(
+            json.ends_with(r#""closed":true,"confirmed":true,"revised":true}"#),
+            "{json}"
+        );
+        let back: LiveCandle = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, revised);
+        assert_eq!(back.candle(), c);
+        // A plain candle reads as a live one (older publishers).
+        let plain: LiveCandle = serde_json::from_value(forming).unwrap();
+        assert_eq!((plain.confirmed, plain.revised), (None, false));
     }
 }

@@ -42,6 +42,10 @@ pub struct FaultConfig {
     /// (Kraken refuses each on its own; Coinbase's `error` refuses the whole subscribe).
     #[serde(default)]
     pub stream_refuse: Vec<String>,
+    /// Exchanges' WebSocket streams: values that differ from REST's record (Coinbase: every
+    /// seventh trade with twice its size), so that REST's confirmations correct them.
+    #[serde(default)]
+    pub stream_differs: bool,
 }
 
 /// A WebSocket fault.

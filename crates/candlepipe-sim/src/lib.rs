@@ -220,6 +220,7 @@ impl Sim {
             .map(|t| market::Habits {
                 late_ms: t.config.late_ms as i64,
                 quiet_one_in: t.config.quiet_one_in.filter(|n| *n > 0),
+                stream_differs: t.config.stream_differs,
             })
             .unwrap_or_default()
     }

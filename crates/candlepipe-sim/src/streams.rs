@@ -574,7 +574,11 @@ fn coinbase_request(
         if p.matches && !had_matches {
             sim.count_stream(Exchange::Coinbase.as_str(), 0, 1, 0);
             p.sent_to = now;
-            if let Some(last) = p.series.last_trade(now) {
+        }
+        // Every subscribe to `matches` gets each product's `last_match`, also for a product
+        // already subscribed (as Coinbase does): its trade is one seen before.
+        if subscribe && channels.contains("matches") {
+            if let Some(last) = p.series.last_trade(p.sent_to) {
                 last_matches.push(coinbase_trade("last_match", &id, &last));
             }
         }
@@ -632,7 +636,17 @@ impl Feed for Matches {
                 trades
                     .iter()
                     .filter(|tr| !p.series.quiet(tr.t - tr.t.rem_euclid(60_000), habits))
-                    .map(|tr| coinbase_trade("match", id, tr)),
+                    .map(|tr| match habits.stream_differs && tr.id % 7 == 0 {
+                        true => coinbase_trade(
+                            "match",
+                            id,
+                            &SimTrade {
+                                size: tr.size * rust_decimal::Decimal::TWO,
+                                ..tr.clone()
+                            },
+                        ),
+                        false => coinbase_trade("match", id, tr),
+                    }),
             );
         }
         out

@@ -408,6 +408,7 @@ impl SeriesStore {
                 asked: meta.asked,
                 history_from: meta.history_from,
                 streamed_at: meta.streamed_at.max(live_at),
+                stream_only: meta.stream_only,
             },
             candles,
         }))
@@ -454,6 +455,7 @@ impl SeriesStore {
                 asked: meta.asked,
                 history_from: meta.history_from,
                 streamed_at: meta.streamed_at.max(live_at),
+                stream_only: meta.stream_only,
             },
             rows: Vec::with_capacity(
                 ((to - from) / s.interval.millis() + 1).clamp(1, 1024) as usize

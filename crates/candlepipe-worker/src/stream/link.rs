@@ -30,13 +30,18 @@ use super::trades::{Builder, Out, Trade};
 #[derive(Debug)]
 pub enum Received {
     /// A candle's values. `confirmed`: the exchange said it is final (Binance's `x`), or a
-    /// later candle of the series came on the same connection (Kraken).
+    /// later candle of the series came on the same connection (Kraken): covered by the
+    /// stream. `record`: the exchange's own final word (Binance's `x`), published as
+    /// `confirmed:true`; any other close is published `confirmed:false` until REST's record.
     Candle {
         series: SeriesKey,
         candle: Candle,
         confirmed: bool,
+        record: bool,
         event_ms: Option<Millis>,
     },
+    /// A fill wrote the series: what REST confirmed corrects what was published.
+    Ready { series: SeriesKey },
     /// The connection broke or was replaced: candles after `since` may have been missed.
     Gap { series: SeriesKey, since: Millis },
     /// The exchange's protocol proved, at `at` (cluster clock), that the series had no trade
@@ -467,6 +472,7 @@ impl Link {
                                     received.push(Received::Candle {
                                         series,
                                         confirmed: candle.closed,
+                                        record: candle.closed,
                                         candle,
                                         event_ms,
                                     });
@@ -477,6 +483,7 @@ impl Link {
                                             series: series.clone(),
                                             candle: previous,
                                             confirmed: true,
+                                            record: false,
                                             event_ms,
                                         });
                                     }
@@ -486,6 +493,7 @@ impl Link {
                                             series,
                                             candle,
                                             confirmed: false,
+                                            record: false,
                                             event_ms,
                                         });
                                     }
@@ -858,6 +866,7 @@ fn quiet_pairs(
                 series: series.clone(),
                 candle: ended,
                 confirmed: true,
+                record: false,
                 event_ms: None,
             });
         }
@@ -878,6 +887,7 @@ fn built(series: &SeriesKey, outs: Vec<Out>, event_ms: Option<Millis>) -> Vec<Re
                 series: series.clone(),
                 candle,
                 confirmed: false,
+                record: false,
                 event_ms,
             }),
             Out::Ended(candle) => {
@@ -886,6 +896,7 @@ fn built(series: &SeriesKey, outs: Vec<Out>, event_ms: Option<Millis>) -> Vec<Re
                     series: series.clone(),
                     candle,
                     confirmed: false,
+                    record: false,
                     event_ms,
                 });
                 received.push(Received::Confirm {

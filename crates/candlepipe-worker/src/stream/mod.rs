@@ -12,6 +12,7 @@
 pub mod hot;
 pub mod leases;
 mod link;
+mod published;
 mod sink;
 mod trades;
 
@@ -128,6 +129,14 @@ pub async fn run(
             (ex, feed)
         })
         .collect();
+    // Fills announce what they wrote: REST's record corrects what was published.
+    let fills = ctx.nats.subscribe(set.subjects.ready_all()).await?;
+    let following = tokio::spawn(follow_fills(
+        fills,
+        held.clone(),
+        received_tx.clone(),
+        shutdown.clone(),
+    ));
     drop(received_tx);
     ctx.markets.read_all().await;
     // Ready means the server routes watches here: the subscriptions are flushed.
@@ -200,12 +209,46 @@ pub async fn run(
     }
     drop(feeds);
     drop(taken_tx);
+    let _ = following.await;
     for a in answering {
         let _ = a.await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), sink).await;
     tracing::info!("stream drained");
     Ok(())
+}
+
+/// Hands the sink each fill of a series held here (`candlepipe.candles.ready.…`), in the
+/// series' order after what the stream wrote before it.
+async fn follow_fills(
+    mut fills: async_nats::Subscriber,
+    held: leases::Held,
+    out: mpsc::Sender<Received>,
+    shutdown: CancellationToken,
+) {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            msg = fills.next() => match msg {
+                Some(msg) => msg,
+                None => return,
+            },
+        };
+        let Ok(ev) = serde_json::from_slice::<candlepipe_core::ReadyEvent>(&msg.payload) else {
+            continue;
+        };
+        if ev.error.is_some() || held.get(&ev.series).is_none() {
+            continue;
+        }
+        if out
+            .send(Received::Ready { series: ev.series })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// The stream's names of the series held (from the market lists), looked up in the

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::freshness::{closed_bound, CLOSE_MARGIN_MS};
+use candlepipe_core::watch::LiveCandle;
 use candlepipe_core::{
     now_ms, Candle, Coverage, Encoding, Fetched, FillJob, Lane, Priority, SeriesKey,
 };
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::leases::Held;
 use super::link::Received;
+use super::published::Published;
 use crate::jobs::publish_job;
 use crate::Context;
 
@@ -53,43 +55,66 @@ pub async fn run(
     msgpack: Msgpack,
     held: Held,
 ) {
+    // The records writers read after a fill, back to this loop, which alone publishes.
+    let (records_tx, mut records) = mpsc::channel::<Record>(1024);
     let mut writers = Vec::with_capacity(WRITERS);
     for _ in 0..WRITERS {
         let (tx, mut rx) = mpsc::channel::<Received>(4096);
-        let (ctx, held) = (ctx.clone(), held.clone());
+        let (ctx, held, records_tx) = (ctx.clone(), held.clone(), records_tx.clone());
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while rx.recv_many(&mut batch, 256).await > 0 {
                 for r in superseded_dropped(std::mem::take(&mut batch)) {
-                    apply(&ctx, &held, r).await;
+                    apply(&ctx, &held, &records_tx, r).await;
                 }
             }
         });
         writers.push(tx);
     }
-    while let Some(r) = received.recv().await {
+    drop(records_tx);
+    let mut published = Published::default();
+    loop {
+        let r = tokio::select! {
+            r = received.recv() => match r {
+                Some(r) => r,
+                None => break,
+            },
+            Some(record) = records.recv() => {
+                if held.get(&record.series).is_none() {
+                    published.forget(&record.series);
+                    continue;
+                }
+                for c in published.corrections(&record.series, &record.candles) {
+                    tracing::info!(series = %record.series, t = c.t, revised = c.revised, "published candle confirmed by REST");
+                    announce(&ctx, &msgpack, &record.series, &c, None).await;
+                }
+                continue;
+            }
+        };
         // Subscribers hear a candle first, before the store write: only while this process
         // surely holds the series' lease (by its own clock, before Redis lets it lapse).
         if let Received::Candle {
             series,
             candle,
             event_ms,
+            record,
             ..
         } = &r
         {
             if held.get(series).is_none() {
+                published.forget(series);
                 continue;
             }
-            publish(&ctx, series, candle, *event_ms, Encoding::Json).await;
-            if msgpack.wants(series) {
-                publish(&ctx, series, candle, *event_ms, Encoding::Msgpack).await;
-            }
+            let live = LiveCandle::new(candle, *record, false);
+            announce(&ctx, &msgpack, series, &live, *event_ms).await;
+            published.note(series, candle, *record && candle.closed);
         }
         let series = match &r {
             Received::Candle { series, .. }
             | Received::Alive { series, .. }
             | Received::Gap { series, .. }
             | Received::Confirm { series, .. }
+            | Received::Ready { series }
             | Received::Taken { series } => series,
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -123,6 +148,9 @@ fn superseded_dropped(batch: Vec<Received>) -> Vec<Received> {
             Received::Alive { series, .. } => !batch[i + 1..]
                 .iter()
                 .any(|later| matches!(later, Received::Alive { series: s, .. } if s == series)),
+            Received::Ready { series } => !batch[i + 1..]
+                .iter()
+                .any(|later| matches!(later, Received::Ready { series: s } if s == series)),
             _ => true,
         })
         .collect();
@@ -133,10 +161,34 @@ fn superseded_dropped(batch: Vec<Received>) -> Vec<Received> {
         .collect()
 }
 
+/// The record of a series' recent closed candles, read after a fill wrote it.
+pub struct Record {
+    series: SeriesKey,
+    /// Closed candles REST confirmed, ascending.
+    candles: Vec<Candle>,
+}
+
+/// How far back a fill's record is compared with what was published.
+const RECORD_CANDLES: i64 = 64;
+
+/// Publishes `candle` on the series' live subject (and in MessagePack while a watch wants).
+async fn announce(
+    ctx: &Context,
+    msgpack: &Msgpack,
+    series: &SeriesKey,
+    candle: &LiveCandle,
+    event_ms: Option<i64>,
+) {
+    publish(ctx, series, candle, event_ms, Encoding::Json).await;
+    if msgpack.wants(series) {
+        publish(ctx, series, candle, event_ms, Encoding::Msgpack).await;
+    }
+}
+
 async fn publish(
     ctx: &Context,
     series: &SeriesKey,
-    candle: &Candle,
+    candle: &LiveCandle,
     event_ms: Option<i64>,
     enc: Encoding,
 ) {
@@ -182,7 +234,28 @@ fn lost(held: &Held, series: &SeriesKey, e: &StoreError) -> bool {
     true
 }
 
-async fn apply(ctx: &Context, held: &Held, r: Received) {
+/// After a fill of `series`: its recent closed candles that are REST's record.
+async fn read_record(ctx: &Context, series: &SeriesKey) -> Option<Record> {
+    let to = closed_bound(series.interval, now_ms());
+    let from = to - (RECORD_CANDLES - 1) * series.interval.millis();
+    match ctx.store.read(series, from, to).await {
+        Ok(Some(read)) => Some(Record {
+            series: series.clone(),
+            candles: read
+                .candles
+                .into_iter()
+                .filter(|c| c.closed && read.state.is_record(c.t))
+                .collect(),
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, series = %series, "record not read after a fill");
+            None
+        }
+    }
+}
+
+async fn apply(ctx: &Context, held: &Held, records: &mpsc::Sender<Record>, r: Received) {
     // What the exchange says goes to the store only under the series' lease, with its fence.
     let lease = match &r {
         Received::Alive { series, .. } | Received::Candle { series, .. } => {
@@ -210,6 +283,11 @@ async fn apply(ctx: &Context, held: &Held, r: Received) {
         } => store(ctx, held, &series, candle, confirmed, fence).await,
         Received::Gap { series, since } => backfill(ctx, &series, since, Why::Gap).await,
         Received::Confirm { series, t } => backfill(ctx, &series, t, Why::Confirm).await,
+        Received::Ready { series } => {
+            if let Some(record) = read_record(ctx, &series).await {
+                let _ = records.send(record).await;
+            }
+        }
         Received::Taken { series } => {
             // The new holder's fence becomes the series' at once: the holder before it is
             // refused from now on, even before this one's first write.
