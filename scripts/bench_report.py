@@ -332,12 +332,14 @@ def live_section():
 
 live_section()
 
-# Keep the soak section (scripts/soak.sh) when the table is regenerated.
+# Keep the sections other scripts write (scripts/soak.sh, scripts/bench_streams.sh) when
+# the table is regenerated.
 try:
     old = open("BENCHMARKS.md").read()
-    start, end = old.find("<!-- soak -->"), old.find("<!-- /soak -->")
-    if start >= 0 and end > start:
-        out.append("\n" + old[start:end + len("<!-- /soak -->")])
+    for name in ("soak", "streams-cadence"):
+        start, end = old.find(f"<!-- {name} -->"), old.find(f"<!-- /{name} -->")
+        if start >= 0 and end > start:
+            out.append("\n" + old[start:end + len(f"<!-- /{name} -->")])
 except OSError:
     pass
 print("\n".join(out))

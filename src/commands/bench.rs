@@ -83,6 +83,28 @@ pub struct Args {
     /// With `--workload live`: live candles a second, in all.
     #[arg(long, default_value_t = 2000)]
     rate: u64,
+    /// With `--scenario streams`: series on Binance, Kraken and Coinbase.
+    #[arg(long, default_value = "100,100,100", value_parser = parse_mix)]
+    mix: StreamsMix,
+    /// With `--scenario streams`: the requests' `max_age_ms` (`default`: leave it out, so
+    /// that the service's default for streamed series applies).
+    #[arg(long, default_value = "2000")]
+    max_age_ms: String,
+}
+
+/// Series per exchange for the streams scenario: Binance, Kraken, Coinbase.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamsMix(pub [usize; 3]);
+
+fn parse_mix(s: &str) -> Result<StreamsMix, String> {
+    let counts: Vec<usize> = s
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().map_err(|e| format!("{n}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match counts[..] {
+        [b, k, c] => Ok(StreamsMix([b, k, c])),
+        _ => Err(format!("three counts (Binance,Kraken,Coinbase), got '{s}'")),
+    }
 }
 
 /// Request header telling the echo responder how large a reply to send.
@@ -347,7 +369,25 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(scenario) = args.scenario {
-        let report = scenarios::run(cfg, scenario, args.duration, args.sim_url.as_deref()).await?;
+        let max_age_ms = match args.max_age_ms.as_str() {
+            "default" => None,
+            ms => Some(
+                ms.parse::<i64>()
+                    .map_err(|e| anyhow::anyhow!("--max-age-ms {ms}: {e}"))?,
+            ),
+        };
+        let streams = scenarios::StreamsOptions {
+            mix: args.mix.0,
+            max_age_ms,
+        };
+        let report = scenarios::run(
+            cfg,
+            scenario,
+            args.duration,
+            args.sim_url.as_deref(),
+            streams,
+        )
+        .await?;
         println!("{report}");
         return Ok(ExitCode::SUCCESS);
     }

@@ -176,11 +176,20 @@ pub(super) fn calls_between(
     }
 }
 
+/// How the streams scenario asks: series per exchange (Binance, Kraken, Coinbase) and the
+/// requests' `max_age_ms` (`None`: the service's default).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamsOptions {
+    pub mix: [usize; 3],
+    pub max_age_ms: Option<i64>,
+}
+
 pub async fn run(
     cfg: &Config,
     scenario: Scenario,
     seconds: f64,
     sim_url: Option<&str>,
+    streams: StreamsOptions,
 ) -> anyhow::Result<Value> {
     let client = connect::nats(cfg, "candlepipe-bench-scenario", Duration::ZERO).await?;
     let subject = Subjects::new(&cfg.prefix).candles_get();
@@ -278,7 +287,7 @@ pub async fn run(
             json!({"requests": summary(&answers)})
         }
         Scenario::Streams => {
-            super::streams_scenario::run(&client, &subject, seconds, sim_url).await?
+            super::streams_scenario::run(&client, &subject, seconds, sim_url, streams).await?
         }
     };
     let after = sim_calls(sim_url).await?;

@@ -1,5 +1,6 @@
-//! `candlepipe bench --scenario streams`: 300 hot series (100 each on Binance, Kraken and
-//! Coinbase, 1m) asked for every second with `max_age_ms` 2000. Ingest finds them hot and
+//! `candlepipe bench --scenario streams`: hot series (by default 100 each on Binance, Kraken
+//! and Coinbase, 1m; `--mix`) asked for every second with `max_age_ms` 2000 (`--max-age-ms`,
+//! or `default`). Ingest finds them hot and
 //! the stream role keeps them live, so after the first loads REST is called only for
 //! confirmations (Coinbase's candles are built from trades: each closed one is confirmed
 //! by REST, one call per series a minute) and gap back-fills. Reports, for a warm-up phase
@@ -16,8 +17,6 @@ use serde_json::{json, Value};
 
 use super::scenarios::{calls_between, sim_calls};
 
-/// Series per exchange.
-const SERIES: usize = 100;
 /// The first seconds: initial loads, and the stream taking the series up.
 const WARMUP: Duration = Duration::from_secs(20);
 const WAIT: Duration = Duration::from_secs(5);
@@ -86,12 +85,20 @@ pub async fn run(
     subject: &str,
     seconds: f64,
     sim_url: Option<&str>,
+    options: super::scenarios::StreamsOptions,
 ) -> anyhow::Result<Value> {
-    let series: Vec<Value> = (0..SERIES)
+    let [binance, kraken, coinbase] = options.mix;
+    let series: Vec<Value> = (0..binance)
         .map(|i| ("binance", format!("TEST{i}/USDT")))
-        .chain((0..SERIES).map(|i| ("kraken", format!("TEST{i}/USD"))))
-        .chain((0..SERIES).map(|i| ("coinbase", format!("TEST{i}/USD"))))
-        .map(|(ex, sym)| json!({"exchange":ex,"symbol":sym,"interval":"1m","limit":10,"max_age_ms":2000,"timeout_ms":WAIT.as_millis() as u64}))
+        .chain((0..kraken).map(|i| ("kraken", format!("TEST{i}/USD"))))
+        .chain((0..coinbase).map(|i| ("coinbase", format!("TEST{i}/USD"))))
+        .map(|(ex, sym)| {
+            let mut body = json!({"exchange":ex,"symbol":sym,"interval":"1m","limit":10,"timeout_ms":WAIT.as_millis() as u64});
+            if let Some(ms) = options.max_age_ms {
+                body["max_age_ms"] = json!(ms);
+            }
+            body
+        })
         .collect();
     let total = WARMUP + Duration::from_secs_f64(seconds.max(1.0));
     eprintln!(
@@ -129,9 +136,18 @@ pub async fn run(
     let at_steady = at_steady.unwrap_or_else(|| at_end.clone());
     // Every minute that closes in the steady phase, and the one closing as it starts.
     let minutes_closing = (seconds / 60.0).ceil() as usize + 1;
+    // The bound on REST calls: initial loads, confirmations and repairs.
+    let minutes = (seconds / 60.0).ceil() as usize;
     Ok(json!({
         "series": series.len(),
-        "confirmations_at_most": {"coinbase": SERIES * minutes_closing},
+        "mix": {"binance": binance, "kraken": kraken, "coinbase": coinbase},
+        "max_age_ms": options.max_age_ms,
+        "confirmations_at_most": {"coinbase": coinbase * minutes_closing},
+        "rest_calls_at_most": {
+            "binance": binance * (2 + minutes),
+            "kraken": kraken * (2 + minutes),
+            "coinbase": coinbase * (2 + minutes),
+        },
         "warmup": warmup.report(calls_between(&at_start, &at_steady)),
         "steady": steady.report(calls_between(&at_steady, &at_end)),
     }))
