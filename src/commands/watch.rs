@@ -69,9 +69,9 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 };
                 if args.json {
                     let live = candlepipe_core::watch::LiveCandle {
+                        candle: c.clone(),
                         confirmed: u.confirmed,
                         revised: u.revised,
-                        ..candlepipe_core::watch::LiveCandle::new(c, false, false)
                     };
                     let _ = writeln!(out, "{}", serde_json::to_string(&live)?);
                 } else {

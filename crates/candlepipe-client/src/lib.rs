@@ -368,7 +368,7 @@ impl Stream for Live {
                     .and_then(|h| h.get(EVENT_MS_HEADER))
                     .and_then(|v| v.as_str().parse().ok());
                 Ok(LiveCandle {
-                    candle: live.candle(),
+                    candle: live.candle,
                     confirmed: live.confirmed,
                     revised: live.revised,
                     event_ms,

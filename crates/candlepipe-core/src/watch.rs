@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use rust_decimal::Decimal;
-
-use crate::{Candle, ErrorCode, Exchange, Interval, Millis, SeriesKey, Symbol, WireError};
+use crate::{Candle, ErrorCode, Exchange, Interval, SeriesKey, Symbol, WireError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchRequest {
@@ -45,18 +43,8 @@ pub struct WatchReply {
 /// `revised:true` too when the record differs from what was published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveCandle {
-    pub t: Millis,
-    #[serde(with = "crate::decimal_text")]
-    pub o: Decimal,
-    #[serde(with = "crate::decimal_text")]
-    pub h: Decimal,
-    #[serde(with = "crate::decimal_text")]
-    pub l: Decimal,
-    #[serde(with = "crate::decimal_text")]
-    pub c: Decimal,
-    #[serde(with = "crate::decimal_text")]
-    pub v: Decimal,
-    pub closed: bool,
+    #[serde(flatten)]
+    pub candle: Candle,
     /// On closed candles: whether this is the exchange's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed: Option<bool>,
@@ -69,28 +57,9 @@ impl LiveCandle {
     /// `candle` as published: `confirmed` is said of closed candles only.
     pub fn new(candle: &Candle, confirmed: bool, revised: bool) -> Self {
         LiveCandle {
-            t: candle.t,
-            o: candle.o,
-            h: candle.h,
-            l: candle.l,
-            c: candle.c,
-            v: candle.v,
-            closed: candle.closed,
+            candle: candle.clone(),
             confirmed: candle.closed.then_some(confirmed),
             revised,
-        }
-    }
-
-    pub fn candle(&self) -> Candle {
-        Candle {
-            t: self.t,
-            o: self.o,
-            h: self.h,
-            l: self.l,
-            c: self.c,
-            v: self.v,
-            closed: self.closed,
-            synthetic: false,
         }
     }
 }
@@ -125,6 +94,7 @@ mod tests {
 
     #[test]
     fn live_candles_say_confirmed_on_closed_candles_and_revised_only_when_true() {
+        use rust_decimal::Decimal;
         let d = Decimal::new(10010, 2);
         let mut c = Candle {
             t: 60_000,
@@ -153,7 +123,10 @@ mod tests {
         );
         let back: LiveCandle = serde_json::from_str(&json).unwrap();
         assert_eq!(back, revised);
-        assert_eq!(back.candle(), c);
+        assert_eq!(back.candle, c);
+        let packed = crate::Encoding::Msgpack.encode(&revised);
+        let back: LiveCandle = crate::Encoding::Msgpack.decode(&packed).unwrap();
+        assert_eq!(back, revised);
         // A plain candle reads as a live one (older publishers).
         let plain: LiveCandle = serde_json::from_value(forming).unwrap();
         assert_eq!((plain.confirmed, plain.revised), (None, false));

@@ -9,24 +9,14 @@ mod common;
 use candlepipe_core::{Candle, Fetched};
 use candlepipe_store::CHUNK_CANDLES;
 use candlepipe_testkit::RedisServer;
-use common::{series, store};
+use common::{flat_candle, series, store};
 use rust_decimal::Decimal;
 
 const M: i64 = 60_000;
 
 /// A candle at `t` whose close is `close` (the other prices follow it).
 fn candle(t: i64, close: i64, volume: i64, closed: bool) -> Candle {
-    let c = Decimal::new(close, 2);
-    Candle {
-        t,
-        o: c,
-        h: c,
-        l: c,
-        c,
-        v: Decimal::new(volume, 3),
-        closed,
-        synthetic: false,
-    }
+    flat_candle(t, Decimal::new(close, 2), Decimal::new(volume, 3), closed)
 }
 
 /// A REST answer that read `c` forming (asked again later).

@@ -6,27 +6,17 @@
 
 mod common;
 
-use candlepipe_core::{Candle, Fetched};
+use candlepipe_core::Fetched;
 use candlepipe_store::{StoreError, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
-use common::{series, store};
+use common::{flat_candle, series, store};
 use rust_decimal::Decimal;
 
 const M: i64 = 60_000;
 
 fn streamed(t: i64, close: i64) -> Fetched {
-    let c = Decimal::new(close, 0);
     Fetched {
-        candles: vec![Candle {
-            t,
-            o: c,
-            h: c,
-            l: c,
-            c,
-            v: Decimal::ONE,
-            closed: false,
-            synthetic: false,
-        }],
+        candles: vec![flat_candle(t, Decimal::new(close, 0), Decimal::ONE, false)],
         unconfirmed: vec![t],
         tail_fetched_at: Some(t + 1_000),
         streamed: true,

@@ -10,23 +10,13 @@ use std::time::Duration;
 use candlepipe_core::{Candle, Fetched};
 use candlepipe_store::{JobWrite, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
-use common::{series, store};
+use common::{flat_candle, series, store};
 use rust_decimal::Decimal;
 
 const M: i64 = 60_000;
 
 fn candle(t: i64, closed: bool) -> Candle {
-    let d = Decimal::new(t / M, 0);
-    Candle {
-        t,
-        o: d,
-        h: d,
-        l: d,
-        c: d,
-        v: Decimal::ONE,
-        closed,
-        synthetic: false,
-    }
+    flat_candle(t, Decimal::new(t / M, 0), Decimal::ONE, closed)
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! What the store's tests against a real redis-server share: one series and a store of it.
 
-use candlepipe_core::{Exchange, Interval, SeriesKey, Symbol};
+use candlepipe_core::{Candle, Exchange, Interval, SeriesKey, Symbol};
 use candlepipe_store::{Keyring, Redis, SeriesStore};
 use candlepipe_testkit::RedisServer;
+use rust_decimal::Decimal;
 
 /// Keys are under `t:`; 5,000 candles kept per series.
 pub async fn store(server: &RedisServer) -> SeriesStore {
@@ -19,4 +20,19 @@ pub fn series() -> SeriesKey {
         Symbol::parse("BTC/USDT").unwrap(),
         Interval::M1,
     )
+}
+
+/// A candle opening at `t` whose prices are all `price` and whose volume is `volume`.
+#[allow(dead_code)] // not every test file builds candles
+pub fn flat_candle(t: i64, price: Decimal, volume: Decimal, closed: bool) -> Candle {
+    Candle {
+        t,
+        o: price,
+        h: price,
+        l: price,
+        c: price,
+        v: volume,
+        closed,
+        synthetic: false,
+    }
 }

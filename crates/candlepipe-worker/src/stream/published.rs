@@ -135,8 +135,10 @@ mod tests {
             candle(5 * M, 10, true),
         ];
         let out = p.corrections(&s, &record);
-        let said: Vec<(Millis, Option<bool>, bool)> =
-            out.iter().map(|c| (c.t, c.confirmed, c.revised)).collect();
+        let said: Vec<(Millis, Option<bool>, bool)> = out
+            .iter()
+            .map(|c| (c.candle.t, c.confirmed, c.revised))
+            .collect();
         assert_eq!(
             said,
             vec![
@@ -146,7 +148,7 @@ mod tests {
                 (5 * M, Some(true), false),
             ]
         );
-        assert_eq!(out[1].v, Decimal::new(963008, 2));
+        assert_eq!(out[1].candle.v, Decimal::new(963008, 2));
         // Once confirmed, the same record publishes nothing again.
         assert!(p.corrections(&s, &record).is_empty());
         // Nor does a record older than anything published from here.

@@ -85,7 +85,7 @@ pub async fn run(
                     continue;
                 }
                 for c in published.corrections(&record.series, &record.candles) {
-                    tracing::info!(series = %record.series, t = c.t, revised = c.revised, "published candle confirmed by REST");
+                    tracing::info!(series = %record.series, t = c.candle.t, revised = c.revised, "published candle confirmed by REST");
                     announce(&ctx, &msgpack, &record.series, &c, None).await;
                 }
                 continue;
