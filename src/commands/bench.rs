@@ -379,6 +379,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         let streams = scenarios::StreamsOptions {
             mix: args.mix.0,
             max_age_ms,
+            watch_subject: Subjects::new(&cfg.prefix).candles_watch(),
         };
         let report = scenarios::run(
             cfg,

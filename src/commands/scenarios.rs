@@ -178,10 +178,12 @@ pub(super) fn calls_between(
 
 /// How the streams scenario asks: series per exchange (Binance, Kraken, Coinbase) and the
 /// requests' `max_age_ms` (`None`: the service's default).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StreamsOptions {
     pub mix: [usize; 3],
     pub max_age_ms: Option<i64>,
+    /// `candlepipe.candles.watch`.
+    pub watch_subject: String,
 }
 
 pub async fn run(

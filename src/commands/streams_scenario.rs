@@ -1,7 +1,7 @@
-//! `candlepipe bench --scenario streams`: hot series (by default 100 each on Binance, Kraken
-//! and Coinbase, 1m; `--mix`) asked for every second with `max_age_ms` 2000 (`--max-age-ms`,
-//! or `default`). Ingest finds them hot and
-//! the stream role keeps them live, so after the first loads REST is called only for
+//! `candlepipe bench --scenario streams`: watched series (by default 100 each on Binance,
+//! Kraken and Coinbase, 1m; `--mix`; the watches renewed every 30 s) asked for every second
+//! with `max_age_ms` 2000 (`--max-age-ms`, or `default`). The stream role keeps them live,
+//! so after the first loads REST is called only for
 //! confirmations (Coinbase's candles are built from trades: each closed one is confirmed
 //! by REST, one call per series a minute) and gap back-fills. Reports, for a warm-up phase
 //! and the steady phase after it, the answers by source, those not fresh (newest candle
@@ -80,6 +80,45 @@ async fn ask(client: &async_nats::Client, subject: &str, body: &Value) -> (Strin
     (source, fresh, ms)
 }
 
+/// Asks the stream role to keep each series live, now and every [`RENEW`] (a series nobody
+/// watches still becomes hot from the requests alone).
+fn keep_watching(
+    client: &async_nats::Client,
+    watch_subject: &str,
+    series: &[Value],
+) -> tokio::task::JoinHandle<()> {
+    let watches: Vec<Bytes> = series
+        .iter()
+        .map(|b| {
+            Bytes::from(
+                json!({"exchange":b["exchange"],"symbol":b["symbol"],"interval":b["interval"]})
+                    .to_string(),
+            )
+        })
+        .collect();
+    let (client, subject) = (client.clone(), watch_subject.to_string());
+    tokio::spawn(async move {
+        loop {
+            let mut refused = 0;
+            for w in &watches {
+                let answered = client.request(subject.clone(), w.clone()).await;
+                let ok = answered
+                    .ok()
+                    .and_then(|m| serde_json::from_slice::<Value>(&m.payload).ok())
+                    .is_some_and(|v| v["ok"] == true);
+                refused += usize::from(!ok);
+            }
+            if refused > 0 {
+                eprintln!("streams: {refused} watches not taken (is a stream worker running?)");
+            }
+            tokio::time::sleep(RENEW).await;
+        }
+    })
+}
+
+/// How often the watches are renewed (they last 90 s by default).
+const RENEW: Duration = Duration::from_secs(30);
+
 pub async fn run(
     client: &async_nats::Client,
     subject: &str,
@@ -106,6 +145,7 @@ pub async fn run(
         series.len(),
         WARMUP.as_secs()
     );
+    let watching = keep_watching(client, &options.watch_subject, &series);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (mut warmup, mut steady) = (Phase::default(), Phase::default());
@@ -132,12 +172,14 @@ pub async fn run(
         eprint!("\r{:>6.1}s", started.elapsed().as_secs_f64());
     }
     eprintln!();
+    watching.abort();
     let at_end = sim_calls(sim_url).await?;
     let at_steady = at_steady.unwrap_or_else(|| at_end.clone());
     // Every minute that closes in the steady phase, and the one closing as it starts.
     let minutes_closing = (seconds / 60.0).ceil() as usize + 1;
-    // The bound on REST calls: initial loads, confirmations and repairs.
-    let minutes = (seconds / 60.0).ceil() as usize;
+    // The bound on REST calls: initial loads, confirmations and repairs, over the
+    // whole run.
+    let minutes = (total.as_secs_f64() / 60.0).ceil() as usize;
     Ok(json!({
         "series": series.len(),
         "mix": {"binance": binance, "kraken": kraken, "coinbase": coinbase},
