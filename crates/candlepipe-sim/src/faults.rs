@@ -43,7 +43,7 @@ pub struct FaultConfig {
     #[serde(default)]
     pub stream_refuse: Vec<String>,
     /// Exchanges' WebSocket streams: values that differ from REST's record (Coinbase: every
-    /// seventh trade with twice its size), so that REST's confirmations correct them.
+    /// trade with twice its size), so that REST's confirmations correct them.
     #[serde(default)]
     pub stream_differs: bool,
 }

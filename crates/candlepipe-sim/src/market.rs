@@ -320,8 +320,8 @@ impl Series {
 pub struct Habits {
     pub late_ms: Millis,
     pub quiet_one_in: Option<u32>,
-    /// The stream's values differ from REST's record (Coinbase: every seventh trade is sent
-    /// with twice its size), so that confirmations correct what was published.
+    /// The stream's values differ from REST's record (Coinbase: every trade is sent with
+    /// twice its size), so that confirmations correct what was published.
     pub stream_differs: bool,
 }
 

@@ -636,7 +636,7 @@ impl Feed for Matches {
                 trades
                     .iter()
                     .filter(|tr| !p.series.quiet(tr.t - tr.t.rem_euclid(60_000), habits))
-                    .map(|tr| match habits.stream_differs && tr.id % 7 == 0 {
+                    .map(|tr| match habits.stream_differs {
                         true => coinbase_trade(
                             "match",
                             id,
