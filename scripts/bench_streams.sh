@@ -64,8 +64,8 @@ out = ["<!-- streams-cadence -->", "", "## Streamed series at the exchanges' own
        "answered `rate_limited` before their 5 s deadline). \"Not fresh\" counts answers whose newest candle is "
        "older than the previous minute: a Kraken pair without a trade in the last two minutes, whose stream sends "
        "nothing for them (REST would list zero-volume rows).", "",
-       "| `max_age_ms` | answers | from the stream | stale | errors / late | not fresh | p50 / p99 | REST calls (warm-up + measured) vs bound | target |",
-       "|---|---|---|---|---|---|---|---|---|"]
+       "| `max_age_ms` | answers | from the stream | stale | errors / late | not fresh | p50 / p99 | REST calls (warm-up + measured) vs bound | measured REST calls per series and hour (confirmations, repairs) | target |",
+       "|---|---|---|---|---|---|---|---|---|---|"]
 for r in runs:
     s, w = r["steady"], r["warmup"]
     n = s["requests"]
@@ -81,6 +81,7 @@ for r in runs:
     out.append(f"| {age} | {n} | {stream} ({100.0 * stream / max(n, 1):.1f}%) | {stale} | {errors} | {s['not_fresh']} | "
                f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms | "
                + ", ".join(f"{ex} {calls[ex]} ≤ {bound[ex]}" for ex in ("binance", "kraken", "coinbase"))
+               + " | " + ", ".join(f"{ex} {r['rest_calls_per_series_hour'][ex]}" for ex in ("binance", "kraken", "coinbase"))
                + f" | **{'met' if met else 'NOT met'}** |")
 out += ["", "<!-- /streams-cadence -->"]
 print("\n".join(out))

@@ -180,6 +180,14 @@ pub async fn run(
     // The bound on REST calls: initial loads, confirmations and repairs, over the
     // whole run.
     let minutes = (total.as_secs_f64() / 60.0).ceil() as usize;
+    // Once streaming, REST is asked only to confirm closes and repair gaps: its calls per
+    // series and hour in the steady phase.
+    let steady_calls = calls_between(&at_steady, &at_end);
+    let hours = seconds.max(1.0) / 3600.0;
+    let per_series_hour = |ex: &str, n: usize| {
+        let calls = steady_calls[ex].as_u64().unwrap_or(0) as f64;
+        (n > 0).then(|| (calls / n as f64 / hours * 10.0).round() / 10.0)
+    };
     Ok(json!({
         "series": series.len(),
         "mix": {"binance": binance, "kraken": kraken, "coinbase": coinbase},
@@ -190,7 +198,12 @@ pub async fn run(
             "kraken": kraken * (2 + minutes),
             "coinbase": coinbase * (2 + minutes),
         },
+        "rest_calls_per_series_hour": {
+            "binance": per_series_hour("binance", binance),
+            "kraken": per_series_hour("kraken", kraken),
+            "coinbase": per_series_hour("coinbase", coinbase),
+        },
         "warmup": warmup.report(calls_between(&at_start, &at_steady)),
-        "steady": steady.report(calls_between(&at_steady, &at_end)),
+        "steady": steady.report(steady_calls),
     }))
 }
