@@ -660,6 +660,18 @@ async fn a_candle_closed_just_before_the_first_load_is_confirmed_without_a_reque
     .await;
 }
 
+/// Asks `request` until the stream answers it (the series taken up: a lease, a
+/// subscription, its snapshot), failing at `by`.
+async fn until_streamed(client: &async_nats::Client, request: Value, by: tokio::time::Instant) {
+    while source(&get(client, request.clone()).await) != "stream" {
+        assert!(
+            tokio::time::Instant::now() < by,
+            "streamed in time: {request}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// Whether the sim's Kraken `BASE/USD` has no trade in the minute opening at `t`, with one
 /// quiet minute in `one_in`.
 fn kraken_quiet(base: &str, t: i64, one_in: u32) -> bool {
@@ -721,10 +733,7 @@ async fn a_quiet_kraken_pair_is_answered_from_the_stream_while_its_connection_ta
         |symbol: &String| json!({"exchange":"kraken","symbol":symbol,"interval":"1m","limit":10});
     let taken_up = tokio::time::Instant::now() + Duration::from_secs(30);
     for symbol in &symbols {
-        while source(&get(&client, ask(symbol)).await) != "stream" {
-            assert!(tokio::time::Instant::now() < taken_up, "{symbol} streamed");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        until_streamed(&client, ask(symbol), taken_up).await;
     }
     let calls = stack.sim.requests("kraken").await;
     let mut sources: std::collections::BTreeMap<String, u32> = Default::default();
@@ -763,11 +772,12 @@ async fn binance_at_its_real_two_second_cadence_answers_from_the_stream_at_the_d
     let latest = json!({"exchange":"binance","symbol":"SOL/USDT","interval":"1m","limit":10});
     watch(&client, "binance", "SOL/USDT", "1m").await;
     assert_eq!(ok(&get(&client, latest.clone()).await).len(), 10);
-    let taken_up = tokio::time::Instant::now() + Duration::from_secs(30);
-    while source(&get(&client, latest.clone()).await) != "stream" {
-        assert!(tokio::time::Instant::now() < taken_up, "streamed");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    until_streamed(
+        &client,
+        latest.clone(),
+        tokio::time::Instant::now() + Duration::from_secs(30),
+    )
+    .await;
     let calls = stack.sim.requests("binance").await;
     // Spread over the 2 s cadence: half of these would find the last push over 1 s old.
     for i in 0..12 {
