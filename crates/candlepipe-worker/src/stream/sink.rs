@@ -56,7 +56,9 @@ pub async fn run(
     held: Held,
 ) {
     // The records writers read after a fill, back to this loop, which alone publishes.
-    let (records_tx, mut records) = mpsc::channel::<Record>(1024);
+    // Unbounded: this loop also waits on the writers' channels, and a writer must never
+    // wait on this one (one record per fill of a series held here).
+    let (records_tx, mut records) = mpsc::unbounded_channel::<Record>();
     let mut writers = Vec::with_capacity(WRITERS);
     for _ in 0..WRITERS {
         let (tx, mut rx) = mpsc::channel::<Received>(4096);
@@ -255,7 +257,7 @@ async fn read_record(ctx: &Context, series: &SeriesKey) -> Option<Record> {
     }
 }
 
-async fn apply(ctx: &Context, held: &Held, records: &mpsc::Sender<Record>, r: Received) {
+async fn apply(ctx: &Context, held: &Held, records: &mpsc::UnboundedSender<Record>, r: Received) {
     // What the exchange says goes to the store only under the series' lease, with its fence.
     let lease = match &r {
         Received::Alive { series, .. } | Received::Candle { series, .. } => {
@@ -285,7 +287,7 @@ async fn apply(ctx: &Context, held: &Held, records: &mpsc::Sender<Record>, r: Re
         Received::Confirm { series, t } => backfill(ctx, &series, t, Why::Confirm).await,
         Received::Ready { series } => {
             if let Some(record) = read_record(ctx, &series).await {
-                let _ = records.send(record).await;
+                let _ = records.send(record);
             }
         }
         Received::Taken { series } => {
