@@ -2,6 +2,7 @@
 //! environment (`CANDLEPIPE_<KEY>`). Secrets are read only from the environment or a file it
 //! names, and are never printed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use candlepipe_worker::disposition::RetryPolicy;
 use candlepipe_worker::llm_route::RampSettings;
 use candlepipe_worker::llm_spend::SpendLimits;
 use candlepipe_worker::markets::MarketSettings;
-use candlepipe_worker::stream::LiveSettings;
+use candlepipe_worker::stream::{LiveSettings, Pace};
 use candlepipe_worker::{StreamSettings, WorkerSettings};
 
 /// Used when `CANDLEPIPE_HMAC_KEY` is unset and a command that signs is told `--dev` (the
@@ -279,6 +280,7 @@ impl Config {
                 watch_ttl: l.millis("watch_ttl_ms", 90_000)?,
                 hot_per_minute: l.get("stream_hot_per_minute", 30)?,
                 max_series: l.get("stream_max_series", 2_000)?,
+                confirm_paces: HashMap::new(),
             },
         })
     }
@@ -319,7 +321,20 @@ impl Config {
             analysis_timeout: self.analysis_timeout,
             markets: self.markets,
             llm: self.llm.clone(),
-            live: self.live.clone(),
+            live: LiveSettings {
+                confirm_paces: [Exchange::Kraken, Exchange::Coinbase]
+                    .into_iter()
+                    .map(|ex| {
+                        let e = self.exchanges.endpoint(ex);
+                        let pace = Pace {
+                            rps: e.rps,
+                            publish_delay: e.publish_delay.as_millis() as i64,
+                        };
+                        (ex, pace)
+                    })
+                    .collect(),
+                ..self.live.clone()
+            },
         }
     }
 }

@@ -192,7 +192,10 @@ pub async fn run(
         "series": series.len(),
         "mix": {"binance": binance, "kraken": kraken, "coinbase": coinbase},
         "max_age_ms": options.max_age_ms,
-        "confirmations_at_most": {"coinbase": coinbase * minutes_closing},
+        "confirmations_at_most": {
+            "kraken": kraken * minutes_closing,
+            "coinbase": coinbase * minutes_closing,
+        },
         "rest_calls_at_most": {
             "binance": binance * (2 + minutes),
             "kraken": kraken * (2 + minutes),

@@ -45,16 +45,32 @@ impl Fetched {
 /// an interval's close its candle is surely published.
 pub fn confirm(
     iv: Interval,
-    (from, to): (Millis, Millis),
+    range: (Millis, Millis),
     candles: Vec<Candle>,
     history_from: Option<Millis>,
     now: Millis,
     delay: Millis,
 ) -> Fetched {
+    confirm_revisable(iv, range, candles, history_from, now, delay, false)
+}
+
+/// [`confirm`] for an exchange whose closed candles may still change until `delay` after
+/// their close when `revisable` (Coinbase builds them from trades it publishes late): a
+/// closed candle is then confirmed only once that delay has passed.
+pub fn confirm_revisable(
+    iv: Interval,
+    (from, to): (Millis, Millis),
+    candles: Vec<Candle>,
+    history_from: Option<Millis>,
+    now: Millis,
+    delay: Millis,
+    revisable: bool,
+) -> Fetched {
     let step = iv.millis();
     let delay = delay.max(CLOSE_MARGIN_MS);
     let newest = to.min(iv.open_of(now));
-    let newest_closed = candles.iter().rev().find(|c| c.closed).map(|c| c.t);
+    let is_final = |c: &Candle| c.closed && (!revisable || c.t + step + delay <= now);
+    let newest_closed = candles.iter().rev().find(|c| is_final(c)).map(|c| c.t);
     let mut covered: Vec<(Millis, Millis)> = Vec::new();
     let mut unconfirmed = Vec::new();
     let mut next = candles.iter().peekable();
@@ -64,7 +80,7 @@ pub fn confirm(
             next.next();
         }
         let confirmed = match next.peek() {
-            Some(c) if c.t == t => c.closed,
+            Some(c) if c.t == t => is_final(c),
             _ => newest_closed.is_some_and(|n| n > t) || t + step + delay <= now,
         };
         if !confirmed {
@@ -94,6 +110,31 @@ mod tests {
 
     const M: Millis = 60_000;
     const DELAY: Millis = 30_000;
+
+    #[test]
+    fn a_revisable_closed_candle_is_confirmed_only_after_the_delay() {
+        let got = vec![
+            candle(10 * M, true),
+            candle(11 * M, true),
+            candle(12 * M, false),
+        ];
+        // At 12:10 the candle of 11 closed 10 s ago; that of 10, 70 s ago.
+        let now = 12 * M + 10_000;
+        let f = confirm_revisable(
+            Interval::M1,
+            (10 * M, 12 * M),
+            got.clone(),
+            None,
+            now,
+            60_000,
+            true,
+        );
+        assert_eq!(f.covered, vec![(10 * M, 10 * M)]);
+        assert_eq!(f.unconfirmed, vec![11 * M, 12 * M]);
+        assert!(f.candles[1].closed, "still closed: its interval is over");
+        let f = confirm(Interval::M1, (10 * M, 12 * M), got, None, now, 60_000);
+        assert_eq!(f.covered, vec![(10 * M, 11 * M)]);
+    }
 
     fn candle(t: Millis, closed: bool) -> Candle {
         let d = Decimal::ONE;

@@ -28,7 +28,14 @@ pub const STREAMED_MAX_AGE_MS: Millis = 3_000;
 
 /// Newest open time that is surely closed at time `at`.
 pub fn closed_bound(interval: Interval, at: Millis) -> Millis {
-    interval.open_of(at - CLOSE_MARGIN_MS) - interval.millis()
+    final_bound(interval, at, CLOSE_MARGIN_MS)
+}
+
+/// Newest open time whose candle is final at time `at` on an exchange that may still
+/// change a candle until `delay` after its close (Coinbase); never later than
+/// [`closed_bound`].
+pub fn final_bound(interval: Interval, at: Millis, delay: Millis) -> Millis {
+    interval.open_of(at - delay.max(CLOSE_MARGIN_MS)) - interval.millis()
 }
 
 /// What the store knows about a series, without its candles.
@@ -139,6 +146,18 @@ impl SeriesState {
             job.to
         };
         self.answers(iv.millis(), job.from, to, job.fresh_after)
+    }
+
+    /// The state as fill job `job` sees it: a confirmation ([`crate::FillJob::confirm`])
+    /// does not count what only the stream confirmed, so REST is asked for it.
+    pub fn for_job(mut self, job: &crate::FillJob) -> SeriesState {
+        if job.confirm {
+            let step = job.series.interval.millis();
+            for &(a, b) in std::mem::take(&mut self.stream_only).ranges() {
+                self.coverage.remove(a, b, step);
+            }
+        }
+        self
     }
 
     /// The verdict for a producer that has waited for a fill which was asked for when the

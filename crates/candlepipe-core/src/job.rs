@@ -18,6 +18,10 @@ pub struct FillJob {
     /// Open times of the window that are not confirmed must have been asked of the exchange
     /// at or after this for the job to be already done.
     pub fresh_after: Millis,
+    /// REST is asked also for open times only the stream confirmed: the stream role's
+    /// confirmation of its closes (REST's rows become the record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm: bool,
 }
 
 /// Width of the time bucket folded into a job's `Nats-Msg-Id`: misses for the same window
@@ -40,6 +44,7 @@ impl FillJob {
             to: w.to,
             includes_open: w.includes_open,
             fresh_after: bucket_end(now - q.max_age_ms),
+            confirm: false,
         }
     }
 

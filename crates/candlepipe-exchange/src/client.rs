@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candlepipe_core::aggregate::aggregate;
-use candlepipe_core::confirm::confirm;
+use candlepipe_core::confirm::confirm_revisable;
 use candlepipe_core::freshness::closed_bound;
 use candlepipe_core::{Candle, Exchange, Fetched, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -180,6 +180,41 @@ impl ExchangeClient {
         markets::parse(ex, &body)
     }
 
+    /// Coinbase's trades of product `native` with ids up to `until`, back to the first
+    /// one before `since` (ms) or the product's first: ascending. Pages of 1,000, each
+    /// taking its turn in the budget as `demand`; `None` when `max_pages` did not reach
+    /// back to `since`.
+    pub async fn coinbase_trades(
+        &self,
+        native: &str,
+        until: u64,
+        since: Millis,
+        max_pages: usize,
+        demand: Demand<'_>,
+    ) -> Result<Option<Vec<coinbase::TradeRow>>, FetchError> {
+        let path = coinbase::trades_path(native);
+        let mut out: Vec<coinbase::TradeRow> = Vec::new();
+        let mut after = until.saturating_add(1);
+        for _ in 0..max_pages {
+            let q = coinbase::trades_query(Some(after));
+            let body = self
+                .get(Exchange::Coinbase, &path, &q, coinbase::error, demand, 1)
+                .await?;
+            let page = coinbase::parse_trades(&body)?;
+            let full = page.len() >= coinbase::TRADES_PAGE;
+            let Some(oldest) = page.iter().map(|t| t.id).min() else {
+                return Ok(Some(ascending(out)));
+            };
+            let reached = page.iter().any(|t| t.t < since);
+            out.extend(page.into_iter().filter(|t| t.id <= until));
+            if reached || !full || oldest <= 1 {
+                return Ok(Some(ascending(out)));
+            }
+            after = oldest;
+        }
+        Ok(None)
+    }
+
     /// Candles of `series`, which the exchange calls `native`, with open times in
     /// `[from, to]`, asked at `now`, and what the answer confirms (SPEC §2, see
     /// [`candlepipe_core::confirm`]). An interval the exchange does not serve is built from
@@ -204,13 +239,16 @@ impl ExchangeClient {
             .fetch_native(&base_series, native, from, base_to, now, demand)
             .await?;
         let delay = self.settings.endpoint(series.exchange).publish_delay;
-        let fetched = confirm(
+        // Coinbase may still change a closed candle until its publishing delay has passed
+        // (its candles lag the trades it publishes); the others' closed rows are final.
+        let fetched = confirm_revisable(
             base,
             (from, base_to),
             candles,
             history_from,
             now,
             delay.as_millis() as Millis,
+            series.exchange == Exchange::Coinbase,
         );
         Ok(if base == iv {
             fetched
@@ -478,4 +516,10 @@ impl ExchangeClient {
             }
         }
     }
+}
+
+fn ascending(mut trades: Vec<coinbase::TradeRow>) -> Vec<coinbase::TradeRow> {
+    trades.sort_by_key(|t| t.id);
+    trades.dedup_by_key(|t| t.id);
+    trades
 }

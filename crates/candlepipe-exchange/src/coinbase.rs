@@ -2,9 +2,15 @@
 //!
 //! Rows: `[time(s), low, high, open, close, volume]` as JSON numbers, newest first, at most
 //! 300 per call. Errors: `{"message":"NotFound"}` (404), `{"message":"Unsupported granularity"}`.
+//!
+//! And `GET /products/{BASE-QUOTE}/trades?limit&after`: the newest trades first, at most
+//! 1,000 a page; `after=<trade_id>` pages back to older ones (ids below it). Each is
+//! `{"time","trade_id","price","size","side"}`, prices and sizes as strings.
 
 use candlepipe_core::{Candle, Interval, Millis, Symbol};
+use rust_decimal::Decimal;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -58,6 +64,60 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
     Ok(candles)
 }
 
+/// Trades a page holds at most.
+pub const TRADES_PAGE: usize = 1000;
+
+pub fn trades_path(native: &str) -> String {
+    format!("/products/{native}/trades")
+}
+
+/// The newest page, or the page of trades older than `after`.
+pub fn trades_query(after: Option<u64>) -> Vec<(&'static str, String)> {
+    let mut q = vec![("limit", TRADES_PAGE.to_string())];
+    if let Some(after) = after {
+        q.push(("after", after.to_string()));
+    }
+    q
+}
+
+/// One trade of a product, as its REST trades page has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradeRow {
+    pub id: u64,
+    pub t: Millis,
+    pub price: Decimal,
+    pub size: Decimal,
+}
+
+#[derive(Deserialize)]
+struct TradeBody<'a> {
+    trade_id: u64,
+    time: String,
+    #[serde(borrow)]
+    price: &'a RawValue,
+    #[serde(borrow)]
+    size: &'a RawValue,
+}
+
+/// A trades page, newest first as Coinbase sends it.
+pub fn parse_trades(body: &[u8]) -> Result<Vec<TradeRow>, FetchError> {
+    let rows: Vec<TradeBody> = serde_json::from_slice(body)
+        .map_err(|e| FetchError::Malformed(format!("coinbase trades: {e}")))?;
+    rows.into_iter()
+        .map(|r| {
+            let t = OffsetDateTime::parse(&r.time, &Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis)
+                .map_err(|_| FetchError::Malformed(format!("coinbase time {}", cut(&r.time))))?;
+            Ok(TradeRow {
+                id: r.trade_id,
+                t,
+                price: decimal(r.price)?,
+                size: decimal(r.size)?,
+            })
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     message: String,
@@ -79,6 +139,21 @@ pub fn error(status: u16, body: &[u8]) -> FetchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trades_page_is_read_newest_first() {
+        let body = br#"[{"time":"2026-12-04T10:00:30.123456Z","trade_id":75,"price":"91250.55000000","size":"0.01200000","side":"sell"},{"time":"2026-12-04T10:00:01Z","trade_id":74,"price":"91234.1","size":"1.5","side":"buy"}]"#;
+        let t = parse_trades(body).unwrap();
+        assert_eq!(t.iter().map(|t| t.id).collect::<Vec<_>>(), vec![75, 74]);
+        assert_eq!(t[0].t % 60_000, 30_123);
+        assert_eq!(t[0].price.to_string(), "91250.55000000");
+        assert_eq!(t[1].size.to_string(), "1.5");
+        assert!(parse_trades(br#"[{"trade_id":1}]"#).is_err());
+        assert_eq!(
+            trades_query(Some(74)),
+            vec![("limit", "1000".to_string()), ("after", "74".to_string())]
+        );
+    }
 
     #[test]
     fn newest_first_number_rows_become_ascending_candles() {

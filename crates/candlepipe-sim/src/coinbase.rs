@@ -1,4 +1,4 @@
-//! Simulated Coinbase Exchange `GET /products/{BASE-QUOTE}/candles`.
+//! Simulated Coinbase Exchange `GET /products/{BASE-QUOTE}/candles` and `…/trades`.
 
 use std::collections::HashMap;
 
@@ -77,19 +77,20 @@ pub(crate) async fn candles(
     let series = Series::new("coinbase", base, quote, step);
     let habits = sim.habits(Exchange::Coinbase.as_str());
     let first = iv.open_of(start) + if iv.open_of(start) < start { step } else { 0 };
-    // `end` is inclusive, as Coinbase's is; intervals without trades are left out.
+    // `end` is inclusive, as Coinbase's is; intervals without trades are left out. Values
+    // are JSON numbers, as Coinbase writes them: no trailing zeros.
     let mut rows: Vec<String> = std::iter::successors(Some(first), |t| Some(t + step))
         .take_while(|t| *t <= end)
         .filter(|t| !series.quiet(*t, habits) && !series.unpublished(*t, now, habits))
-        .filter_map(|t| series.candle(t, now))
+        .filter_map(|t| series.candle(t, now - habits.candles_lag_ms))
         .map(|c| {
             format!(
                 "[{},{},{},{},{},{}]",
                 c.t / 1000,
-                c.l,
-                c.h,
-                c.o,
-                c.c,
+                c.l.normalize(),
+                c.h.normalize(),
+                c.o.normalize(),
+                c.c.normalize(),
                 c.v.normalize()
             )
         })
@@ -99,6 +100,68 @@ pub(crate) async fn candles(
 }
 
 /// `GET /products`: every listed pair, with the fields the real one has.
+/// `GET /products/{BASE-QUOTE}/trades?limit&after`: the newest trades first (the REST
+/// record: true sizes, also while the stream's differ), `after` pages to older ids, with
+/// Coinbase's `cb-before`/`cb-after` cursors.
+pub(crate) async fn trades(
+    State(sim): State<Sim>,
+    Path(product): Path<String>,
+    RawQuery(raw): RawQuery,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = sim
+        .gate(
+            Exchange::Coinbase.as_str(),
+            &product,
+            raw.as_deref().unwrap_or(""),
+        )
+        .await
+    {
+        return r;
+    }
+    let Some((base, quote)) = product.split_once('-').filter(|(b, q)| is_listed(b, q)) else {
+        return error(StatusCode::NOT_FOUND, "NotFound");
+    };
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 1000,
+        Some(Ok(l)) if (1..=1000).contains(&l) => l,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "Invalid limit"),
+    };
+    let after = match q.get("after").map(|a| a.parse::<u64>()) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "Invalid after"),
+    };
+    let series = Series::new("coinbase", base, quote, 60_000);
+    let habits = sim.habits(Exchange::Coinbase.as_str());
+    // Minutes without trades (the `quiet_one_in` habit) have none here either.
+    let trades: Vec<_> = series
+        .trades_before(after, limit, now_ms())
+        .into_iter()
+        .filter(|tr| !series.quiet(tr.t - tr.t.rem_euclid(60_000), habits))
+        .collect();
+    let rows: Vec<String> = trades
+        .iter()
+        .map(|tr| {
+            format!(
+                "{{\"time\":\"{}\",\"trade_id\":{},\"price\":\"{}\",\"size\":\"{}\",\"side\":\"{}\"}}",
+                crate::streams::rfc3339_micros(tr.t),
+                tr.id,
+                tr.price,
+                tr.size,
+                if tr.maker_sells { "sell" } else { "buy" }
+            )
+        })
+        .collect();
+    let mut response = json_body(format!("[{}]", rows.join(",")));
+    for (name, trade) in [("cb-before", trades.first()), ("cb-after", trades.last())] {
+        if let Some(v) = trade.and_then(|t| t.id.to_string().parse().ok()) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
 pub(crate) async fn products(State(sim): State<Sim>) -> Response {
     if let Some(r) = sim.gate_list(Exchange::Coinbase.as_str(), "products").await {
         return r;

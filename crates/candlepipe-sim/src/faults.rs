@@ -46,6 +46,10 @@ pub struct FaultConfig {
     /// trade with twice its size), so that REST's confirmations correct them.
     #[serde(default)]
     pub stream_differs: bool,
+    /// Coinbase: its REST candles hold only the trades at least this old (ms), as Coinbase's
+    /// candles lag its trades; its REST trades have them all.
+    #[serde(default)]
+    pub candles_lag_ms: u64,
 }
 
 /// A WebSocket fault.

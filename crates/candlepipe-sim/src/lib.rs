@@ -213,7 +213,7 @@ impl Sim {
             .collect()
     }
 
-    /// How an exchange publishes candles: `(late_ms, quiet_one_in)`.
+    /// How an exchange publishes candles.
     fn habits(&self, target: &'static str) -> market::Habits {
         self.lock()
             .get(target)
@@ -221,6 +221,7 @@ impl Sim {
                 late_ms: t.config.late_ms as i64,
                 quiet_one_in: t.config.quiet_one_in.filter(|n| *n > 0),
                 stream_differs: t.config.stream_differs,
+                candles_lag_ms: t.config.candles_lag_ms as i64,
             })
             .unwrap_or_default()
     }
@@ -265,6 +266,7 @@ pub fn router(sim: Sim) -> Router {
         .route("/api/v3/exchangeInfo", get(binance::exchange_info))
         .route("/products", get(coinbase::products))
         .route("/products/{product}/candles", get(coinbase::candles))
+        .route("/products/{product}/trades", get(coinbase::trades))
         .route("/0/public/OHLC", get(kraken::ohlc))
         .route("/0/public/AssetPairs", get(kraken::asset_pairs))
         .route("/stream", get(streams::binance))

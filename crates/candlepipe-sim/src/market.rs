@@ -281,6 +281,36 @@ impl Series {
         out
     }
 
+    /// Up to `limit` trades at or before `now` with ids below `before` (all of them when
+    /// `None`), newest first (1-minute series): Coinbase's REST trades pages.
+    pub fn trades_before(&self, before: Option<u64>, limit: usize, now: Millis) -> Vec<SimTrade> {
+        let step = MINUTE;
+        let mut t = now.div_euclid(step) * step;
+        if let Some(b) = before {
+            let atoms = b.saturating_sub(2) / TRADES_PER_ATOM as u64;
+            if let Some(atom) = i64::try_from(atoms)
+                .ok()
+                .and_then(|a| a.checked_mul(step))
+                .and_then(|a| a.checked_add(LISTED_SINCE))
+            {
+                t = t.min(atom);
+            }
+        }
+        let mut out = Vec::new();
+        while t >= LISTED_SINCE && out.len() < limit {
+            let full = self.full_atom(t, step);
+            let mut atom: Vec<SimTrade> = self
+                .atom_trades(&full, step)
+                .into_iter()
+                .filter(|tr| tr.t <= now && before.is_none_or(|b| tr.id < b))
+                .collect();
+            atom.reverse();
+            out.extend(atom.into_iter().take(limit - out.len()));
+            t -= step;
+        }
+        out
+    }
+
     /// The last trade at or before `now` (1-minute series).
     pub fn last_trade(&self, now: Millis) -> Option<SimTrade> {
         let t = now.div_euclid(MINUTE) * MINUTE;
@@ -323,6 +353,8 @@ pub struct Habits {
     /// The stream's values differ from REST's record (Coinbase: every trade is sent with
     /// twice its size), so that confirmations correct what was published.
     pub stream_differs: bool,
+    /// Coinbase's REST candles hold only the trades at least this old.
+    pub candles_lag_ms: Millis,
 }
 
 /// Trades in one atom of the simulated market.
@@ -382,6 +414,21 @@ mod tests {
         assert_eq!(h4.h, hours.iter().map(|c| c.h).max().unwrap());
         assert_eq!(h4.l, hours.iter().map(|c| c.l).min().unwrap());
         assert_eq!(h4.v, hours.iter().map(|c| c.v).sum::<Decimal>());
+    }
+
+    #[test]
+    fn trades_pages_go_back_by_id_newest_first() {
+        let s = Series::new("coinbase", "BTC", "USD", MINUTE);
+        let t = 1_764_000_000_000 - 1_764_000_000_000 % MINUTE;
+        let now = t + 35_000;
+        let all = s.trades(t - 3 * MINUTE, now);
+        let newest = s.trades_before(None, 5, now);
+        let expected: Vec<u64> = all.iter().rev().take(5).map(|tr| tr.id).collect();
+        assert_eq!(newest.iter().map(|tr| tr.id).collect::<Vec<_>>(), expected);
+        let older = s.trades_before(Some(newest[4].id), 7, now);
+        let expected: Vec<u64> = all.iter().rev().skip(5).take(7).map(|tr| tr.id).collect();
+        assert_eq!(older.iter().map(|tr| tr.id).collect::<Vec<_>>(), expected);
+        assert!(older.iter().all(|tr| tr.t <= now));
     }
 
     #[test]

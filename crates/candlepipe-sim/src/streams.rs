@@ -474,7 +474,7 @@ struct Product {
 const LOSE_MS: Millis = 12_000;
 
 /// Coinbase writes times with 6 fractional digits.
-fn rfc3339_micros(ms: Millis) -> String {
+pub(crate) fn rfc3339_micros(ms: Millis) -> String {
     let nanos = rfc3339_nanos(ms);
     match nanos.split_once('.') {
         Some((whole, frac)) => format!("{whole}.{}Z", &frac[..6.min(frac.len())]),

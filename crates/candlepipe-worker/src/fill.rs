@@ -368,7 +368,7 @@ async fn fill_locked(
     let now = now_ms();
     let to = job_end(job, now);
     let found_nothing = stored.is_none();
-    let state = stored.unwrap_or_default();
+    let state = stored.unwrap_or_default().for_job(job);
     tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
 
     if state.fulfils(job, now) {

@@ -15,23 +15,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use candlepipe_core::freshness::CLOSE_MARGIN_MS;
-use candlepipe_core::request::{AnyReply, CandlesRequest};
-use candlepipe_core::{Candle, Exchange, Millis, SeriesKey};
+use candlepipe_core::{Candle, Exchange, Interval, Millis, SeriesKey};
+use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::stream::socket::{self, Message, Socket};
 use candlepipe_exchange::stream::{self, Event, Kind, Topic};
+use candlepipe_exchange::ExchangeClient;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::trades::{Builder, Out, Trade};
+use super::trades::{self, Builder, Out, Trade};
 
 /// What a link hands on.
 #[derive(Debug)]
 pub enum Received {
-    /// A candle's values. `confirmed`: the exchange said it is final (Binance's `x`), or a
-    /// later candle of the series came on the same connection (Kraken): covered by the
-    /// stream. `record`: the exchange's own final word (Binance's `x`), published as
+    /// A candle's values. `confirmed`: the exchange said it is final (Binance's `x`), a
+    /// later candle of the series came on the same connection (Kraken), or its interval's
+    /// trades are over (Coinbase): covered by the stream. `record`: the exchange's own final word (Binance's `x`), published as
     /// `confirmed:true`; any other close is published `confirmed:false` until REST's record.
     Candle {
         series: SeriesKey,
@@ -49,7 +50,15 @@ pub enum Received {
     /// product's heartbeat naming the last trade seen). Stored as the series' live mark
     /// after the candles received before it; not published: nothing changed.
     Alive { series: SeriesKey, at: Millis },
-    /// A candle built from trades ended: REST confirms the one opening at `t`.
+    /// The intervals opening from `from` to `to` passed without a trade (Coinbase: the
+    /// feed's contiguous trade ids prove it): covered by the stream, empty.
+    Quiet {
+        series: SeriesKey,
+        from: Millis,
+        to: Millis,
+    },
+    /// The interval opening at `t` is over and the stream has no candle for it (a seed
+    /// that never came): REST confirms it.
     Confirm { series: SeriesKey, t: Millis },
     /// This process just took the series (a new watch, or another holder's lease that
     /// lapsed): what the store lacks since its last candle may have been missed.
@@ -72,49 +81,83 @@ const CLOSE_GRACE_MS: Millis = 5_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// How long a seed request waits for its answer, and before it is asked again.
-const SEED_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a seed waits before it is asked again after a failure.
 const SEED_RETRY: Duration = Duration::from_secs(2);
+/// Pages of 1,000 trades a seed reads at most (a product trading faster than 20,000 times
+/// in part of an interval leaves that interval to REST).
+const SEED_PAGES: usize = 20;
 
-/// Asks `candlepipe.candles.get` for a series' forming candle, fresh from REST (through
-/// the fill lanes and the cluster's budget, like any producer's request).
+/// Reads the trades of a subscription's first interval from Coinbase's REST trades, up to
+/// the last one before the subscription's (its `last_match`), through the cluster's
+/// budget: with the feed's trades after it, that interval is built exactly, no trade
+/// counted twice or missed.
 #[derive(Clone)]
 pub struct Seeder {
-    pub nats: async_nats::Client,
-    pub subject: String,
+    pub exchange: ExchangeClient,
 }
 
 impl Seeder {
-    async fn forming(&self, series: &SeriesKey) -> Result<Option<Candle>, String> {
-        let req = CandlesRequest {
-            exchange: series.exchange.as_str().into(),
-            symbol: series.symbol.as_str().into(),
-            interval: series.interval.as_str().into(),
-            limit: Some(1),
-            max_age_ms: Some(0),
-            timeout_ms: Some(SEED_TIMEOUT.as_millis() as i64),
-            ..CandlesRequest::default()
-        };
-        let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
-        let request = async_nats::Request::new()
-            .payload(body.into())
-            .timeout(Some(SEED_TIMEOUT + Duration::from_secs(1)));
-        let msg = self
-            .nats
-            .send_request(self.subject.clone(), request)
+    /// The candles of the interval of `interval` opening at `open` and of the one before
+    /// it, made of product `native`'s trades with ids up to `until`.
+    async fn forming(
+        &self,
+        native: &str,
+        interval: Interval,
+        open: Millis,
+        until: u64,
+    ) -> Result<Seed, String> {
+        let Some(trades) = self
+            .exchange
+            .coinbase_trades(
+                native,
+                until,
+                open - interval.millis(),
+                SEED_PAGES,
+                Demand::Upkeep,
+            )
             .await
-            .map_err(|e| e.to_string())?;
-        let reply: AnyReply = serde_json::from_slice(&msg.payload).map_err(|e| e.to_string())?;
-        let reply = reply.into_result().map_err(|e| e.message)?;
-        Ok(reply.candles.into_iter().next_back().filter(|c| !c.closed))
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(Seed::TooBusy);
+        };
+        let of = |at: Millis| {
+            let mut candle = None;
+            for t in trades.iter().filter(|t| interval.open_of(t.t) == at) {
+                let trade = Trade {
+                    t: t.t,
+                    price: t.price,
+                    size: t.size,
+                };
+                trades::add(&mut candle, at, &trade);
+            }
+            candle
+        };
+        Ok(Seed::Candles {
+            previous: of(open - interval.millis()),
+            current: of(open),
+        })
     }
+}
+
+/// What a seed found.
+enum Seed {
+    /// The interval's trades up to the seed's last, and the whole interval before it
+    /// (`None`: it had none).
+    Candles {
+        previous: Option<Candle>,
+        current: Option<Candle>,
+    },
+    /// More than [`SEED_PAGES`] pages of trades: the interval is left to REST.
+    TooBusy,
 }
 
 /// A seed's answer, back in the session.
 struct Seeded {
     topic: Topic,
     asked_at: Millis,
-    candle: Result<Option<Candle>, String>,
+    /// The last trade id the seed holds.
+    until: u64,
+    candle: Result<Seed, String>,
 }
 
 /// A product's trades on this connection (Coinbase).
@@ -324,21 +367,28 @@ impl Link {
         let opened = Instant::now();
         let mut products: BTreeMap<String, Product> = BTreeMap::new();
         let (seed_tx, mut seed_rx) = mpsc::channel::<Seeded>(1024);
-        let ask_seed = |topic: &Topic, series: SeriesKey, delay: Duration| -> Millis {
+        // A builder for `topic` whose first interval is seeded with the trades up to
+        // `until` (the feed brings those after it).
+        let seeding = |topic: &Topic, until: u64, delay: Duration| -> Builder {
             let asked_at = candlepipe_core::now_ms() + delay.as_millis() as Millis;
+            let interval = topic.interval;
             let (seeder, tx, topic) = (self.seeder.clone(), seed_tx.clone(), topic.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let candle = seeder.forming(&series).await;
+                let open = topic.interval.open_of(asked_at);
+                let candle = seeder
+                    .forming(&topic.native, topic.interval, open, until)
+                    .await;
                 let _ = tx
                     .send(Seeded {
                         topic,
                         asked_at,
+                        until,
                         candle,
                     })
                     .await;
             });
-            asked_at
+            Builder::seeding(interval, asked_at)
         };
         let mut subs: BTreeMap<Topic, TopicState> = BTreeMap::new();
         let mut refused: BTreeSet<Topic> = BTreeSet::new();
@@ -405,11 +455,15 @@ impl Link {
                     let Some(builder) = state.built.as_mut().filter(|b| b.waits_for() == Some(seeded.asked_at)) else { continue };
                     let Some(series) = want.borrow().get(&seeded.topic).cloned() else { continue };
                     let outs = match seeded.candle {
-                        Ok(candle) => builder.seed(seeded.asked_at, candle),
+                        Ok(Seed::Candles { previous, current }) => builder.seed(seeded.asked_at, previous, current),
+                        Ok(Seed::TooBusy) => {
+                            // The builder waits on: the interval ends unbuilt, for REST.
+                            tracing::info!(exchange = %ex, series = %series, pages = SEED_PAGES, "first interval not seeded (too many trades); REST has it");
+                            Vec::new()
+                        }
                         Err(e) => {
                             tracing::warn!(exchange = %ex, series = %series, error = %e, "forming candle not seeded; asking again");
-                            let asked_at = ask_seed(&seeded.topic, series.clone(), SEED_RETRY);
-                            state.built = Some(Builder::seeding(seeded.topic.interval, asked_at));
+                            state.built = Some(seeding(&seeded.topic, seeded.until, SEED_RETRY));
                             Vec::new()
                         }
                     };
@@ -519,7 +573,11 @@ impl Link {
                                 for (topic, state) in subs.iter_mut().filter(|(tp, _)| tp.native == native) {
                                     state.last_data = Instant::now();
                                     let Some(series) = want.borrow().get(topic).cloned() else { continue };
-                                    let Some(builder) = state.built.as_mut() else { continue };
+                                    if !state.acked {
+                                        continue;
+                                    }
+                                    // No `last_match` came: this trade is the first after the seed.
+                                    let builder = state.built.get_or_insert_with(|| seeding(topic, id - 1, Duration::ZERO));
                                     let open = topic.interval.open_of(t);
                                     let seen = last_seen.entry(topic.clone()).or_insert(open);
                                     *seen = (*seen).max(open);
@@ -527,8 +585,7 @@ impl Link {
                                         let since = topic.interval.open_of(lost_since.unwrap_or(state.since_ms));
                                         tracing::info!(exchange = %ex, series = %series, since, "trades lost (trade_id jumped); back-filling and seeding again");
                                         received.push(Received::Gap { series: series.clone(), since });
-                                        let asked_at = ask_seed(topic, series.clone(), Duration::ZERO);
-                                        *builder = Builder::seeding(topic.interval, asked_at);
+                                        *builder = seeding(topic, id - 1, Duration::ZERO);
                                     }
                                     let outs = builder.trade(Trade { t, price, size });
                                     received.extend(built(&series, outs, Some(t)));
@@ -540,9 +597,11 @@ impl Link {
                                 }
                             }
                             Event::LastTrade { native, id } => {
-                                let product = products.entry(native).or_default();
-                                if product.last_id.is_none() {
-                                    product.last_id = Some(id);
+                                let product = products.entry(native.clone()).or_default();
+                                let until = *product.last_id.get_or_insert(id);
+                                // The subscriptions waiting for it are seeded up to it.
+                                for (topic, state) in subs.iter_mut().filter(|(tp, s)| tp.native == native && s.acked && s.built.is_none()) {
+                                    state.built = Some(seeding(topic, until, Duration::ZERO));
                                 }
                             }
                             Event::Alive { native, last_trade_id } => {
@@ -573,8 +632,9 @@ impl Link {
                                     let since = topic.interval.open_of(lost_since.unwrap_or(state.since_ms));
                                     tracing::info!(exchange = %ex, series = %series, since, "trades lost (heartbeat's last_trade_id never came); back-filling and seeding again");
                                     received.push(Received::Gap { series: series.clone(), since });
-                                    let asked_at = ask_seed(topic, series, Duration::ZERO);
-                                    *builder = Builder::seeding(topic.interval, asked_at);
+                                    if let Some(claimed) = lost {
+                                        *builder = seeding(topic, claimed, Duration::ZERO);
+                                    }
                                 }
                                 for r in received {
                                     if out.send(r).await.is_err() {
@@ -596,10 +656,12 @@ impl Link {
                                     for t in topics {
                                         let Some(state) = subs.get_mut(&t) else { continue };
                                         state.acked = true;
+                                        // Seeded up to the product's last trade when this
+                                        // connection knows it; else when its `last_match`
+                                        // (or its first trade) comes.
                                         if state.built.is_none() {
-                                            if let Some(series) = want.borrow().get(&t).cloned() {
-                                                let asked_at = ask_seed(&t, series, Duration::ZERO);
-                                                state.built = Some(Builder::seeding(t.interval, asked_at));
+                                            if let Some(until) = products.get(&t.native).and_then(|p| p.last_id) {
+                                                state.built = Some(seeding(&t, until, Duration::ZERO));
                                             }
                                         }
                                     }
@@ -890,20 +952,21 @@ fn built(series: &SeriesKey, outs: Vec<Out>, event_ms: Option<Millis>) -> Vec<Re
                 record: false,
                 event_ms,
             }),
-            Out::Ended(candle) => {
-                let t = candle.t;
-                received.push(Received::Candle {
-                    series: series.clone(),
-                    candle,
-                    confirmed: false,
-                    record: false,
-                    event_ms,
-                });
-                received.push(Received::Confirm {
-                    series: series.clone(),
-                    t,
-                });
-            }
+            // Covered by the stream (every trade of the interval was seen, by contiguous
+            // ids; the first interval of a subscription is REST's forming candle and the
+            // trades after it), published `confirmed:false` until REST's record confirms it.
+            Out::Ended(candle) => received.push(Received::Candle {
+                series: series.clone(),
+                candle,
+                confirmed: true,
+                record: false,
+                event_ms,
+            }),
+            Out::Quiet { from, to } => received.push(Received::Quiet {
+                series: series.clone(),
+                from,
+                to,
+            }),
             Out::Unbuilt(t) => received.push(Received::Confirm {
                 series: series.clone(),
                 t,

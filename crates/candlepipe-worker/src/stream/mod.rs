@@ -7,8 +7,10 @@
 //! - Per exchange, the held series are spread over connections ([`link`]), each holding
 //!   up to the exchange's limit of subscriptions.
 //! - What arrives is published on the live subjects and merged into the store ([`sink`]);
-//!   a break becomes a REST back-fill on the bulk lane.
+//!   a break becomes a REST back-fill on the bulk lane, and closes that are not the
+//!   exchange's record are confirmed by REST in batches ([`confirmations`]).
 
+mod confirmations;
 pub mod hot;
 pub mod leases;
 mod link;
@@ -30,6 +32,7 @@ use candlepipe_exchange::ExchangeClient;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use self::confirmations::Pace;
 use self::leases::Leases;
 use self::link::{Attempts, Link, Seeder, Wanted};
 use crate::loops::{answer_requests, encoding_of, reply_headers};
@@ -50,6 +53,9 @@ pub struct LiveSettings {
     pub hot_per_minute: u32,
     /// Series one stream process holds at most.
     pub max_series: usize,
+    /// How REST confirms each exchange's stream closes that are not its record (Kraken,
+    /// Coinbase); an exchange without one is not confirmed (Binance's `x` is final).
+    pub confirm_paces: HashMap<Exchange, Pace>,
 }
 
 impl LiveSettings {
@@ -117,8 +123,7 @@ pub async fn run(
                     silence: set.live.silence,
                     attempts: Attempts::new(300, Duration::from_secs(300)),
                     seeder: Seeder {
-                        nats: ctx.nats.clone(),
-                        subject: set.subjects.candles_get(),
+                        exchange: exchange.clone(),
                     },
                 },
                 links: Vec::new(),

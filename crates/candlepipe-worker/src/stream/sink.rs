@@ -3,8 +3,9 @@
 //! versions, coverage): confirmed candles are covered for good, the others count as asked
 //! now. A gap after a break, or since the store's last candle when this process takes a
 //! series over, becomes a fill job on the exchange's bulk lane, so REST fills what the
-//! stream missed, within the budget; so does a candle built from trades once its interval
-//! is over (REST confirms it). Candles of one series are applied in order.
+//! stream missed, within the budget. Closes that are not the exchange's own record
+//! (Kraken's, those built from Coinbase's trades) are confirmed by REST in batches
+//! ([`Confirmations`]). Candles of one series are applied in order.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -20,6 +21,7 @@ use candlepipe_core::{
 use candlepipe_store::StoreError;
 use tokio::sync::mpsc;
 
+use super::confirmations::Confirmations;
 use super::leases::Held;
 use super::link::Received;
 use super::published::Published;
@@ -75,6 +77,9 @@ pub async fn run(
     }
     drop(records_tx);
     let mut published = Published::default();
+    let mut confirmations = Confirmations::new(ctx.settings.live.confirm_paces.clone());
+    let mut confirm_tick = tokio::time::interval(CONFIRM_TICK);
+    confirm_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let r = tokio::select! {
             r = received.recv() => match r {
@@ -84,6 +89,7 @@ pub async fn run(
             Some(record) = records.recv() => {
                 if held.get(&record.series).is_none() {
                     published.forget(&record.series);
+                    confirmations.forget(&record.series);
                     continue;
                 }
                 for c in published.corrections(&record.series, &record.candles) {
@@ -92,7 +98,21 @@ pub async fn run(
                 }
                 continue;
             }
+            _ = confirm_tick.tick() => {
+                for (series, from, to) in confirmations.due(now_ms()) {
+                    if held.get(&series).is_none() {
+                        confirmations.forget(&series);
+                        continue;
+                    }
+                    queue_confirmation(&ctx, &series, from, to).await;
+                }
+                continue;
+            }
         };
+        if let Received::Confirm { series, t } = &r {
+            confirmations.note(series, *t, now_ms());
+            continue;
+        }
         // Subscribers hear a candle first, before the store write: only while this process
         // surely holds the series' lease (by its own clock, before Redis lets it lapse).
         if let Received::Candle {
@@ -105,16 +125,21 @@ pub async fn run(
         {
             if held.get(series).is_none() {
                 published.forget(series);
+                confirmations.forget(series);
                 continue;
             }
             let live = LiveCandle::new(candle, *record, false);
             announce(&ctx, &msgpack, series, &live, *event_ms).await;
             published.note(series, candle, *record && candle.closed);
+            if candle.closed && !*record {
+                confirmations.note(series, candle.t, now_ms());
+            }
         }
         let series = match &r {
             Received::Candle { series, .. }
             | Received::Alive { series, .. }
             | Received::Gap { series, .. }
+            | Received::Quiet { series, .. }
             | Received::Confirm { series, .. }
             | Received::Ready { series }
             | Received::Taken { series } => series,
@@ -169,6 +194,9 @@ pub struct Record {
     /// Closed candles REST confirmed, ascending.
     candles: Vec<Candle>,
 }
+
+/// How often due confirmations are looked for.
+const CONFIRM_TICK: Duration = Duration::from_secs(5);
 
 /// How far back a fill's record is compared with what was published.
 const RECORD_CANDLES: i64 = 64;
@@ -260,12 +288,12 @@ async fn read_record(ctx: &Context, series: &SeriesKey) -> Option<Record> {
 async fn apply(ctx: &Context, held: &Held, records: &mpsc::UnboundedSender<Record>, r: Received) {
     // What the exchange says goes to the store only under the series' lease, with its fence.
     let lease = match &r {
-        Received::Alive { series, .. } | Received::Candle { series, .. } => {
-            match held.get(series) {
-                Some(lease) => Some(lease),
-                None => return,
-            }
-        }
+        Received::Alive { series, .. }
+        | Received::Candle { series, .. }
+        | Received::Quiet { series, .. } => match held.get(series) {
+            Some(lease) => Some(lease),
+            None => return,
+        },
         _ => None,
     };
     let fence = lease.map_or(0, |l| l.fence);
@@ -283,8 +311,25 @@ async fn apply(ctx: &Context, held: &Held, records: &mpsc::UnboundedSender<Recor
             confirmed,
             ..
         } => store(ctx, held, &series, candle, confirmed, fence).await,
-        Received::Gap { series, since } => backfill(ctx, &series, since, Why::Gap).await,
-        Received::Confirm { series, t } => backfill(ctx, &series, t, Why::Confirm).await,
+        Received::Quiet { series, from, to } => {
+            let fetched = Fetched {
+                covered: vec![(from, to)],
+                streamed: true,
+                ..Fetched::default()
+            };
+            if let Err(e) = ctx
+                .store
+                .write_streamed(&series, &fetched, now_ms(), fence)
+                .await
+            {
+                if !lost(held, &series, &e) {
+                    tracing::warn!(error = %e, series = %series, "quiet intervals not stored");
+                }
+            }
+        }
+        Received::Gap { series, since } => backfill(ctx, &series, since).await,
+        // Noted by the publishing loop, never handed to a writer.
+        Received::Confirm { .. } => {}
         Received::Ready { series } => {
             if let Some(record) = read_record(ctx, &series).await {
                 let _ = records.send(record);
@@ -319,7 +364,7 @@ async fn apply(ctx: &Context, held: &Held, records: &mpsc::UnboundedSender<Recor
             };
             if let Some(since) = since {
                 let since = since.max(to - (TAKEN_BACKFILL - 1) * step);
-                backfill(ctx, &series, since, Why::Gap).await;
+                backfill(ctx, &series, since).await;
             }
         }
     }
@@ -369,36 +414,27 @@ async fn fill_hole_before(ctx: &Context, series: &SeriesKey, t: i64, coverage: &
         .map(|(_, b)| *b)
         .max();
     if let Some(last) = last_before.filter(|last| t - last <= TAKEN_BACKFILL * step) {
-        backfill(ctx, series, last + step, Why::Gap).await;
+        backfill(ctx, series, last + step).await;
     }
 }
 
 /// Candles a process taking over a series asks REST for at most.
 const TAKEN_BACKFILL: i64 = 1000;
 
-/// Why REST is asked.
-#[derive(Debug, Clone, Copy)]
-enum Why {
-    /// The stream may have missed candles.
-    Gap,
-    /// A candle built from trades is over: REST's is the record.
-    Confirm,
-}
-
 /// Asks REST for `series` from open time `since` to the last closed candle, on the bulk
 /// lane: nobody waits for it, and live work goes first. A `since` still forming (a break or
 /// takeover just before a close) is asked once it has closed; the job then finds nothing
 /// to do if the stream brought the close after all.
-async fn backfill(ctx: &Context, series: &SeriesKey, since: i64, why: Why) {
+async fn backfill(ctx: &Context, series: &SeriesKey, since: i64) {
     let now = now_ms();
     let closes_at = since + series.interval.millis() + CLOSE_MARGIN_MS + 1_000;
     if closed_bound(series.interval, now) >= since {
-        queue_backfill(ctx, series, since, why).await;
+        queue_backfill(ctx, series, since).await;
     } else if closes_at - now <= MAX_WAIT_MS {
         let (ctx, series) = (ctx.clone(), series.clone());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis((closes_at - now).max(0) as u64)).await;
-            queue_backfill(&ctx, &series, since, why).await;
+            queue_backfill(&ctx, &series, since).await;
         });
     }
     // Longer intervals: the next request for the window confirms it from REST.
@@ -407,7 +443,7 @@ async fn backfill(ctx: &Context, series: &SeriesKey, since: i64, why: Why) {
 /// How long a back-fill may wait for its first candle to close.
 const MAX_WAIT_MS: i64 = 120_000;
 
-async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64, why: Why) {
+async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64) {
     let now = now_ms();
     let to = closed_bound(series.interval, now);
     if since > to {
@@ -419,25 +455,40 @@ async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64, why: Why)
         to,
         includes_open: false,
         fresh_after: now,
+        confirm: false,
     };
     let id = format!("{}.gap", job.msg_id(now));
     let lane = Lane::new(series.exchange, Priority::Bulk);
     match publish_job(ctx, &job, lane, &id).await {
         Ok(_) => {
-            let ex = series.exchange.as_str();
-            match why {
-                Why::Gap => {
-                    metrics::counter!("candlepipe_stream_backfills_total", "exchange" => ex)
-                        .increment(1);
-                    tracing::info!(series = %series, from = since, to, "stream gap sent to REST");
-                }
-                Why::Confirm => {
-                    metrics::counter!("candlepipe_stream_confirmations_total", "exchange" => ex)
-                        .increment(1);
-                    tracing::debug!(series = %series, from = since, to, "built candle sent to REST to confirm");
-                }
-            }
+            metrics::counter!("candlepipe_stream_backfills_total", "exchange" => series.exchange.as_str())
+                .increment(1);
+            tracing::info!(series = %series, from = since, to, "stream gap sent to REST");
         }
         Err(e) => tracing::warn!(error = %e, series = %series, "stream gap not queued"),
+    }
+}
+
+/// Asks REST for its record of `series` from `from` to `to` (closes only the stream
+/// confirmed, and the quiet intervals between), on the bulk lane.
+async fn queue_confirmation(ctx: &Context, series: &SeriesKey, from: i64, to: i64) {
+    let now = now_ms();
+    let job = FillJob {
+        series: series.clone(),
+        from,
+        to,
+        includes_open: false,
+        fresh_after: now,
+        confirm: true,
+    };
+    let id = format!("{}.confirm", job.msg_id(now));
+    let lane = Lane::new(series.exchange, Priority::Bulk);
+    match publish_job(ctx, &job, lane, &id).await {
+        Ok(_) => {
+            metrics::counter!("candlepipe_stream_confirmations_total", "exchange" => series.exchange.as_str())
+                .increment(1);
+            tracing::debug!(series = %series, from, to, "stream closes sent to REST to confirm");
+        }
+        Err(e) => tracing::warn!(error = %e, series = %series, "confirmation not queued"),
     }
 }
