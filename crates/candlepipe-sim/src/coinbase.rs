@@ -25,24 +25,34 @@ fn parse_time(s: &str) -> Option<Millis> {
         .map(|t| t.unix_timestamp() * 1000)
 }
 
+/// A request for `product` through the faults gate: its base and quote when listed, else
+/// the answer Coinbase gives (or the fault's).
+async fn listed_product<'a>(
+    sim: &Sim,
+    product: &'a str,
+    raw: Option<&str>,
+) -> Result<(&'a str, &'a str), Response> {
+    if let Some(r) = sim
+        .gate(Exchange::Coinbase.as_str(), product, raw.unwrap_or(""))
+        .await
+    {
+        return Err(r);
+    }
+    product
+        .split_once('-')
+        .filter(|(b, q)| is_listed(b, q))
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "NotFound"))
+}
+
 pub(crate) async fn candles(
     State(sim): State<Sim>,
     Path(product): Path<String>,
     RawQuery(raw): RawQuery,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = sim
-        .gate(
-            Exchange::Coinbase.as_str(),
-            &product,
-            raw.as_deref().unwrap_or(""),
-        )
-        .await
-    {
-        return r;
-    }
-    let Some((base, quote)) = product.split_once('-').filter(|(b, q)| is_listed(b, q)) else {
-        return error(StatusCode::NOT_FOUND, "NotFound");
+    let (base, quote) = match listed_product(&sim, &product, raw.as_deref()).await {
+        Ok(pair) => pair,
+        Err(r) => return r,
     };
     let granularity = q
         .get("granularity")
@@ -99,7 +109,6 @@ pub(crate) async fn candles(
     json_body(format!("[{}]", rows.join(",")))
 }
 
-/// `GET /products`: every listed pair, with the fields the real one has.
 /// `GET /products/{BASE-QUOTE}/trades?limit&after`: the newest trades first (the REST
 /// record: true sizes, also while the stream's differ), `after` pages to older ids, with
 /// Coinbase's `cb-before`/`cb-after` cursors.
@@ -109,18 +118,9 @@ pub(crate) async fn trades(
     RawQuery(raw): RawQuery,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = sim
-        .gate(
-            Exchange::Coinbase.as_str(),
-            &product,
-            raw.as_deref().unwrap_or(""),
-        )
-        .await
-    {
-        return r;
-    }
-    let Some((base, quote)) = product.split_once('-').filter(|(b, q)| is_listed(b, q)) else {
-        return error(StatusCode::NOT_FOUND, "NotFound");
+    let (base, quote) = match listed_product(&sim, &product, raw.as_deref()).await {
+        Ok(pair) => pair,
+        Err(r) => return r,
     };
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 1000,
@@ -162,6 +162,7 @@ pub(crate) async fn trades(
     response
 }
 
+/// `GET /products`: every listed pair, with the fields the real one has.
 pub(crate) async fn products(State(sim): State<Sim>) -> Response {
     if let Some(r) = sim.gate_list(Exchange::Coinbase.as_str(), "products").await {
         return r;
