@@ -10,7 +10,9 @@
 //!
 //! The market lists hold the majors in five quotes and `TEST0`…`TEST1999` in USDT and USD.
 //! - an OpenAI-compatible LLM: `GET /v1/models`, `POST /v1/chat/completions` (with `usage`)
-//! - control  `GET /sim/stats`, `POST /sim/faults/{exchange|llm}`, `POST /sim/reset`
+//! - control  `GET /sim/stats`, `POST /sim/faults/{exchange|llm}`, `POST /sim/reset`,
+//!   `GET /sim/trades/{exchange}?symbol=BASE/QUOTE&t=…` (the trades so far of the 1m
+//!   interval opening at `t`: what every answer is checked against)
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod binance;
@@ -277,6 +279,7 @@ pub fn router(sim: Sim) -> Router {
         .route("/sim/stats", get(stats))
         .route("/sim/faults/{exchange}", post(set_faults))
         .route("/sim/reset", post(reset))
+        .route("/sim/trades/{exchange}", get(minute_trades))
         .with_state(sim)
 }
 
@@ -302,6 +305,47 @@ async fn set_faults(
 async fn reset(State(sim): State<Sim>) -> StatusCode {
     sim.reset();
     StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+struct MinuteQuery {
+    symbol: String,
+    t: candlepipe_core::Millis,
+}
+
+/// The record of one 1m interval so far: whether it is quiet (no trades under the
+/// exchange's habits), and its trades up to now, oldest first. Benchmarks check each answer
+/// against it ("holds every trade up to `max_age_ms` before it").
+async fn minute_trades(
+    State(sim): State<Sim>,
+    Path(target): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<MinuteQuery>,
+) -> Response {
+    let exchange = match Exchange::parse(&target) {
+        Ok(ex) => ex,
+        Err(e) => return (StatusCode::NOT_FOUND, e.message).into_response(),
+    };
+    let Some((base, quote)) = q
+        .symbol
+        .split_once('/')
+        .filter(|(b, q)| market::is_listed(b, q))
+    else {
+        return (StatusCode::NOT_FOUND, "not listed").into_response();
+    };
+    let series = market::Series::new(exchange.as_str(), base, quote, 60_000);
+    let t = q.t.div_euclid(60_000) * 60_000;
+    let quiet = series.quiet(t, sim.habits(exchange.as_str()));
+    let trades: Vec<serde_json::Value> = match quiet {
+        true => Vec::new(),
+        false => series
+            .trades(t - 1, (t + 59_999).min(now_ms()))
+            .iter()
+            .map(|tr| {
+                serde_json::json!({"t": tr.t, "price": tr.price.to_string(), "size": tr.size.to_string()})
+            })
+            .collect(),
+    };
+    Json(serde_json::json!({"quiet": quiet, "trades": trades})).into_response()
 }
 
 /// Serves until `shutdown` resolves.
