@@ -73,6 +73,8 @@ pub struct Config {
     /// CA certificate (PEM) for a `rediss://` server not signed by a public CA.
     pub redis_tls_ca: Option<PathBuf>,
     pub prefix: String,
+    /// Inbox prefixes workers answer on besides `_INBOX.` (`reply_prefixes`, comma-separated).
+    pub replies: candlepipe_core::ReplyPolicy,
     pub redis_prefix: String,
     pub exchanges: ExchangeSettings,
     pub l1_capacity: u64,
@@ -222,6 +224,7 @@ impl Config {
             redis_url: l.get("redis_url", "redis://127.0.0.1:6379".to_string())?,
             redis_tls_ca: l.raw("redis_tls_ca").map(PathBuf::from),
             prefix: l.get("prefix", "candlepipe".to_string())?,
+            replies: reply_prefixes(&l)?,
             redis_prefix: l.get("redis_prefix", "cp:".to_string())?,
             exchanges: ExchangeSettings {
                 binance: endpoint(Exchange::Binance)?,
@@ -305,6 +308,7 @@ impl Config {
     pub fn worker_settings(&self) -> WorkerSettings {
         WorkerSettings {
             subjects: Subjects::new(&self.prefix),
+            replies: self.replies.clone(),
             redis_prefix: self.redis_prefix.clone(),
             streams: self.streams.clone(),
             fill_wait: self.fill_wait,
@@ -341,6 +345,18 @@ impl Config {
 
 /// The primary LLM (`llm_*`) and the optional canary (`llm_canary_*`); API keys from the
 /// environment only.
+fn reply_prefixes(l: &Lookup) -> Result<candlepipe_core::ReplyPolicy, ConfigError> {
+    let raw = l.raw("reply_prefixes").unwrap_or_default();
+    candlepipe_core::ReplyPolicy::with_prefixes(raw.split(',')).map_err(|why| {
+        ConfigError::Invalid {
+            key: "reply_prefixes".into(),
+            env: Lookup::env_name("reply_prefixes"),
+            value: raw.clone(),
+            why,
+        }
+    })
+}
+
 fn llm(l: &Lookup) -> Result<LlmSettings, ConfigError> {
     let provider = |tag: &str, default_name: &str| -> Result<Option<Provider>, ConfigError> {
         let Some(url) = l

@@ -30,6 +30,7 @@ pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
 /// that the rules evaluate from the first scrape and not only after the first request,
 /// dead letter or LLM call. LLM series are made for the configured providers only.
 pub fn zero_the_rules_metrics(cfg: &crate::config::Config) {
+    use candlepipe_core::reply_to::Refused;
     use candlepipe_core::{ErrorCode, Exchange, Source};
     for source in [Source::L1, Source::Redis, Source::Exchange, Source::Stream] {
         metrics::counter!("candlepipe_requests_total", "source" => source.as_str(), "stale" => "false", "code" => "ok").absolute(0);
@@ -44,6 +45,10 @@ pub fn zero_the_rules_metrics(cfg: &crate::config::Config) {
         metrics::gauge!("candlepipe_breaker_state", "exchange" => ex.as_str()).set(0.0);
     }
     metrics::gauge!("candlepipe_dlq_messages").set(0.0);
+    for reason in [Refused::NotInbox, Refused::Malformed] {
+        metrics::counter!("candlepipe_refused_replies_total", "reason" => reason.reason())
+            .absolute(0);
+    }
     metrics::gauge!("candlepipe_llm_spent_today_usd").set(0.0);
     metrics::gauge!("candlepipe_llm_daily_budget_usd").set(cfg.llm.limits.daily_budget_usd);
     for p in [&cfg.llm.primary, &cfg.llm.canary].into_iter().flatten() {

@@ -513,10 +513,10 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
     let stack = stack().await;
     let _w = stack.worker(&["all"]).await;
     let client = stack.client().await;
-    let mut replies = client.subscribe("results.desk1").await.unwrap();
+    let mut replies = client.subscribe("_INBOX.results.desk1").await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Candlepipe-Reply", "results.desk1");
+    headers.insert("Candlepipe-Reply", "_INBOX.results.desk1");
     headers.insert("Nats-Msg-Id", "job-42");
     let body = json!({"exchange":"binance","symbols":["BTC/USDT","NOPE/USDT"],"interval":"1h","lookback":60});
     js.publish_with_headers(
@@ -544,7 +544,7 @@ async fn an_async_job_answers_on_its_reply_subject_and_is_stored() {
 
     // A job that cannot be read is answered with the error and dead-lettered.
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Candlepipe-Reply", "results.desk1");
+    headers.insert("Candlepipe-Reply", "_INBOX.results.desk1");
     headers.insert("Nats-Msg-Id", "job-bad");
     js.publish_with_headers(
         "candlepipe.jobs.analyze",

@@ -26,3 +26,4 @@ mod streams;
 mod support;
 mod tamper;
 mod telemetry;
+mod trust;

@@ -450,9 +450,9 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
         );
     }
     // The async analysis form is a producer's to use.
-    let mut results = producer.subscribe("results.desk9").await.unwrap();
+    let mut results = producer.subscribe("_INBOX.desk9.results").await.unwrap();
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Candlepipe-Reply", "results.desk9");
+    headers.insert("Candlepipe-Reply", "_INBOX.desk9.results");
     let job = json!({"exchange":"binance","symbols":["BTC/USDT"],"interval":"1h","lookback":60});
     async_nats::jetstream::new(producer.clone())
         .publish_with_headers(

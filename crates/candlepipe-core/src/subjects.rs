@@ -109,41 +109,6 @@ impl Subjects {
         format!("{}.dlq.{}", self.prefix, rest)
     }
 
-    /// Whether `subject` may take an async job's result (`Candlepipe-Reply`): a valid
-    /// subject to publish on (no wildcards, no empty tokens, no spaces or control
-    /// characters, at most 256 bytes), outside candlepipe's own subjects and the `$`
-    /// system ones (JetStream's API among them).
-    pub fn check_reply(&self, subject: &str) -> Result<(), crate::WireError> {
-        let bad = |why: &str| {
-            Err(crate::WireError::new(
-                crate::ErrorCode::BadRequest,
-                format!(
-                    "Candlepipe-Reply {:?} is not allowed: {why}",
-                    subject.chars().take(80).collect::<String>()
-                ),
-            ))
-        };
-        if subject.is_empty() || subject.len() > 256 {
-            return bad("a subject has 1 to 256 bytes");
-        }
-        if subject.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return bad("spaces and control characters are not allowed");
-        }
-        if subject
-            .split('.')
-            .any(|t| t.is_empty() || t == "*" || t == ">")
-        {
-            return bad("a subject to publish on has no wildcards and no empty tokens");
-        }
-        if subject.starts_with('$') {
-            return bad("system subjects ($…) are not allowed");
-        }
-        if subject == self.prefix || subject.starts_with(&format!("{}.", self.prefix)) {
-            return bad("candlepipe's own subjects are not allowed");
-        }
-        Ok(())
-    }
-
     pub fn dlq_all(&self) -> String {
         format!("{}.dlq.>", self.prefix)
     }
@@ -195,25 +160,6 @@ mod tests {
         assert_eq!(s.jobs_stream(), "CANDLEPIPE_JOBS");
         assert_eq!(s.live(&series), "candlepipe.candles.live.kraken.BTC-USD.1h");
         assert_eq!(s.candles_watch(), "candlepipe.candles.watch");
-        for ok in ["_INBOX.abc.1", "results.desk-7", "candlepipes.x"] {
-            assert!(s.check_reply(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "candlepipe.control.llm.route",
-            "candlepipe.jobs.fill.binance",
-            "candlepipe.candles.live.binance.BTC-USDT.1m",
-            "candlepipe",
-            "$JS.API.STREAM.DELETE.CANDLEPIPE_JOBS",
-            "a.*.b",
-            "a.>",
-            "a..b",
-            ".a",
-            "a b",
-            "a\tb",
-        ] {
-            assert!(s.check_reply(bad).is_err(), "{bad:?}");
-        }
         assert_eq!(s.dlq_stream(), "CANDLEPIPE_DLQ");
     }
 }

@@ -95,6 +95,9 @@ async fn handle_request(ctx: &Context, commenter: &Commenter, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         return;
     };
+    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+        return;
+    }
     let enc = encoding_of(msg.headers.as_ref());
     let answer = answer(ctx, commenter, &msg.payload, enc, "run").await;
     let body = Bytes::from(encode(&answer, enc));
@@ -168,13 +171,15 @@ async fn handle_job(ctx: &Context, commenter: &Commenter, msg: JobMessage) {
     let enc = encoding_of(headers);
     // A reply subject that is not allowed is a bad request: the answer says so (kept in
     // Redis under the job id) and goes nowhere else.
-    let refused = reply_to
-        .as_deref()
-        .map(|s| ctx.settings.subjects.check_reply(s))
-        .transpose();
+    let replies = &ctx.settings.replies;
+    let refused = reply_to.as_deref().and_then(|s| {
+        let why = replies.check(s).err()?;
+        crate::replies::refuse(replies, why, s, &msg.subject);
+        Some(replies.refusal(s, why))
+    });
     let (answer, reply_to) = match refused {
-        Err(e) => (Answer::Failed(ErrorReply::new(e)), None),
-        Ok(_) => {
+        Some(e) => (Answer::Failed(ErrorReply::new(e)), None),
+        None => {
             let answered = with_progress(
                 &msg,
                 ctx.settings.streams.ack_wait,

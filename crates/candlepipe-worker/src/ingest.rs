@@ -165,6 +165,9 @@ async fn handle(ctx: Context, waiters: Waiters, local: Arc<Local>, msg: Message)
         tracing::debug!("request without reply subject dropped");
         return;
     };
+    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+        return;
+    }
     let enc = crate::loops::encoding_of(msg.headers.as_ref());
     let started = Instant::now();
     let answered = answer(&ctx, &waiters, &local, &msg.payload, enc, started)

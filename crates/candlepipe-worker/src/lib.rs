@@ -43,6 +43,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub subjects: Subjects,
+    /// The inbox prefixes workers answer on (`_INBOX.` and `CANDLEPIPE_REPLY_PREFIXES`).
+    pub replies: candlepipe_core::ReplyPolicy,
     pub redis_prefix: String,
     pub streams: StreamSettings,
     /// How long a producer waits when its request does not say (`timeout_ms`): ingest

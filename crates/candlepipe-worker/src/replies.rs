@@ -7,11 +7,63 @@
 //! the replies of the requests that finish together are published together: the task
 //! yields once after the first reply arrives, so that the others ready to run finish first,
 //! and then hands them all to the writer at once. Nothing waits for a timer.
+//!
+//! Every role answers only on inboxes ([`permitted`]): a reply subject outside the allowed
+//! prefixes is not answered, counted (`candlepipe_refused_replies_total{reason}`) and
+//! logged at most once per [`REFUSAL_LOG_EVERY_MS`].
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
+use candlepipe_core::reply_to::{Refused, ReplyPolicy};
+use candlepipe_core::{now_ms, Millis};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// Refusals are logged at most this often (each line says how many it stands for).
+pub const REFUSAL_LOG_EVERY_MS: Millis = 10_000;
+
+static LAST_LOGGED: AtomicI64 = AtomicI64::new(i64::MIN);
+static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `subject` may take the answer to a request on `request`; a refusal is counted and
+/// logged (see the module's docs).
+pub fn permitted(policy: &ReplyPolicy, subject: &str, request: &str) -> bool {
+    match policy.check(subject) {
+        Ok(()) => true,
+        Err(refused) => {
+            refuse(policy, refused, subject, request);
+            false
+        }
+    }
+}
+
+/// Counts and logs one refused reply subject.
+pub fn refuse(policy: &ReplyPolicy, refused: Refused, subject: &str, request: &str) {
+    metrics::counter!("candlepipe_refused_replies_total", "reason" => refused.reason())
+        .increment(1);
+    let now = now_ms();
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    let due = last == i64::MIN || now - last >= REFUSAL_LOG_EVERY_MS;
+    if due
+        && LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let also = UNLOGGED.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            reply = %subject.chars().take(80).collect::<String>(),
+            request,
+            reason = refused.reason(),
+            allowed = %policy,
+            refused_since_last_line = also,
+            "request not answered: its reply subject is not an inbox"
+        );
+    } else {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 struct Reply {
     subject: Subject,

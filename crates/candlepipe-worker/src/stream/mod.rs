@@ -376,6 +376,9 @@ async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         return;
     };
+    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+        return;
+    }
     let enc = encoding_of(msg.headers.as_ref());
     let unwatch = msg.subject.as_str() == ctx.settings.subjects.candles_unwatch();
     let result = async {
