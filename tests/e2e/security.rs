@@ -381,11 +381,15 @@ async fn refusal(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> S
 #[tokio::test]
 async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
     use futures::StreamExt;
-    // The repository's permissions; the passwords come from the server's environment.
+    // The repository's server config as shipped (its permissions included); the passwords
+    // come from the server's environment; port, monitoring port and store dir are the
+    // harness's.
     let nats = NatsServer::start_with_env(
         &[
             "-c",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/nats/permissions.conf"),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/nats/jetstream.conf"),
+            "-m",
+            "-1",
         ],
         &[
             ("CANDLEPIPE_NATS_PRODUCER_PASSWORD", "p-pass"),
@@ -470,9 +474,46 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
         .unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
     assert_eq!(answer["results"]["BTC/USDT"]["candles"], 60, "{answer}");
-    // Nor may it subscribe to the jobs.
-    let _jobs = producer.subscribe("candlepipe.jobs.>").await.unwrap();
-    producer.flush().await.unwrap();
-    let refused = refusal(&mut events).await;
-    assert!(refused.contains("candlepipe.jobs.>"), "{refused}");
+    // Nor may it take anyone's requests, in any queue group, nor read what is not its own.
+    for (subject, group) in [
+        ("candlepipe.candles.get", Some("ingest")),
+        ("candlepipe.candles.get", None),
+        ("candlepipe.analysis.run", Some("analyze")),
+        ("candlepipe.candles.watch", Some("stream")),
+        (">", None),
+        ("candlepipe.>", None),
+        ("candlepipe.jobs.>", None),
+        ("candlepipe.dlq.>", None),
+        ("candlepipe.control.>", None),
+        ("$JS.API.>", None),
+        ("orders.new", None),
+    ] {
+        let _sub = match group {
+            Some(g) => producer
+                .queue_subscribe(subject, g.to_string())
+                .await
+                .unwrap(),
+            None => producer.subscribe(subject).await.unwrap(),
+        };
+        producer.flush().await.unwrap();
+        let refused = refusal(&mut events).await;
+        assert!(refused.contains(subject), "{subject} {group:?}: {refused}");
+    }
+    // And the workers, logged in as `candlepipe` with the workers' permissions, still
+    // answer: candles, a watch (the stream role), an analysis.
+    let reply = get(&producer, req("binance", "ETH/USDT", "1m", 2)).await;
+    assert_eq!(ok(&reply).len(), 2, "{reply}");
+    let watch = producer
+        .request(
+            "candlepipe.candles.watch",
+            json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1m"})
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap();
+    let watch: serde_json::Value = serde_json::from_slice(&watch.payload).unwrap();
+    assert_eq!(watch["ok"], true, "{watch}");
+    let analysis = analyze(&producer, job).await;
+    assert_eq!(analysis["results"]["BTC/USDT"]["candles"], 60, "{analysis}");
 }
