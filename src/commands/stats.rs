@@ -107,9 +107,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             let n = |k: &str| m[k].as_u64().unwrap_or(0);
             let _ = writeln!(
                 out,
-                "LLM {name:<22} {} calls ({} failed), {} + {} tokens, ${:.6}, {} cached answers",
+                "LLM {name:<22} {} calls ({} failed, {} billed at their worst case: outcome unknown), {} + {} tokens, ${:.6}, {} cached answers",
                 n("requests"),
                 n("failures"),
+                n("billed_at_worst"),
                 n("prompt_tokens"),
                 n("completion_tokens"),
                 m["cost_usd"].as_f64().unwrap_or(0.0),

@@ -297,6 +297,53 @@ async fn the_daily_budget_stops_llm_calls_across_two_analysis_workers() {
 }
 
 #[tokio::test]
+async fn an_llm_slower_than_the_timeout_cannot_push_spend_past_the_budget() {
+    let mut stack = stack().await;
+    with_llm(&mut stack);
+    stack.set("CANDLEPIPE_LLM_DAILY_BUDGET_USD", "0.002");
+    stack.set("CANDLEPIPE_LLM_TIMEOUT_MS", 300);
+    // The provider answers (and bills) every call, after the caller has given up on it.
+    stack
+        .sim
+        .set_faults("llm", json!({"latency_ms": 700}))
+        .await;
+    let _w = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    let mut exhausted = false;
+    for round in 0..10 {
+        let reply = analyze(&client, portfolio(&symbols(900 + round * 10, 4), true)).await;
+        let results = reply["results"].as_object().unwrap();
+        assert_eq!(results.len(), 4, "the numbers always come: {reply}");
+        for r in results.values() {
+            assert!(r["commentary"].is_null(), "{r}");
+        }
+        if results
+            .values()
+            .all(|r| r["llm"]["error"] == "budget_exceeded")
+        {
+            exhausted = true;
+            break;
+        }
+    }
+    assert!(exhausted, "timed-out calls are billed: the budget runs out");
+    // What the provider billed, once it has answered the last call.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (calls, prompt, completion) = llm_counts(&stack).await;
+    assert!(calls >= 1);
+    let provider_cost = (prompt as f64 * 0.15 + completion as f64 * 0.60) / 1e6;
+    assert!(
+        provider_cost <= 0.002,
+        "the provider billed ${provider_cost} over a $0.002 budget in {calls} calls"
+    );
+    // `stats` says those calls were billed at their worst case.
+    let (_, stats) = cli(&stack, &["stats", "--json"]).await;
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    let m = &stats["llm"]["primary/sim-small"];
+    assert_eq!(m["billed_at_worst"], calls, "{stats}");
+    assert!(m["cost_usd"].as_f64().unwrap() >= provider_cost, "{stats}");
+}
+
+#[tokio::test]
 async fn the_llm_rpm_limit_holds_across_the_cluster() {
     let mut stack = stack().await;
     with_llm(&mut stack);

@@ -84,7 +84,7 @@ impl LlmClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
-            .map_err(|e| LlmError::Transport(e.to_string()))?;
+            .map_err(|e| LlmError::Unreachable(e.to_string()))?;
         Ok(LlmClient { http, timeout })
     }
 
@@ -132,6 +132,8 @@ impl LlmClient {
     fn transport(&self, e: reqwest::Error) -> LlmError {
         if e.is_timeout() {
             LlmError::Timeout(self.timeout)
+        } else if e.is_connect() {
+            LlmError::Unreachable(e.without_url().to_string())
         } else {
             // Without the URL's query; the key is in a header and never in the error.
             LlmError::Transport(e.without_url().to_string())

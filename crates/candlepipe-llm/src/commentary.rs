@@ -17,9 +17,12 @@ pub const MAX_COMMENTARY_CHARS: usize = 2_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commented {
     pub text: Result<String, LlmError>,
-    /// Summed over the calls made (1, or 2 with a repair).
+    /// Summed over the calls made (1, or 2 with a repair), as far as known.
     pub usage: Usage,
     pub calls: u32,
+    /// A call's outcome is unknown ([`LlmError::outcome_unknown`]): the provider may have
+    /// billed more than `usage`.
+    pub unknown: bool,
 }
 
 pub fn user_prompt(facts: &Value) -> String {
@@ -67,6 +70,7 @@ pub async fn commentary(
         Err(e) => {
             return Commented {
                 usage: e.billed(),
+                unknown: e.outcome_unknown(),
                 text: Err(e),
                 calls: 1,
             }
@@ -78,6 +82,7 @@ pub async fn commentary(
                 text: Ok(text),
                 usage: first.usage,
                 calls: 1,
+                unknown: false,
             }
         }
         Err(why) => why,
@@ -99,6 +104,7 @@ pub async fn commentary(
         }
     };
     Commented {
+        unknown: text.as_ref().is_err_and(LlmError::outcome_unknown),
         text,
         usage,
         calls: 2,

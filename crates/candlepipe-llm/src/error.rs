@@ -10,8 +10,12 @@ pub enum LlmError {
     Status { status: u16, message: String },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    #[error("cannot reach the provider: {0}")]
+    /// The request may have reached the provider (the connection broke after it was sent).
+    #[error("the call to the provider broke off: {0}")]
     Transport(String),
+    /// No connection was made: the provider never saw the request.
+    #[error("cannot reach the provider: {0}")]
+    Unreachable(String),
     #[error("the provider's answer is not an OpenAI chat completion: {0}")]
     BadResponse(String),
     #[error("the answer is not the JSON asked for, even after a repair: {0}")]
@@ -22,7 +26,21 @@ pub enum LlmError {
 }
 
 impl LlmError {
-    /// What the provider billed for the failed call.
+    /// Whether the provider may have billed the call although its usage is unknown: it
+    /// timed out, broke off after the request was sent, failed on the provider's side
+    /// (5xx), or answered unreadably. Such a call is billed at its worst case.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            LlmError::Timeout(_) | LlmError::Transport(_) | LlmError::BadResponse(_) => true,
+            LlmError::Status { status, .. } => *status >= 500,
+            LlmError::RateLimited { .. }
+            | LlmError::Unreachable(_)
+            | LlmError::InvalidOutput(_)
+            | LlmError::NoChoices(_) => false,
+        }
+    }
+
+    /// What the provider billed for the failed call, when known.
     pub fn billed(&self) -> Usage {
         match self {
             LlmError::NoChoices(usage) => *usage,

@@ -43,7 +43,15 @@ fn worst_tokens(text: &str) -> u64 {
     (text.len() as u64).max(1)
 }
 
+/// A provider finishes (and bills) a call it has taken even when the caller hangs up
+/// meanwhile: the work runs on its own task, so a client timeout does not cancel it.
 pub(crate) async fn chat_completions(State(sim): State<Sim>, body: axum::body::Bytes) -> Response {
+    tokio::spawn(complete(sim, body))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn complete(sim: Sim, body: axum::body::Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,

@@ -77,6 +77,7 @@ fn skip_for(e: &LlmError) -> LlmSkip {
         LlmError::Status { .. }
         | LlmError::Timeout(_)
         | LlmError::Transport(_)
+        | LlmError::Unreachable(_)
         | LlmError::BadResponse(_) => LlmSkip::Unavailable,
     }
 }
@@ -305,11 +306,26 @@ impl Commenter {
             });
         }
         let started = Instant::now();
-        let done = commentary(&self.client, p, facts, self.settings.max_tokens).await;
+        let mut done = commentary(&self.client, p, facts, self.settings.max_tokens).await;
+        // A call that may have been billed without our knowing what (timed out, broke off,
+        // 5xx) is billed at its reservation, the worst case: the budget never errs low.
+        if done.unknown {
+            done.usage = worst;
+        }
         let cost = price.cost_usd(&done.usage);
         let ok = done.text.is_ok();
         self.spend
-            .settle(reservation, &p.name, &p.model, &done.usage, cost, ok)
+            .settle(
+                reservation,
+                &crate::llm_spend::Settled {
+                    provider: &p.name,
+                    model: &p.model,
+                    usage: &done.usage,
+                    cost_usd: cost,
+                    ok,
+                    at_worst: done.unknown,
+                },
+            )
             .await;
         if self.settings.canary.as_ref() == Some(p) && self.settings.primary.as_ref() != Some(p) {
             self.route.record_canary(ok).await;

@@ -95,6 +95,18 @@ pub struct Spend {
     limits: SpendLimits,
 }
 
+/// What one commentary cost, for [`Spend::settle`].
+#[derive(Debug, Clone, Copy)]
+pub struct Settled<'a> {
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub usage: &'a Usage,
+    pub cost_usd: f64,
+    pub ok: bool,
+    /// Its outcome was unknown, so `usage` is the reservation's worst case.
+    pub at_worst: bool,
+}
+
 /// A reserved amount, to be replaced by the real cost with [`Spend::settle`].
 #[derive(Debug)]
 pub struct Reservation {
@@ -118,6 +130,9 @@ pub enum Counter {
     CompletionTokens,
     CostNanos,
     CacheHits,
+    /// Calls whose outcome was unknown (timeout, broken connection, 5xx), billed at their
+    /// reservation.
+    BilledAtWorst,
 }
 
 impl Counter {
@@ -129,6 +144,7 @@ impl Counter {
             Counter::CompletionTokens => "completion_tokens",
             Counter::CostNanos => "cost_nanos",
             Counter::CacheHits => "cache_hits",
+            Counter::BilledAtWorst => "billed_at_worst",
         }
     }
 }
@@ -221,15 +237,15 @@ impl Spend {
     }
 
     /// Replaces the reservation by what was really spent, and adds the call to the totals.
-    pub async fn settle(
-        &self,
-        r: Reservation,
-        provider: &str,
-        model: &str,
-        usage: &Usage,
-        cost_usd: f64,
-        ok: bool,
-    ) {
+    pub async fn settle(&self, r: Reservation, call: &Settled<'_>) {
+        let Settled {
+            provider,
+            model,
+            usage,
+            cost_usd,
+            ok,
+            at_worst,
+        } = *call;
         let spent = nanos(cost_usd);
         let totals = usage_key(&self.prefix);
         let field = |c: Counter| format!("{provider}|{model}|{}", c.as_str());
@@ -254,6 +270,7 @@ impl Spend {
             (Counter::PromptTokens, usage.prompt_tokens as i64),
             (Counter::CompletionTokens, usage.completion_tokens as i64),
             (Counter::CostNanos, spent),
+            (Counter::BilledAtWorst, i64::from(at_worst)),
         ] {
             if n > 0 {
                 pipe.hincr(&totals, field(c), n).ignore();
