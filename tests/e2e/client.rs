@@ -88,6 +88,30 @@ async fn analyses_request_reply_and_as_a_job() {
         done.results["ETH/USDT"].last_close,
         reply.results["ETH/USDT"].last_close
     );
+    // A retry with the same id is deduplicated by JetStream: it still gets the result, the
+    // first job's.
+    let retried = client.analysis_job(&req, "client-job-1").await.unwrap();
+    let again = retried.result(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(again, done);
+    // A retry while the first still runs waits for its answer; both get the same one.
+    let slow = AnalysisRequest {
+        symbols: vec!["BTC/USDT".into(), "SOL/USDT".into()],
+        ..req.clone()
+    };
+    let first = client.analysis_job(&slow, "client-job-2").await.unwrap();
+    let second = client.analysis_job(&slow, "client-job-2").await.unwrap();
+    let (a, b) = tokio::join!(
+        first.result(Duration::from_secs(30)),
+        second.result(Duration::from_secs(30))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.results.len(), 2, "{a:?}");
+    assert_eq!(a, b);
+    // An id nobody queued: a typed timeout, not a hang.
+    let never = client
+        .analysis_result("no-such-job", Duration::from_millis(300))
+        .await;
+    assert_eq!(never.unwrap_err().code(), Some(ErrorCode::Timeout));
 
     let whole = client
         .analyze(&AnalysisRequest {

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use candlepipe_core::analysis::{Answer, REPLY_HEADER};
+use candlepipe_core::analysis::{Answer, ResultRequest, REPLY_HEADER};
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::request::AnyReply;
 use candlepipe_core::watch::{WatchReply, WatchRequest};
@@ -124,7 +124,9 @@ impl Client {
     /// Queues an analysis on `candlepipe.jobs.analyze` (JetStream: it survives worker
     /// restarts) under `job_id`, the result to come on a subject of this connection's own.
     /// The job is stored by JetStream when this returns; [`AnalysisJob::result`] waits for
-    /// the answer.
+    /// the answer. Queuing the same `job_id` again (a retry) within JetStream's
+    /// deduplication window queues nothing: its result is then the first job's, asked for on
+    /// `candlepipe.analysis.result`.
     pub async fn analysis_job(
         &self,
         req: &AnalysisRequest,
@@ -141,17 +143,39 @@ impl Client {
         headers.insert("Nats-Msg-Id", job_id);
         let subject = self.subjects.analyze_job();
         let body = serde_json::to_vec(req).map_err(|e| Error::Decode(e.to_string()))?;
-        async_nats::jetstream::new(self.nats.clone())
+        let ack = async_nats::jetstream::new(self.nats.clone())
             .publish_with_headers(subject.clone(), headers, Bytes::from(body))
             .await
             .map_err(|e| Error::Nats(format!("{subject}: {e}")))?
             .await
             .map_err(|e| Error::Nats(format!("{subject} not stored: {e}")))?;
+        let waiting = match ack.duplicate {
+            true => Waiting::Stored(self.clone()),
+            false => Waiting::Reply(replies),
+        };
         Ok(AnalysisJob {
             id: job_id.to_string(),
             subject,
-            replies,
+            waiting,
         })
+    }
+
+    /// `candlepipe.analysis.result`: the answer of the async job `job_id` (kept 24 h),
+    /// waiting up to `within` while it runs; [`ErrorCode::Timeout`] when there is none by
+    /// then (unknown id, or still running).
+    pub async fn analysis_result(
+        &self,
+        job_id: &str,
+        within: Duration,
+    ) -> Result<AnalysisReply, Error> {
+        let req = ResultRequest {
+            job_id: job_id.to_string(),
+            timeout_ms: Some(within.as_millis() as i64),
+        };
+        let answer: Answer = self
+            .request(self.subjects.analysis_result(), &req, within)
+            .await?;
+        answer_result(answer)
     }
 
     /// Keeps a series live (`candlepipe.candles.watch`) and yields each change of its
@@ -279,7 +303,15 @@ fn answer_result(answer: Answer) -> Result<AnalysisReply, Error> {
 pub struct AnalysisJob {
     id: String,
     subject: String,
-    replies: async_nats::Subscriber,
+    waiting: Waiting,
+}
+
+/// Where an [`AnalysisJob`]'s answer comes from.
+enum Waiting {
+    /// Its own reply subject: the job was queued.
+    Reply(async_nats::Subscriber),
+    /// `candlepipe.analysis.result`: the job id was queued before (a retry).
+    Stored(Client),
 }
 
 impl AnalysisJob {
@@ -290,8 +322,12 @@ impl AnalysisJob {
     }
 
     /// Waits up to `within` for the answer.
-    pub async fn result(mut self, within: Duration) -> Result<AnalysisReply, Error> {
-        let msg = tokio::time::timeout(within, self.replies.next())
+    pub async fn result(self, within: Duration) -> Result<AnalysisReply, Error> {
+        let mut replies = match self.waiting {
+            Waiting::Reply(replies) => replies,
+            Waiting::Stored(client) => return client.analysis_result(&self.id, within).await,
+        };
+        let msg = tokio::time::timeout(within, replies.next())
             .await
             .map_err(|_| Error::TimedOut {
                 subject: self.subject.clone(),

@@ -23,6 +23,17 @@ pub enum Answer {
     Failed(crate::request::ErrorReply),
 }
 
+/// `candlepipe.analysis.result`: an async job's answer by its id (kept 24 h), waited for up
+/// to `timeout_ms` while the job runs. A producer whose retried job was taken as a
+/// duplicate (JetStream's `Nats-Msg-Id` window) gets the first one's answer here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultRequest {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisRequest {
     pub exchange: String,

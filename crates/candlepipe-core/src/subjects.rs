@@ -87,6 +87,11 @@ impl Subjects {
         format!("{}.analysis.run", self.prefix)
     }
 
+    /// An async job's answer by its id ([`crate::analysis::ResultRequest`]).
+    pub fn analysis_result(&self) -> String {
+        format!("{}.analysis.result", self.prefix)
+    }
+
     pub fn analyze_job(&self) -> String {
         format!("{}.jobs.analyze", self.prefix)
     }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{AckKind, Message as JobMessage};
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
-use candlepipe_core::analysis::{AnalysisQuery, SymbolAnalysis, JOB_ID_HEADER, REPLY_HEADER};
+use candlepipe_core::analysis::{
+    AnalysisQuery, ResultRequest, SymbolAnalysis, JOB_ID_HEADER, REPLY_HEADER,
+};
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::request::{AnyReply, ErrorReply};
 use candlepipe_core::subjects::ANALYZE_GROUP;
@@ -55,6 +57,10 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .nats
         .queue_subscribe(set.subjects.analysis_run(), ANALYZE_GROUP.to_string())
         .await?;
+    let result_requests = ctx
+        .nats
+        .queue_subscribe(set.subjects.analysis_result(), ANALYZE_GROUP.to_string())
+        .await?;
     let unanswered = tokio::spawn(last_delivery::watch(
         ctx.clone(),
         stream.clone(),
@@ -71,6 +77,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
             traces::within(trace, span, handle_request(&ctx, &commenter, msg)).await
         }
     });
+    let answering_results = answer_requests(result_requests, shutdown.clone(), |msg| {
+        let ctx = ctx.clone();
+        async move { handle_result_request(&ctx, msg).await }
+    });
+    let answering = async { tokio::join!(answering, answering_results) };
     let pulling = pull_jobs(
         &consumer,
         set.analysis_concurrency,
@@ -84,7 +95,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
             }
         },
     );
-    let ((), pulled) = tokio::join!(answering, pulling);
+    let (((), ()), pulled) = tokio::join!(answering, pulling);
     unanswered.abort();
     pulled?;
     tracing::info!("analyze drained");
@@ -107,6 +118,73 @@ async fn handle_request(ctx: &Context, commenter: &Commenter, msg: Message) {
         .await
     {
         tracing::warn!(error = %e, "could not publish analysis reply");
+    }
+}
+
+/// How often a result request looks for an answer that is not stored yet.
+const RESULT_POLL: Duration = Duration::from_millis(100);
+
+/// Answers `candlepipe.analysis.result`: the stored answer of an async job, once there.
+async fn handle_result_request(ctx: &Context, msg: Message) {
+    let Some(reply_to) = msg.reply.clone() else {
+        return;
+    };
+    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+        return;
+    }
+    let enc = encoding_of(msg.headers.as_ref());
+    let answer = match stored_result(ctx, &msg.payload, enc).await {
+        Ok(answer) => answer,
+        Err(e) => Answer::Failed(ErrorReply::new(e)),
+    };
+    let body = Bytes::from(encode(&answer, enc));
+    if let Err(e) = ctx
+        .nats
+        .publish_with_headers(reply_to, reply_headers(enc), body)
+        .await
+    {
+        tracing::warn!(error = %e, "could not publish an analysis result");
+    }
+}
+
+async fn stored_result(ctx: &Context, payload: &[u8], enc: Encoding) -> Result<Answer, WireError> {
+    let req: ResultRequest = enc.decode_request(payload)?;
+    if req.job_id.is_empty() || req.job_id.len() > 256 {
+        return Err(WireError::new(
+            ErrorCode::BadRequest,
+            "job_id must have 1 to 256 bytes",
+        ));
+    }
+    let set = &ctx.settings;
+    let wait = req
+        .timeout_ms
+        .map_or(set.analysis_timeout, |ms| {
+            Duration::from_millis(ms.max(0) as u64)
+        })
+        .min(set.max_timeout);
+    let deadline = Instant::now() + wait;
+    loop {
+        match ctx.records.get::<Answer>(&result_name(&req.job_id)).await {
+            Ok(Some(answer)) => return Ok(answer),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(WireError::new(
+                    ErrorCode::Unavailable,
+                    format!("cannot read job {:?}'s result: {e}", req.job_id),
+                ))
+            }
+        }
+        if Instant::now() + RESULT_POLL > deadline {
+            return Err(WireError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "no result for job {:?} within {} ms (unknown, or still running)",
+                    req.job_id,
+                    wait.as_millis()
+                ),
+            ));
+        }
+        tokio::time::sleep(RESULT_POLL).await;
     }
 }
 
