@@ -2,7 +2,10 @@
 //! --out FILE`: a range of closed candles, through the cache: what the store lacks is
 //! backfilled first (within the budget, with progress, as `candlepipe backfill`), then the
 //! range is read from the store (verified like every read) and written with the decimals
-//! exactly as the exchange sent them.
+//! exactly as the exchange sent them. It never writes a short file: a range longer than the
+//! store keeps per series (`CANDLEPIPE_HISTORY_CAP`) is refused up front, and a range the
+//! store does not cover whole once filled (Kraken's OHLC keeps only its last 720 candles)
+//! fails naming what is missing, and nothing is written.
 //!
 //! CSV columns: `open_time_ms,open_time,open,high,low,close,volume,closed`. Parquet: `open_time`
 //! as a UTC millisecond timestamp, the prices and the volume as strings (an exchange's scale
@@ -54,20 +57,50 @@ const READ_PAGE: i64 = 10_000;
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     cfg.require_hmac_key(args.dev)?;
     let (series, from, to) = args.range.resolve()?;
-    let filled = backfill::fill_range(cfg, &series, from, to, 1000).await?;
     let step = series.interval.millis();
+    let slots = (to - from) / step + 1;
+    anyhow::ensure!(
+        slots as usize <= cfg.history_cap,
+        "{series} from {} to {} is {slots} candles, more than the store keeps per series \
+         (CANDLEPIPE_HISTORY_CAP={}): export at most {} candles at a time (a shorter \
+         --since/--until), or raise CANDLEPIPE_HISTORY_CAP",
+        time_text(from),
+        time_text(to),
+        cfg.history_cap,
+        cfg.history_cap
+    );
+    let filled = backfill::fill_range(cfg, &series, from, to, 1000).await?;
     let mut candles: Vec<Candle> = Vec::with_capacity(filled.slots as usize);
+    let mut missing: Vec<(Millis, Millis)> = Vec::new();
     let mut cursor = from;
     while cursor <= to {
         let end = (cursor + (READ_PAGE - 1) * step).min(to);
-        if let Some(read) = filled.store.read(&series, cursor, end).await? {
-            candles.extend(
-                read.candles
-                    .into_iter()
-                    .filter(|c| c.t >= cursor && c.t <= end),
-            );
+        match filled.store.read(&series, cursor, end).await? {
+            Some(read) => {
+                missing.extend(read.state.coverage.gaps(cursor, end, step));
+                candles.extend(
+                    read.candles
+                        .into_iter()
+                        .filter(|c| c.t >= cursor && c.t <= end),
+                );
+            }
+            None => missing.push((cursor, end)),
         }
         cursor = end + step;
+    }
+    if !missing.is_empty() {
+        let ranges: Vec<String> = missing
+            .iter()
+            .take(10)
+            .map(|(a, b)| format!("{} to {}", time_text(*a), time_text(*b)))
+            .collect();
+        let slots_missing: i64 = missing.iter().map(|(a, b)| (b - a) / step + 1).sum();
+        anyhow::bail!(
+            "{series}: {slots_missing} of {slots} candles could not be had (nothing written to {}): {}{}",
+            args.out.display(),
+            ranges.join(", "),
+            if missing.len() > 10 { ", …" } else { "" }
+        );
     }
     // Written next to the target, then moved over it: a reader never sees half a file.
     let partial = args.out.with_extension("partial");

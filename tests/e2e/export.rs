@@ -116,3 +116,65 @@ print(json.dumps({"type": str(t.schema.field("open_time").type), "rows": [
     let rows: Vec<[String; 7]> = serde_json::from_value(back["rows"].clone()).unwrap();
     assert_eq!(rows, from_get(&stack, "SOL/USDT", end).await);
 }
+
+#[tokio::test]
+async fn an_export_never_writes_a_short_file() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_HISTORY_CAP", "1000");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("long.csv");
+    let m = 60_000;
+    let end = closed_end(m);
+    // Longer than the store keeps: refused up front, naming the cap; no exchange call.
+    let (since, until) = ((end - 1_499 * m).to_string(), end.to_string());
+    let (status, _, text) = cli_output(
+        &stack,
+        &[
+            "export",
+            "binance",
+            "ETH/USDT",
+            "1m",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_ne!(status, Some(0), "{text}");
+    assert!(
+        text.contains("1500 candles") && text.contains("CANDLEPIPE_HISTORY_CAP=1000"),
+        "{text}"
+    );
+    assert!(!out.exists());
+    assert_eq!(stack.sim.stats().await["binance"]["requests"], 0);
+
+    // Kraken's OHLC keeps its last 720 candles: the 180 before them cannot be had, and the
+    // export says so instead of writing 720 rows.
+    let since = (end - 899 * m).to_string();
+    let (status, _, text) = cli_output(
+        &stack,
+        &[
+            "export",
+            "kraken",
+            "ETH/USD",
+            "1m",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_ne!(status, Some(0), "{text}");
+    assert!(text.contains("could not be had"), "{text}");
+    assert!(!out.exists(), "no short file");
+}
