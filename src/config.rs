@@ -69,6 +69,9 @@ pub struct Config {
     pub nats_nkey_seed: Option<Secret>,
     /// CA certificate for a `tls://` NATS server.
     pub nats_tls_ca: Option<PathBuf>,
+    /// This connection's inbox prefix instead of `_INBOX` (a tenant's, e.g. `_INBOX_desk1`,
+    /// which the workers must answer on: `CANDLEPIPE_REPLY_PREFIXES`).
+    pub nats_inbox_prefix: Option<String>,
     pub redis_url: String,
     /// CA certificate (PEM) for a `rediss://` server not signed by a public CA.
     pub redis_tls_ca: Option<PathBuf>,
@@ -221,6 +224,7 @@ impl Config {
             nats_creds_file: l.raw("nats_creds_file").map(PathBuf::from),
             nats_nkey_seed: std::env::var("CANDLEPIPE_NATS_NKEY_SEED").ok().map(Secret),
             nats_tls_ca: l.raw("nats_tls_ca").map(PathBuf::from),
+            nats_inbox_prefix: inbox_prefix(&l)?,
             redis_url: l.get("redis_url", "redis://127.0.0.1:6379".to_string())?,
             redis_tls_ca: l.raw("redis_tls_ca").map(PathBuf::from),
             prefix: l.get("prefix", "candlepipe".to_string())?,
@@ -345,6 +349,24 @@ impl Config {
 
 /// The primary LLM (`llm_*`) and the optional canary (`llm_canary_*`); API keys from the
 /// environment only.
+/// `nats_inbox_prefix`: a subject prefix without wildcards, `$` or a trailing dot.
+fn inbox_prefix(l: &Lookup) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = l.raw("nats_inbox_prefix").filter(|p| !p.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let prefix = raw.trim().to_string();
+    let policy = candlepipe_core::ReplyPolicy::with_prefixes([format!("{prefix}.")]);
+    match policy {
+        Ok(_) => Ok(Some(prefix)),
+        Err(why) => Err(ConfigError::Invalid {
+            key: "nats_inbox_prefix".into(),
+            env: Lookup::env_name("nats_inbox_prefix"),
+            value: raw,
+            why: format!("{why} (give it without the trailing dot, e.g. _INBOX_desk1)"),
+        }),
+    }
+}
+
 fn reply_prefixes(l: &Lookup) -> Result<candlepipe_core::ReplyPolicy, ConfigError> {
     let raw = l.raw("reply_prefixes").unwrap_or_default();
     candlepipe_core::ReplyPolicy::with_prefixes(raw.split(',')).map_err(|why| {

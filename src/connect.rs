@@ -101,6 +101,9 @@ async fn nats_options(
     if let Some(ca) = &cfg.nats_tls_ca {
         opts = opts.add_root_certificates(ca.clone()).require_tls(true);
     }
+    if let Some(prefix) = &cfg.nats_inbox_prefix {
+        opts = opts.custom_inbox_prefix(prefix);
+    }
     Ok((
         url,
         opts.name(name)

@@ -126,6 +126,9 @@ def show(as_json, what, value):
 async def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nats", default="nats://127.0.0.1:4222")
+    p.add_argument("--inbox-prefix", default="_INBOX",
+                   help="this producer's inbox prefix (a tenant's, e.g. _INBOX_desk1; the "
+                        "service must list it in CANDLEPIPE_REPLY_PREFIXES)")
     p.add_argument("--exchange", default="binance")
     p.add_argument("--symbol", default="BTC/USDT")
     p.add_argument("--interval", default="1h")
@@ -134,7 +137,8 @@ async def main():
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
-    nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=3)
+    nc = await nats.connect(args.nats, connect_timeout=5, max_reconnect_attempts=3,
+                            inbox_prefix=args.inbox_prefix)
     failed = False
     try:
         try:

@@ -136,3 +136,97 @@ async fn workers_answer_only_on_inboxes() {
     let (_, dlq) = cli(&stack, &["dlq", "list", "--json"]).await;
     assert!(dlq.contains("not an inbox"), "{dlq}");
 }
+
+#[tokio::test]
+async fn two_tenants_cannot_read_each_others_replies() {
+    use candlepipe_testkit::{NatsServer, RedisServer, Stack};
+    let nats = NatsServer::start_with_env(
+        &[
+            "-c",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/nats/tenants.conf"),
+            "-m",
+            "-1",
+        ],
+        &[
+            ("CANDLEPIPE_NATS_DESK1_PASSWORD", "d1-pass"),
+            ("CANDLEPIPE_NATS_DESK2_PASSWORD", "d2-pass"),
+            ("CANDLEPIPE_NATS_WORKER_PASSWORD", "w-pass"),
+            ("CANDLEPIPE_NATS_OPERATOR_PASSWORD", "o-pass"),
+        ],
+    );
+    let port = nats.port;
+    let mut stack = Stack::start_with(BIN, nats, RedisServer::start()).await;
+    stack.set(
+        "CANDLEPIPE_NATS_URL",
+        format!("nats://candlepipe:w-pass@127.0.0.1:{port}"),
+    );
+    stack.set("CANDLEPIPE_REPLY_PREFIXES", "_INBOX_desk1.,_INBOX_desk2.");
+    let _worker = stack.worker(&["all"]).await;
+    let url = format!("nats://127.0.0.1:{port}");
+    let desk = |user: &'static str, pass: &'static str, inbox: &'static str| {
+        let url = url.clone();
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let options =
+                async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+                    .custom_inbox_prefix(inbox)
+                    .event_callback(move |e| {
+                        let tx = tx.clone();
+                        async move {
+                            let _ = tx.send(e.to_string());
+                        }
+                    });
+            let client = candlepipe_client::Client::connect_with(&url, options)
+                .await
+                .unwrap();
+            (client, rx)
+        }
+    };
+    let (desk1, _) = desk("desk1", "d1-pass", "_INBOX_desk1").await;
+    let (desk2, mut desk2_events) = desk("desk2", "d2-pass", "_INBOX_desk2").await;
+    // Each desk is answered on its own inboxes.
+    let req = candlepipe_core::CandlesRequest::latest("binance", "BTC/USDT", "1h", 3);
+    assert_eq!(desk1.candles(&req).await.unwrap().candles.len(), 3);
+    assert_eq!(desk2.candles(&req).await.unwrap().candles.len(), 3);
+    // Neither can read the other's replies, nor the default inboxes.
+    for subject in ["_INBOX_desk1.>", "_INBOX.>", ">"] {
+        let _sub = desk2.nats().subscribe(subject).await.unwrap();
+        desk2.nats().flush().await.unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let e = desk2_events.recv().await.unwrap();
+                if e.to_lowercase().contains("permissions violation") {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("the server refuses and says why");
+        assert!(refused.contains(subject), "{refused}");
+    }
+    // The CLI takes the desk's inbox prefix.
+    let out = tokio::process::Command::new(BIN)
+        .args(["get", "binance", "ETH/USDT", "1h", "--limit", "2", "--json"])
+        .env_clear()
+        .envs(stack.worker_env())
+        .env(
+            "CANDLEPIPE_NATS_URL",
+            format!("nats://desk1:d1-pass@127.0.0.1:{port}"),
+        )
+        .env("CANDLEPIPE_NATS_INBOX_PREFIX", "_INBOX_desk1")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        reply["candles"].as_array().map(Vec::len),
+        Some(2),
+        "{reply}"
+    );
+}

@@ -82,6 +82,20 @@ impl Client {
         Ok(Client::new(nats))
     }
 
+    /// Connects with `options`: credentials, and for a tenant with its own inboxes
+    /// `custom_inbox_prefix("_INBOX_desk1")` (the service answers only on inboxes it is
+    /// told of: `CANDLEPIPE_REPLY_PREFIXES=_INBOX_desk1.`).
+    pub async fn connect_with(
+        url: &str,
+        options: async_nats::ConnectOptions,
+    ) -> Result<Client, Error> {
+        let nats = options
+            .connect(url)
+            .await
+            .map_err(|e| Error::Nats(format!("{url}: {e}")))?;
+        Ok(Client::new(nats))
+    }
+
     /// Another subject prefix (`CANDLEPIPE_SUBJECT_PREFIX` of the service).
     pub fn with_prefix(mut self, prefix: &str) -> Client {
         self.subjects = Subjects::new(prefix);
