@@ -125,27 +125,22 @@ async fn an_export_never_writes_a_short_file() {
     let out = dir.path().join("long.csv");
     let m = 60_000;
     let end = closed_end(m);
+    // `export EXCHANGE SYMBOL 1m` of the `n` minutes up to `end`: it fails, and says what.
+    let refused = |exchange: &'static str, symbol: &'static str, n: i64| {
+        let (since, until) = ((end - (n - 1) * m).to_string(), end.to_string());
+        let (stack, out) = (&stack, out.to_str().unwrap().to_string());
+        async move {
+            let args = [
+                "export", exchange, symbol, "1m", "--since", &since, "--until", &until, "--format",
+                "csv", "--out", &out,
+            ];
+            let (status, _, text) = cli_output(stack, &args).await;
+            assert_ne!(status, Some(0), "{text}");
+            text
+        }
+    };
     // Longer than the store keeps: refused up front, naming the cap; no exchange call.
-    let (since, until) = ((end - 1_499 * m).to_string(), end.to_string());
-    let (status, _, text) = cli_output(
-        &stack,
-        &[
-            "export",
-            "binance",
-            "ETH/USDT",
-            "1m",
-            "--since",
-            &since,
-            "--until",
-            &until,
-            "--format",
-            "csv",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
-    assert_ne!(status, Some(0), "{text}");
+    let text = refused("binance", "ETH/USDT", 1_500).await;
     assert!(
         text.contains("1500 candles") && text.contains("CANDLEPIPE_HISTORY_CAP=1000"),
         "{text}"
@@ -155,26 +150,7 @@ async fn an_export_never_writes_a_short_file() {
 
     // Kraken's OHLC keeps its last 720 candles: the 180 before them cannot be had, and the
     // export says so instead of writing 720 rows.
-    let since = (end - 899 * m).to_string();
-    let (status, _, text) = cli_output(
-        &stack,
-        &[
-            "export",
-            "kraken",
-            "ETH/USD",
-            "1m",
-            "--since",
-            &since,
-            "--until",
-            &until,
-            "--format",
-            "csv",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .await;
-    assert_ne!(status, Some(0), "{text}");
+    let text = refused("kraken", "ETH/USD", 900).await;
     assert!(text.contains("could not be had"), "{text}");
     assert!(!out.exists(), "no short file");
 }

@@ -364,20 +364,6 @@ async fn workers_refuse_to_sign_with_the_public_key_unless_told_dev() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 bytes"));
 }
 
-/// The next permissions violation the server reported on a connection.
-async fn refusal(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let e = events.recv().await.unwrap();
-            if e.to_lowercase().contains("permissions violation") {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("the server refuses and says why")
-}
-
 #[tokio::test]
 async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
     use futures::StreamExt;
@@ -406,22 +392,8 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
     let _worker = stack.worker(&["all"]).await;
     let url = format!("nats://127.0.0.1:{port}");
     let as_user = |user: &'static str, pass: &'static str| {
-        let url = url.clone();
-        async move {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let client =
-                async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
-                    .event_callback(move |e| {
-                        let tx = tx.clone();
-                        async move {
-                            let _ = tx.send(e.to_string());
-                        }
-                    })
-                    .connect(url)
-                    .await
-                    .unwrap();
-            (client, rx)
-        }
+        let options = async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into());
+        connect_watching(url.clone(), options)
     };
     let (operator, _) = as_user("operator", "o-pass").await;
     let mut seen = operator.subscribe("candlepipe.>").await.unwrap();

@@ -149,3 +149,40 @@ pub async fn analyze(client: &async_nats::Client, request: Value) -> Value {
         .expect("an analysis reply");
     serde_json::from_slice(&msg.payload).expect("reply is JSON")
 }
+
+/// Connects with `options`, with the server's events (errors, permission violations) as
+/// lines on the receiver.
+pub async fn connect_watching(
+    url: String,
+    options: async_nats::ConnectOptions,
+) -> (
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = options
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(e.to_string());
+            }
+        })
+        .connect(url)
+        .await
+        .unwrap();
+    (client, rx)
+}
+
+/// The next permissions violation the server reported on a connection.
+pub async fn refusal(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let e = events.recv().await.unwrap();
+            if e.to_lowercase().contains("permissions violation") {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the server refuses and says why")
+}

@@ -163,27 +163,21 @@ async fn two_tenants_cannot_read_each_others_replies() {
     stack.set("CANDLEPIPE_REPLY_PREFIXES", "_INBOX_desk1.,_INBOX_desk2.");
     let _worker = stack.worker(&["all"]).await;
     let url = format!("nats://127.0.0.1:{port}");
-    let desk = |user: &'static str, pass: &'static str, inbox: &'static str| {
-        let url = url.clone();
-        async move {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let options =
-                async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
-                    .custom_inbox_prefix(inbox)
-                    .event_callback(move |e| {
-                        let tx = tx.clone();
-                        async move {
-                            let _ = tx.send(e.to_string());
-                        }
-                    });
-            let client = candlepipe_client::Client::connect_with(&url, options)
-                .await
-                .unwrap();
-            (client, rx)
-        }
-    };
-    let (desk1, _) = desk("desk1", "d1-pass", "_INBOX_desk1").await;
-    let (desk2, mut desk2_events) = desk("desk2", "d2-pass", "_INBOX_desk2").await;
+    // Desk 1 as the client crate connects a tenant; desk 2 with its server events watched.
+    let desk1 = candlepipe_client::Client::connect_with(
+        &url,
+        async_nats::ConnectOptions::with_user_and_password("desk1".into(), "d1-pass".into())
+            .custom_inbox_prefix("_INBOX_desk1"),
+    )
+    .await
+    .unwrap();
+    let (desk2, mut desk2_events) = connect_watching(
+        url.clone(),
+        async_nats::ConnectOptions::with_user_and_password("desk2".into(), "d2-pass".into())
+            .custom_inbox_prefix("_INBOX_desk2"),
+    )
+    .await;
+    let desk2 = candlepipe_client::Client::new(desk2);
     // Each desk is answered on its own inboxes.
     let req = candlepipe_core::CandlesRequest::latest("binance", "BTC/USDT", "1h", 3);
     assert_eq!(desk1.candles(&req).await.unwrap().candles.len(), 3);
@@ -192,16 +186,7 @@ async fn two_tenants_cannot_read_each_others_replies() {
     for subject in ["_INBOX_desk1.>", "_INBOX.>", ">"] {
         let _sub = desk2.nats().subscribe(subject).await.unwrap();
         desk2.nats().flush().await.unwrap();
-        let refused = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                let e = desk2_events.recv().await.unwrap();
-                if e.to_lowercase().contains("permissions violation") {
-                    return e;
-                }
-            }
-        })
-        .await
-        .expect("the server refuses and says why");
+        let refused = refusal(&mut desk2_events).await;
         assert!(refused.contains(subject), "{refused}");
     }
     // The CLI takes the desk's inbox prefix.
