@@ -367,28 +367,15 @@ async fn workers_refuse_to_sign_with_the_public_key_unless_told_dev() {
 #[tokio::test]
 async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
     use futures::StreamExt;
-    // The repository's server config as shipped (its permissions included); the passwords
-    // come from the server's environment; port, monitoring port and store dir are the
-    // harness's.
-    let nats = NatsServer::start_with_env(
-        &[
-            "-c",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/nats/jetstream.conf"),
-            "-m",
-            "-1",
-        ],
+    // The repository's server config as shipped (its permissions included).
+    let (stack, port) = stack_on_nats_config(
+        "jetstream.conf",
         &[
             ("CANDLEPIPE_NATS_PRODUCER_PASSWORD", "p-pass"),
-            ("CANDLEPIPE_NATS_WORKER_PASSWORD", "w-pass"),
             ("CANDLEPIPE_NATS_OPERATOR_PASSWORD", "o-pass"),
         ],
-    );
-    let port = nats.port;
-    let mut stack = Stack::start_with(BIN, nats, RedisServer::start()).await;
-    stack.set(
-        "CANDLEPIPE_NATS_URL",
-        format!("nats://candlepipe:w-pass@127.0.0.1:{port}"),
-    );
+    )
+    .await;
     let _worker = stack.worker(&["all"]).await;
     let url = format!("nats://127.0.0.1:{port}");
     let as_user = |user: &'static str, pass: &'static str| {

@@ -139,27 +139,15 @@ async fn workers_answer_only_on_inboxes() {
 
 #[tokio::test]
 async fn two_tenants_cannot_read_each_others_replies() {
-    use candlepipe_testkit::{NatsServer, RedisServer, Stack};
-    let nats = NatsServer::start_with_env(
-        &[
-            "-c",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/nats/tenants.conf"),
-            "-m",
-            "-1",
-        ],
+    let (mut stack, port) = stack_on_nats_config(
+        "tenants.conf",
         &[
             ("CANDLEPIPE_NATS_DESK1_PASSWORD", "d1-pass"),
             ("CANDLEPIPE_NATS_DESK2_PASSWORD", "d2-pass"),
-            ("CANDLEPIPE_NATS_WORKER_PASSWORD", "w-pass"),
             ("CANDLEPIPE_NATS_OPERATOR_PASSWORD", "o-pass"),
         ],
-    );
-    let port = nats.port;
-    let mut stack = Stack::start_with(BIN, nats, RedisServer::start()).await;
-    stack.set(
-        "CANDLEPIPE_NATS_URL",
-        format!("nats://candlepipe:w-pass@127.0.0.1:{port}"),
-    );
+    )
+    .await;
     stack.set("CANDLEPIPE_REPLY_PREFIXES", "_INBOX_desk1.,_INBOX_desk2.");
     let _worker = stack.worker(&["all"]).await;
     let url = format!("nats://127.0.0.1:{port}");
