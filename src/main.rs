@@ -55,7 +55,20 @@ enum Command {
     Bench(commands::bench::Args),
 }
 
-/// Log lines to stderr (`CANDLEPIPE_LOG` filter, `CANDLEPIPE_LOG_FORMAT=json`), and the
+/// The default log filter.
+const LOG_DEFAULT: &str = "info,async_nats=warn";
+
+/// The log filter: `CANDLEPIPE_LOG`, else `RUST_LOG` (the tracing ecosystem's convention),
+/// else [`LOG_DEFAULT`]; empty values count as unset.
+fn log_filter(candlepipe_log: Option<String>, rust_log: Option<String>) -> String {
+    [candlepipe_log, rust_log]
+        .into_iter()
+        .flatten()
+        .find(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| LOG_DEFAULT.to_string())
+}
+
+/// Log lines to stderr (filter from [`log_filter`], `CANDLEPIPE_LOG_FORMAT=json`), and the
 /// spans to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: its provider,
 /// to flush at exit.
 fn init_logging() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
@@ -63,8 +76,14 @@ fn init_logging() -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
-    let filter = EnvFilter::try_from_env("CANDLEPIPE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
+    let wanted = log_filter(
+        std::env::var("CANDLEPIPE_LOG").ok(),
+        std::env::var("RUST_LOG").ok(),
+    );
+    let filter = EnvFilter::try_new(&wanted).unwrap_or_else(|e| {
+        eprintln!("warning: log filter {wanted:?} is not valid ({e}); using {LOG_DEFAULT:?}");
+        EnvFilter::new(LOG_DEFAULT)
+    });
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
@@ -231,5 +250,19 @@ mod compose_tests {
         assert!(text.contains(&format!("CANDLEPIPE_BINANCE_URL=http://sim:{sim_port}")));
         assert!(text.contains(&format!("CANDLEPIPE_LLM_URL=http://sim:{sim_port}")));
         assert!(root.join("Dockerfile").exists());
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn candlepipe_log_then_rust_log_then_the_default() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(log_filter(s("debug"), s("warn")), "debug");
+        assert_eq!(log_filter(None, s("warn")), "warn");
+        assert_eq!(log_filter(s(" "), s("warn")), "warn");
+        assert_eq!(log_filter(None, None), LOG_DEFAULT);
     }
 }
