@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use candlepipe_core::freshness::closed_bound;
+use candlepipe_core::closing::closed_bound;
 use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_store::Records;

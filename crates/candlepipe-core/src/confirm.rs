@@ -5,7 +5,7 @@
 //! (the forming candle, Kraken's uncommitted last row, a candle published late) is asked
 //! again by the next fill.
 
-use crate::freshness::CLOSE_MARGIN_MS;
+use crate::closing::CLOSE_MARGIN_MS;
 use crate::{Candle, Interval, Millis};
 
 /// A fetch, ready to merge into the store.

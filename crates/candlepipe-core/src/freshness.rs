@@ -1,8 +1,7 @@
 //! When a cached series can answer a query, and what an answer lacks. Pure rules shared by
 //! L1, Redis and fill workers.
 //!
-//! A candle counts as closed once `CLOSE_MARGIN_MS` has passed after its close time, so a
-//! clock slightly ahead of the exchange never stores a forming candle as final. Confirmed
+//! A candle counts as closed by [`crate::closing`]'s rule. Confirmed
 //! open times are covered for good ([`Coverage`]); the others (the forming candle, a candle
 //! not committed or not published yet) answer only as recently as they were last asked of
 //! the exchange (`asked`), so that a later request asks again.
@@ -12,9 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::request::Window;
-use crate::{CandleQuery, Coverage, Interval, Millis};
-
-pub const CLOSE_MARGIN_MS: Millis = 3_000;
+use crate::{CandleQuery, Coverage, Millis};
 
 /// The default `max_age_ms` of a series its stream keeps live (when larger than the
 /// interval's own default). Each exchange's protocol proves freshness at its own cadence:
@@ -26,17 +23,6 @@ pub const CLOSE_MARGIN_MS: Millis = 3_000;
 /// stream on the exchanges' real cadences.
 pub const STREAMED_MAX_AGE_MS: Millis = 3_000;
 
-/// Newest open time that is surely closed at time `at`.
-pub fn closed_bound(interval: Interval, at: Millis) -> Millis {
-    final_bound(interval, at, CLOSE_MARGIN_MS)
-}
-
-/// Newest open time whose candle is final at time `at` on an exchange that may still
-/// change a candle until `delay` after its close (Coinbase); never later than
-/// [`closed_bound`].
-pub fn final_bound(interval: Interval, at: Millis, delay: Millis) -> Millis {
-    interval.open_of(at - delay.max(CLOSE_MARGIN_MS)) - interval.millis()
-}
 
 /// What the store knows about a series, without its candles.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,7 +203,8 @@ impl SeriesState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Candle, CandlesRequest, Exchange};
+    use crate::closing::closed_bound;
+    use crate::{Candle, CandlesRequest, Exchange, Interval};
 
     const M: Millis = 60_000;
 

@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod candle;
 pub mod candles_json;
 pub mod clock;
+pub mod closing;
 pub mod confirm;
 pub mod coverage;
 pub mod decimal_text;

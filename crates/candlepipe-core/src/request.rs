@@ -78,7 +78,7 @@ pub struct CandleQuery {
     pub end: Option<Millis>,
     pub max_age_ms: Millis,
     /// The producer left `max_age_ms` to the default (which a streamed series raises to
-    /// its stream's cadence, [`crate::freshness::STREAMED_MAX_AGE_MS`]).
+    /// its stream's cadence, `STREAMED_MAX_AGE_MS` of the freshness rules).
     pub max_age_default: bool,
     pub allow_stale: bool,
     /// How long the producer waits; `None` leaves it to the configured default.
@@ -176,7 +176,7 @@ impl CandleQuery {
                 includes_open: true,
             },
             Some(end) => {
-                let closed = crate::freshness::closed_bound(self.series.interval, now);
+                let closed = crate::closing::closed_bound(self.series.interval, now);
                 let to = self.series.interval.open_of(end).min(closed);
                 Window {
                     from: to - span,

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use candlepipe_core::freshness::final_bound;
+use candlepipe_core::closing::final_bound;
 use candlepipe_core::{Exchange, Millis, SeriesKey};
 
 /// Share of an exchange's requests a second that confirmations of one process's series

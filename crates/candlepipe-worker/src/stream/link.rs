@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use candlepipe_core::freshness::CLOSE_MARGIN_MS;
+use candlepipe_core::closing::CLOSE_MARGIN_MS;
 use candlepipe_core::{Candle, Exchange, Interval, Millis, SeriesKey};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::stream::socket::{self, Message, Socket};
