@@ -23,7 +23,6 @@ use crate::{CandleQuery, Coverage, Millis};
 /// stream on the exchanges' real cadences.
 pub const STREAMED_MAX_AGE_MS: Millis = 3_000;
 
-
 /// What the store knows about a series, without its candles.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesState {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candlepipe_core::aggregate::aggregate;
-use candlepipe_core::confirm::confirm_revisable;
 use candlepipe_core::closing::closed_bound;
+use candlepipe_core::confirm::confirm_revisable;
 use candlepipe_core::{Candle, Exchange, Fetched, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
 

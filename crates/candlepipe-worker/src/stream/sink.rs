@@ -12,8 +12,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::closing::{closed_bound, CLOSE_MARGIN_MS};
+use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::watch::LiveCandle;
 use candlepipe_core::{
     now_ms, Candle, Coverage, Encoding, Fetched, FillJob, Lane, Priority, SeriesKey,
