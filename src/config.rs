@@ -13,13 +13,13 @@ use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::ExchangeSettings;
 use candlepipe_llm::{Prices, Provider};
 use candlepipe_store::Keyring;
-use candlepipe_worker::commentary::LlmSettings;
-use candlepipe_worker::disposition::RetryPolicy;
-use candlepipe_worker::llm_route::RampSettings;
-use candlepipe_worker::llm_spend::SpendLimits;
-use candlepipe_worker::markets::MarketSettings;
+use candlepipe_worker::analyze::llm_route::RampSettings;
+use candlepipe_worker::analyze::llm_spend::SpendLimits;
+use candlepipe_worker::analyze::LlmSettings;
+use candlepipe_worker::cluster::markets::MarketSettings;
+use candlepipe_worker::jobs::disposition::RetryPolicy;
 use candlepipe_worker::stream::{LiveSettings, Pace};
-use candlepipe_worker::{StreamSettings, WorkerSettings};
+use candlepipe_worker::{RoleSettings, StreamSettings, WorkerSettings};
 
 /// Used when `CANDLEPIPE_HMAC_KEY` is unset and a command that signs is told `--dev` (the
 /// offline demo). Anyone can forge values signed with it: every worker and `candlepipe
@@ -99,6 +99,8 @@ pub struct Config {
     pub markets: MarketSettings,
     pub llm: LlmSettings,
     pub live: LiveSettings,
+    /// Requests a minute for a series' latest candles that make ingest want it streamed.
+    pub hot_per_minute: u32,
 }
 
 /// Looks a setting up in the environment, then the file table, then takes the default.
@@ -273,6 +275,7 @@ impl Config {
                 unknown_ttl: l.millis("unknown_symbol_ttl_ms", 600_000)?,
             },
             llm: llm(&l)?,
+            hot_per_minute: l.get("stream_hot_per_minute", 30)?,
             live: LiveSettings {
                 binance_ws_url: l.get(
                     "binance_ws_url",
@@ -285,7 +288,6 @@ impl Config {
                 )?,
                 silence: l.millis("stream_silence_ms", 10_000)?,
                 watch_ttl: l.millis("watch_ttl_ms", 90_000)?,
-                hot_per_minute: l.get("stream_hot_per_minute", 30)?,
                 max_series: l.get("stream_max_series", 2_000)?,
                 confirm_paces: HashMap::new(),
             },
@@ -328,6 +330,14 @@ impl Config {
             analysis_concurrency: self.analysis_concurrency,
             analysis_timeout: self.analysis_timeout,
             markets: self.markets,
+            hot_per_minute: self.hot_per_minute,
+            stream_silence: self.live.silence,
+        }
+    }
+
+    /// The settings only one role reads.
+    pub fn role_settings(&self) -> RoleSettings {
+        RoleSettings {
             llm: self.llm.clone(),
             live: LiveSettings {
                 confirm_paces: [Exchange::Kraken, Exchange::Coinbase]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use candlepipe_exchange::ExchangeClient;
 use candlepipe_store::SeriesStore;
 use candlepipe_worker::budget::RedisBudget;
-use candlepipe_worker::cluster_stats::Counters;
+use candlepipe_worker::cluster::stats::Counters;
 
 use anyhow::Context as _;
 use candlepipe_store::Redis;
@@ -194,13 +194,13 @@ async fn redis_once(cfg: &Config) -> anyhow::Result<Result<Redis, redis::RedisEr
 }
 
 /// Connects to Redis, retrying for `patience`, and puts the process on Redis's clock (the
-/// cluster's, see `candlepipe_worker::clock`).
+/// cluster's, see `candlepipe_worker::cluster::clock`).
 pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<Redis> {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         match redis_once(cfg).await? {
             Ok(c) => {
-                candlepipe_worker::clock::follow(c.clone())
+                candlepipe_worker::cluster::clock::follow(c.clone())
                     .await
                     .context("reading Redis's clock (TIME)")?;
                 return Ok(c);

@@ -52,7 +52,7 @@ enum Command {
     /// what it lacks, within the budget).
     Export(commands::export::Args),
     /// Generate load and measure throughput and latency (HDR histograms).
-    Bench(commands::bench::Args),
+    Bench(candlepipe_bench::Args),
 }
 
 /// The default log filter.

@@ -12,8 +12,8 @@ use candlepipe_core::closing::closed_bound;
 use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_store::Records;
-use candlepipe_worker::cluster_stats::{self, Counters};
-use candlepipe_worker::markets::Markets;
+use candlepipe_worker::cluster::markets::Markets;
+use candlepipe_worker::cluster::stats::{self as cluster_stats, Counters};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use candlepipe_core::Subjects;
-use candlepipe_worker::dead_letters::DeadLetters;
+use candlepipe_worker::jobs::dead_letters::DeadLetters;
 use indicatif::{ProgressBar, ProgressStyle};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

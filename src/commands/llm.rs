@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use candlepipe_core::Subjects;
 use candlepipe_llm::Provider;
-use candlepipe_worker::llm_route;
+use candlepipe_worker::analyze::llm_route;
 
 use crate::config::Config;
 use crate::connect::{self, redact};

@@ -7,13 +7,10 @@ pub mod check;
 pub mod dlq;
 pub mod export;
 pub mod get;
-pub mod live_bench;
 pub mod llm;
 pub mod run;
-pub mod scenarios;
 pub mod sim;
 pub mod stats;
-pub mod streams_scenario;
 pub mod watch;
 
 /// Resolves when the process gets SIGTERM or SIGINT.

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use candlepipe_store::{L1Cache, Records};
-use candlepipe_worker::cluster_stats::{self, Counters};
-use candlepipe_worker::markets::Markets;
+use candlepipe_worker::cluster::markets::Markets;
+use candlepipe_worker::cluster::stats::{self as cluster_stats, Counters};
+use candlepipe_worker::jobs::Queue;
 use candlepipe_worker::{Context, Role};
 use clap::ValueEnum;
 use tokio_util::sync::CancellationToken;
@@ -70,8 +71,17 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         budget,
     } = connect::filling(cfg, &nats, &redis, stats.clone()).await?;
     let records = Records::new(redis.clone(), cfg.keyring.clone(), &cfg.redis_prefix);
+    let settings = Arc::new(cfg.worker_settings());
+    let js = async_nats::jetstream::new(nats.clone());
     let ctx = Context {
-        js: async_nats::jetstream::new(nats.clone()),
+        jobs: Queue {
+            js: js.clone(),
+            redis: redis.clone(),
+            subjects: settings.subjects.clone(),
+            redis_prefix: settings.redis_prefix.clone(),
+            stats: stats.clone(),
+        },
+        js,
         nats,
         markets: Markets::new(records.clone(), redis.clone(), cfg.markets),
         records,
@@ -80,7 +90,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         l1: L1Cache::new(cfg.l1_capacity),
         stats: stats.clone(),
         budget,
-        settings: Arc::new(cfg.worker_settings()),
+        settings,
     };
     let shutdown = CancellationToken::new();
     let flusher = {
@@ -110,7 +120,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         trigger.cancel();
     });
     tracing::info!(roles = ?names, "starting");
-    let result = candlepipe_worker::run(ctx, &roles, exchange, shutdown.clone()).await;
+    let result =
+        candlepipe_worker::run(ctx, &roles, cfg.role_settings(), exchange, shutdown.clone()).await;
     // The last counts reach the cluster totals before the process exits.
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(3), flusher).await;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use candlepipe_core::{now_ms, Subjects};
-use candlepipe_worker::{cluster_stats, llm_spend};
+use candlepipe_worker::analyze::llm_spend;
+use candlepipe_worker::cluster::stats as cluster_stats;
 use serde_json::json;
 
 use crate::config::Config;

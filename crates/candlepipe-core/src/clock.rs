@@ -1,6 +1,6 @@
 //! The cluster's clock. Freshness, coverage, fill jobs and pauses are all judged by
 //! [`now_ms`], so that every process of a cluster must agree on it: a process that talks to
-//! Redis sets its offset to Redis's `TIME` (`candlepipe_worker::clock`), so that a host
+//! Redis sets its offset to Redis's `TIME` (`candlepipe_worker::cluster::clock`), so that a host
 //! clock seconds off changes no answer and no pause. A process that never sets it (the
 //! sim, a test) runs on its host's clock.
 

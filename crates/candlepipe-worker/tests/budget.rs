@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use candlepipe_store::Redis;
 use candlepipe_testkit::RedisServer;
-use candlepipe_worker::gcra::{self, Grant, LaneKeys, Rate, Turn};
+use candlepipe_worker::budget::gcra::{self, Grant, LaneKeys, Rate, Turn};
 
 async fn redis(server: &RedisServer) -> Redis {
     let client = redis::Client::open(server.url()).unwrap();

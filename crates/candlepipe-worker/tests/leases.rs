@@ -8,7 +8,7 @@ use std::time::Duration;
 use candlepipe_core::{Candle, Exchange, Fetched, Interval, SeriesKey, Symbol};
 use candlepipe_store::{Keyring, Redis, SeriesStore, StoreError};
 use candlepipe_testkit::RedisServer;
-use candlepipe_worker::stream::leases::{self, Leases};
+use candlepipe_worker::cluster::leases::{self, Leases};
 
 async fn redis(server: &RedisServer) -> Redis {
     let client = redis::Client::open(server.url()).unwrap();

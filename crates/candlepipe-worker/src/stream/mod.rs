@@ -1,7 +1,7 @@
 //! The `stream` role: keeps wanted series live from the exchanges' WebSockets.
 //!
 //! - `candlepipe.candles.watch` / `unwatch` (queue group `stream`) mark a series wanted for
-//!   a while ([`leases`]); ingest marks the series it is asked for often ([`hot`]).
+//!   a while ([`crate::cluster::leases`]); ingest marks the series it is asked for often.
 //! - Every [`leases::PERIOD`] each stream process renews its leases and takes free ones:
 //!   exactly one process holds each series, and another takes over when it dies.
 //! - Per exchange, the held series are spread over connections ([`link`]), each holding
@@ -9,10 +9,15 @@
 //! - What arrives is published on the live subjects and merged into the store ([`sink`]);
 //!   a break becomes a REST back-fill on the bulk lane, and closes that are not the
 //!   exchange's record are confirmed by REST in batches ([`confirmations`]).
+//!
+//! Owns the exchanges' WebSockets and the trades-to-candles building ([`trades`]).
+//! - NATS: answers `<prefix>.candles.watch` / `unwatch` on inboxes only; publishes
+//!   `<prefix>.candles.live.<series>` (and `.msgpack`); hears `<prefix>.candles.ready.>`;
+//!   publishes bulk fill jobs (`<prefix>.jobs.fill.<exchange>.bulk`) for breaks.
+//! - Redis: `cp:stream:{live}:*` (wants and holds series, [`crate::cluster::leases`]);
+//!   merges streamed candles into the series (`<prefix>s:{…}`) under the lease's fence.
 
 mod confirmations;
-pub mod hot;
-pub mod leases;
 mod link;
 mod published;
 mod sink;
@@ -33,10 +38,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use self::confirmations::Pace;
-use self::leases::Leases;
 use self::link::{Attempts, Link, Seeder, Wanted};
-use crate::loops::{answer_requests, encoding_of, reply_headers};
-use crate::{BoxError, Context};
+use crate::cluster::leases::{self, Leases};
+use crate::context::Context;
+use crate::error::BoxError;
+use crate::requests::answer::{answer_requests, encoding_of, reply_headers};
 
 /// Where the exchanges' streams are and how the role behaves.
 #[derive(Debug, Clone)]
@@ -48,9 +54,6 @@ pub struct LiveSettings {
     pub silence: Duration,
     /// How long a watch lasts unless renewed.
     pub watch_ttl: Duration,
-    /// Requests a minute for the latest candles of a series that make ingest want it
-    /// streamed (0: only watches).
-    pub hot_per_minute: u32,
     /// Series one stream process holds at most.
     pub max_series: usize,
     /// How REST confirms each exchange's stream closes that are not its record (Kraken,
@@ -74,10 +77,12 @@ const STREAMED: [Exchange; 3] = [Exchange::Binance, Exchange::Kraken, Exchange::
 
 pub async fn run(
     ctx: Context,
+    live: LiveSettings,
     exchange: ExchangeClient,
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let set = ctx.settings.clone();
+    let live = Arc::new(live);
     let leases = Leases::new(ctx.redis.clone(), &set.redis_prefix);
     let holder = format!(
         "{}-{}-{:x}",
@@ -94,10 +99,11 @@ pub async fn run(
             .queue_subscribe(subject, QUEUE_GROUP.into())
             .await?;
         let (ctx, leases, stop) = (ctx.clone(), leases.clone(), shutdown.clone());
+        let watch_ttl = live.watch_ttl;
         answering.push(tokio::spawn(async move {
             answer_requests(requests, stop, |msg| {
                 let (ctx, leases) = (ctx.clone(), leases.clone());
-                async move { answer(&ctx, &leases, msg).await }
+                async move { answer(&ctx, &leases, watch_ttl, msg).await }
             })
             .await
         }));
@@ -109,6 +115,7 @@ pub async fn run(
     let held = leases::Held::default();
     let sink = tokio::spawn(sink::run(
         ctx.clone(),
+        live.confirm_paces.clone(),
         received_rx,
         msgpack.clone(),
         held.clone(),
@@ -119,8 +126,8 @@ pub async fn run(
             let feed = Feed {
                 link: Link {
                     exchange: ex,
-                    url: stream::url(ex, set.live.url(ex)),
-                    silence: set.live.silence,
+                    url: stream::url(ex, live.url(ex)),
+                    silence: live.silence,
                     attempts: Attempts::new(300, Duration::from_secs(300)),
                     seeder: Seeder {
                         exchange: exchange.clone(),
@@ -153,7 +160,7 @@ pub async fn run(
     loop {
         // Nothing in this loop waits on anything but Redis: a renewal late past the lease's
         // life would let another process take the series while this one still streams it.
-        match leases.hold(&holder, set.live.max_series).await {
+        match leases.hold(&holder, live.max_series).await {
             Ok(now_held) => {
                 held.set(now_held.iter().cloned());
                 for (series, lease) in now_held.iter().filter(|(s, _)| !held_before.contains(s)) {
@@ -372,11 +379,11 @@ impl Feed {
 }
 
 /// Answers a watch or unwatch request.
-async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
+async fn answer(ctx: &Context, leases: &Leases, watch_ttl: Duration, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         return;
     };
-    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+    if !crate::requests::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
         return;
     }
     let enc = encoding_of(msg.headers.as_ref());
@@ -389,11 +396,7 @@ async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
         } else {
             ctx.markets.check(&series).await?;
             leases
-                .want(
-                    &series,
-                    ctx.settings.live.watch_ttl,
-                    enc == Encoding::Msgpack,
-                )
+                .want(&series, watch_ttl, enc == Encoding::Msgpack)
                 .await
                 .map_err(unavailable)?;
         }
@@ -407,7 +410,7 @@ async fn answer(ctx: &Context, leases: &Leases, msg: Message) {
             expires_in_ms: if unwatch {
                 0
             } else {
-                ctx.settings.live.watch_ttl.as_millis() as u64
+                watch_ttl.as_millis() as u64
             },
         })
     }

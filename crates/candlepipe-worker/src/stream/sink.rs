@@ -7,7 +7,7 @@
 //! (Kraken's, those built from Coinbase's trades) are confirmed by REST in batches
 //! ([`Confirmations`]). Candles of one series are applied in order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,17 +16,17 @@ use candlepipe_core::closing::{closed_bound, CLOSE_MARGIN_MS};
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
 use candlepipe_core::watch::LiveCandle;
 use candlepipe_core::{
-    now_ms, Candle, Coverage, Encoding, Fetched, FillJob, Lane, Priority, SeriesKey,
+    now_ms, Candle, Coverage, Encoding, Exchange, Fetched, FillJob, Lane, Priority, SeriesKey,
 };
 use candlepipe_store::StoreError;
 use tokio::sync::mpsc;
 
 use super::confirmations::Confirmations;
-use super::leases::Held;
 use super::link::Received;
 use super::published::Published;
-use crate::jobs::publish_job;
-use crate::Context;
+use super::Pace;
+use crate::cluster::leases::Held;
+use crate::context::Context;
 
 /// Series are spread over this many writers; each applies its series' candles in order.
 const WRITERS: usize = 8;
@@ -53,6 +53,7 @@ impl Msgpack {
 
 pub async fn run(
     ctx: Context,
+    paces: HashMap<Exchange, Pace>,
     mut received: mpsc::Receiver<Received>,
     msgpack: Msgpack,
     held: Held,
@@ -77,7 +78,7 @@ pub async fn run(
     }
     drop(records_tx);
     let mut published = Published::default();
-    let mut confirmations = Confirmations::new(ctx.settings.live.confirm_paces.clone());
+    let mut confirmations = Confirmations::new(paces);
     let mut confirm_tick = tokio::time::interval(CONFIRM_TICK);
     confirm_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -459,7 +460,7 @@ async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64) {
     };
     let id = format!("{}.gap", job.msg_id(now));
     let lane = Lane::new(series.exchange, Priority::Bulk);
-    match publish_job(ctx, &job, lane, &id).await {
+    match ctx.jobs.publish(&job, lane, &id).await {
         Ok(_) => {
             metrics::counter!("candlepipe_stream_backfills_total", "exchange" => series.exchange.as_str())
                 .increment(1);
@@ -483,7 +484,7 @@ async fn queue_confirmation(ctx: &Context, series: &SeriesKey, from: i64, to: i6
     };
     let id = format!("{}.confirm", job.msg_id(now));
     let lane = Lane::new(series.exchange, Priority::Bulk);
-    match publish_job(ctx, &job, lane, &id).await {
+    match ctx.jobs.publish(&job, lane, &id).await {
         Ok(_) => {
             metrics::counter!("candlepipe_stream_confirmations_total", "exchange" => series.exchange.as_str())
                 .increment(1);

@@ -1,7 +1,17 @@
 //! The fill role: one durable pull consumer per lane (each exchange's live and bulk jobs),
 //! each with its own concurrency, so one exchange's backlog or pause holds no capacity
 //! another could use. For each job it fetches only what the store lacks, writes Redis,
-//! announces `ready`, then acks. Failures go through [`crate::disposition::decide`].
+//! announces `ready`, then acks. Failures go through [`crate::jobs::disposition::decide`].
+//!
+//! Owns: the exchanges' REST calls for jobs (within the cluster budget) and the loading of
+//! the market lists.
+//! - NATS: pulls `<prefix>.jobs.fill.<exchange>[.bulk]` (consumers `fill-<exchange>`,
+//!   `fill-<exchange>-bulk`); publishes `<prefix>.candles.ready.<series>`, dead letters on
+//!   `<prefix>.dlq.>` and bulk copies of jobs nobody waits for; hears JetStream's
+//!   max-deliveries advisories.
+//! - Redis: the series' lock, fence, candles and state (`<prefix>s:{…}`), the job's done
+//!   mark, `<prefix>rl:{<exchange>}…` (spends the budget, leaves the waiting set),
+//!   `<prefix>mk:<exchange>` (market lists), `<prefix>jobfail:…`.
 
 use std::time::Duration;
 
@@ -16,14 +26,16 @@ use candlepipe_store::{JobWrite, Written};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::disposition::{decide, wire_code, Disposition, JobError};
-use crate::jobs::{finish, keeping_alive, settle_failure, with_progress};
-use crate::loops::pull_jobs;
-use crate::streams::{
+use crate::context::Context;
+use crate::error::BoxError;
+use crate::jobs::disposition::{decide, wire_code, Disposition, JobError};
+use crate::jobs::last_delivery;
+use crate::jobs::pull::pull_jobs;
+use crate::jobs::queue::{finish, keeping_alive, with_progress};
+use crate::jobs::streams::{
     ensure_consumer, ensure_streams, lane_consumer_config, remove_legacy_fill_consumer,
 };
-use crate::traces;
-use crate::{last_delivery, BoxError, Context};
+use crate::requests::traces;
 
 /// How long a fill worker waits at start for the market lists it must load.
 const MARKETS_AT_START: Duration = Duration::from_secs(10);
@@ -62,7 +74,8 @@ pub async fn run(
     }
     let dlq_gauge = tokio::spawn(watch_dlq_depth(ctx.clone()));
     let unanswered = tokio::spawn(last_delivery::watch(
-        ctx.clone(),
+        ctx.nats.clone(),
+        ctx.jobs.clone(),
         stream.clone(),
         shutdown.clone(),
     ));
@@ -165,7 +178,9 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
             }
         }
     }
-    settle_failure(ctx, &msg, disposition, &wire, delivered).await;
+    ctx.jobs
+        .settle_failure(&msg, disposition, &wire, delivered)
+        .await;
 }
 
 /// How long a live job waits for a bulk job's lock on its series: the bulk job took its

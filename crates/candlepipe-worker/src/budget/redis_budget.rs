@@ -1,7 +1,7 @@
 //! The cluster-wide request budget per exchange, kept in Redis so that any number of fill
 //! processes together stay within it, and the admission of live jobs to it.
 //!
-//! Each request asks the cluster-wide limiter ([`crate::gcra`]), which refuses while a pause
+//! Each request asks the cluster-wide limiter ([`super::gcra`]), which refuses while a pause
 //! is set. With burst 1, requests are spaced 1/rps apart, so no 1-second window holds more
 //! than `rps`. Live requests are served while their job is in the exchange's waiting set
 //! (the ingest put it there when it admitted a producer); bulk requests only while that set
@@ -18,11 +18,11 @@ use candlepipe_exchange::client::Endpoint;
 use candlepipe_exchange::{Budget, ExchangeSettings};
 use candlepipe_store::Redis;
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::cluster_stats::{Counters, Field};
-use crate::gcra::{self, Admission, Grant, LaneKeys, Rate, Turn};
-use serde::{Deserialize, Serialize};
+use super::gcra::{self, Admission, Grant, LaneKeys, Rate, Turn};
+use crate::cluster::stats::{Counters, Field};
 
 /// Announced on `<prefix>.control.pause.<exchange>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

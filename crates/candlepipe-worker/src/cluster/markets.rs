@@ -17,11 +17,21 @@ use candlepipe_core::{now_ms, ErrorCode, Exchange, Millis, SeriesKey, WireError}
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::markets::Listing;
 use candlepipe_exchange::{binance, coinbase, ExchangeClient, FetchError};
-use candlepipe_store::{Records, Redis};
+use candlepipe_store::{Records, Redis, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::disposition::JobError;
+/// Why a series' exchange name could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum MarketError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The exchange's market list, which names its pairs, could not be had yet.
+    #[error("{0}'s market list is not at hand yet")]
+    NoList(Exchange),
+}
 
 /// How long a kept list may be older than the refresh period and still be used.
 const LIST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -216,7 +226,11 @@ impl Markets {
     }
 
     /// For fill, before asking the exchange for candles: the series' native id.
-    pub async fn native(&self, s: &SeriesKey, client: &ExchangeClient) -> Result<String, JobError> {
+    pub async fn native(
+        &self,
+        s: &SeriesKey,
+        client: &ExchangeClient,
+    ) -> Result<String, MarketError> {
         let ex = s.exchange;
         if matches!(self.lookup(s), Lookup::NoList) {
             self.follow_once(ex).await;
@@ -240,7 +254,7 @@ impl Markets {
             Lookup::NoList => match ex {
                 Exchange::Binance => Ok(binance::native_symbol(&s.symbol)),
                 Exchange::Coinbase => Ok(coinbase::native_symbol(&s.symbol)),
-                Exchange::Kraken => Err(JobError::NoMarketList(ex)),
+                Exchange::Kraken => Err(MarketError::NoList(ex)),
             },
         }
     }
@@ -268,11 +282,11 @@ impl Markets {
 
     /// Loads the list from the exchange and keeps it, unless another worker is loading it;
     /// then waits a little for that one.
-    async fn load(&self, ex: Exchange, client: &ExchangeClient) -> Result<(), JobError> {
+    async fn load(&self, ex: Exchange, client: &ExchangeClient) -> Result<(), MarketError> {
         let key = format!("{}:lock", self.shared.records.key(&list_name(ex)));
         let Some(_lock) = LoadLock::take(&self.shared.redis, key)
             .await
-            .map_err(|e| JobError::Store(e.into()))?
+            .map_err(|e| MarketError::Store(e.into()))?
         else {
             let until = tokio::time::Instant::now() + LOAD_LOCK;
             while tokio::time::Instant::now() < until {
@@ -282,7 +296,7 @@ impl Markets {
                     return Ok(());
                 }
             }
-            return Err(JobError::NoMarketList(ex));
+            return Err(MarketError::NoList(ex));
         };
         let result = self.load_locked(ex, client).await;
         if let Err(e) = &result {
@@ -291,7 +305,7 @@ impl Markets {
         result
     }
 
-    async fn load_locked(&self, ex: Exchange, client: &ExchangeClient) -> Result<(), JobError> {
+    async fn load_locked(&self, ex: Exchange, client: &ExchangeClient) -> Result<(), MarketError> {
         let known = Known {
             markets: client.markets(ex, Demand::Upkeep).await?,
             loaded_at: now_ms(),

@@ -16,8 +16,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::Config;
-use crate::connect;
+use crate::setup::Setup;
+use crate::sim_log::{calls_between, sim_calls};
+use crate::streams::{self, StreamsOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -145,56 +146,17 @@ fn cold_binance(k: u64, salt: u64) -> Value {
            "interval":iv.as_str(),"limit":100,"end":end})
 }
 
-/// Candle requests the simulator has served per exchange, if its URL was given.
-pub(super) async fn sim_calls(
-    sim_url: Option<&str>,
-) -> anyhow::Result<Option<BTreeMap<String, u64>>> {
-    let Some(url) = sim_url else { return Ok(None) };
-    let stats: Value = reqwest::get(format!("{}/sim/stats", url.trim_end_matches('/')))
-        .await
-        .context("reading the simulator's stats")?
-        .json()
-        .await?;
-    Ok(Some(
-        ["binance", "coinbase", "kraken"]
-            .iter()
-            .map(|ex| (ex.to_string(), stats[ex]["requests"].as_u64().unwrap_or(0)))
-            .collect(),
-    ))
-}
-
-pub(super) fn calls_between(
-    before: &Option<BTreeMap<String, u64>>,
-    after: &Option<BTreeMap<String, u64>>,
-) -> Value {
-    match (before, after) {
-        (Some(b), Some(a)) => json!(a
-            .iter()
-            .map(|(ex, n)| (ex.clone(), n - b.get(ex).copied().unwrap_or(0)))
-            .collect::<BTreeMap<_, _>>()),
-        _ => Value::Null,
-    }
-}
-
-/// How the streams scenario asks: series per exchange (Binance, Kraken, Coinbase) and the
-/// requests' `max_age_ms` (`None`: the service's default).
-#[derive(Debug, Clone)]
-pub struct StreamsOptions {
-    pub mix: [usize; 3],
-    pub max_age_ms: Option<i64>,
-    /// `candlepipe.candles.watch`.
-    pub watch_subject: String,
-}
-
 pub async fn run(
-    cfg: &Config,
+    setup: &Setup,
     scenario: Scenario,
     seconds: f64,
     sim_url: Option<&str>,
     streams: StreamsOptions,
 ) -> anyhow::Result<Value> {
-    let client = connect::nats(cfg, "candlepipe-bench-scenario", Duration::ZERO).await?;
-    let subject = Subjects::new(&cfg.prefix).candles_get();
+    let client = setup
+        .nats("candlepipe-bench-scenario", Duration::ZERO)
+        .await?;
+    let subject = Subjects::new(&setup.prefix).candles_get();
     let salt = rand::rngs::StdRng::from_os_rng().random_range(0..200_000u64);
     let live_n = (seconds.max(1.0) * LIVE_RATE as f64) as u64;
     let wait = Duration::from_secs(120);
@@ -243,7 +205,7 @@ pub async fn run(
             let patient = at_once(&client, &subject, bodies(0, Some(60_000)), wait).await;
             eprintln!("burst: 300 more with the default wait");
             let default = at_once(&client, &subject, bodies(300, None), wait).await;
-            let fill_wait = cfg.fill_wait;
+            let fill_wait = setup.fill_wait;
             let late = default.iter().filter(|a| a.latency > fill_wait).count();
             json!({"timeout_60s": summary(&patient), "default_timeout": summary(&default),
                    "default_timeout_ms": fill_wait.as_millis() as u64,
@@ -288,9 +250,7 @@ pub async fn run(
             }
             json!({"requests": summary(&answers)})
         }
-        Scenario::Streams => {
-            super::streams_scenario::run(&client, &subject, seconds, sim_url, streams).await?
-        }
+        Scenario::Streams => streams::run(&client, &subject, seconds, sim_url, streams).await?,
     };
     let after = sim_calls(sim_url).await?;
     report["scenario"] = json!(scenario);

@@ -15,9 +15,10 @@ use candlepipe_store::Records;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::llm_route::{Pick, RampSettings, Route};
-use crate::llm_spend::{Refused, Spend, SpendLimits};
-use crate::{BoxError, Context};
+use super::llm_route::{Pick, RampSettings, Route};
+use super::llm_spend::{Refused, Spend, SpendLimits};
+use crate::context::Context;
+use crate::error::BoxError;
 
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
@@ -95,10 +96,11 @@ fn skip_label(s: LlmSkip) -> &'static str {
 impl Commenter {
     pub async fn start(
         ctx: &Context,
+        settings: LlmSettings,
         records: Records,
         shutdown: CancellationToken,
     ) -> Result<Commenter, BoxError> {
-        let settings = Arc::new(ctx.settings.llm.clone());
+        let settings = Arc::new(settings);
         let route = Route::start(
             ctx.redis.clone(),
             ctx.nats.clone(),
@@ -317,7 +319,7 @@ impl Commenter {
         self.spend
             .settle(
                 reservation,
-                &crate::llm_spend::Settled {
+                &super::llm_spend::Settled {
                     provider: &p.name,
                     model: &p.model,
                     usage: &done.usage,
@@ -340,7 +342,7 @@ impl Commenter {
         metrics::counter!("candlepipe_llm_tokens_total", "provider" => p.name.clone(), "model" => p.model.clone(), "kind" => "completion").increment(done.usage.completion_tokens);
         // Counters are integers: cost is counted in nano-dollars (1e-9 USD).
         metrics::counter!("candlepipe_llm_cost_nanodollars_total", &labels)
-            .increment(crate::llm_spend::nanos(cost).max(0) as u64);
+            .increment(super::llm_spend::nanos(cost).max(0) as u64);
         metrics::histogram!("candlepipe_llm_request_duration_seconds", &labels)
             .record(started.elapsed().as_secs_f64());
         match done.text {

@@ -9,6 +9,8 @@ use candlepipe_exchange::FetchError;
 use candlepipe_store::StoreError;
 use rand::Rng;
 
+use crate::cluster::markets::MarketError;
+
 /// Why a job (fill or analyze) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -25,6 +27,16 @@ pub enum JobError {
     /// The exchange's market list, which names its pairs, could not be had yet.
     #[error("{0}'s market list is not at hand yet")]
     NoMarketList(candlepipe_core::Exchange),
+}
+
+impl From<MarketError> for JobError {
+    fn from(e: MarketError) -> Self {
+        match e {
+            MarketError::Fetch(e) => JobError::Fetch(e),
+            MarketError::Store(e) => JobError::Store(e),
+            MarketError::NoList(ex) => JobError::NoMarketList(ex),
+        }
+    }
 }
 
 /// What to do with a JetStream message after handling it.

@@ -14,14 +14,13 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
-use crate::config::Config;
-use crate::connect;
+use crate::setup::Setup;
 
 /// Header the stream role puts on live candles (see `candlepipe_worker::stream`).
 const EVENT_MS_HEADER: &str = "Candlepipe-Event-Ms";
 
 pub async fn run(
-    cfg: &Config,
+    setup: &Setup,
     series: usize,
     rate: u64,
     duration: f64,
@@ -41,10 +40,10 @@ pub async fn run(
         .await
         .and_then(|r| r.error_for_status())
         .context("setting the simulator's stream rate")?;
-    let nats = connect::nats(cfg, "candlepipe-bench-live", Duration::ZERO).await?;
-    let subjects = Subjects::new(&cfg.prefix);
+    let nats = setup.nats("candlepipe-bench-live", Duration::ZERO).await?;
+    let subjects = Subjects::new(&setup.prefix);
     let mut live = nats
-        .subscribe(format!("{}.candles.live.binance.>", cfg.prefix))
+        .subscribe(format!("{}.candles.live.binance.>", setup.prefix))
         .await?;
     for i in 0..series {
         let req = json!({"exchange":"binance","symbol":format!("TEST{i}/USDT"),"interval":"1m"});

@@ -1,13 +1,32 @@
 //! Reading, replaying and purging `CANDLEPIPE_DLQ`. Fill and analyze workers write it
-//! (`jobs::settle_failure`); operators use these through `candlepipe dlq`.
+//! (`Queue::settle_failure`, [`super::queue`]); operators use these through `candlepipe dlq`.
 
 use async_nats::jetstream::{self, stream::Stream};
 use async_nats::HeaderMap;
 use candlepipe_core::{now_ms, Millis, Subjects};
 use serde::Serialize;
 
-use crate::jobs::dlq_headers::*;
-use crate::BoxError;
+use crate::error::BoxError;
+use dlq_headers::*;
+
+/// Headers a dead letter carries (SPEC §3).
+pub mod dlq_headers {
+    pub const ORIGINAL_SUBJECT: &str = "Candlepipe-Original-Subject";
+    pub const ERROR_CODE: &str = "Candlepipe-Error-Code";
+    pub const ERROR_MESSAGE: &str = "Candlepipe-Error-Message";
+    pub const DELIVERIES: &str = "Candlepipe-Deliveries";
+    pub const FIRST_FAILURE: &str = "Candlepipe-First-Failure";
+    pub const LAST_FAILURE: &str = "Candlepipe-Last-Failure";
+
+    /// Headers of the job carried into its dead letter and back on replay (the job id is
+    /// the original `Nats-Msg-Id` when the job had no `Candlepipe-Job-Id`).
+    pub const KEPT_ON_REPLAY: [&str; 3] = [
+        candlepipe_core::analysis::REPLY_HEADER,
+        candlepipe_core::encoding::CONTENT_TYPE_HEADER,
+        JOB_ID_HEADER,
+    ];
+    pub use candlepipe_core::analysis::JOB_ID_HEADER;
+}
 
 /// One dead letter, as its headers describe it.
 #[derive(Debug, Clone, Serialize)]

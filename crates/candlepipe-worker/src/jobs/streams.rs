@@ -235,7 +235,9 @@ mod tests {
     #[test]
     fn nats_directory_matches_the_code() {
         let (s, set) = (Subjects::default(), StreamSettings::default());
-        let jobs: stream::Config = file(include_str!("../../../nats/streams/CANDLEPIPE_JOBS.json"));
+        let jobs: stream::Config = file(include_str!(
+            "../../../../nats/streams/CANDLEPIPE_JOBS.json"
+        ));
         let code = jobs_config(&s, &set);
         assert_eq!(
             (
@@ -273,7 +275,8 @@ mod tests {
                 code.discard_new_per_subject
             )
         );
-        let dlq: stream::Config = file(include_str!("../../../nats/streams/CANDLEPIPE_DLQ.json"));
+        let dlq: stream::Config =
+            file(include_str!("../../../../nats/streams/CANDLEPIPE_DLQ.json"));
         let code = dlq_config(&s, &set);
         assert_eq!(
             (

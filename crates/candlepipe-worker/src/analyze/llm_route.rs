@@ -129,7 +129,7 @@ impl Route {
         ramp: RampSettings,
         has_canary: bool,
         shutdown: CancellationToken,
-    ) -> Result<Arc<Route>, crate::BoxError> {
+    ) -> Result<Arc<Route>, crate::error::BoxError> {
         let mut c = conn.clone();
         let _: i64 = redis::cmd("HSETNX")
             .arg(route_key(prefix))

@@ -3,6 +3,15 @@
 //! Every request gets a reply before its deadline (`timeout_ms`): candles, stale candles, or
 //! a typed error. A miss whose job could not get its exchange's turn before the deadline is
 //! not queued at all: it is answered at once, stale or `rate_limited` with `retry_after_ms`.
+//!
+//! Owns: the L1 cache, the waiters of this process ([`waiters`]), the widest recent window
+//! per exchange and interval ([`widest`]), and which series it is asked for often ([`hot`]).
+//! - NATS: answers `<prefix>.candles.get` on inboxes only; publishes
+//!   `<prefix>.jobs.fill.<exchange>` (JetStream); hears `<prefix>.candles.ready.>`.
+//! - Redis: reads the series (`<prefix>s:{<exchange>:<symbol>:<interval>}…`) and the market
+//!   lists; writes a live job into its exchange's waiting set (`<prefix>rl:{<exchange>}:waiting`,
+//!   through [`crate::budget`]) and hot series into `cp:stream:{live}:wanted`
+//!   ([`crate::cluster::leases`]). Never calls an exchange.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -24,17 +33,21 @@ use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+mod hot;
+mod waiters;
+mod widest;
+
+use self::hot::{Hot, HOT_FOR};
+use self::waiters::{Outcome, Waiter, Waiters};
+use self::widest::Widest;
 use crate::budget::RedisBudget;
-use crate::cluster_stats::Field;
-use crate::jobs::publish_job;
-use crate::loops::answer_requests;
-use crate::replies::Replies;
-use crate::stream::hot::{Hot, HOT_FOR};
-use crate::stream::leases::Leases;
-use crate::traces;
-use crate::waiters::{Outcome, Waiter, Waiters};
-use crate::widest::Widest;
-use crate::{BoxError, Context};
+use crate::cluster::leases::Leases;
+use crate::cluster::stats::Field;
+use crate::context::Context;
+use crate::error::BoxError;
+use crate::requests::answer::answer_requests;
+use crate::requests::replies::Replies;
+use crate::requests::traces;
 
 /// A successful answer.
 struct Answer {
@@ -103,7 +116,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     let local = Arc::new(Local {
         replies,
         widest: Widest::default(),
-        hot: Hot::new(ctx.settings.live.hot_per_minute),
+        hot: Hot::new(ctx.settings.hot_per_minute),
         leases: Leases::new(ctx.redis.clone(), &ctx.settings.redis_prefix),
         warming: Arc::default(),
     });
@@ -165,10 +178,10 @@ async fn handle(ctx: Context, waiters: Waiters, local: Arc<Local>, msg: Message)
         tracing::debug!("request without reply subject dropped");
         return;
     };
-    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+    if !crate::requests::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
         return;
     }
-    let enc = crate::loops::encoding_of(msg.headers.as_ref());
+    let enc = crate::requests::answer::encoding_of(msg.headers.as_ref());
     let started = Instant::now();
     let answered = answer(&ctx, &waiters, &local, &msg.payload, enc, started)
         .await
@@ -321,7 +334,7 @@ async fn answer(
 /// The source of a cache hit from `tier`: `stream` while the exchange's stream keeps the
 /// series fresh.
 fn from_cache(ctx: &Context, tier: Source, state: &SeriesState, now: Millis) -> Source {
-    let fresh_since = now - ctx.settings.live.silence.as_millis() as Millis;
+    let fresh_since = now - ctx.settings.stream_silence.as_millis() as Millis;
     if state.streamed_at > 0 && state.streamed_at >= fresh_since {
         Source::Stream
     } else {
@@ -399,7 +412,7 @@ async fn answer_query(
             tokio::spawn(async move {
                 let id = format!("{}.bulk", job.msg_id(now));
                 let lane = Lane::new(job.series.exchange, Priority::Bulk);
-                if let Err(e) = publish_job(&ctx, &job, lane, &id).await {
+                if let Err(e) = ctx.jobs.publish(&job, lane, &id).await {
                     tracing::warn!(error = %e, "background refresh not published");
                 }
             });
@@ -661,7 +674,7 @@ async fn publish_claimed(
     id: &str,
     deadline: Instant,
 ) -> Result<bool, WireError> {
-    let result = tokio::time::timeout_at(deadline.into(), publish_job(ctx, job, lane, id)).await;
+    let result = tokio::time::timeout_at(deadline.into(), ctx.jobs.publish(job, lane, id)).await;
     let err = match result {
         Ok(Ok(duplicate)) => return Ok(!duplicate),
         Ok(Err(e)) => {

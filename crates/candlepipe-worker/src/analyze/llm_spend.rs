@@ -7,7 +7,7 @@
 //!   leaves one that lapses, and whoever reserves next takes it out). Concurrent workers can
 //!   never spend past the budget together.
 //! - RPM and TPM per provider: the same GCRA limiter as the exchange budget
-//!   ([`crate::gcra`]), with a pause after the provider's own 429.
+//!   ([`crate::budget::gcra`]), with a pause after the provider's own 429.
 //! - totals per provider and model (`<prefix>llm:usage`) for `candlepipe stats`.
 //!
 //! Money is counted in integer nano-dollars so that sums are exact.
@@ -19,7 +19,7 @@ use candlepipe_core::now_ms;
 use candlepipe_llm::{Price, Usage};
 use candlepipe_store::Redis;
 
-use crate::gcra::{self, Rate};
+use crate::budget::gcra::{self, Rate};
 
 /// Takes out lapsed reservations, then: KEYS spent, held (id → nanos), until (id → lapse
 /// ms). `reserve`: ARGV want, budget, key ttl ms, id, hold ms → the day's total, or -1.

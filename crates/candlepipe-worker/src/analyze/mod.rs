@@ -3,6 +3,16 @@
 //! and published on the job's `Candlepipe-Reply` subject). Candles come through
 //! candlepipe's own `candles.get` — the cache path — never straight from an exchange.
 //! Symbols are analysed concurrently; one symbol's error never fails the others.
+//!
+//! Owns the LLM path: [`commentary`] (the prompt, the cached commentary, the call),
+//! [`llm_route`] (primary or canary, the ramp) and [`llm_spend`] (the daily budget,
+//! reservations and RPM/TPM limits).
+//! - NATS: answers `<prefix>.analysis.run` and `<prefix>.analysis.result` on inboxes only;
+//!   pulls `<prefix>.jobs.analyze`; requests `<prefix>.candles.get`; hears and publishes
+//!   `<prefix>.control.llm.route`; dead letters on `<prefix>.dlq.>`.
+//! - Redis: `<prefix>analysis:<job id>` (results), `<prefix>llm:c:{<series>}:<candle>` (cached commentary),
+//!   `<prefix>llm:spend:{<date>}…`, `<prefix>llm:usage`, `<prefix>llm:route`,
+//!   `<prefix>llm:win:<n>`. Never calls an exchange.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,13 +36,21 @@ use futures::StreamExt;
 use rust_decimal::prelude::ToPrimitive;
 use tokio_util::sync::CancellationToken;
 
-use crate::commentary::{About, Commenter};
-use crate::disposition::{decide, wire_code, JobError};
-use crate::jobs::{finish, settle_failure, with_progress};
-use crate::loops::{answer_requests, encoding_of, pull_jobs, reply_headers};
-use crate::streams::{analyze_consumer_config, ensure_consumer, ensure_streams};
-use crate::traces;
-use crate::{last_delivery, BoxError, Context};
+pub mod commentary;
+pub mod llm_route;
+pub mod llm_spend;
+
+pub use self::commentary::LlmSettings;
+use self::commentary::{About, Commenter};
+use crate::context::Context;
+use crate::error::BoxError;
+use crate::jobs::disposition::{decide, wire_code, JobError};
+use crate::jobs::last_delivery;
+use crate::jobs::pull::pull_jobs;
+use crate::jobs::queue::{finish, with_progress};
+use crate::jobs::streams::{analyze_consumer_config, ensure_consumer, ensure_streams};
+use crate::requests::answer::{answer_requests, encoding_of, reply_headers};
+use crate::requests::traces;
 
 /// How long an async result stays in Redis.
 pub const RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -44,8 +62,13 @@ pub fn result_name(job_id: &str) -> String {
     format!("analysis:{job_id}")
 }
 
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
-    let commenter = Arc::new(Commenter::start(&ctx, ctx.records.clone(), shutdown.clone()).await?);
+pub async fn run(
+    ctx: Context,
+    llm: LlmSettings,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let commenter =
+        Arc::new(Commenter::start(&ctx, llm, ctx.records.clone(), shutdown.clone()).await?);
     let set = &ctx.settings;
     let stream = ensure_streams(&ctx.js, &set.subjects, &set.streams).await?;
     let consumer = ensure_consumer(
@@ -62,7 +85,8 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .queue_subscribe(set.subjects.analysis_result(), ANALYZE_GROUP.to_string())
         .await?;
     let unanswered = tokio::spawn(last_delivery::watch(
-        ctx.clone(),
+        ctx.nats.clone(),
+        ctx.jobs.clone(),
         stream.clone(),
         shutdown.clone(),
     ));
@@ -106,7 +130,7 @@ async fn handle_request(ctx: &Context, commenter: &Commenter, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         return;
     };
-    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+    if !crate::requests::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
         return;
     }
     let enc = encoding_of(msg.headers.as_ref());
@@ -129,7 +153,7 @@ async fn handle_result_request(ctx: &Context, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         return;
     };
-    if !crate::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
+    if !crate::requests::replies::permitted(&ctx.settings.replies, &reply_to, &msg.subject) {
         return;
     }
     let enc = encoding_of(msg.headers.as_ref());
@@ -252,7 +276,7 @@ async fn handle_job(ctx: &Context, commenter: &Commenter, msg: JobMessage) {
     let replies = &ctx.settings.replies;
     let refused = reply_to.as_deref().and_then(|s| {
         let why = replies.check(s).err()?;
-        crate::replies::refuse(replies, why, s, &msg.subject);
+        crate::requests::replies::refuse(replies, why, s, &msg.subject);
         Some(replies.refusal(s, why))
     });
     let (answer, reply_to) = match refused {
@@ -283,7 +307,9 @@ async fn handle_job(ctx: &Context, commenter: &Commenter, msg: JobMessage) {
     let disposition = decide(&err, delivered, &ctx.settings.retry);
     let wire = WireError::new(wire_code(&err), err.to_string());
     tracing::warn!(job_id, code = %wire.code, error = %err, delivered, ?disposition, "analyze job failed");
-    settle_failure(ctx, &msg, disposition, &wire, delivered).await;
+    ctx.jobs
+        .settle_failure(&msg, disposition, &wire, delivered)
+        .await;
 }
 
 /// Stores the answer, then publishes it on the reply subject (if the job named one).
@@ -417,7 +443,7 @@ async fn fetch_candles(
     };
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE_HEADER, Encoding::Msgpack.content_type());
-    crate::traces::inject(&mut headers);
+    crate::requests::traces::inject(&mut headers);
     let request = async_nats::Request::new()
         .headers(headers)
         .payload(Bytes::from(Encoding::Msgpack.encode(&req)))

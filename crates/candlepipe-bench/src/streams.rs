@@ -20,7 +20,7 @@ use candlepipe_core::{now_ms, Interval, Millis};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use super::scenarios::{calls_between, sim_calls};
+use crate::sim_log::{calls_between, sim_calls};
 
 /// The first seconds: initial loads, and the stream taking the series up.
 const WARMUP: Duration = Duration::from_secs(20);
@@ -244,6 +244,16 @@ fn keep_watching(
     })
 }
 
+/// How the streams scenario asks: series per exchange (Binance, Kraken, Coinbase) and the
+/// requests' `max_age_ms` (`None`: the service's default).
+#[derive(Debug, Clone)]
+pub struct StreamsOptions {
+    pub mix: [usize; 3],
+    pub max_age_ms: Option<i64>,
+    /// `candlepipe.candles.watch`.
+    pub watch_subject: String,
+}
+
 /// How often the watches are renewed (they last 90 s by default).
 const RENEW: Duration = Duration::from_secs(30);
 
@@ -252,7 +262,7 @@ pub async fn run(
     subject: &str,
     seconds: f64,
     sim_url: Option<&str>,
-    options: super::scenarios::StreamsOptions,
+    options: StreamsOptions,
 ) -> anyhow::Result<Value> {
     let [binance, kraken, coinbase] = options.mix;
     let series: Vec<Value> = (0..binance)

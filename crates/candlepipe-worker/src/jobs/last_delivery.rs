@@ -14,8 +14,8 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::jobs::{dead_letter, first_failure, Letter};
-use crate::{BoxError, Context};
+use super::queue::{Letter, Queue};
+use crate::error::BoxError;
 
 /// The queue group the workers share for these advisories.
 const GROUP: &str = "candlepipe-last-delivery";
@@ -30,10 +30,15 @@ struct MaxDeliveries {
 }
 
 /// Listens until `shutdown`.
-pub async fn watch(ctx: Context, stream: Stream, shutdown: CancellationToken) {
-    let name = ctx.settings.subjects.jobs_stream();
+pub async fn watch(
+    nats: async_nats::Client,
+    queue: Queue,
+    stream: Stream,
+    shutdown: CancellationToken,
+) {
+    let name = queue.subjects.jobs_stream();
     let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{name}.*");
-    let mut advisories = match ctx.nats.queue_subscribe(subject, GROUP.into()).await {
+    let mut advisories = match nats.queue_subscribe(subject, GROUP.into()).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot hear max-deliveries advisories; jobs lost on their last delivery stay in the jobs stream");
@@ -47,7 +52,7 @@ pub async fn watch(ctx: Context, stream: Stream, shutdown: CancellationToken) {
         };
         match serde_json::from_slice::<MaxDeliveries>(&msg.payload) {
             Ok(a) => {
-                if let Err(e) = letter_for(&ctx, &stream, &a).await {
+                if let Err(e) = letter_for(&queue, &stream, &a).await {
                     tracing::error!(error = %e, seq = a.stream_seq, consumer = %a.consumer, "job of an unanswered last delivery not dead-lettered");
                 }
             }
@@ -56,7 +61,7 @@ pub async fn watch(ctx: Context, stream: Stream, shutdown: CancellationToken) {
     }
 }
 
-async fn letter_for(ctx: &Context, stream: &Stream, a: &MaxDeliveries) -> Result<(), BoxError> {
+async fn letter_for(queue: &Queue, stream: &Stream, a: &MaxDeliveries) -> Result<(), BoxError> {
     // Gone already: acked, terminated, or dead-lettered by its worker.
     let Ok(job) = stream.get_raw_message(a.stream_seq).await else {
         return Ok(());
@@ -76,11 +81,12 @@ async fn letter_for(ctx: &Context, stream: &Stream, a: &MaxDeliveries) -> Result
         payload: job.payload.clone(),
         error: &error,
         delivered: a.deliveries,
-        first_failure: first_failure(ctx, &a.stream, a.stream_seq)
+        first_failure: queue
+            .first_failure(&a.stream, a.stream_seq)
             .await
             .unwrap_or_else(now_ms),
     };
-    dead_letter(ctx, letter).await?;
+    queue.dead_letter(letter).await?;
     stream.delete_message(a.stream_seq).await?;
     Ok(())
 }

@@ -1,6 +1,5 @@
-//! The two loops the roles run: answering core-NATS requests taken from a queue group, and
-//! pulling JetStream jobs from a durable consumer. Both drain on shutdown: they stop taking
-//! work and finish what they hold.
+//! Pulling JetStream jobs from a durable consumer, at most so many in hand at once; on
+//! shutdown the loop stops pulling, hands back what still arrives, and finishes what it holds.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,61 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::BoxError;
-
-/// The encoding a request's `Content-Type` header names (JSON without one).
-pub fn encoding_of(headers: Option<&async_nats::HeaderMap>) -> candlepipe_core::Encoding {
-    candlepipe_core::Encoding::from_content_type(
-        headers
-            .and_then(|h| h.get(candlepipe_core::encoding::CONTENT_TYPE_HEADER))
-            .map(|v| v.as_str()),
-    )
-}
-
-/// The headers of a reply in `enc`: its `Content-Type` when it is not JSON.
-pub fn reply_headers(enc: candlepipe_core::Encoding) -> async_nats::HeaderMap {
-    let mut h = async_nats::HeaderMap::new();
-    if enc == candlepipe_core::Encoding::Msgpack {
-        h.insert(
-            candlepipe_core::encoding::CONTENT_TYPE_HEADER,
-            enc.content_type(),
-        );
-    }
-    h
-}
-
-/// Handles each request on `requests` in its own task until `shutdown`; then unsubscribes,
-/// answers the requests already delivered, and returns once every handler has finished.
-pub async fn answer_requests<F, Fut>(
-    mut requests: async_nats::Subscriber,
-    shutdown: CancellationToken,
-    handle: F,
-) where
-    F: Fn(async_nats::Message) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let tracker = TaskTracker::new();
-    let mut draining = false;
-    loop {
-        tokio::select! {
-            msg = requests.next() => match msg {
-                Some(msg) => {
-                    tracker.spawn(handle(msg));
-                }
-                None => break,
-            },
-            _ = shutdown.cancelled(), if !draining => {
-                draining = true;
-                if let Err(e) = requests.drain().await {
-                    tracing::warn!(error = %e, "drain failed");
-                    break;
-                }
-            }
-        }
-    }
-    tracker.close();
-    tracker.wait().await;
-}
+use crate::error::BoxError;
 
 /// How long one pull request waits at the server for jobs before it is asked again.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
