@@ -47,6 +47,21 @@ pub enum ConfigError {
     },
     #[error("{0} is a secret: set it in the environment, not in the config file")]
     SecretInFile(String),
+    #[error("{path}: unknown setting{}: {}", if keys.len() == 1 { "" } else { "s" }, describe_unknown(keys))]
+    Unknown {
+        path: PathBuf,
+        keys: Vec<(String, Option<String>)>,
+    },
+}
+
+fn describe_unknown(keys: &[(String, Option<String>)]) -> String {
+    keys.iter()
+        .map(|(k, near)| match near {
+            Some(n) => format!("{k} (did you mean {n}?)"),
+            None => k.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A secret setting: its `Debug` never shows it.
@@ -106,6 +121,8 @@ pub struct Config {
 /// Looks a setting up in the environment, then the file table, then takes the default.
 struct Lookup {
     table: toml::Table,
+    /// Every key looked up: what the file may hold.
+    known: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Lookup {
@@ -114,6 +131,7 @@ impl Lookup {
     }
 
     fn raw(&self, key: &str) -> Option<String> {
+        self.known.borrow_mut().insert(key.to_string());
         if let Ok(v) = std::env::var(Self::env_name(key)) {
             return Some(v);
         }
@@ -141,6 +159,43 @@ impl Lookup {
     fn millis(&self, key: &str, default_ms: u64) -> Result<Duration, ConfigError> {
         self.get(key, default_ms).map(Duration::from_millis)
     }
+
+    /// The file's keys no setting read (a typo, or a setting of another version), each with
+    /// the known key it is closest to, if one is near.
+    fn unknown(&self) -> Vec<(String, Option<String>)> {
+        let known = self.known.borrow();
+        self.table
+            .keys()
+            .filter(|k| !known.contains(*k))
+            .map(|k| {
+                let near = known
+                    .iter()
+                    .map(|n| (edit_distance(k, n), n))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, n)| n.clone());
+                (k.clone(), near)
+            })
+            .collect()
+    }
+}
+
+/// Levenshtein distance: the single-character edits turning `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Default request budget per exchange, from their published public limits:
@@ -205,7 +260,10 @@ impl Config {
                 return Err(ConfigError::SecretInFile(secret.to_string()));
             }
         }
-        let l = Lookup { table };
+        let l = Lookup {
+            table,
+            known: Default::default(),
+        };
         let endpoint = |ex: Exchange| -> Result<Endpoint, ConfigError> {
             let rps = l.get(&format!("{ex}_rps"), default_rps(ex))?;
             Ok(Endpoint {
@@ -220,7 +278,7 @@ impl Config {
         };
         let (keyring, insecure_dev_key) = keyring(&l)?;
         let defaults = StreamSettings::default();
-        Ok(Config {
+        let cfg = Config {
             source: path,
             nats_url: l.get("nats_url", "nats://127.0.0.1:4222".to_string())?,
             nats_creds_file: l.raw("nats_creds_file").map(PathBuf::from),
@@ -291,7 +349,15 @@ impl Config {
                 max_series: l.get("stream_max_series", 2_000)?,
                 confirm_paces: HashMap::new(),
             },
-        })
+        };
+        let unknown = l.unknown();
+        match (&cfg.source, unknown.is_empty()) {
+            (Some(path), false) => Err(ConfigError::Unknown {
+                path: path.clone(),
+                keys: unknown,
+            }),
+            _ => Ok(cfg),
+        }
     }
 
     /// For commands that sign Redis values: an error naming the setting when no key is set,
@@ -391,6 +457,9 @@ fn reply_prefixes(l: &Lookup) -> Result<candlepipe_core::ReplyPolicy, ConfigErro
 
 fn llm(l: &Lookup) -> Result<LlmSettings, ConfigError> {
     let provider = |tag: &str, default_name: &str| -> Result<Option<Provider>, ConfigError> {
+        // Read before the URL decides, so that each is a known setting either way.
+        let name = l.get(&format!("{tag}_provider"), default_name.to_string())?;
+        let model = l.get(&format!("{tag}_model"), "gpt-4o-mini".to_string())?;
         let Some(url) = l
             .raw(&format!("{tag}_url"))
             .filter(|u| !u.trim().is_empty())
@@ -398,9 +467,9 @@ fn llm(l: &Lookup) -> Result<LlmSettings, ConfigError> {
             return Ok(None);
         };
         Ok(Some(Provider {
-            name: l.get(&format!("{tag}_provider"), default_name.to_string())?,
+            name,
             url,
-            model: l.get(&format!("{tag}_model"), "gpt-4o-mini".to_string())?,
+            model,
             api_key: std::env::var(Lookup::env_name(&format!("{tag}_api_key")))
                 .ok()
                 .filter(|k| !k.is_empty()),

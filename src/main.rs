@@ -6,6 +6,7 @@ mod config;
 mod connect;
 mod otlp;
 mod telemetry;
+mod times;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

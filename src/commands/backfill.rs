@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::connect;
+use crate::times::{format_instant, parse_instant};
 
 /// A series and a range of its closed candles (shared with `candlepipe export`).
 #[derive(clap::Args)]
@@ -25,7 +26,7 @@ pub struct Range {
     exchange: String,
     symbol: String,
     interval: String,
-    /// Oldest candle wanted: RFC 3339 or ms.
+    /// Oldest candle wanted: RFC 3339, a UTC date (2026-12-01) or ms.
     #[arg(long)]
     since: String,
     /// Newest candle wanted (default: the last closed one).
@@ -37,21 +38,12 @@ pub struct Range {
 pub struct Args {
     #[command(flatten)]
     range: Range,
-    /// Candles per exchange request batch.
-    #[arg(long, default_value_t = 1000)]
+    /// Candles per exchange request batch (1 to 1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1000))]
     page: i64,
     /// Without `CANDLEPIPE_HMAC_KEY`, sign with the public development key (a local trial).
     #[arg(long)]
     dev: bool,
-}
-
-fn parse_time(s: &str) -> anyhow::Result<Millis> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("{s:?} is neither ms nor RFC 3339"))?;
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as Millis)
 }
 
 /// Progress as a bar on a terminal, as a line per page elsewhere (logs, CI).
@@ -142,15 +134,23 @@ fn resolve(
         series.interval
     );
     let iv = series.interval;
-    let from = iv.open_of(parse_time(since)?);
+    let from = iv.open_of(parse_instant(since).context("--since")?);
     let last_closed = closed_bound(iv, now_ms());
     let to = match until {
-        Some(u) => iv.open_of(parse_time(u)?).min(last_closed),
+        Some(u) => iv
+            .open_of(parse_instant(u).context("--until")?)
+            .min(last_closed),
         None => last_closed,
     };
     anyhow::ensure!(
         from <= to,
-        "nothing to do: --since is after the last closed candle"
+        "nothing to do: --since ({}) is after {} ({})",
+        format_instant(from),
+        match until {
+            Some(_) if to < last_closed => "--until",
+            _ => "the last closed candle",
+        },
+        format_instant(to)
     );
     Ok((series, from, to))
 }

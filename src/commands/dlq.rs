@@ -7,11 +7,10 @@ use std::time::Duration;
 use candlepipe_core::Subjects;
 use candlepipe_worker::jobs::dead_letters::DeadLetters;
 use indicatif::{ProgressBar, ProgressStyle};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::connect;
+use crate::times::format_instant;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,11 +45,13 @@ enum Action {
     Purge,
 }
 
-fn time(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| "-".into())
+/// A dead letter's series in the table: the first, and how many more.
+fn series_column(series: &[String]) -> String {
+    match series {
+        [] => "-".into(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+    }
 }
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
@@ -70,19 +71,26 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 let _ = writeln!(
                     out,
-                    "{:>6}  {:<34} {:<20} {:>10}  {:<20}  {:<20}  message",
-                    "seq", "job subject", "error", "deliveries", "first failure", "last failure"
+                    "{:>6}  {:<34} {:<20} {:>10}  {:<20}  {:<20}  {:<30}  message",
+                    "seq",
+                    "job subject",
+                    "error",
+                    "deliveries",
+                    "first failure",
+                    "last failure",
+                    "series"
                 );
                 for l in &letters {
                     let _ = writeln!(
                         out,
-                        "{:>6}  {:<34} {:<20} {:>10}  {:<20}  {:<20}  {}",
+                        "{:>6}  {:<34} {:<20} {:>10}  {:<20}  {:<20}  {:<30}  {}",
                         l.seq,
                         l.subject,
                         l.code,
                         l.deliveries,
-                        time(l.first_failure),
-                        time(l.last_failure),
+                        format_instant(l.first_failure),
+                        format_instant(l.last_failure),
+                        series_column(&l.series),
                         l.message
                     );
                 }
@@ -104,11 +112,13 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             for seq in &seqs {
                 if let Err(e) = dlq.replay(*seq).await {
                     failed += 1;
-                    bar.println(format!("seq {seq}: {e}"));
+                    // On stderr whether or not it is a terminal (the bar is hidden when not).
+                    bar.suspend(|| eprintln!("seq {seq}: {e}"));
                 }
                 bar.inc(1);
             }
-            bar.finish_with_message(format!("{} replayed, {failed} failed", seqs.len() - failed));
+            bar.finish_and_clear();
+            println!("{} replayed, {failed} failed", seqs.len() - failed);
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {

@@ -25,11 +25,10 @@ use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::backfill;
 use crate::config::Config;
+use crate::times::format_instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -64,8 +63,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         "{series} from {} to {} is {slots} candles, more than the store keeps per series \
          (CANDLEPIPE_HISTORY_CAP={}): export at most {} candles at a time (a shorter \
          --since/--until), or raise CANDLEPIPE_HISTORY_CAP",
-        time_text(from),
-        time_text(to),
+        format_instant(from),
+        format_instant(to),
         cfg.history_cap,
         cfg.history_cap
     );
@@ -92,7 +91,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         let ranges: Vec<String> = missing
             .iter()
             .take(10)
-            .map(|(a, b)| format!("{} to {}", time_text(*a), time_text(*b)))
+            .map(|(a, b)| format!("{} to {}", format_instant(*a), format_instant(*b)))
             .collect();
         let slots_missing: i64 = missing.iter().map(|(a, b)| (b - a) / step + 1).sum();
         anyhow::bail!(
@@ -114,18 +113,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     println!(
         "exported {} candles of {series} ({} to {}) to {}",
         candles.len(),
-        time_text(from),
-        time_text(to),
+        format_instant(from),
+        format_instant(to),
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn time_text(ms: Millis) -> String {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 fn write_csv(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
@@ -139,7 +131,7 @@ fn write_csv(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
             out,
             "{},{},{},{},{},{},{},{}",
             c.t,
-            time_text(c.t),
+            format_instant(c.t),
             c.o,
             c.h,
             c.l,

@@ -8,11 +8,10 @@ use anyhow::Context as _;
 use candlepipe_client::{Client, Error};
 use candlepipe_core::request::ErrorReply;
 use candlepipe_core::{CandlesRequest, Encoding, WireError};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::connect;
+use crate::times::{format_instant, parse_instant};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,7 +23,7 @@ pub struct Args {
     interval: String,
     #[arg(long, default_value_t = 100)]
     limit: i64,
-    /// Newest open time wanted (ms, or RFC 3339); asks for closed candles only.
+    /// Newest open time wanted (RFC 3339, a date, or ms); asks for closed candles only.
     #[arg(long)]
     end: Option<String>,
     /// How fresh the forming candle must be.
@@ -49,29 +48,17 @@ pub struct Args {
     timeout_ms: u64,
 }
 
-fn parse_time(s: &str) -> anyhow::Result<i64> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    let t = OffsetDateTime::parse(s, &Rfc3339)
-        .with_context(|| format!("--end {s:?}: not ms nor RFC 3339"))?;
-    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-fn format_time(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
-
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let request = CandlesRequest {
         exchange: args.exchange,
         symbol: args.symbol,
         interval: args.interval,
         limit: Some(args.limit),
-        end: args.end.as_deref().map(parse_time).transpose()?,
+        end: args
+            .end
+            .as_deref()
+            .map(|s| parse_instant(s).context("--end"))
+            .transpose()?,
         max_age_ms: args.max_age_ms,
         allow_stale: Some(args.allow_stale),
         timeout_ms: Some(args.timeout_ms as i64),
@@ -147,7 +134,7 @@ fn print_table(out: &mut impl Write, r: &candlepipe_core::CandlesReply) -> std::
             "no trades (no candle) at: {}",
             r.missing
                 .iter()
-                .map(|&t| format_time(t))
+                .map(|&t| format_instant(t))
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
@@ -161,7 +148,7 @@ fn print_table(out: &mut impl Write, r: &candlepipe_core::CandlesReply) -> std::
         writeln!(
             out,
             "{:<22} {:>14} {:>14} {:>14} {:>14} {:>16}  {}",
-            format_time(c.t),
+            format_instant(c.t),
             c.o,
             c.h,
             c.l,

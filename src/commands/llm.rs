@@ -11,6 +11,7 @@ use candlepipe_worker::analyze::llm_route;
 
 use crate::config::Config;
 use crate::connect::{self, redact};
+use crate::times::format_instant;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,6 +37,13 @@ fn describe(p: &Option<Provider>) -> String {
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let Command::Route { canary } = args.command;
+    if cfg.llm.canary.is_none() && canary.is_some_and(|w| w > 0) {
+        eprintln!(
+            "no canary is configured (CANDLEPIPE_LLM_CANARY_URL): there is nothing to \
+             route calls to; only --canary 0 is accepted"
+        );
+        return Ok(ExitCode::from(2));
+    }
     let redis = connect::redis(cfg, Duration::ZERO).await?;
     if let Some(weight) = canary {
         let nats = connect::nats(cfg, "candlepipe-llm", Duration::ZERO).await?;
@@ -55,10 +63,16 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     println!("primary  {}", describe(&cfg.llm.primary));
     println!("canary   {}", describe(&cfg.llm.canary));
     match state {
-        Some(s) => println!(
-            "weight   {}% of LLM calls go to the canary (set by {} at {} ms)",
-            s.weight, s.by, s.updated_ms
+        _ if cfg.llm.canary.is_none() => {
+            println!("weight   none: every LLM call goes to the primary (no canary configured)")
+        }
+        Some(s) if !s.by.is_empty() => println!(
+            "weight   {}% of LLM calls go to the canary (set by {} at {})",
+            s.weight,
+            s.by,
+            format_instant(s.updated_ms)
         ),
+        Some(s) => println!("weight   {}% of LLM calls go to the canary", s.weight),
         None => {
             println!("weight   not set yet (the first analysis worker sets the initial weight)")
         }

@@ -9,11 +9,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use candlepipe_client::Client;
 use futures::StreamExt;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::connect;
+use crate::times::format_instant;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -75,10 +74,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                     };
                     let _ = writeln!(out, "{}", serde_json::to_string(&live)?);
                 } else {
-                    let open = OffsetDateTime::from_unix_timestamp(c.t.div_euclid(1000))
-                        .ok()
-                        .and_then(|t| t.format(&Rfc3339).ok())
-                        .unwrap_or_else(|| c.t.to_string());
+                    let open = format_instant(c.t);
                     let _ = writeln!(
                         out,
                         "{open}  o {}  h {}  l {}  c {}  v {}  {state}",

@@ -653,6 +653,12 @@ async fn an_async_job_cannot_answer_into_candlepipes_own_subjects() {
         dlq.contains("bad_request") && dlq.contains("Candlepipe-Reply"),
         "{dlq}"
     );
+    let letters: Value = serde_json::from_str(&dlq).expect("json");
+    assert_eq!(
+        letters[0]["series"],
+        json!(["binance BTC/USDT 1h"]),
+        "the dead letter names the analysis's series: {dlq}"
+    );
     let published = tokio::time::timeout(Duration::from_millis(500), control.next()).await;
     assert!(
         published.is_err(),

@@ -17,6 +17,19 @@ fn report(out: &str) -> Value {
 async fn bench_runs_every_workload_briefly() {
     let stack = stack().await;
     let _worker = stack.worker(&["all"]).await;
+    // Without its responder the echo workload gets no answer at all: it fails and says why.
+    let (status, out, err) = cli_output(
+        &stack,
+        &["bench", "--workload", "echo", "--duration", "0.3", "--json"],
+    )
+    .await;
+    assert_eq!(status, Some(1), "{out} {err}");
+    assert!(
+        err.contains("no request was answered") && err.contains("--serve-echo"),
+        "{err}"
+    );
+    assert_eq!(report(&out)["requests"], 0, "{out}");
+
     let mut echo_cmd = Command::new(BIN);
     echo_cmd
         .args(["bench", "--serve-echo"])

@@ -7,6 +7,7 @@ mod analysis;
 mod backfill;
 mod bench;
 mod candles;
+mod cli;
 mod client;
 mod clock;
 mod cluster;

@@ -33,7 +33,9 @@ fn lists_loaded(stats: &Value) -> [u64; 3] {
 
 #[tokio::test]
 async fn unknown_symbols_cost_no_exchange_call() {
-    let stack = stack().await;
+    let mut stack = stack().await;
+    // Series asked for 30 times a minute are wanted for streaming (the default).
+    stack.set("CANDLEPIPE_STREAM_HOT_PER_MINUTE", "30");
     let _fills = [stack.worker(&["fill"]).await, stack.worker(&["fill"]).await];
     let _ingest = stack.worker(&["ingest"]).await;
     let client = stack.client().await;
@@ -49,6 +51,30 @@ async fn unknown_symbols_cost_no_exchange_call() {
     assert_eq!(lists_loaded(&stats), [1, 1, 1]);
     let (_, out) = cli(&stack, &["dlq", "list", "--json"]).await;
     assert_eq!(out.trim(), "[]");
+
+    // Asked for a hundred times each, no unknown symbol became a streaming candidate; a
+    // listed one asked for as often did.
+    for _ in 0..40 {
+        let reply = get(&client, req("binance", "BTC/USDT", "1m", 5)).await;
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+    let wanted = eventually(
+        std::time::Duration::from_secs(5),
+        "the listed series marked wanted",
+        || async {
+            let mut redis = stack.redis_conn().await;
+            let wanted: Vec<String> = redis::cmd("ZRANGE")
+                .arg("cp:stream:{live}:wanted")
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut redis)
+                .await
+                .ok()?;
+            (!wanted.is_empty()).then_some(wanted)
+        },
+    )
+    .await;
+    assert_eq!(wanted, vec!["binance|BTC/USDT|1m".to_string()]);
 }
 
 #[tokio::test]

@@ -158,6 +158,14 @@ async fn a_job_failing_every_delivery_is_dead_lettered_and_replays_once_the_faul
         l["last_failure"].as_i64().unwrap(),
     );
     assert!(first > 0 && first <= last, "{l}");
+    let series = l["series"].as_array().expect("series");
+    assert_eq!(series.len(), 1, "{l}");
+    assert!(
+        series[0]
+            .as_str()
+            .is_some_and(|s| s.starts_with("binance LINK/USDT 1m ") && s.contains("..")),
+        "the dead letter names its series and window: {l}"
+    );
     eventually(
         Duration::from_secs(10),
         "the dead letter counted",
@@ -171,13 +179,22 @@ async fn a_job_failing_every_delivery_is_dead_lettered_and_replays_once_the_faul
     let (status, table) = cli(&stack, &["dlq", "list"]).await;
     assert_eq!(status, Some(0));
     assert!(
-        table.contains("1 dead letter(s)") && table.contains("upstream_error"),
+        table.contains("1 dead letter(s)")
+            && table.contains("upstream_error")
+            && table.contains("binance LINK/USDT 1m"),
         "{table}"
     );
+
+    // Not a terminal (as from cron): a replay still says what it did.
+    let (status, out, err) = cli_output(&stack, &["dlq", "replay", "99"]).await;
+    assert_eq!(status, Some(1), "{out} {err}");
+    assert_eq!(out.trim(), "0 replayed, 1 failed", "stderr: {err}");
+    assert!(err.contains("seq 99:"), "{err}");
 
     stack.sim.set_faults("binance", json!({})).await;
     let (status, out) = cli(&stack, &["dlq", "replay", "--all"]).await;
     assert_eq!(status, Some(0), "{out}");
+    assert_eq!(out.trim(), "1 replayed, 0 failed");
     let filled = eventually(Duration::from_secs(10), "the replayed job to fill the series", || async {
         let reply = get(&client, json!({"exchange":"binance","symbol":"LINK/USDT","interval":"1m","limit":5,"max_age_ms":60_000})).await;
         (reply["ok"] == true && reply["source"] != "exchange").then_some(reply)

@@ -342,11 +342,20 @@ async fn workers_refuse_to_sign_with_the_public_key_unless_told_dev() {
         err.contains("CANDLEPIPE_HMAC_KEY is not set") && err.contains("--dev"),
         "{err}"
     );
-    let refused = run(&["backfill", "binance", "BTC/USDT", "1h", "--since", "0"])
-        .await
-        .expect("it stops at once")
-        .unwrap();
+    let refused = run(&[
+        "backfill",
+        "binance",
+        "BTC/USDT",
+        "1h",
+        "--since",
+        "2026-11-01",
+    ])
+    .await
+    .expect("it stops at once")
+    .unwrap();
     assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("CANDLEPIPE_HMAC_KEY is not set"), "{err}");
     // With --dev it runs.
     drop(candlepipe_testkit::Worker::start_with(BIN, &["all"], &["--dev"], &env).await);
     // Keys kept for verifying must be as long as the signing one.

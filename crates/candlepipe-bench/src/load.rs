@@ -437,6 +437,7 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let counter = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let warmup = Duration::from_secs(1);
     let measure = Duration::from_secs_f64(args.duration.max(0.1));
     let started = Instant::now();
@@ -456,7 +457,7 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
                 headers: headers.clone(),
             },
         };
-        let (requests, counter) = (requests.clone(), counter.clone());
+        let (requests, counter, failed) = (requests.clone(), counter.clone(), failed.clone());
         tasks.spawn(async move {
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
@@ -479,6 +480,7 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
                     Some((source, size)) => {
                         if source.starts_with("error") {
                             errors += 1;
+                            failed.fetch_add(1, Ordering::Relaxed);
                         }
                         *sources.entry(source).or_default() += 1;
                         bytes += size;
@@ -486,6 +488,7 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
                     }
                     None => {
                         errors += 1;
+                        failed.fetch_add(1, Ordering::Relaxed);
                         *sources.entry("error:no_reply").or_default() += 1;
                     }
                 }
@@ -496,16 +499,17 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
 
     // A progress line while it runs.
     let progress = {
-        let counter = counter.clone();
+        let (counter, failed) = (counter.clone(), failed.clone());
         tokio::spawn(async move {
             let mut last = 0;
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let now = counter.load(Ordering::Relaxed);
                 eprint!(
-                    "\r{:>6.1}s  {:>10} requests  {:>9} req/s   ",
+                    "\r{:>6.1}s  {:>10} requests  {:>9} failed  {:>9} req/s   ",
                     started.elapsed().as_secs_f64(),
                     now,
+                    failed.load(Ordering::Relaxed),
                     now - last
                 );
                 let _ = std::io::stderr().flush();
@@ -564,6 +568,31 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
             ms(report.max_us),
             report.reply_bytes,
             report.sources
+        );
+    }
+    drop(out);
+    let answered = report
+        .sources
+        .iter()
+        .filter(|(k, _)| !k.starts_with("error"))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    if answered == 0 {
+        let hint = match args.workload {
+            Workload::Echo => {
+                format!("nothing answers on {subject}: start `candlepipe bench --serve-echo` first")
+            }
+            Workload::Direct => "is the exchange reachable?".to_string(),
+            _ => format!("nothing answers on {subject}: are ingest workers running?"),
+        };
+        eprintln!("no request was answered ({} failed): {hint}", report.errors);
+        return Ok(ExitCode::FAILURE);
+    }
+    if report.errors > 0 {
+        eprintln!(
+            "{} of {} measured requests failed",
+            report.errors,
+            report.errors + answered
         );
     }
     Ok(ExitCode::SUCCESS)

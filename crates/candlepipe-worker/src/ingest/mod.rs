@@ -319,6 +319,8 @@ async fn answer(
 ) -> Result<(Answer, FillGaps), WireError> {
     let req: CandlesRequest = enc.decode_request(payload)?;
     let q = req.validate()?;
+    let answer = answer_query(ctx, waiters, local, &q, enc, received).await?;
+    // Counted once answered: a symbol the exchange does not list never becomes hot.
     if q.end.is_none() && local.hot.note(&q.series, now_ms()) {
         let (leases, series) = (local.leases.clone(), q.series.clone());
         tokio::spawn(async move {
@@ -327,7 +329,6 @@ async fn answer(
             }
         });
     }
-    let answer = answer_query(ctx, waiters, local, &q, enc, received).await?;
     Ok((answer, q.fill_gaps))
 }
 

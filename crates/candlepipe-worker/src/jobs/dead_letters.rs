@@ -3,7 +3,9 @@
 
 use async_nats::jetstream::{self, stream::Stream};
 use async_nats::HeaderMap;
-use candlepipe_core::{now_ms, Millis, Subjects};
+use candlepipe_core::analysis::AnalysisRequest;
+use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::{now_ms, Encoding, FillJob, Millis, Subjects};
 use serde::Serialize;
 
 use crate::error::BoxError;
@@ -38,6 +40,10 @@ pub struct DeadLetter {
     pub deliveries: u64,
     pub first_failure: Millis,
     pub last_failure: Millis,
+    /// What the job was for, read from its payload: a fill job's series and window
+    /// (`binance BTC/USDT 1m 1764547200000..1764550740000`), an analysis's series
+    /// (`binance BTC/USDT 1h`, one per symbol); empty when the payload cannot be read.
+    pub series: Vec<String>,
 }
 
 fn header(h: &HeaderMap, name: &str) -> String {
@@ -46,10 +52,32 @@ fn header(h: &HeaderMap, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn letter(seq: u64, h: &HeaderMap) -> DeadLetter {
+/// The series a job's payload names (see [`DeadLetter::series`]).
+fn series_of(subjects: &Subjects, subject: &str, h: &HeaderMap, payload: &[u8]) -> Vec<String> {
+    let enc = Encoding::from_content_type(h.get(CONTENT_TYPE_HEADER).map(|v| v.as_str()));
+    if subject == subjects.analyze_job() {
+        let Ok(req) = enc.decode::<AnalysisRequest>(payload) else {
+            return Vec::new();
+        };
+        let interval = req.interval.as_deref().unwrap_or("1h");
+        return req
+            .symbols
+            .iter()
+            .map(|s| format!("{} {s} {interval}", req.exchange))
+            .collect();
+    }
+    match serde_json::from_slice::<FillJob>(payload) {
+        Ok(job) => vec![format!("{} {}..{}", job.series, job.from, job.to)],
+        Err(_) => Vec::new(),
+    }
+}
+
+fn letter(subjects: &Subjects, seq: u64, h: &HeaderMap, payload: &[u8]) -> DeadLetter {
+    let subject = header(h, ORIGINAL_SUBJECT);
     DeadLetter {
+        series: series_of(subjects, &subject, h, payload),
         seq,
-        subject: header(h, ORIGINAL_SUBJECT),
+        subject,
         code: header(h, ERROR_CODE),
         message: header(h, ERROR_MESSAGE),
         deliveries: header(h, DELIVERIES).parse().unwrap_or(0),
@@ -91,7 +119,7 @@ impl DeadLetters {
                 Err(e) => return Err(e.into()),
             };
             seq = m.sequence + 1;
-            letters.push(letter(m.sequence, &m.headers));
+            letters.push(letter(&self.subjects, m.sequence, &m.headers, &m.payload));
         }
         Ok(letters)
     }
@@ -111,7 +139,7 @@ impl DeadLetters {
 
     pub async fn get(&self, seq: u64) -> Result<DeadLetter, BoxError> {
         let m = self.stream.get_raw_message(seq).await?;
-        Ok(letter(seq, &m.headers))
+        Ok(letter(&self.subjects, seq, &m.headers, &m.payload))
     }
 
     /// Republishes letter `seq` to its original subject (a new job id, so JetStream's
