@@ -48,6 +48,26 @@ async fn each_exchange_format_round_trips_to_unified_candles() {
                 "binance {k} keeps its digits"
             );
         }
+        // Every other field Binance sends but the close time and the ignored one, as text.
+        for (k, i) in [
+            ("quote_volume", 7),
+            ("trades", 8),
+            ("taker_buy_base", 9),
+            ("taker_buy_quote", 10),
+        ] {
+            assert_eq!(c[k].as_str().unwrap(), text(&r[i]), "binance {k}: {c}");
+        }
+        assert!(c.get("vwap").is_none(), "{c}");
+    }
+    // From the store (fragments, then L1), every field as the exchange gave it.
+    for _ in 0..2 {
+        let again = get(
+            &client,
+            json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1h","limit":10,"end":end}),
+        )
+        .await;
+        assert_ne!(again["source"], "exchange", "{again}");
+        assert_eq!(ok(&again), ok(&reply));
     }
 
     let reply = get(
@@ -73,6 +93,10 @@ async fn each_exchange_format_round_trips_to_unified_candles() {
             let ours: f64 = c[k].as_str().unwrap().parse().unwrap();
             assert_eq!(ours, r[i].as_f64().unwrap(), "coinbase {k}");
         }
+        assert!(
+            c.get("trades").is_none() && c.get("quote_volume").is_none(),
+            "Coinbase sends no extra field: {c}"
+        );
     }
 
     let reply = get(
@@ -101,6 +125,9 @@ async fn each_exchange_format_round_trips_to_unified_candles() {
         let r = by_t[&c["t"].as_i64().unwrap()];
         for (k, i) in [("o", 1), ("h", 2), ("l", 3), ("c", 4), ("v", 6)] {
             assert_eq!(c[k].as_str().unwrap(), text(&r[i]), "kraken {k}");
+        }
+        for (k, i) in [("vwap", 5), ("trades", 7)] {
+            assert_eq!(c[k].as_str().unwrap(), text(&r[i]), "kraken {k}: {c}");
         }
         assert_eq!(c["closed"], true);
     }

@@ -8,6 +8,8 @@
 //! (the forming one) is the forming candle. A bucket that reaches before the exchange's
 //! history is not built at all: it would be a candle made of part of its data.
 
+use rust_decimal::Decimal;
+
 use crate::confirm::Fetched;
 use crate::{Candle, Coverage, Interval, Millis};
 
@@ -66,7 +68,10 @@ pub fn aggregate(
     out
 }
 
-/// One bucket's candle, `None` when it has no candles (or its volume overflows).
+/// One bucket's candle, `None` when it has no candles (or a sum overflows). The exchange's
+/// extra fields are carried when every candle of the bucket has them: counts and volumes
+/// summed exactly, the vwap as Σ(vwap × volume) / Σ volume at the parts' vwap decimals
+/// (rounded half away from zero; zero when no volume).
 fn combine(t: Millis, bucket: &[Candle], closed: bool) -> Option<Candle> {
     let (first, last) = (bucket.first()?, bucket.last()?);
     let mut candle = Candle {
@@ -77,14 +82,46 @@ fn combine(t: Millis, bucket: &[Candle], closed: bool) -> Option<Candle> {
         c: last.c,
         v: first.v,
         closed,
-        synthetic: false,
+        ..Default::default()
     };
     for c in &bucket[1..] {
         candle.h = candle.h.max(c.h);
         candle.l = candle.l.min(c.l);
         candle.v = candle.v.checked_add(c.v)?;
     }
+    let sum = |field: fn(&Candle) -> Option<Decimal>| -> Option<Decimal> {
+        bucket
+            .iter()
+            .try_fold(Decimal::ZERO, |acc, c| acc.checked_add(field(c)?))
+    };
+    candle.quote_volume = sum(|c| c.quote_volume);
+    candle.taker_buy_base = sum(|c| c.taker_buy_base);
+    candle.taker_buy_quote = sum(|c| c.taker_buy_quote);
+    candle.trades = bucket
+        .iter()
+        .try_fold(0u64, |acc, c| acc.checked_add(c.trades?));
+    candle.vwap = vwap(bucket, candle.v);
     Some(candle)
+}
+
+/// The bucket's vwap from its parts' (see [`combine`]), if every part has one.
+fn vwap(bucket: &[Candle], volume: Decimal) -> Option<Decimal> {
+    let scale = bucket.iter().map(|c| c.vwap.map(|v| v.scale())).max()??;
+    let weighted = sum_weighted(bucket)?;
+    let mut mean = match volume.is_zero() {
+        true => Decimal::ZERO,
+        false => weighted
+            .checked_div(volume)?
+            .round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
+    };
+    mean.rescale(scale);
+    Some(mean)
+}
+
+fn sum_weighted(bucket: &[Candle]) -> Option<Decimal> {
+    bucket.iter().try_fold(Decimal::ZERO, |acc, c| {
+        acc.checked_add(c.vwap?.checked_mul(c.v)?)
+    })
 }
 
 #[cfg(test)]
@@ -109,7 +146,68 @@ mod tests {
             v: d(v),
             closed: true,
             synthetic: false,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_exchanges_extra_fields_are_summed_and_the_vwap_weighted() {
+        let t = 1_764_028_800_000;
+        let kraken = |t, v: &str, vwap: &str, n| Candle {
+            vwap: Some(d(vwap)),
+            trades: Some(n),
+            ..hour(t, "100.0", "101.0", "99.0", "100.5", v)
+        };
+        let bucket = [
+            kraken(t, "1.00000000", "100.2", 3),
+            kraken(t + H, "3.00000000", "100.9", 5),
+            kraken(t + 2 * H, "0.00000000", "0.0", 0),
+        ];
+        let c = combine(t, &bucket, true).unwrap();
+        // (100.2 × 1 + 100.9 × 3) / 4 = 100.725 → 100.7 at the parts' one decimal.
+        assert_eq!(c.vwap.map(|v| v.to_string()).as_deref(), Some("100.7"));
+        assert_eq!(c.trades, Some(8));
+        assert_eq!(c.quote_volume, None, "Kraken sends none");
+        let quiet = combine(t, &bucket[2..], true).unwrap();
+        assert_eq!(quiet.vwap.map(|v| v.to_string()).as_deref(), Some("0.0"));
+
+        let binance = |t, q: &str, n| Candle {
+            quote_volume: Some(d(q)),
+            trades: Some(n),
+            taker_buy_base: Some(d("0.5")),
+            taker_buy_quote: Some(d("50.25")),
+            ..hour(t, "100.0", "101.0", "99.0", "100.5", "1")
+        };
+        let c = combine(
+            t,
+            &[binance(t, "100.10", 2), binance(t + H, "200.205", 7)],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.quote_volume.map(|v| v.to_string()),
+                c.trades,
+                c.taker_buy_base.map(|v| v.to_string()),
+                c.taker_buy_quote.map(|v| v.to_string()),
+                c.vwap
+            ),
+            (
+                Some("300.305".into()),
+                Some(9),
+                Some("1.0".into()),
+                Some("100.50".into()),
+                None
+            )
+        );
+        // A part without the field: the bucket has none rather than a partial sum.
+        let c = combine(
+            t,
+            &[binance(t, "1", 1), hour(t + H, "1", "1", "1", "1", "1")],
+            true,
+        )
+        .unwrap();
+        assert_eq!((c.quote_volume, c.trades), (None, None));
     }
 
     #[test]

@@ -7,8 +7,10 @@ use crate::Millis;
 
 /// Prices and volume keep the exact digits the exchange sent (`rust_decimal` keeps the
 /// scale, so `"91234.10"` stays `"91234.10"`); on the wire and in Redis they are strings
-/// (`decimal_text`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// (`decimal_text`). Beside OHLCV a candle carries what its exchange sends with it, as the
+/// exchange wrote it: Binance's quote volume, trade count and taker-buy volumes, Kraken's
+/// vwap and trade count (`None` where the exchange sends none, as Coinbase).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candle {
     /// Open time, ms UTC.
     pub t: Millis,
@@ -22,6 +24,42 @@ pub struct Candle {
     pub c: Decimal,
     #[serde(with = "crate::decimal_text")]
     pub v: Decimal,
+    /// Σ price × size (Binance's quote asset volume).
+    #[serde(
+        default,
+        with = "crate::decimal_text::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub quote_volume: Option<Decimal>,
+    /// How many trades the candle holds (Binance, Kraken).
+    #[serde(
+        default,
+        with = "crate::decimal_text::count",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trades: Option<u64>,
+    /// Volume of the trades whose taker bought, in the base asset (Binance).
+    #[serde(
+        default,
+        with = "crate::decimal_text::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub taker_buy_base: Option<Decimal>,
+    /// The same in the quote asset (Binance).
+    #[serde(
+        default,
+        with = "crate::decimal_text::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub taker_buy_quote: Option<Decimal>,
+    /// Volume-weighted average price, at the pair's price decimals (Kraken; "0.0"-like
+    /// zero for a candle without trades).
+    #[serde(
+        default,
+        with = "crate::decimal_text::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub vwap: Option<Decimal>,
     /// False only for the newest, still-forming candle.
     pub closed: bool,
     /// Made by candlepipe for an interval without trades (`fill_gaps: "previous"`): zero
@@ -49,6 +87,7 @@ pub fn fill_with_previous(candles: &[Candle], missing: &[Millis]) -> Vec<Candle>
                     v: Decimal::ZERO,
                     closed: true,
                     synthetic: true,
+                    ..Default::default()
                 });
             }
         }
@@ -63,12 +102,15 @@ pub fn fill_with_previous(candles: &[Candle], missing: &[Millis]) -> Vec<Candle>
 }
 
 /// A candle from a property test's row (open time, mantissa, scale, closed, synthetic): every
-/// price from the one decimal, of both signs.
+/// price from the one decimal, of both signs; by the mantissa, Binance's extra fields,
+/// Kraken's, or none.
 #[cfg(test)]
 pub(crate) fn from_test_row(
     &(t, m, scale, closed, synthetic): &(i64, i64, u32, bool, bool),
 ) -> Candle {
     let d = Decimal::from_i128_with_scale(i128::from(m), scale);
+    let trades = Some(m.unsigned_abs() / 7);
+    let (binance, kraken) = (m.rem_euclid(3) == 1, m.rem_euclid(3) == 2);
     Candle {
         t,
         o: d,
@@ -76,6 +118,11 @@ pub(crate) fn from_test_row(
         l: d,
         c: d,
         v: d.abs(),
+        quote_volume: binance.then_some(d),
+        trades: (binance || kraken).then_some(trades).flatten(),
+        taker_buy_base: binance.then_some(-d),
+        taker_buy_quote: binance.then_some(d.abs()),
+        vwap: kraken.then_some(d),
         closed,
         synthetic,
     }
@@ -96,7 +143,32 @@ mod tests {
             v: Decimal::ONE,
             closed: true,
             synthetic: false,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn extra_fields_are_text_on_the_wire_and_come_back_exactly() {
+        let d = |s: &str| Some(s.parse::<Decimal>().unwrap());
+        let c = Candle {
+            quote_volume: d("1126541.42000000"),
+            trades: Some(321),
+            taker_buy_base: d("6.10000000"),
+            taker_buy_quote: d("556000.10000000"),
+            ..candle(1, 9123410)
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(
+            json.contains(r#""v":"1","quote_volume":"1126541.42000000","trades":"321","taker_buy_base":"6.10000000","taker_buy_quote":"556000.10000000","closed":true"#),
+            "{json}"
+        );
+        assert!(!json.contains("vwap"), "{json}");
+        assert_eq!(serde_json::from_str::<Candle>(&json).unwrap(), c);
+        let packed = rmp_serde::to_vec_named(&c).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Candle>(&packed).unwrap(), c);
+        // A count sent as a number is read too.
+        let number = json.replace(r#""trades":"321""#, r#""trades":321"#);
+        assert_eq!(serde_json::from_str::<Candle>(&number).unwrap(), c);
     }
 
     #[test]

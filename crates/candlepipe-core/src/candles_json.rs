@@ -75,6 +75,27 @@ pub(crate) fn candle(out: &mut Vec<u8>, c: &Candle) {
         crate::decimal_text::write(d, out);
         out.push(b'"');
     }
+    if let Some(q) = &c.quote_volume {
+        out.extend_from_slice(b",\"quote_volume\":\"");
+        crate::decimal_text::write(q, out);
+        out.push(b'"');
+    }
+    if let Some(n) = c.trades {
+        out.extend_from_slice(b",\"trades\":\"");
+        out.extend_from_slice(digits.format(n).as_bytes());
+        out.push(b'"');
+    }
+    for (name, d) in [
+        (&b",\"taker_buy_base\":\""[..], &c.taker_buy_base),
+        (b",\"taker_buy_quote\":\"", &c.taker_buy_quote),
+        (b",\"vwap\":\"", &c.vwap),
+    ] {
+        if let Some(d) = d {
+            out.extend_from_slice(name);
+            crate::decimal_text::write(d, out);
+            out.push(b'"');
+        }
+    }
     out.extend_from_slice(match (c.closed, c.synthetic) {
         (true, false) => b",\"closed\":true}",
         (false, false) => b",\"closed\":false}",

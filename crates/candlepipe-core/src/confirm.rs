@@ -147,6 +147,7 @@ mod tests {
             v: d,
             closed,
             synthetic: false,
+            ..Default::default()
         }
     }
 

@@ -118,6 +118,51 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error>
     d.deserialize_str(Text)
 }
 
+/// An optional decimal as text (`None` is left out by the field's `skip_serializing_if`).
+pub mod option {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        #[derive(Deserialize)]
+        struct Text(#[serde(with = "super")] Decimal);
+        Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+    }
+}
+
+/// An optional count as decimal text (`"42"`), read from text or a number.
+pub mod count {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(n: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match n {
+            Some(n) => s.serialize_str(itoa::Buffer::new().format(*n)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Count {
+            Number(u64),
+            Text(String),
+        }
+        match Option::<Count>::deserialize(d)? {
+            None => Ok(None),
+            Some(Count::Number(n)) => Ok(Some(n)),
+            Some(Count::Text(t)) => t.parse().map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

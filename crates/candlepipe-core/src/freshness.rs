@@ -334,6 +334,7 @@ mod tests {
             v: Default::default(),
             closed: true,
             synthetic: false,
+            ..Default::default()
         };
         let all: Vec<Candle> = (10..=20).map(|i| candle(i * M)).collect();
         assert_eq!(

@@ -393,6 +393,7 @@ mod tests {
                 v: "12.34560000".parse().unwrap(),
                 closed: true,
                 synthetic: false,
+                ..Default::default()
             }],
         };
         for enc in [Encoding::Json, Encoding::Msgpack] {

@@ -105,6 +105,7 @@ mod tests {
             v: Decimal::new(5, 1),
             closed: false,
             synthetic: false,
+            ..Default::default()
         };
         let forming = serde_json::to_value(LiveCandle::new(&c, false, false)).unwrap();
         assert_eq!(

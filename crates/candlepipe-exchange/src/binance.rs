@@ -1,12 +1,13 @@
 //! Binance `GET /api/v3/klines`.
 //!
-//! Rows: `[openTime, "open", "high", "low", "close", "volume", closeTime, ...]`, oldest
-//! first, at most 1000 per call. Errors: `{"code":-1121,"msg":"Invalid symbol."}`.
+//! Rows: `[openTime, "open", "high", "low", "close", "volume", closeTime, "quoteVolume",
+//! trades, "takerBuyBase", "takerBuyQuote", "0"]`, oldest first, at most 1000 per call.
+//! Every field but the close time (open + interval − 1) and the ignored last is kept. Errors: `{"code":-1121,"msg":"Invalid symbol."}`.
 
 use candlepipe_core::{Candle, Interval, Millis, Symbol};
 use serde::Deserialize;
 
-use crate::parse::{cut, decimal, field, integer, rows};
+use crate::parse::{cut, decimal, field, integer, optional_count, optional_decimal, rows};
 use crate::FetchError;
 
 pub const PAGE: i64 = 1000;
@@ -40,6 +41,11 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                 l: decimal(field(row, 3)?)?,
                 c: decimal(field(row, 4)?)?,
                 v: decimal(field(row, 5)?)?,
+                quote_volume: optional_decimal(row, 7)?,
+                trades: optional_count(row, 8)?,
+                taker_buy_base: optional_decimal(row, 9)?,
+                taker_buy_quote: optional_decimal(row, 10)?,
+                vwap: None,
                 closed: t <= closed_bound,
                 synthetic: false,
             })
@@ -83,6 +89,12 @@ mod tests {
         assert_eq!(c[0].o.to_string(), "91234.10");
         assert_eq!(c[0].v.to_string(), "12.34560000");
         assert!(c[0].closed && !c[1].closed);
+        let text = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
+        assert_eq!(text(c[0].quote_volume).as_deref(), Some("1126541.42"));
+        assert_eq!(c[0].trades, Some(321));
+        assert_eq!(text(c[1].taker_buy_base).as_deref(), Some("0.5"));
+        assert_eq!(text(c[1].taker_buy_quote).as_deref(), Some("45000.0"));
+        assert_eq!(c[0].vwap, None);
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                 v: decimal(field(row, 5)?)?,
                 closed: t <= closed_bound,
                 synthetic: false,
+                ..Default::default()
             })
         })
         .collect::<Result<Vec<_>, FetchError>>()?;

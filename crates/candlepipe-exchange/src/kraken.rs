@@ -11,7 +11,7 @@ use candlepipe_core::{Candle, Interval, Millis};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::parse::{cut, decimal, field, integer};
+use crate::parse::{cut, decimal, field, integer, optional_count};
 use crate::FetchError;
 
 pub const PATH: &str = "/0/public/OHLC";
@@ -73,6 +73,8 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                 l: decimal(field(row, 3)?)?,
                 c: decimal(field(row, 4)?)?,
                 v: decimal(field(row, 6)?)?,
+                vwap: Some(decimal(field(row, 5)?)?),
+                trades: optional_count(row, 7)?,
                 // An uncommitted row is open whatever the clock says.
                 closed: t <= closed_bound
                     && match committed {
@@ -80,6 +82,7 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                         None => i + 1 < n,
                     },
                 synthetic: false,
+                ..Default::default()
             })
         })
         .collect()

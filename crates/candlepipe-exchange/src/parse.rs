@@ -43,6 +43,22 @@ pub(crate) fn field<'a>(row: &[&'a RawValue], i: usize) -> Result<&'a RawValue, 
     })
 }
 
+/// Field `i` as a decimal when the row has it (a venue sending fewer fields is not wrong).
+pub(crate) fn optional_decimal(row: &[&RawValue], i: usize) -> Result<Option<Decimal>, FetchError> {
+    row.get(i).map(|raw| decimal(raw)).transpose()
+}
+
+/// Field `i` as a count when the row has it.
+pub(crate) fn optional_count(row: &[&RawValue], i: usize) -> Result<Option<u64>, FetchError> {
+    row.get(i)
+        .map(|raw| {
+            integer(raw).and_then(|n| {
+                u64::try_from(n).map_err(|_| FetchError::Malformed(format!("a count of {n}")))
+            })
+        })
+        .transpose()
+}
+
 pub(crate) fn cut(s: &str) -> String {
     s.chars().take(200).collect()
 }

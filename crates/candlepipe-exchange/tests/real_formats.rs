@@ -39,6 +39,25 @@ fn texts(c: &Candle) -> [String; 5] {
     [c.o, c.h, c.l, c.c, c.v].map(|d| d.to_string())
 }
 
+/// The text of the extra fields a candle kept: quote volume, trades, taker-buy base and
+/// quote, vwap (those it has, in that order).
+fn extra_texts(c: &Candle) -> Vec<String> {
+    let d = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
+    [
+        d(c.quote_volume),
+        c.trades.map(|n| n.to_string()),
+        d(c.taker_buy_base),
+        d(c.taker_buy_quote),
+        d(c.vwap),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Candles, the raw rows, where OHLCV sit in a row, where the extra fields sit.
+type Parsed = (Vec<Candle>, Vec<Vec<String>>, [usize; 5], &'static [usize]);
+
 #[test]
 fn every_recorded_response_parses_exactly() {
     let Some(dir) = recordings() else {
@@ -52,43 +71,44 @@ fn every_recorded_response_parses_exactly() {
         let file = rec["file"].as_str().unwrap();
         let body = std::fs::read(dir.join(file)).unwrap();
         let text = String::from_utf8(body.clone()).unwrap();
-        let (candles, rows, fields): (Vec<Candle>, Vec<Vec<String>>, [usize; 5]) =
-            match rec["exchange"].as_str().unwrap() {
-                "binance" => (
-                    binance::parse(&body, i64::MAX).unwrap(),
-                    raw_rows(&text),
-                    [1, 2, 3, 4, 5],
-                ),
-                "coinbase" => {
-                    let mut rows = raw_rows(&text);
-                    rows.reverse(); // newest first on the wire
-                    (
-                        coinbase::parse(&body, i64::MAX).unwrap(),
-                        rows,
-                        [3, 2, 1, 4, 5],
-                    )
+        let (candles, rows, fields, extras): Parsed = match rec["exchange"].as_str().unwrap() {
+            "binance" => (
+                binance::parse(&body, i64::MAX).unwrap(),
+                raw_rows(&text),
+                [1, 2, 3, 4, 5],
+                &[7, 8, 9, 10],
+            ),
+            "coinbase" => {
+                let mut rows = raw_rows(&text);
+                rows.reverse(); // newest first on the wire
+                (
+                    coinbase::parse(&body, i64::MAX).unwrap(),
+                    rows,
+                    [3, 2, 1, 4, 5],
+                    &[],
+                )
+            }
+            "kraken" => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                let result = v["result"].as_object().unwrap();
+                let (_, rows) = result.iter().find(|(k, _)| *k != "last").unwrap();
+                let rows = raw_rows(&rows.to_string());
+                let candles = kraken::parse(&body, i64::MAX).unwrap();
+                let last = match &result["last"] {
+                    Value::String(s) => s.parse::<i64>().unwrap(),
+                    other => other.as_i64().unwrap(),
+                } * 1000;
+                for c in &candles {
+                    assert_eq!(c.closed, c.t <= last, "{file}: row {} vs last {last}", c.t);
                 }
-                "kraken" => {
-                    let v: Value = serde_json::from_str(&text).unwrap();
-                    let result = v["result"].as_object().unwrap();
-                    let (_, rows) = result.iter().find(|(k, _)| *k != "last").unwrap();
-                    let rows = raw_rows(&rows.to_string());
-                    let candles = kraken::parse(&body, i64::MAX).unwrap();
-                    let last = match &result["last"] {
-                        Value::String(s) => s.parse::<i64>().unwrap(),
-                        other => other.as_i64().unwrap(),
-                    } * 1000;
-                    for c in &candles {
-                        assert_eq!(c.closed, c.t <= last, "{file}: row {} vs last {last}", c.t);
-                    }
-                    assert!(
-                        !candles.last().unwrap().closed,
-                        "{file}: the last row is open"
-                    );
-                    (candles, rows, [1, 2, 3, 4, 6])
-                }
-                other => panic!("{file}: exchange {other}"),
-            };
+                assert!(
+                    !candles.last().unwrap().closed,
+                    "{file}: the last row is open"
+                );
+                (candles, rows, [1, 2, 3, 4, 6], &[7, 5])
+            }
+            other => panic!("{file}: exchange {other}"),
+        };
         assert_eq!(candles.len(), rows.len(), "{file}");
         assert!(
             candles.windows(2).all(|w| w[0].t < w[1].t),
@@ -97,6 +117,8 @@ fn every_recorded_response_parses_exactly() {
         for (c, row) in candles.iter().zip(&rows) {
             let want = fields.map(|i| row[i].clone());
             assert_eq!(texts(c), want, "{file} at {}", c.t);
+            let want: Vec<String> = extras.iter().map(|i| row[*i].clone()).collect();
+            assert_eq!(extra_texts(c), want, "{file} at {}: every field kept", c.t);
         }
         seen += 1;
     }
@@ -163,6 +185,11 @@ fn every_recorded_stream_message_parses_exactly() {
                                 assert_eq!(raw_field(&k, "s"), topic.native, "{file}");
                                 assert_eq!(candle.closed, raw_field(&k, "x") == "true", "{file}");
                                 closes += usize::from(candle.closed);
+                                let extras: Vec<String> = ["q", "n", "V", "Q"]
+                                    .iter()
+                                    .filter_map(|f| try_raw_field(&k, f))
+                                    .collect();
+                                assert_eq!(extra_texts(&candle), extras, "{file}");
                                 ["o", "h", "l", "c", "v"].map(|f| raw_field(&k, f)).to_vec()
                             }
                             _ => {
@@ -184,6 +211,11 @@ fn every_recorded_stream_message_parses_exactly() {
                                             && raw_field(r.get(), "symbol") == topic.native
                                     })
                                     .unwrap_or_else(|| panic!("{file}: row {} in {v}", candle.t));
+                                let extras: Vec<String> = ["trades", "vwap"]
+                                    .iter()
+                                    .filter_map(|f| try_raw_field(row.get(), f))
+                                    .collect();
+                                assert_eq!(extra_texts(&candle), extras, "{file}");
                                 ["open", "high", "low", "close", "volume"]
                                     .map(|f| raw_field(row.get(), f))
                                     .to_vec()

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use candlepipe_core::{now_ms, Exchange, Interval};
 
-use crate::market::{listings, split_concat, Series};
+use crate::market::{listings, split_concat, Series, SimCandle};
 use crate::{json_body, Sim};
 
 fn error(code: i64, msg: &str) -> Response {
@@ -72,10 +72,10 @@ pub(crate) async fn klines(
                 c.c,
                 c.v,
                 c.t + step - 1,
-                (c.v * c.c).round_dp(8),
-                100,
-                (c.v / rust_decimal::Decimal::TWO).round_dp(8),
-                (c.v * c.c / rust_decimal::Decimal::TWO).round_dp(8),
+                SimCandle::binance_quote(c.quote),
+                c.trades,
+                c.taker_base,
+                SimCandle::binance_quote(c.taker_quote),
             )
         })
         .collect();

@@ -134,15 +134,7 @@ pub(crate) async fn ohlc(
     let rows: Vec<String> = candles
         .iter()
         .map(|c| {
-            let (vwap, count) = match c.v.is_zero() {
-                true => ("0.000".to_string(), 0),
-                false => (
-                    ((c.o + c.c) / rust_decimal::Decimal::TWO)
-                        .round_dp(c.o.scale())
-                        .to_string(),
-                    42,
-                ),
-            };
+            let (vwap, count) = (c.kraken_vwap(), c.trades);
             format!(
                 "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{vwap}\",\"{}\",{count}]",
                 c.t / 1000,

@@ -164,6 +164,10 @@ impl Series {
             candle.l = candle.l.min(next.l);
             candle.c = next.c;
             candle.v += next.v;
+            candle.quote += next.quote;
+            candle.trades += next.trades;
+            candle.taker_base += next.taker_base;
+            candle.taker_quote += next.taker_quote;
             a += atom;
         }
         Some(candle)
@@ -173,29 +177,29 @@ impl Series {
     /// so far (the first is at `t`, so a started atom always has one).
     fn atom(&self, t: Millis, step: Millis, now: Millis) -> SimCandle {
         let full = self.full_atom(t, step);
-        if now >= t + step {
-            return full;
-        }
         let trades = self.atom_trades(&full, step);
-        let mut so_far = trades.iter().filter(|tr| tr.t <= now);
-        let Some(first) = so_far.next() else {
-            return full;
+        if now >= t + step {
+            return with_sums(full, &trades);
+        }
+        let so_far: Vec<SimTrade> = trades.into_iter().filter(|tr| tr.t <= now).collect();
+        let Some(first) = so_far.first() else {
+            return with_sums(full, &[]);
         };
         let mut c = SimCandle {
-            t,
             o: first.price,
             h: first.price,
             l: first.price,
             c: first.price,
             v: first.size,
+            ..SimCandle::empty(t, first.price)
         };
-        for tr in so_far {
+        for tr in &so_far[1..] {
             c.h = c.h.max(tr.price);
             c.l = c.l.min(tr.price);
             c.c = tr.price;
             c.v += tr.size;
         }
-        c
+        with_sums(c, &so_far)
     }
 
     /// The atom's final values.
@@ -206,12 +210,12 @@ impl Series {
         let l = o.min(c) * (1.0 - wick * 0.8);
         let v = 1.0 + unit(hash(&[self.seed, t as u64, 2])) * 100.0;
         SimCandle {
-            t,
             o: self.dec(o),
             h: self.dec(h),
             l: self.dec(l),
             c: self.dec(c),
             v: Decimal::new((v * 1e8).round() as i64, 8),
+            ..SimCandle::empty(t, Decimal::ZERO)
         }
     }
 
@@ -327,15 +331,7 @@ impl Series {
     /// The row an exchange that lists intervals without trades serves for one: no volume,
     /// at the previous close.
     pub fn quiet_candle(&self, t: Millis) -> SimCandle {
-        let p = self.dec(self.price_at(t));
-        SimCandle {
-            t,
-            o: p,
-            h: p,
-            l: p,
-            c: p,
-            v: Decimal::new(0, 8),
-        }
+        SimCandle::empty(t, self.dec(self.price_at(t)))
     }
 
     /// Whether the closed candle opening at `t` is not published yet at `now`.
@@ -379,6 +375,61 @@ pub struct SimCandle {
     pub l: Decimal,
     pub c: Decimal,
     pub v: Decimal,
+    /// Σ price × size of its trades, exact (each exchange writes it its own way).
+    pub quote: Decimal,
+    pub trades: u64,
+    /// Σ size and Σ price × size of the trades whose taker bought.
+    pub taker_base: Decimal,
+    pub taker_quote: Decimal,
+}
+
+impl SimCandle {
+    /// No trades: every price `p`, no volume.
+    fn empty(t: Millis, p: Decimal) -> SimCandle {
+        SimCandle {
+            t,
+            o: p,
+            h: p,
+            l: p,
+            c: p,
+            v: Decimal::new(0, 8),
+            quote: Decimal::ZERO,
+            trades: 0,
+            taker_base: Decimal::new(0, 8),
+            taker_quote: Decimal::ZERO,
+        }
+    }
+
+    /// Binance's quote-side decimals: 8 places.
+    pub fn binance_quote(d: Decimal) -> Decimal {
+        let mut d = d.round_dp(8);
+        d.rescale(8);
+        d
+    }
+
+    /// Kraken's vwap: Σ price × size / volume at the price's decimals ("0.0"-like without
+    /// trades).
+    pub fn kraken_vwap(&self) -> Decimal {
+        let scale = self.o.scale();
+        let mut vwap = match self.v.is_zero() {
+            true => Decimal::ZERO,
+            false => (self.quote / self.v).round_dp(scale),
+        };
+        vwap.rescale(scale);
+        vwap
+    }
+}
+
+/// `c` with its trades' sums.
+fn with_sums(mut c: SimCandle, trades: &[SimTrade]) -> SimCandle {
+    c.quote = trades.iter().map(|tr| tr.price * tr.size).sum();
+    c.trades = trades.len() as u64;
+    let bought = trades.iter().filter(|tr| tr.maker_sells);
+    c.taker_base = bought
+        .clone()
+        .fold(Decimal::new(0, 8), |sum, tr| sum + tr.size);
+    c.taker_quote = bought.map(|tr| tr.price * tr.size).sum();
+    c
 }
 
 #[cfg(test)]
@@ -414,6 +465,24 @@ mod tests {
         assert_eq!(h4.h, hours.iter().map(|c| c.h).max().unwrap());
         assert_eq!(h4.l, hours.iter().map(|c| c.l).min().unwrap());
         assert_eq!(h4.v, hours.iter().map(|c| c.v).sum::<Decimal>());
+        assert_eq!(h4.trades, 4 * TRADES_PER_ATOM as u64);
+        assert_eq!(h4.quote, hours.iter().map(|c| c.quote).sum::<Decimal>());
+        assert_eq!(
+            h4.taker_base,
+            hours.iter().map(|c| c.taker_base).sum::<Decimal>()
+        );
+        assert!(h4.taker_base <= h4.v && h4.taker_quote <= h4.quote);
+        // The vwap lies within the candle and has the price's decimals.
+        let vwap = h4.kraken_vwap();
+        assert!(
+            h4.l <= vwap && vwap <= h4.h && vwap.scale() == h4.o.scale(),
+            "{vwap}"
+        );
+        let quiet = h1.quiet_candle(t);
+        assert_eq!(
+            (quiet.trades, quiet.kraken_vwap().to_string()),
+            (0, "0.00".into())
+        );
     }
 
     #[test]

@@ -310,7 +310,8 @@ fn kline(sub: &Sub, c: &SimCandle, closed: bool, now: Millis) -> String {
     json!({"stream": stream, "data": {"e":"kline","E":now,"s":sub.name,"k":{
         "t":c.t,"T":c.t + step - 1,"s":sub.name,"i":sub.interval.as_str(),"f":1,"L":2,
         "o":c.o.to_string(),"c":c.c.to_string(),"h":c.h.to_string(),"l":c.l.to_string(),
-        "v":c.v.to_string(),"n":2,"x":closed,"q":"0","V":"0","Q":"0","B":"0"}}})
+        "v":c.v.to_string(),"n":c.trades,"x":closed,"q":SimCandle::binance_quote(c.quote).to_string(),
+        "V":c.taker_base.to_string(),"Q":SimCandle::binance_quote(c.taker_quote).to_string(),"B":"0"}}})
     .to_string()
 }
 
@@ -346,14 +347,15 @@ fn binance_updates(sub: &mut Sub, now: Millis, habits: Habits, skip_close: bool)
 /// too, as Kraken's do), which a `serde_json::Value` would turn into floats.
 fn kraken_row(sub: &Sub, c: &SimCandle) -> String {
     format!(
-        "{{\"symbol\":\"{}\",\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"trades\":2,\"volume\":{},\"vwap\":{},\"interval_begin\":\"{}\",\"interval\":{},\"timestamp\":\"{}\"}}",
+        "{{\"symbol\":\"{}\",\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"trades\":{},\"volume\":{},\"vwap\":{},\"interval_begin\":\"{}\",\"interval\":{},\"timestamp\":\"{}\"}}",
         sub.name,
         c.o,
         c.h,
         c.l,
         c.c,
+        c.trades,
         c.v,
-        c.c,
+        c.kraken_vwap(),
         rfc3339_nanos(c.t),
         sub.interval.minutes(),
         rfc3339_nanos(c.t + sub.interval.millis()),

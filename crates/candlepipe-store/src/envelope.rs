@@ -17,9 +17,10 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 /// 2: chunk bodies are packed candles ([`crate::packed`]). 3: the meta names each chunk's
 /// write version. 4: coverage means confirmed, and the meta keeps open times asked but not
 /// confirmed and the exchange's history start. 5: each chunk comes with its runs of reply
-/// fragments. Values of an older format are dropped and refetched as plain misses, not
+/// fragments. 6: candles keep the exchange's extra fields (quote volume, trades, taker
+/// buys, vwap). Values of an older format are dropped and refetched as plain misses, not
 /// counted as tampering.
-pub const FORMAT_VERSION: u8 = 5;
+pub const FORMAT_VERSION: u8 = 6;
 
 /// The HMAC keys: the current one signs, every one verifies (so keys can rotate).
 #[derive(Clone)]

@@ -68,6 +68,7 @@ mod tests {
             v: d("12.345"),
             closed: true,
             synthetic: false,
+            ..Default::default()
         }
     }
 

@@ -207,6 +207,7 @@ mod tests {
                 v: "10".parse().unwrap(),
                 closed: true,
                 synthetic: false,
+                ..Default::default()
             })
             .collect();
         let snap = Snapshot::new(

@@ -40,6 +40,7 @@ fn candles() -> Vec<Candle> {
             v: "12.34560000".parse().unwrap(),
             closed: i < 2,
             synthetic: false,
+            ..Default::default()
         })
         .collect()
 }

@@ -32,6 +32,7 @@ fn candle(t: i64, closed: bool) -> Candle {
         v: Decimal::new(1_234_500, 5),
         closed,
         synthetic: false,
+        ..Default::default()
     }
 }
 
@@ -251,7 +252,7 @@ async fn values_of_the_format_before_fragments_are_plain_misses() {
             .unwrap();
         let at = value
             .windows(3)
-            .position(|w| w == b"\xa1f\x05")
+            .position(|w| w == [0xa1, b'f', candlepipe_store::envelope::FORMAT_VERSION])
             .expect("format field");
         let mut older = value.clone();
         older[at + 2] = 4;

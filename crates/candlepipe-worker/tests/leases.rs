@@ -35,6 +35,7 @@ fn streamed(t: i64) -> Fetched {
             v: rust_decimal::Decimal::ONE,
             closed: false,
             synthetic: false,
+            ..Default::default()
         }],
         unconfirmed: vec![t],
         streamed: true,

@@ -76,6 +76,15 @@ struct Kline<'a> {
     c: &'a RawValue,
     #[serde(borrow)]
     v: &'a RawValue,
+    /// Quote volume, trades, taker-buy base and quote volumes (as REST's row has them).
+    #[serde(borrow, default, rename = "q")]
+    quote: Option<&'a RawValue>,
+    #[serde(default)]
+    n: Option<u64>,
+    #[serde(borrow, default, rename = "V")]
+    taker_base: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "Q")]
+    taker_quote: Option<&'a RawValue>,
     x: bool,
 }
 
@@ -108,6 +117,11 @@ pub fn parse(text: &str) -> Result<Vec<Event>, FetchError> {
                         l: decimal(k.l)?,
                         c: decimal(k.c)?,
                         v: decimal(k.v)?,
+                        quote_volume: k.quote.map(decimal).transpose()?,
+                        trades: k.n,
+                        taker_buy_base: k.taker_base.map(decimal).transpose()?,
+                        taker_buy_quote: k.taker_quote.map(decimal).transpose()?,
+                        vwap: None,
                         closed: k.x,
                         synthetic: false,
                     },

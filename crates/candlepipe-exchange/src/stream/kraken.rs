@@ -101,6 +101,10 @@ struct Row<'a> {
     close: &'a RawValue,
     #[serde(borrow)]
     volume: &'a RawValue,
+    #[serde(borrow, default)]
+    vwap: Option<&'a RawValue>,
+    #[serde(default)]
+    trades: Option<u64>,
     interval_begin: String,
     interval: i64,
 }
@@ -165,8 +169,11 @@ pub fn parse(text: &str) -> Result<Vec<Event>, FetchError> {
                             l: decimal(row.low)?,
                             c: decimal(row.close)?,
                             v: decimal(row.volume)?,
+                            vwap: row.vwap.map(decimal).transpose()?,
+                            trades: row.trades,
                             closed: false,
                             synthetic: false,
+                            ..Default::default()
                         },
                         event_ms,
                     })
@@ -194,6 +201,11 @@ mod tests {
                 assert_eq!(candle.t, 1715944320000);
                 assert_eq!(candle.o.to_string(), "3027.80");
                 assert_eq!(candle.v.to_string(), "13.31603062");
+                assert_eq!(
+                    candle.vwap.map(|d| d.to_string()).as_deref(),
+                    Some("3027.01")
+                );
+                assert_eq!(candle.trades, Some(9));
                 assert!(!candle.closed);
                 assert_eq!(*event_ms, Some(1715944876318));
             }

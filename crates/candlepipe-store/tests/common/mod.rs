@@ -34,5 +34,6 @@ pub fn flat_candle(t: i64, price: Decimal, volume: Decimal, closed: bool) -> Can
         v: volume,
         closed,
         synthetic: false,
+        ..Default::default()
     }
 }

@@ -139,7 +139,8 @@ impl Seeder {
     }
 }
 
-/// What a seed found.
+/// What a seed found. One per subscription's seed, moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Seed {
     /// The interval's trades up to the seed's last, and the whole interval before it
     /// (`None`: it had none).

@@ -109,6 +109,7 @@ mod tests {
             v: Decimal::new(v, 2),
             closed,
             synthetic: false,
+            ..Default::default()
         }
     }
 

@@ -246,6 +246,7 @@ pub fn add(candle: &mut Option<Candle>, open: Millis, tr: &Trade) {
                 v: tr.size.normalize(),
                 closed: false,
                 synthetic: false,
+                ..Default::default()
             })
         }
     }
@@ -280,6 +281,7 @@ mod tests {
             v: d(v),
             closed: false,
             synthetic: false,
+            ..Default::default()
         }
     }
 
