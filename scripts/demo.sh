@@ -11,6 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 export CANDLEPIPE_RUN_DIR="$root/.run"
 sim_port="${CANDLEPIPE_DEMO_SIM_PORT:-18080}"
 use_ports "${CANDLEPIPE_DEMO_NATS_PORT:-14222}" "${CANDLEPIPE_DEMO_REDIS_PORT:-16379}" "$sim_port"
+gateway_port="${CANDLEPIPE_DEMO_GATEWAY_PORT:-18088}"
+export CANDLEPIPE_GATEWAY_ADDR="127.0.0.1:$gateway_port"
 
 echo "== building"
 cargo build --quiet --bin candlepipe
@@ -37,6 +39,7 @@ wait_for worker "ingest ready"
 wait_for worker "fill ready"
 wait_for worker "analyze ready"
 wait_for worker "stream ready"
+wait_for worker "gateway ready"
 
 for pair in "binance BTC/USDT" "coinbase ETH/USD" "kraken BTC/USD"; do
   read -r exchange symbol <<<"$pair"
@@ -54,6 +57,15 @@ echo "== candlepipe get coinbase BTC/USD 4h --limit 3   (Coinbase has no 4h: bui
 echo
 echo "== candlepipe watch binance BTC/USDT 1m --count 3   (live, from the exchange's WebSocket)"
 "$bin" watch binance BTC/USDT 1m --count 3
+
+echo
+echo "== Binance's own klines endpoint, from the cache: GET /binance/api/v3/klines on 127.0.0.1:$gateway_port"
+# Plain bash over /dev/tcp: any HTTP client works (point a Binance client's base URL here).
+exec 3<>"/dev/tcp/127.0.0.1/$gateway_port"
+printf 'GET /binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=2 HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+tail -n 1 <&3
+echo
+exec 3<&-
 
 echo
 echo "== an error, answered with its code"

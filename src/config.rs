@@ -116,6 +116,8 @@ pub struct Config {
     pub live: LiveSettings,
     /// Requests a minute for a series' latest candles that make ingest want it streamed.
     pub hot_per_minute: u32,
+    /// Where the gateway role listens for HTTP.
+    pub gateway_addr: std::net::SocketAddr,
 }
 
 /// Looks a setting up in the environment, then the file table, then takes the default.
@@ -334,6 +336,10 @@ impl Config {
             },
             llm: llm(&l)?,
             hot_per_minute: l.get("stream_hot_per_minute", 30)?,
+            gateway_addr: l.get(
+                "gateway_addr",
+                std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
             live: LiveSettings {
                 binance_ws_url: l.get(
                     "binance_ws_url",
@@ -404,6 +410,7 @@ impl Config {
     /// The settings only one role reads.
     pub fn role_settings(&self) -> RoleSettings {
         RoleSettings {
+            gateway_addr: self.gateway_addr,
             llm: self.llm.clone(),
             live: LiveSettings {
                 confirm_paces: [Exchange::Kraken, Exchange::Coinbase]

@@ -199,7 +199,7 @@ mod compose_tests {
             }
             checked += 1;
         }
-        assert_eq!(checked, 5, "ingest, fill, analyze, stream and sim");
+        assert_eq!(checked, 6, "ingest, fill, analyze, stream, gateway and sim");
         assert_eq!(doc["services"]["fill"]["deploy"]["replicas"], 2);
         assert_eq!(doc["services"]["stream"]["deploy"]["replicas"], 2);
     }

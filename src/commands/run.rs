@@ -21,6 +21,7 @@ pub enum RoleArg {
     Fill,
     Analyze,
     Stream,
+    Gateway,
     All,
 }
 
@@ -32,6 +33,10 @@ pub struct Args {
     /// Serve `/metrics` (Prometheus) and `/health` on this address.
     #[arg(long, env = "CANDLEPIPE_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Where the gateway role listens for HTTP (default `CANDLEPIPE_GATEWAY_ADDR`,
+    /// 127.0.0.1:8080; port 0 picks a free one, logged as `gateway ready addr=…`).
+    #[arg(long)]
+    gateway_addr: Option<std::net::SocketAddr>,
     /// Without `CANDLEPIPE_HMAC_KEY`, sign Redis values with the public development key
     /// (a local trial only: anyone can forge them).
     #[arg(long)]
@@ -47,7 +52,14 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             RoleArg::Fill => vec![Role::Fill],
             RoleArg::Analyze => vec![Role::Analyze],
             RoleArg::Stream => vec![Role::Stream],
-            RoleArg::All => vec![Role::Ingest, Role::Fill, Role::Analyze, Role::Stream],
+            RoleArg::Gateway => vec![Role::Gateway],
+            RoleArg::All => vec![
+                Role::Ingest,
+                Role::Fill,
+                Role::Analyze,
+                Role::Stream,
+                Role::Gateway,
+            ],
         })
         .collect();
     roles.sort();
@@ -120,8 +132,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         trigger.cancel();
     });
     tracing::info!(roles = ?names, "starting");
-    let result =
-        candlepipe_worker::run(ctx, &roles, cfg.role_settings(), exchange, shutdown.clone()).await;
+    let result = {
+        let mut own = cfg.role_settings();
+        own.gateway_addr = args.gateway_addr.unwrap_or(own.gateway_addr);
+        candlepipe_worker::run(ctx, &roles, own, exchange, shutdown.clone()).await
+    };
     // The last counts reach the cluster totals before the process exits.
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(3), flusher).await;

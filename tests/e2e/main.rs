@@ -15,6 +15,7 @@ mod errors;
 mod export;
 mod faithful;
 mod formats;
+mod gateway;
 mod hostile;
 mod lanes;
 mod markets;

@@ -71,6 +71,8 @@ impl Stack {
             // Streams only for what a test watches (tests of streaming raise it).
             ("CANDLEPIPE_STREAM_HOT_PER_MINUTE".into(), "0".into()),
             ("CANDLEPIPE_HMAC_KEY".into(), TEST_HMAC_KEY.into()),
+            // Tests run side by side: each gateway on a free port (`Worker::gateway_url`).
+            ("CANDLEPIPE_GATEWAY_ADDR".into(), "127.0.0.1:0".into()),
             (
                 "CANDLEPIPE_LOG".into(),
                 "debug,async_nats=warn,hyper=warn,hyper_util=warn,reqwest=warn,rustls=warn,h2=warn"

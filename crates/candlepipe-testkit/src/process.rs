@@ -155,7 +155,7 @@ impl Worker {
         let mut child = Child::spawn(&format!("candlepipe run {}", roles.join(" ")), cmd);
         for role in roles {
             let roles: &[&str] = if *role == "all" {
-                &["ingest", "fill", "analyze", "stream"]
+                &["ingest", "fill", "analyze", "stream", "gateway"]
             } else {
                 std::slice::from_ref(role)
             };
@@ -168,11 +168,21 @@ impl Worker {
         Worker { child }
     }
 
+    /// `http://host:port` of the gateway role, once the worker has logged it.
+    pub async fn gateway_url(&mut self) -> String {
+        self.logged_url("gateway ready").await
+    }
+
     /// `http://host:port` of the metrics endpoint, once the worker has logged it.
     pub async fn metrics_url(&mut self) -> String {
+        self.logged_url("metrics listening").await
+    }
+
+    /// `http://<addr>` from the `addr=` of the line holding `needle`.
+    async fn logged_url(&mut self, needle: &str) -> String {
         let line = self
             .child
-            .wait_for_line("metrics listening", Duration::from_secs(10))
+            .wait_for_line(needle, Duration::from_secs(10))
             .await;
         let addr = line
             .split_whitespace()

@@ -1,7 +1,8 @@
 //! The worker roles over NATS, and only their wiring: `ingest` answers requests from the
 //! caches and turns misses into fill jobs; `fill` executes those jobs against the exchanges;
 //! `analyze` computes indicators and LLM commentary; `stream` keeps wanted series live from
-//! the exchanges' WebSockets. The services they share sit in their own folders — `jobs`
+//! the exchanges' WebSockets; `gateway` serves the exchanges' own HTTP endpoints from the
+//! cache. The services they share sit in their own folders — `jobs`
 //! (JetStream), `budget` (the exchanges' cluster budgets), `cluster` (state shared through
 //! Redis), `requests` (answering core NATS) — and never import a role. Only this crate
 //! acks JetStream messages.
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod context;
 pub mod error;
 pub mod fill;
+pub mod gateway;
 pub mod ingest;
 pub mod jobs;
 pub mod requests;
@@ -32,6 +34,8 @@ pub struct RoleSettings {
     pub llm: analyze::LlmSettings,
     /// `stream`: the exchanges' WebSockets and how live series are held.
     pub live: stream::LiveSettings,
+    /// `gateway`: where it listens for HTTP.
+    pub gateway_addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +44,7 @@ pub enum Role {
     Fill,
     Analyze,
     Stream,
+    Gateway,
 }
 
 /// Runs the roles until `shutdown` is cancelled, then drains them. An error in one role
@@ -68,6 +73,10 @@ pub async fn run(
                 let exchange = exchange.clone();
                 let live = own.live.clone();
                 tasks.spawn(async move { stream::run(ctx, live, exchange, stop).await })
+            }
+            Role::Gateway => {
+                let addr = own.gateway_addr;
+                tasks.spawn(async move { gateway::run(ctx, addr, stop).await })
             }
         };
     }

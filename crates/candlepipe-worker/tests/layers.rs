@@ -211,7 +211,7 @@ fn the_worker_shared_folders_import_no_role_and_no_context() {
     let graph = imports(&workspace().join("crates/candlepipe-worker/src"));
     let top = |m: &str| m.split("::").next().unwrap_or_default().to_string();
     let layer = |folder: &str| match folder {
-        "ingest" | "fill" | "analyze" | "stream" => Some(4),
+        "ingest" | "fill" | "analyze" | "stream" | "gateway" => Some(4),
         "context" => Some(3),
         "jobs" | "budget" => Some(2),
         "cluster" => Some(1),

@@ -10,10 +10,11 @@
 //! that while. Kraken's pair names come only from its list: a Kraken job without one loads
 //! it first.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use candlepipe_core::{now_ms, ErrorCode, Exchange, Millis, SeriesKey, WireError};
+use candlepipe_core::{now_ms, ErrorCode, Exchange, Millis, SeriesKey, Symbol, WireError};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::markets::Listing;
 use candlepipe_exchange::{binance, coinbase, ExchangeClient, FetchError};
@@ -53,7 +54,16 @@ pub struct MarketSettings {
 struct Known {
     loaded_at: Millis,
     markets: Listing,
+    /// Native id → unified symbol, made when the list is kept (for the gateway, which is
+    /// asked by native id).
+    #[serde(skip)]
+    by_native: HashMap<String, Symbol>,
 }
+
+/// This process has no market list of the exchange yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}'s market list is not at hand yet")]
+pub struct NoList(pub Exchange);
 
 /// What this process knows of a symbol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,11 +182,24 @@ impl Markets {
         lists[slot(ex)].clone()
     }
 
-    fn keep(&self, ex: Exchange, known: Arc<Known>) {
+    fn keep(&self, ex: Exchange, mut known: Known) {
         metrics::gauge!("candlepipe_market_symbols", "exchange" => ex.as_str())
             .set(known.markets.len() as f64);
+        known.by_native = known
+            .markets
+            .iter()
+            .map(|(symbol, native)| (native.clone(), symbol.clone()))
+            .collect();
         let mut lists = self.shared.lists.write().unwrap_or_else(|p| p.into_inner());
-        lists[slot(ex)] = Some(known);
+        lists[slot(ex)] = Some(Arc::new(known));
+    }
+
+    /// The unified symbol `ex` lists under `native` (`None`: not listed).
+    pub fn unified(&self, ex: Exchange, native: &str) -> Result<Option<Symbol>, NoList> {
+        match self.list(ex) {
+            Some(k) => Ok(k.by_native.get(native).cloned()),
+            None => Err(NoList(ex)),
+        }
     }
 
     /// What this process's copy of the list says of `s`.
@@ -274,7 +297,7 @@ impl Markets {
             return;
         }
         match records.get::<Known>(&list_name(ex)).await {
-            Ok(Some(known)) => self.keep(ex, Arc::new(known)),
+            Ok(Some(known)) => self.keep(ex, known),
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, exchange = %ex, "market list not read"),
         }
@@ -309,6 +332,7 @@ impl Markets {
         let known = Known {
             markets: client.markets(ex, Demand::Upkeep).await?,
             loaded_at: now_ms(),
+            by_native: HashMap::new(),
         };
         let records = &self.shared.records;
         records.put(&list_name(ex), &known, LIST_TTL).await?;
@@ -316,7 +340,7 @@ impl Markets {
             .put(&loaded_at_name(ex), &known.loaded_at, LIST_TTL)
             .await?;
         tracing::info!(exchange = %ex, symbols = known.markets.len(), "market list loaded");
-        self.keep(ex, Arc::new(known));
+        self.keep(ex, known);
         Ok(())
     }
 

@@ -1,0 +1,83 @@
+//! The gateway role: the exchanges' own public HTTP market-data endpoints, answered from
+//! candlepipe's cache, so a client of an exchange (ccxt, binance-connector, plain HTTP)
+//! joins by changing its base URL. One prefix per exchange (`/binance/api/v3/klines`, …).
+//!
+//! Every candle request goes through `candlepipe.candles.get` like any NATS producer's, so
+//! the cache, deduplication, admission, deadlines and the cluster's exchange budgets are
+//! shared with them; the gateway keeps no state and scales out behind any HTTP load
+//! balancer. Symbols are the exchange's native ids, mapped through the cluster's market
+//! lists ([`crate::cluster::markets`]).
+//!
+//! Owns: the HTTP listener (`CANDLEPIPE_GATEWAY_ADDR`, `run gateway --gateway-addr`).
+//! - NATS: requests `<prefix>.candles.get` (answers on its inbox); nothing else.
+//! - Redis: reads the market lists (`<prefix>mk:<exchange>`); writes nothing.
+
+mod binance;
+mod window;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use candlepipe_client::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+use crate::error::BoxError;
+
+/// The longest query string served: far above any real request, far below what could
+/// cost memory.
+const MAX_QUERY_BYTES: usize = 2048;
+
+/// What every endpoint needs; cheap to clone.
+#[derive(Clone)]
+struct Gateway {
+    ctx: Context,
+    client: Client,
+}
+
+/// Serves until `shutdown`, then stops taking connections and finishes the requests in
+/// flight.
+pub async fn run(
+    ctx: Context,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("gateway: binding {addr}: {e} (set CANDLEPIPE_GATEWAY_ADDR)"))?;
+    let bound = listener.local_addr()?;
+    ctx.markets.read_all().await;
+    let follow = tokio::spawn(ctx.markets.clone().follow(shutdown.clone()));
+    let client = Client::new(ctx.nats.clone()).with_prefix(ctx.settings.subjects.prefix());
+    let app = router(Gateway { ctx, client });
+    tracing::info!(addr = %bound, "gateway ready");
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    follow.abort();
+    Ok(())
+}
+
+fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .nest("/binance", binance::routes())
+        .layer(axum::middleware::from_fn(bounded_query))
+        .with_state(gateway)
+}
+
+/// A query string past [`MAX_QUERY_BYTES`] is refused before any handler reads it.
+async fn bounded_query(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
+        return (
+            axum::http::StatusCode::URI_TOO_LONG,
+            "query string too long",
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
