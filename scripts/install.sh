@@ -54,14 +54,15 @@ ensure_current_nats() {
 # machine); the tests put it on PYTHONPATH.
 NATS_PY_VERSION=2.16.0
 PYARROW_VERSION=26.0.1
-# Binance's own Python connector: the gateway tests point it at candlepipe.
+# Binance's own Python connector and ccxt: the gateway tests point them at candlepipe.
 BINANCE_CONNECTOR_VERSION=3.13.0
+CCXT_VERSION=4.5.90
 ensure_python_packages() {
   python3 -m pip --version >/dev/null 2>&1 || apt_install python3 python3-pip
   local target="$root/.tools/python"
-  if ! PYTHONPATH="$target" python3 -c 'import nats.aio.client, pyarrow.parquet, binance.spot' 2>/dev/null; then
+  if ! PYTHONPATH="$target" python3 -c 'import nats.aio.client, pyarrow.parquet, binance.spot, ccxt' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$target" \
-      "nats-py==$NATS_PY_VERSION" "pyarrow==$PYARROW_VERSION" "binance-connector==$BINANCE_CONNECTOR_VERSION"
+      "nats-py==$NATS_PY_VERSION" "pyarrow==$PYARROW_VERSION" "binance-connector==$BINANCE_CONNECTOR_VERSION" "ccxt==$CCXT_VERSION"
   fi
   export CANDLEPIPE_PYTHONPATH="$target"
 }

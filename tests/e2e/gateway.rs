@@ -95,19 +95,12 @@ async fn binance_klines_are_the_exchanges_bytes() {
     );
 
     // Binance's own Python connector, unchanged but for its base URL.
-    let script = format!(
+    let got = python(&format!(
         "import json\nfrom binance.spot import Spot\n\
          c = Spot(base_url={gw:?})\n\
          print(json.dumps(c.klines('ETHUSDT', '1h', startTime={start}, endTime={end})))"
-    );
-    let mut cmd = tokio::process::Command::new("python3");
-    cmd.args(["-c", &script]);
-    if let Ok(path) = std::env::var("CANDLEPIPE_PYTHONPATH") {
-        cmd.env("PYTHONPATH", path);
-    }
-    let out = cmd.output().await.expect("python3 runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let got: Value = serde_json::from_slice(&out.stdout).expect("json");
+    ))
+    .await;
     let theirs: Value = serde_json::from_slice(
         &sim_raw(
             &stack,
@@ -118,6 +111,99 @@ async fn binance_klines_are_the_exchanges_bytes() {
     .unwrap();
     assert_eq!(got, theirs);
     assert_eq!(got.as_array().unwrap().len(), 10);
+}
+
+/// Runs a Python script with the test script's packages; its stdout as JSON.
+async fn python(script: &str) -> Value {
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.args(["-c", script]);
+    if let Ok(path) = std::env::var("CANDLEPIPE_PYTHONPATH") {
+        cmd.env("PYTHONPATH", path);
+    }
+    let out = cmd.output().await.expect("python3 runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[tokio::test]
+async fn ccxt_loads_binances_markets_and_candles_from_the_gateway() {
+    let stack = stack().await;
+    let mut worker = stack.worker(&["all"]).await;
+    let gw = format!("{}/binance", worker.gateway_url().await);
+
+    // exchangeInfo as Binance wrote it (the time apart), whole and for one symbol.
+    let theirs: Value =
+        serde_json::from_slice(&sim_raw(&stack, "/api/v3/exchangeInfo").await).unwrap();
+    let without_time = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("serverTime");
+        v
+    };
+    let info = eventually(Duration::from_secs(10), "exchangeInfo served", || async {
+        let (status, body) = body(&format!("{gw}/api/v3/exchangeInfo")).await;
+        (status == 200).then(|| serde_json::from_slice::<Value>(&body).unwrap())
+    })
+    .await;
+    assert!((info["serverTime"].as_i64().unwrap() - now_ms()).abs() < 5_000);
+    assert_eq!(without_time(info), without_time(theirs.clone()));
+    let (status, one) = body(&format!("{gw}/api/v3/exchangeInfo?symbol=BTCUSDT")).await;
+    assert_eq!(status, 200, "{}", text(&one));
+    let one: Value = serde_json::from_slice(&one).unwrap();
+    let btc = theirs["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["symbol"] == "BTCUSDT")
+        .unwrap();
+    assert_eq!(one["symbols"], serde_json::json!([btc]));
+    let (status, two) = body(&format!(
+        r#"{gw}/api/v3/exchangeInfo?symbols=["ETHUSDT","BTCUSDT"]"#
+    ))
+    .await;
+    assert_eq!(status, 200, "{}", text(&two));
+    let two: Value = serde_json::from_slice(&two).unwrap();
+    assert_eq!(two["symbols"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        body(&format!("{gw}/api/v3/exchangeInfo?symbol=NOPEUSDT")).await,
+        (400, br#"{"code":-1121,"msg":"Invalid symbol."}"#.to_vec())
+    );
+
+    // ccxt, unchanged but for Binance's public URL (and spot markets only).
+    let h = 3_600_000;
+    let start = closed_end(h) - 20 * h;
+    let got = python(&format!(
+        "import json, ccxt\n\
+         ex = ccxt.binance({{'urls': {{'api': {{'public': '{gw}/api/v3'}}}},\n\
+                             'options': {{'fetchMarkets': {{'types': ['spot']}}}}}})\n\
+         ex.load_markets()\n\
+         first = ex.fetch_ohlcv('BTC/USDT', '1h', since={start}, limit=10)\n\
+         after = ex.fetch_ohlcv('BTC/USDT', '1h', since=first[-1][0] + 1, limit=10)\n\
+         print(json.dumps({{'markets': len(ex.markets), 'candles': first + after}}))"
+    ))
+    .await;
+    assert_eq!(
+        got["markets"].as_u64().unwrap() as usize,
+        theirs["symbols"].as_array().unwrap().len()
+    );
+    let rows: Vec<Value> = serde_json::from_slice(
+        &sim_raw(
+            &stack,
+            &format!("/api/v3/klines?symbol=BTCUSDT&interval=1h&startTime={start}&limit=20"),
+        )
+        .await,
+    )
+    .unwrap();
+    let want: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let n = |i: usize| serde_json::json!(r[i].as_str().unwrap().parse::<f64>().unwrap());
+            serde_json::json!([r[0], n(1), n(2), n(3), n(4), n(5)])
+        })
+        .collect();
+    assert_eq!(
+        got["candles"].as_array().unwrap(),
+        &want,
+        "two pages of ten"
+    );
 }
 
 #[tokio::test]

@@ -162,6 +162,16 @@ impl ExchangeClient {
 
     /// The exchange's market list: unified symbol → native id.
     pub async fn markets(&self, ex: Exchange, demand: Demand<'_>) -> Result<Listing, FetchError> {
+        Ok(self.market_list(ex, demand).await?.0)
+    }
+
+    /// The exchange's market list, and the body it came in as the exchange wrote it (kept to
+    /// be served again by the gateway).
+    pub async fn market_list(
+        &self,
+        ex: Exchange,
+        demand: Demand<'_>,
+    ) -> Result<(Listing, String), FetchError> {
         let on_error = match ex {
             Exchange::Binance => binance::error,
             Exchange::Coinbase => coinbase::error,
@@ -177,7 +187,8 @@ impl ExchangeClient {
                 markets::cost(ex),
             )
             .await?;
-        markets::parse(ex, &body)
+        let listing = markets::parse(ex, &body)?;
+        Ok((listing, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// Coinbase's trades of product `native` with ids up to `until`, back to the first

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod client;
 pub mod coinbase;
 pub mod error;
+pub mod exchange_info;
 pub mod kraken;
 pub mod markets;
 mod parse;

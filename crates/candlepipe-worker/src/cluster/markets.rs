@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use candlepipe_core::{now_ms, ErrorCode, Exchange, Millis, SeriesKey, Symbol, WireError};
 use candlepipe_exchange::budget::Demand;
+use candlepipe_exchange::exchange_info::ExchangeInfo;
 use candlepipe_exchange::markets::Listing;
 use candlepipe_exchange::{binance, coinbase, ExchangeClient, FetchError};
 use candlepipe_store::{Records, Redis, StoreError};
@@ -50,10 +51,16 @@ pub struct MarketSettings {
 }
 
 /// A market list as kept in Redis (`<prefix>mk:<exchange>`) and in memory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Known {
     loaded_at: Millis,
     markets: Listing,
+    /// The list as the exchange wrote it.
+    #[serde(default)]
+    body: String,
+    /// Binance's `exchangeInfo` from `body`, ready to be served again.
+    #[serde(skip)]
+    binance: Option<Arc<ExchangeInfo>>,
     /// Native id → unified symbol, made when the list is kept (for the gateway, which is
     /// asked by native id).
     #[serde(skip)]
@@ -190,8 +197,25 @@ impl Markets {
             .iter()
             .map(|(symbol, native)| (native.clone(), symbol.clone()))
             .collect();
+        if ex == Exchange::Binance {
+            known.binance = match ExchangeInfo::parse(&known.body) {
+                Ok(info) => Some(Arc::new(info)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Binance's exchangeInfo not kept for the gateway");
+                    None
+                }
+            };
+        }
         let mut lists = self.shared.lists.write().unwrap_or_else(|p| p.into_inner());
         lists[slot(ex)] = Some(Arc::new(known));
+    }
+
+    /// Binance's `exchangeInfo` as Binance wrote it (`None`: the list was loaded without it).
+    pub fn binance_info(&self) -> Result<Option<Arc<ExchangeInfo>>, NoList> {
+        match self.list(Exchange::Binance) {
+            Some(k) => Ok(k.binance.clone()),
+            None => Err(NoList(Exchange::Binance)),
+        }
     }
 
     /// The unified symbol `ex` lists under `native` (`None`: not listed).
@@ -329,10 +353,13 @@ impl Markets {
     }
 
     async fn load_locked(&self, ex: Exchange, client: &ExchangeClient) -> Result<(), MarketError> {
+        let (markets, body) = client.market_list(ex, Demand::Upkeep).await?;
         let known = Known {
-            markets: client.markets(ex, Demand::Upkeep).await?,
+            markets,
+            body,
             loaded_at: now_ms(),
             by_native: HashMap::new(),
+            binance: None,
         };
         let records = &self.shared.records;
         records.put(&list_name(ex), &known, LIST_TTL).await?;

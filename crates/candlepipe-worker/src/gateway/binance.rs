@@ -1,6 +1,8 @@
 //! Binance's spot market-data endpoints under `/binance`, as Binance writes them
 //! (`https://api.binance.com` → `http://<gateway>/binance`):
 //! - `GET /api/v3/ping` → `{}`; `GET /api/v3/time` → `{"serverTime":…}`;
+//! - `GET /api/v3/exchangeInfo[?symbol=…|?symbols=["…",…]]` → Binance's own, as the cluster's
+//!   market list last loaded it (only `serverTime` is now);
 //! - `GET /api/v3/klines?symbol&interval[&startTime][&endTime][&limit]` → the 12-column
 //!   rows, every value's text as Binance wrote it (`limit` default 500, at most 1000; a
 //!   start inside an interval begins at the next one, as Binance's).
@@ -34,6 +36,7 @@ pub fn routes() -> Router<Gateway> {
         .route("/api/v3/ping", get(ping))
         .route("/api/v3/time", get(time))
         .route("/api/v3/klines", get(klines))
+        .route("/api/v3/exchangeInfo", get(exchange_info))
 }
 
 async fn ping() -> Response {
@@ -119,20 +122,84 @@ async fn klines(
 ) -> Response {
     let answer = match query {
         Ok(Query(q)) => answer(&gw, &q).await,
-        Err(_) => Err(refusal(
-            StatusCode::BAD_REQUEST,
-            -1100,
-            "Illegal characters found in a parameter.",
-        )),
+        Err(_) => Err(unreadable()),
     };
+    respond("klines", answer)
+}
+
+async fn exchange_info(
+    State(gw): State<Gateway>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let answer = match query {
+        Ok(Query(q)) => info(&gw, &q).await,
+        Err(_) => Err(unreadable()),
+    };
+    respond("exchangeInfo", answer)
+}
+
+/// Binance's `exchangeInfo` for the symbols `q` names (all without `symbol`/`symbols`).
+async fn info(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, Refusal> {
+    let only: Option<Vec<String>> = match (q.get("symbol"), q.get("symbols")) {
+        (Some(_), Some(_)) => {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                -1128,
+                "Combination of optional parameters invalid.",
+            ))
+        }
+        (Some(one), None) => Some(vec![one.trim().to_ascii_uppercase()]),
+        (None, Some(list)) => Some(
+            serde_json::from_str::<Vec<String>>(list)
+                .map_err(|_| illegal_list("symbols"))?
+                .into_iter()
+                .map(|s| s.to_ascii_uppercase())
+                .collect(),
+        ),
+        (None, None) => None,
+    };
+    let markets = &gw.ctx.markets;
+    let mut found = markets.binance_info();
+    if !matches!(found, Ok(Some(_))) {
+        markets.read_all().await;
+        found = markets.binance_info();
+    }
+    let info = match found {
+        Ok(Some(info)) => info,
+        Ok(None) => return Err(unavailable("Binance's exchangeInfo was not kept")),
+        Err(no_list) => return Err(unavailable(&no_list.to_string())),
+    };
+    info.write(now_ms(), only.as_deref())
+        .map_err(|_| refusal(StatusCode::BAD_REQUEST, -1121, "Invalid symbol."))
+}
+
+fn illegal_list(param: &str) -> Refusal {
+    refusal(
+        StatusCode::BAD_REQUEST,
+        -1100,
+        &format!("Illegal characters found in parameter '{param}'; legal range is '^\\[(\"[A-Z0-9-_.]{{1,20}}\"(,\"[A-Z0-9-_.]{{1,20}}\"){{0,}}){{0,1}}\\]$'."),
+    )
+}
+
+/// A query string that is not one.
+fn unreadable() -> Refusal {
+    refusal(
+        StatusCode::BAD_REQUEST,
+        -1100,
+        "Illegal characters found in a parameter.",
+    )
+}
+
+/// The answer of `endpoint` as a response, counted by its HTTP status.
+fn respond(endpoint: &'static str, answer: Result<String, Refusal>) -> Response {
     let status = match &answer {
         Ok(_) => "200".to_string(),
         Err(r) => r.status.as_u16().to_string(),
     };
-    metrics::counter!("candlepipe_gateway_requests_total", "exchange" => "binance", "endpoint" => "klines", "status" => status)
+    metrics::counter!("candlepipe_gateway_requests_total", "exchange" => "binance", "endpoint" => endpoint, "status" => status)
         .increment(1);
     match answer {
-        Ok(rows) => json(StatusCode::OK, rows),
+        Ok(body) => json(StatusCode::OK, body),
         Err(r) => r.into_response(),
     }
 }
