@@ -206,6 +206,85 @@ async fn ccxt_loads_binances_markets_and_candles_from_the_gateway() {
     );
 }
 
+/// A Kraken OHLC body: its result key, its rows and `last`.
+fn kraken_ohlc(body: &[u8]) -> (String, Vec<Value>, Value) {
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("{}", text(body)));
+    assert_eq!(v["error"], serde_json::json!([]), "{v}");
+    let result = v["result"].as_object().unwrap();
+    let (key, rows) = result.iter().find(|(k, _)| *k != "last").unwrap();
+    (
+        key.clone(),
+        rows.as_array().unwrap().clone(),
+        result["last"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn kraken_ohlc_and_asset_pairs_are_krakens_own() {
+    let stack = stack().await;
+    let mut worker = stack.worker(&["all"]).await;
+    let gw = format!("{}/kraken", worker.gateway_url().await);
+
+    // AssetPairs as Kraken wrote it, whole and for chosen pairs.
+    let theirs = sim_raw(&stack, "/0/public/AssetPairs").await;
+    let whole = eventually(Duration::from_secs(10), "AssetPairs served", || async {
+        let (status, body) = body(&format!("{gw}/0/public/AssetPairs")).await;
+        (status == 200 && !text(&body).contains("EService")).then_some(body)
+    })
+    .await;
+    assert_eq!(text(&whole), text(&theirs));
+    let (_, one) = body(&format!("{gw}/0/public/AssetPairs?pair=XBTUSD")).await;
+    let one: Value = serde_json::from_slice(&one).unwrap();
+    let all: Value = serde_json::from_slice(&theirs).unwrap();
+    assert_eq!(
+        one["result"],
+        serde_json::json!({"XXBTZUSD": all["result"]["XXBTZUSD"]}),
+        "the pair under its own key"
+    );
+
+    // OHLC by altname or key, keyed by Kraken's key: the committed rows byte for byte.
+    let h = 3_600_000i64;
+    let since = (closed_end(h) - 30 * h) / 1000;
+    for (pair, query) in [
+        ("XBTUSD", format!("pair=XBTUSD&interval=60&since={since}")),
+        (
+            "XXBTZUSD",
+            format!("pair=XXBTZUSD&interval=60&since={since}"),
+        ),
+        ("ETHUSDT", "pair=ETHUSDT&interval=5".to_string()),
+    ] {
+        let ours = kraken_ohlc(&body(&format!("{gw}/0/public/OHLC?{query}")).await.1);
+        let theirs = kraken_ohlc(&sim_raw(&stack, &format!("/0/public/OHLC?{query}")).await);
+        assert_eq!(ours.0, theirs.0, "{pair}: the result key");
+        assert_eq!(ours.2, theirs.2, "{pair}: last");
+        assert_eq!(ours.1.len(), theirs.1.len(), "{pair}");
+        let committed = ours.1.len() - 1;
+        assert_eq!(ours.1[..committed], theirs.1[..committed], "{pair}");
+        assert!(committed >= 29, "{pair}: {committed}");
+    }
+    // Errors as Kraken's: in the body, with HTTP 200.
+    for (query, error) in [
+        ("pair=NOPEUSD", "EQuery:Unknown asset pair"),
+        ("pair=XBTUSD&interval=7", "EGeneral:Invalid arguments"),
+    ] {
+        let (status, got) = body(&format!("{gw}/0/public/OHLC?{query}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(text(&got), format!(r#"{{"error":["{error}"]}}"#), "{query}");
+        let theirs = sim_raw(&stack, &format!("/0/public/OHLC?{query}")).await;
+        assert_eq!(text(&got), text(&theirs), "{query}");
+    }
+    let (_, time) = body(&format!("{gw}/0/public/Time")).await;
+    let time: Value = serde_json::from_slice(&time).unwrap();
+    assert!((time["result"]["unixtime"].as_i64().unwrap() * 1000 - now_ms()).abs() < 5_000);
+    assert!(
+        time["result"]["rfc1123"]
+            .as_str()
+            .unwrap()
+            .ends_with(" +0000"),
+        "{time}"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
     let stack = stack().await;

@@ -24,7 +24,7 @@ pub struct ExchangeInfo {
 pub struct UnknownSymbol(pub String);
 
 /// A JSON object's fields in the order written, values untouched.
-struct Fields(Vec<(String, Box<RawValue>)>);
+pub(crate) struct Fields(pub(crate) Vec<(String, Box<RawValue>)>);
 
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -2,6 +2,7 @@
 //! long windows and keeps each exchange within its request rate.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod asset_pairs;
 pub mod binance;
 pub mod breaker;
 pub mod budget;

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use candlepipe_core::{now_ms, ErrorCode, Exchange, Millis, SeriesKey, Symbol, WireError};
+use candlepipe_exchange::asset_pairs::AssetPairs;
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::exchange_info::ExchangeInfo;
 use candlepipe_exchange::markets::Listing;
@@ -61,6 +62,9 @@ struct Known {
     /// Binance's `exchangeInfo` from `body`, ready to be served again.
     #[serde(skip)]
     binance: Option<Arc<ExchangeInfo>>,
+    /// Kraken's `AssetPairs` from `body`, ready to be served again.
+    #[serde(skip)]
+    kraken: Option<Arc<AssetPairs>>,
     /// Native id → unified symbol, made when the list is kept (for the gateway, which is
     /// asked by native id).
     #[serde(skip)]
@@ -197,14 +201,23 @@ impl Markets {
             .iter()
             .map(|(symbol, native)| (native.clone(), symbol.clone()))
             .collect();
-        if ex == Exchange::Binance {
-            known.binance = match ExchangeInfo::parse(&known.body) {
-                Ok(info) => Some(Arc::new(info)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "Binance's exchangeInfo not kept for the gateway");
-                    None
-                }
-            };
+        let kept = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "{what} not kept for the gateway");
+        };
+        match ex {
+            Exchange::Binance => {
+                known.binance = ExchangeInfo::parse(&known.body)
+                    .inspect_err(|e| kept("Binance's exchangeInfo", e))
+                    .ok()
+                    .map(Arc::new)
+            }
+            Exchange::Kraken => {
+                known.kraken = AssetPairs::parse(&known.body)
+                    .inspect_err(|e| kept("Kraken's AssetPairs", e))
+                    .ok()
+                    .map(Arc::new)
+            }
+            Exchange::Coinbase => {}
         }
         let mut lists = self.shared.lists.write().unwrap_or_else(|p| p.into_inner());
         lists[slot(ex)] = Some(Arc::new(known));
@@ -215,6 +228,14 @@ impl Markets {
         match self.list(Exchange::Binance) {
             Some(k) => Ok(k.binance.clone()),
             None => Err(NoList(Exchange::Binance)),
+        }
+    }
+
+    /// Kraken's `AssetPairs` as Kraken wrote it (`None`: the list was loaded without it).
+    pub fn kraken_pairs(&self) -> Result<Option<Arc<AssetPairs>>, NoList> {
+        match self.list(Exchange::Kraken) {
+            Some(k) => Ok(k.kraken.clone()),
+            None => Err(NoList(Exchange::Kraken)),
         }
     }
 
@@ -360,6 +381,7 @@ impl Markets {
             loaded_at: now_ms(),
             by_native: HashMap::new(),
             binance: None,
+            kraken: None,
         };
         let records = &self.shared.records;
         records.put(&list_name(ex), &known, LIST_TTL).await?;

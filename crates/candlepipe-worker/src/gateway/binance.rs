@@ -25,7 +25,7 @@ use candlepipe_core::{now_ms, Candle, CandlesRequest, ErrorCode, Exchange, Inter
 use rust_decimal::Decimal;
 
 use super::window::between;
-use super::Gateway;
+use super::{json, Gateway};
 
 /// Binance's default and largest `limit` for klines.
 const DEFAULT_LIMIT: i64 = 500;
@@ -45,18 +45,6 @@ async fn ping() -> Response {
 
 async fn time() -> Response {
     json(StatusCode::OK, format!("{{\"serverTime\":{}}}", now_ms()))
-}
-
-fn json(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
 }
 
 /// An answer Binance gives instead of klines: its HTTP status and error body

@@ -1,6 +1,7 @@
 //! The gateway role: the exchanges' own public HTTP market-data endpoints, answered from
 //! candlepipe's cache, so a client of an exchange (ccxt, binance-connector, plain HTTP)
-//! joins by changing its base URL. One prefix per exchange (`/binance/api/v3/klines`, …).
+//! joins by changing its base URL. One prefix per exchange (`/binance/api/v3/klines`,
+//! `/kraken/0/public/OHLC`, …).
 //!
 //! Every candle request goes through `candlepipe.candles.get` like any NATS producer's, so
 //! the cache, deduplication, admission, deadlines and the cluster's exchange budgets are
@@ -13,6 +14,7 @@
 //! - Redis: reads the market lists (`<prefix>mk:<exchange>`); writes nothing.
 
 mod binance;
+mod kraken;
 mod window;
 
 use std::net::SocketAddr;
@@ -62,8 +64,17 @@ pub async fn run(
 fn router(gateway: Gateway) -> Router {
     Router::new()
         .nest("/binance", binance::routes())
+        .nest("/kraken", kraken::routes())
         .layer(axum::middleware::from_fn(bounded_query))
         .with_state(gateway)
+}
+
+/// A JSON body with its content type.
+fn json(status: axum::http::StatusCode, body: String) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    let json = HeaderValue::from_static("application/json");
+    (status, [(header::CONTENT_TYPE, json)], body).into_response()
 }
 
 /// A query string past [`MAX_QUERY_BYTES`] is refused before any handler reads it.
