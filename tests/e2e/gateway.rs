@@ -286,6 +286,81 @@ async fn kraken_ohlc_and_asset_pairs_are_krakens_own() {
 }
 
 #[tokio::test]
+async fn coinbase_products_and_candles_are_coinbases_own() {
+    let stack = stack().await;
+    let mut worker = stack.worker(&["all"]).await;
+    let gw = format!("{}/coinbase", worker.gateway_url().await);
+
+    let theirs = sim_raw(&stack, "/products").await;
+    let whole = eventually(Duration::from_secs(10), "products served", || async {
+        let (status, body) = body(&format!("{gw}/products")).await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(text(&whole), text(&theirs));
+    let all: Value = serde_json::from_slice(&theirs).unwrap();
+    let btc = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "BTC-USD")
+        .unwrap();
+    let (status, one) = body(&format!("{gw}/products/BTC-USD")).await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<Value>(&one).unwrap(), *btc);
+
+    // Closed windows, newest first, byte for byte (RFC 3339 or seconds; end inclusive).
+    let h = 3_600_000;
+    let end = closed_end(h) / 1000;
+    for query in [
+        format!("granularity=3600&start={}&end={end}", end - 20 * 3600),
+        format!(
+            "granularity=60&start={}&end={}",
+            end - 3599,
+            end - 1800 + 30
+        ),
+        "granularity=300&start=2026-12-01T00:00:00Z&end=2026-12-01T10:00:00Z".to_string(),
+    ] {
+        let ours = body(&format!("{gw}/products/ETH-USD/candles?{query}")).await;
+        let theirs = sim_raw(&stack, &format!("/products/ETH-USD/candles?{query}")).await;
+        assert_eq!(ours.0, 200, "{query}: {}", text(&ours.1));
+        assert_eq!(text(&ours.1), text(&theirs), "{query}");
+        assert!(ours.1.len() > 200, "{query}");
+    }
+    // Errors as Coinbase's.
+    for (path, status) in [
+        ("/products/NOPE-USD/candles?granularity=60", 404),
+        ("/products/BTC-USD/candles?granularity=120", 400),
+        (
+            &format!(
+                "/products/BTC-USD/candles?granularity=60&start={end}&end={}",
+                end - 60
+            ),
+            400,
+        ),
+        (
+            &format!(
+                "/products/BTC-USD/candles?granularity=60&start={}&end={end}",
+                end - 400 * 60
+            ),
+            400,
+        ),
+    ] {
+        let (got_status, got) = body(&format!("{gw}{path}")).await;
+        let theirs = sim_raw(&stack, path).await;
+        assert_eq!((got_status, text(&got)), (status, text(&theirs)), "{path}");
+    }
+    // Coinbase's 404 for an unknown product (the simulator serves no single product).
+    assert_eq!(
+        body(&format!("{gw}/products/NOPE-USD")).await,
+        (404, br#"{"message":"NotFound"}"#.to_vec())
+    );
+    let (_, time) = body(&format!("{gw}/time")).await;
+    let time: Value = serde_json::from_slice(&time).unwrap();
+    assert!((time["epoch"].as_f64().unwrap() * 1000.0 - now_ms() as f64).abs() < 5_000.0);
+}
+
+#[tokio::test]
 async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
     let stack = stack().await;
     let mut worker = stack.worker(&["all"]).await;

@@ -13,6 +13,7 @@ pub mod exchange_info;
 pub mod kraken;
 pub mod markets;
 mod parse;
+pub mod products;
 pub mod stream;
 
 pub use budget::Budget;

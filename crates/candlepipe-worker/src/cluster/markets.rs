@@ -19,6 +19,7 @@ use candlepipe_exchange::asset_pairs::AssetPairs;
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::exchange_info::ExchangeInfo;
 use candlepipe_exchange::markets::Listing;
+use candlepipe_exchange::products::Products;
 use candlepipe_exchange::{binance, coinbase, ExchangeClient, FetchError};
 use candlepipe_store::{Records, Redis, StoreError};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,9 @@ struct Known {
     /// Kraken's `AssetPairs` from `body`, ready to be served again.
     #[serde(skip)]
     kraken: Option<Arc<AssetPairs>>,
+    /// Coinbase's `products` from `body`, ready to be served again.
+    #[serde(skip)]
+    coinbase: Option<Arc<Products>>,
     /// Native id → unified symbol, made when the list is kept (for the gateway, which is
     /// asked by native id).
     #[serde(skip)]
@@ -217,7 +221,12 @@ impl Markets {
                     .ok()
                     .map(Arc::new)
             }
-            Exchange::Coinbase => {}
+            Exchange::Coinbase => {
+                known.coinbase = Products::parse(&known.body)
+                    .inspect_err(|e| kept("Coinbase's products", e))
+                    .ok()
+                    .map(Arc::new)
+            }
         }
         let mut lists = self.shared.lists.write().unwrap_or_else(|p| p.into_inner());
         lists[slot(ex)] = Some(Arc::new(known));
@@ -236,6 +245,14 @@ impl Markets {
         match self.list(Exchange::Kraken) {
             Some(k) => Ok(k.kraken.clone()),
             None => Err(NoList(Exchange::Kraken)),
+        }
+    }
+
+    /// Coinbase's `products` as Coinbase wrote it (`None`: the list was loaded without it).
+    pub fn coinbase_products(&self) -> Result<Option<Arc<Products>>, NoList> {
+        match self.list(Exchange::Coinbase) {
+            Some(k) => Ok(k.coinbase.clone()),
+            None => Err(NoList(Exchange::Coinbase)),
         }
     }
 
@@ -382,6 +399,7 @@ impl Markets {
             by_native: HashMap::new(),
             binance: None,
             kraken: None,
+            coinbase: None,
         };
         let records = &self.shared.records;
         records.put(&list_name(ex), &known, LIST_TTL).await?;

@@ -25,7 +25,7 @@ use candlepipe_core::{now_ms, Candle, CandlesRequest, ErrorCode, Exchange, Inter
 use rust_decimal::Decimal;
 
 use super::window::between;
-use super::{json, Gateway};
+use super::{at_hand, json, unified, Gateway};
 
 /// Binance's default and largest `limit` for klines.
 const DEFAULT_LIMIT: i64 = 500;
@@ -146,17 +146,9 @@ async fn info(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, Refus
         ),
         (None, None) => None,
     };
-    let markets = &gw.ctx.markets;
-    let mut found = markets.binance_info();
-    if !matches!(found, Ok(Some(_))) {
-        markets.read_all().await;
-        found = markets.binance_info();
-    }
-    let info = match found {
-        Ok(Some(info)) => info,
-        Ok(None) => return Err(unavailable("Binance's exchangeInfo was not kept")),
-        Err(no_list) => return Err(unavailable(&no_list.to_string())),
-    };
+    let info = at_hand(gw, |m| m.binance_info().ok().flatten())
+        .await
+        .ok_or_else(|| unavailable("Binance's exchangeInfo is not at hand"))?;
     info.write(now_ms(), only.as_deref())
         .map_err(|_| refusal(StatusCode::BAD_REQUEST, -1121, "Invalid symbol."))
 }
@@ -222,14 +214,7 @@ async fn answer(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, Ref
         .clamp(1, MAX_LIMIT);
     let (start, end) = (number(q, "startTime")?, number(q, "endTime")?);
     let native = native.to_ascii_uppercase();
-    let markets = &gw.ctx.markets;
-    let mut found = markets.unified(Exchange::Binance, &native);
-    if found.is_err() {
-        // Just started, or the fill workers only now loaded it: look in Redis once more.
-        markets.read_all().await;
-        found = markets.unified(Exchange::Binance, &native);
-    }
-    let symbol = match found {
+    let symbol = match unified(gw, Exchange::Binance, &native).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(refusal(StatusCode::BAD_REQUEST, -1121, "Invalid symbol.")),
         Err(no_list) => return Err(unavailable(&no_list.to_string())),

@@ -25,7 +25,7 @@ use candlepipe_core::{now_ms, Candle, CandlesRequest, ErrorCode, Exchange, Inter
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
-use super::{json, Gateway};
+use super::{at_hand, json, Gateway};
 
 /// The committed rows Kraken keeps (and serves with the forming one after them).
 const ROWS: i64 = 720;
@@ -114,19 +114,11 @@ async fn pairs_body(gw: &Gateway, q: &HashMap<String, String>) -> Result<String,
 async fn kraken_pairs(
     gw: &Gateway,
 ) -> Result<std::sync::Arc<candlepipe_exchange::asset_pairs::AssetPairs>, KrakenError> {
-    let markets = &gw.ctx.markets;
-    let mut found = markets.kraken_pairs();
-    if !matches!(found, Ok(Some(_))) {
-        markets.read_all().await;
-        found = markets.kraken_pairs();
-    }
-    match found {
-        Ok(Some(pairs)) => Ok(pairs),
-        _ => {
-            tracing::warn!("gateway: Kraken's AssetPairs not at hand");
-            Err(UNAVAILABLE)
-        }
-    }
+    let found = at_hand(gw, |m| m.kraken_pairs().ok().flatten()).await;
+    found.ok_or_else(|| {
+        tracing::warn!("gateway: Kraken's AssetPairs not at hand");
+        UNAVAILABLE
+    })
 }
 
 async fn ohlc(

@@ -1,7 +1,7 @@
 //! The gateway role: the exchanges' own public HTTP market-data endpoints, answered from
 //! candlepipe's cache, so a client of an exchange (ccxt, binance-connector, plain HTTP)
 //! joins by changing its base URL. One prefix per exchange (`/binance/api/v3/klines`,
-//! `/kraken/0/public/OHLC`, …).
+//! `/kraken/0/public/OHLC`, `/coinbase/products/{id}/candles`, …).
 //!
 //! Every candle request goes through `candlepipe.candles.get` like any NATS producer's, so
 //! the cache, deduplication, admission, deadlines and the cluster's exchange budgets are
@@ -14,6 +14,7 @@
 //! - Redis: reads the market lists (`<prefix>mk:<exchange>`); writes nothing.
 
 mod binance;
+mod coinbase;
 mod kraken;
 mod window;
 
@@ -23,6 +24,9 @@ use axum::Router;
 use candlepipe_client::Client;
 use tokio_util::sync::CancellationToken;
 
+use candlepipe_core::{Exchange, Symbol};
+
+use crate::cluster::markets::{Markets, NoList};
 use crate::context::Context;
 use crate::error::BoxError;
 
@@ -65,8 +69,27 @@ fn router(gateway: Gateway) -> Router {
     Router::new()
         .nest("/binance", binance::routes())
         .nest("/kraken", kraken::routes())
+        .nest("/coinbase", coinbase::routes())
         .layer(axum::middleware::from_fn(bounded_query))
         .with_state(gateway)
+}
+
+/// What `look` finds in the cluster's market lists; when nothing yet, looked for once more
+/// after reading Redis (the gateway just started, or the fill workers only now loaded it).
+async fn at_hand<T>(gw: &Gateway, look: impl Fn(&Markets) -> Option<T>) -> Option<T> {
+    if let Some(found) = look(&gw.ctx.markets) {
+        return Some(found);
+    }
+    gw.ctx.markets.read_all().await;
+    look(&gw.ctx.markets)
+}
+
+/// The unified symbol `ex` lists as `native`: `Ok(None)` when not listed, `Err` when no list
+/// is at hand.
+async fn unified(gw: &Gateway, ex: Exchange, native: &str) -> Result<Option<Symbol>, NoList> {
+    at_hand(gw, |m| m.unified(ex, native).ok())
+        .await
+        .ok_or(NoList(ex))
 }
 
 /// A JSON body with its content type.

@@ -1,0 +1,65 @@
+//! Coinbase Exchange's `GET /products` kept as Coinbase wrote it, to be served again (the
+//! gateway): the whole list, or one product's object by its id.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::FetchError;
+
+pub struct Products {
+    body: String,
+    objects: Vec<Box<RawValue>>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Products {
+    pub fn parse(body: &str) -> Result<Products, FetchError> {
+        let malformed = |e: serde_json::Error| FetchError::Malformed(format!("products: {e}"));
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let objects: Vec<Box<RawValue>> = serde_json::from_str(body).map_err(malformed)?;
+        let mut by_id = HashMap::with_capacity(objects.len());
+        for (i, o) in objects.iter().enumerate() {
+            let id: Id = serde_json::from_str(o.get()).map_err(malformed)?;
+            by_id.insert(id.id, i);
+        }
+        Ok(Products {
+            body: body.to_string(),
+            objects,
+            by_id,
+        })
+    }
+
+    /// The list as Coinbase wrote it.
+    pub fn all(&self) -> &str {
+        &self.body
+    }
+
+    /// One product's object as Coinbase wrote it.
+    pub fn get(&self, id: &str) -> Option<&str> {
+        self.by_id.get(id).map(|i| self.objects[*i].get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_and_each_product_as_written() {
+        let body = r#"[{"id":"BTC-USD","base_currency":"BTC","quote_currency":"USD","quote_increment":"0.01000000"},{"id":"ETH-EUR","base_currency":"ETH","quote_currency":"EUR"}]"#;
+        let p = Products::parse(body).unwrap();
+        assert_eq!(p.all(), body);
+        assert_eq!(
+            p.get("BTC-USD"),
+            Some(
+                r#"{"id":"BTC-USD","base_currency":"BTC","quote_currency":"USD","quote_increment":"0.01000000"}"#
+            )
+        );
+        assert_eq!(p.get("NOPE-USD"), None);
+    }
+}
