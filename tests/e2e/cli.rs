@@ -3,6 +3,14 @@
 
 use crate::support::*;
 
+/// `candlepipe backfill binance BTC/USDT <args> --dev`: exit code, stdout, stderr.
+async fn backfill(stack: &Stack, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut argv = vec!["backfill", "binance", "BTC/USDT"];
+    argv.extend_from_slice(args);
+    argv.push("--dev");
+    cli_output(stack, &argv).await
+}
+
 #[tokio::test]
 async fn input_the_cli_cannot_act_on_is_refused_before_any_call() {
     let stack = stack().await;
@@ -43,54 +51,18 @@ async fn input_the_cli_cannot_act_on_is_refused_before_any_call() {
     let calls = stack.sim.requests("binance").await;
 
     // A page of no candles would ask the exchange for one candle per call: refused.
-    let (status, _, err) = cli_output(
-        &stack,
-        &[
-            "backfill",
-            "binance",
-            "BTC/USDT",
-            "1m",
-            "--since",
-            "2026-11-01",
-            "--page",
-            "0",
-            "--dev",
-        ],
-    )
-    .await;
+    let (status, _, err) = backfill(&stack, &["1m", "--since", "2026-11-01", "--page", "0"]).await;
     assert_eq!(status, Some(2), "{err}");
     assert!(err.contains("--page") && err.contains("1..=1000"), "{err}");
-    let (status, _, err) = cli_output(
-        &stack,
-        &[
-            "backfill",
-            "binance",
-            "BTC/USDT",
-            "1m",
-            "--since",
-            "1793491200",
-            "--dev",
-        ],
-    )
-    .await;
+    let (status, _, err) = backfill(&stack, &["1m", "--since", "1793491200"]).await;
     assert_eq!(status, Some(1), "{err}");
     assert!(
         err.contains("--since") && err.contains("reads as seconds"),
         "{err}"
     );
-    let (status, _, err) = cli_output(
+    let (status, _, err) = backfill(
         &stack,
-        &[
-            "backfill",
-            "binance",
-            "BTC/USDT",
-            "1h",
-            "--since",
-            "2026-11-02",
-            "--until",
-            "2026-11-01",
-            "--dev",
-        ],
+        &["1h", "--since", "2026-11-02", "--until", "2026-11-01"],
     )
     .await;
     assert_eq!(status, Some(1), "{err}");

@@ -25,7 +25,7 @@ use candlepipe_core::{now_ms, Candle, CandlesRequest, ErrorCode, Exchange, Inter
 use rust_decimal::Decimal;
 
 use super::window::between;
-use super::{at_hand, json, unified, Gateway};
+use super::{at_hand, json, retry_after_seconds, unified, Gateway};
 
 /// Binance's default and largest `limit` for klines.
 const DEFAULT_LIMIT: i64 = 500;
@@ -252,8 +252,7 @@ fn failure(e: &ClientError) -> Refusal {
         }
         Some(ErrorCode::RateLimited) => Refusal {
             retry_after_s: Some(
-                e.retry_after()
-                    .map_or(1, |d| d.as_millis().div_ceil(1000).max(1) as u64),
+                retry_after_seconds(e),
             ),
             ..refusal(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -26,7 +26,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::window::Window;
-use super::{at_hand, json, unified, Gateway};
+use super::{at_hand, json, retry_after_seconds, unified, Gateway};
 
 /// The most rows one candles request may span.
 const MAX_ROWS: i64 = 300;
@@ -209,10 +209,7 @@ fn failure(e: &ClientError) -> Refusal {
             refusal(StatusCode::BAD_REQUEST, "Unsupported granularity")
         }
         Some(ErrorCode::RateLimited) => Refusal {
-            retry_after_s: Some(
-                e.retry_after()
-                    .map_or(1, |d| d.as_millis().div_ceil(1000).max(1) as u64),
-            ),
+            retry_after_s: Some(retry_after_seconds(e)),
             ..refusal(StatusCode::TOO_MANY_REQUESTS, "Public rate limit exceeded")
         },
         _ => {

@@ -92,6 +92,12 @@ async fn unified(gw: &Gateway, ex: Exchange, native: &str) -> Result<Option<Symb
         .ok_or(NoList(ex))
 }
 
+/// `Retry-After` for a `rate_limited` answer: the service's wait in whole seconds, at least 1.
+fn retry_after_seconds(e: &candlepipe_client::Error) -> u64 {
+    e.retry_after()
+        .map_or(1, |d| d.as_millis().div_ceil(1000).max(1) as u64)
+}
+
 /// A JSON body with its content type.
 fn json(status: axum::http::StatusCode, body: String) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
