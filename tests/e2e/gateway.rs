@@ -241,6 +241,24 @@ async fn kraken_ohlc_and_asset_pairs_are_krakens_own() {
         serde_json::json!({"XXBTZUSD": all["result"]["XXBTZUSD"]}),
         "the pair under its own key"
     );
+    // Assets (ccxt loads it with the markets) as Kraken wrote it, by key or altname.
+    let theirs = sim_raw(&stack, "/0/public/Assets").await;
+    let whole = eventually(Duration::from_secs(10), "Assets served", || async {
+        let (status, body) = body(&format!("{gw}/0/public/Assets")).await;
+        (status == 200 && !text(&body).contains("EService")).then_some(body)
+    })
+    .await;
+    assert_eq!(text(&whole), text(&theirs));
+    let all: Value = serde_json::from_slice(&theirs).unwrap();
+    let (_, two) = body(&format!("{gw}/0/public/Assets?asset=XBT,ZUSD")).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&two).unwrap()["result"],
+        serde_json::json!({"XXBT": all["result"]["XXBT"], "ZUSD": all["result"]["ZUSD"]})
+    );
+    assert_eq!(
+        body(&format!("{gw}/0/public/Assets?asset=NOPE")).await,
+        (200, br#"{"error":["EQuery:Unknown asset"]}"#.to_vec())
+    );
 
     // OHLC by altname or key, keyed by Kraken's key: the committed rows byte for byte.
     let h = 3_600_000i64;
@@ -308,6 +326,17 @@ async fn coinbase_products_and_candles_are_coinbases_own() {
     let (status, one) = body(&format!("{gw}/products/BTC-USD")).await;
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_slice::<Value>(&one).unwrap(), *btc);
+    // The currencies (ccxt loads them with the markets) as Coinbase wrote them.
+    let theirs = sim_raw(&stack, "/currencies").await;
+    let whole = eventually(Duration::from_secs(10), "currencies served", || async {
+        let (status, body) = body(&format!("{gw}/currencies")).await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(text(&whole), text(&theirs));
+    let (status, one) = body(&format!("{gw}/currencies/BTC")).await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<Value>(&one).unwrap()["id"], "BTC");
 
     // Closed windows, newest first, byte for byte (RFC 3339 or seconds; end inclusive).
     let h = 3_600_000;
@@ -361,6 +390,59 @@ async fn coinbase_products_and_candles_are_coinbases_own() {
 }
 
 #[tokio::test]
+async fn ccxt_kraken_and_coinbaseexchange_get_what_a_direct_call_gets() {
+    let stack = stack().await;
+    let mut worker = stack.worker(&["all"]).await;
+    let gw = worker.gateway_url().await;
+    eventually(
+        Duration::from_secs(10),
+        "both currency lists at hand",
+        || async {
+            let kraken = body(&format!("{gw}/kraken/0/public/Assets")).await.1;
+            let coinbase = body(&format!("{gw}/coinbase/currencies")).await.0;
+            (!text(&kraken).contains("EService") && coinbase == 200).then_some(())
+        },
+    )
+    .await;
+    // The same script, unchanged but for the public URLs: through the gateway, then
+    // straight at the exchanges (the simulator). Two pages of ten closed hours each.
+    let h = 3_600_000;
+    let start = closed_end(h) - 20 * h;
+    let script = |kraken: &str, coinbase: &str| {
+        r#"
+import json, ccxt
+out = {}
+for name, ex in [('kraken', ccxt.kraken({'urls': {'api': {'public': 'KRAKEN'}}})),
+                 ('coinbase', ccxt.coinbaseexchange({'urls': {'api': {'public': 'COINBASE'}}}))]:
+    ex.load_markets()
+    first = ex.fetch_ohlcv('BTC/USD', '1h', since=START, limit=10)
+    after = ex.fetch_ohlcv('BTC/USD', '1h', since=first[-1][0] + 1, limit=10)
+    out[name] = {'markets': len(ex.markets), 'currencies': len(ex.currencies),
+                 'market': ex.market('BTC/USD')['id'], 'candles': first + after}
+print(json.dumps(out))
+"#
+        .replace("KRAKEN", kraken)
+        .replace("COINBASE", coinbase)
+        .replace("START", &start.to_string())
+    };
+    let ours = python(&script(&format!("{gw}/kraken"), &format!("{gw}/coinbase"))).await;
+    let sim = &stack.sim.url;
+    let theirs = python(&script(sim, sim)).await;
+    assert_eq!(ours, theirs);
+    for (ex, id) in [("kraken", "XXBTZUSD"), ("coinbase", "BTC-USD")] {
+        assert_eq!(ours[ex]["market"], id);
+        assert_eq!(ours[ex]["markets"], 4099, "{ex}");
+        assert_eq!(ours[ex]["currencies"], 2024, "{ex}");
+        // Consecutive hours from `start` (ccxt's second Coinbase page ends an hour short).
+        let candles = ours[ex]["candles"].as_array().unwrap();
+        assert!(candles.len() >= 19, "{ex}: {}", candles.len());
+        let opens: Vec<i64> = candles.iter().map(|c| c[0].as_i64().unwrap()).collect();
+        let hours: Vec<i64> = (0..opens.len() as i64).map(|i| start + i * h).collect();
+        assert_eq!(opens, hours, "{ex}");
+    }
+}
+
+#[tokio::test]
 async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
     let stack = stack().await;
     let mut worker = stack.worker(&["all"]).await;
@@ -381,7 +463,7 @@ async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
     let url = format!("{gw}/api/v3/klines?symbol=LINKUSDT&interval=1m&endTime={end}&limit=100");
     let http = reqwest::Client::new();
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..300 {
+    for _ in 0..1000 {
         let (http, url) = (http.clone(), url.clone());
         set.spawn(async move {
             let r = http.get(&url).send().await.expect("answer");
@@ -398,6 +480,6 @@ async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
     assert_eq!(
         stack.sim.requests("binance").await - before,
         1,
-        "one exchange call for 300 clients"
+        "one exchange call for 1,000 clients"
     );
 }

@@ -47,8 +47,9 @@ async fn unknown_symbols_cost_no_exchange_call() {
     for ex in ["binance", "coinbase", "kraken"] {
         assert_eq!(stats[ex]["requests"], 0, "{ex}: no candle request");
     }
-    // Two fill workers, one load of each list for the cluster.
-    assert_eq!(lists_loaded(&stats), [1, 1, 1]);
+    // Two fill workers, one load of each list for the cluster (Coinbase's and Kraken's
+    // with their currency list, for the gateway).
+    assert_eq!(lists_loaded(&stats), [1, 2, 2]);
     let (_, out) = cli(&stack, &["dlq", "list", "--json"]).await;
     assert_eq!(out.trim(), "[]");
 
@@ -150,6 +151,7 @@ async fn kraken_waits_for_its_list_and_serves_once_it_comes() {
     .await;
     assert_eq!(ok(&reply).len(), 5, "{reply}");
     let stats = stack.sim.stats().await;
-    assert_eq!(stats["kraken"]["market_lists"], 3);
+    // AssetPairs three times, then Assets once.
+    assert_eq!(stats["kraken"]["market_lists"], 4);
     assert_eq!(stats["kraken"]["requests"], 1);
 }

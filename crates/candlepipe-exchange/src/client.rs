@@ -113,6 +113,15 @@ fn health(r: &Result<bytes::Bytes, FetchError>) -> Outcome {
     }
 }
 
+/// How an exchange's list request reads an error answer.
+fn list_error(ex: Exchange) -> fn(u16, &[u8]) -> FetchError {
+    match ex {
+        Exchange::Binance => binance::error,
+        Exchange::Coinbase => coinbase::error,
+        Exchange::Kraken => kraken::error,
+    }
+}
+
 fn slot(ex: Exchange) -> usize {
     match ex {
         Exchange::Binance => 0,
@@ -172,23 +181,35 @@ impl ExchangeClient {
         ex: Exchange,
         demand: Demand<'_>,
     ) -> Result<(Listing, String), FetchError> {
-        let on_error = match ex {
-            Exchange::Binance => binance::error,
-            Exchange::Coinbase => coinbase::error,
-            Exchange::Kraken => kraken::error,
-        };
         let body = self
             .get(
                 ex,
                 markets::path(ex),
                 &[],
-                on_error,
+                list_error(ex),
                 demand,
                 markets::cost(ex),
             )
             .await?;
         let listing = markets::parse(ex, &body)?;
         Ok((listing, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// The exchange's currency list as it wrote it (`None`: the exchange has none in public,
+    /// see [`markets::currencies_path`]); costs one request, like a market list.
+    pub async fn currency_list(
+        &self,
+        ex: Exchange,
+        demand: Demand<'_>,
+    ) -> Result<Option<String>, FetchError> {
+        let Some(path) = markets::currencies_path(ex) else {
+            return Ok(None);
+        };
+        let body = self.get(ex, path, &[], list_error(ex), demand, 1).await?;
+        if ex == Exchange::Kraken {
+            kraken::check_error(&body)?;
+        }
+        Ok(Some(String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// Coinbase's trades of product `native` with ids up to `until`, back to the first

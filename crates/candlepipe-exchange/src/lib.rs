@@ -2,18 +2,18 @@
 //! long windows and keeps each exchange within its request rate.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod asset_pairs;
 pub mod binance;
 pub mod breaker;
 pub mod budget;
 pub mod client;
 pub mod coinbase;
+pub mod coinbase_list;
 pub mod error;
 pub mod exchange_info;
 pub mod kraken;
+pub mod kraken_list;
 pub mod markets;
 mod parse;
-pub mod products;
 pub mod stream;
 
 pub use budget::Budget;

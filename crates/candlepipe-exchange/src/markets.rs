@@ -31,6 +31,17 @@ pub fn path(ex: Exchange) -> &'static str {
     }
 }
 
+/// The path of an exchange's currency list, kept beside its market list for the gateway
+/// (ccxt loads it with the markets): Kraken's `Assets`, Coinbase's `currencies`; Binance's
+/// needs an API key, so none.
+pub fn currencies_path(ex: Exchange) -> Option<&'static str> {
+    match ex {
+        Exchange::Binance => None,
+        Exchange::Coinbase => Some("/currencies"),
+        Exchange::Kraken => Some("/0/public/Assets"),
+    }
+}
+
 /// What loading the list costs in the exchange's budget, in candle requests: Binance
 /// weighs `exchangeInfo` 20 and klines 2.
 pub fn cost(ex: Exchange) -> u32 {

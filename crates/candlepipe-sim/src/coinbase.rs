@@ -163,6 +163,25 @@ pub(crate) async fn trades(
 }
 
 /// `GET /products`: every listed pair, with the fields the real one has.
+/// `GET /currencies`: every asset, with the fields Coinbase Exchange's has (no networks).
+pub(crate) async fn currencies(State(sim): State<Sim>) -> Response {
+    if let Some(r) = sim.gate_list(Exchange::Coinbase.as_str(), "currencies").await {
+        return r;
+    }
+    let currencies: Vec<String> = crate::market::assets()
+        .map(|id| {
+            let (kind, precision) = match crate::market::is_fiat(&id) {
+                true => ("fiat", "0.01"),
+                false => ("crypto", "0.00000001"),
+            };
+            format!(
+                "{{\"id\":\"{id}\",\"name\":\"{id}\",\"min_size\":\"{precision}\",\"status\":\"online\",\"message\":\"\",\"max_precision\":\"{precision}\",\"convertible_to\":[],\"details\":{{\"type\":\"{kind}\",\"symbol\":null,\"network_confirmations\":0,\"sort_order\":0,\"crypto_address_link\":\"\",\"crypto_transaction_link\":\"\",\"push_payment_methods\":[],\"group_types\":[],\"display_name\":null,\"processing_time_seconds\":null,\"min_withdrawal_amount\":null,\"max_withdrawal_amount\":null}},\"default_network\":\"\",\"supported_networks\":[],\"display_name\":\"{id}\"}}"
+            )
+        })
+        .collect();
+    json_body(format!("[{}]", currencies.join(",")))
+}
+
 pub(crate) async fn products(State(sim): State<Sim>) -> Response {
     if let Some(r) = sim.gate_list(Exchange::Coinbase.as_str(), "products").await {
         return r;

@@ -113,7 +113,8 @@ pub struct Fault {
     #[serde(default = "unavailable")]
     pub status: u16,
     /// Only requests for this native symbol (`BTCUSDT`, `BTC-USD`, `XBTUSD`), for the
-    /// market list (`exchangeInfo`, `products`, `AssetPairs`), or for the LLM this model;
+    /// market or currency list (`exchangeInfo`, `products`, `AssetPairs`, `currencies`,
+    /// `Assets`), or for the LLM this model;
     /// all if unset.
     #[serde(default)]
     pub symbol: Option<String>,
@@ -130,7 +131,8 @@ pub struct Fault {
 pub struct RequestLog {
     /// Candle (or LLM) requests.
     pub requests: u64,
-    /// Market-list requests (`exchangeInfo`, `products`, `AssetPairs`); they count towards
+    /// Market- and currency-list requests (`exchangeInfo`, `products`, `AssetPairs`,
+    /// `currencies`, `Assets`); they count towards
     /// `per_second`, `events` and the rate limit like any other.
     pub market_lists: u64,
     /// LLM only: the `usage` the sim reported, summed over every answer.

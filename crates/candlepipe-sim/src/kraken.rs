@@ -1,8 +1,10 @@
 //! Simulated Kraken `GET /0/public/OHLC` (the 720 most recent committed rows and the forming
 //! one, filtered by `since`; `last` is the newest committed row)
-//! and `GET /0/public/AssetPairs`, with Kraken's own asset codes (`XBT`, `XDG`) and pair
-//! names: the key (`XXBTZUSD` for the old majors) and the `altname` (`XBTUSD`), both of
-//! which `OHLC` accepts.
+//! and `GET /0/public/AssetPairs` and `GET /0/public/Assets`, with Kraken's own asset codes
+//! (`XBT`, `XDG`), asset keys (`XXBT`, `ZUSD` for the old ones) and pair names: the key
+//! (`XXBTZUSD` for the old majors) and the `altname` (`XBTUSD`), both of which `OHLC`
+//! accepts. A pair's `base` and `quote` are asset keys, as Kraken's (`XBTUSDT`: `XXBT`,
+//! `USDT`).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -11,7 +13,7 @@ use axum::extract::{Query, RawQuery, State};
 use axum::response::Response;
 use candlepipe_core::{now_ms, Exchange, Interval};
 
-use crate::market::{listings, Series};
+use crate::market::{is_fiat, listings, Series};
 use crate::{json_body, Sim};
 
 /// Kraken's code for an asset.
@@ -20,6 +22,16 @@ fn code(asset: &str) -> &str {
         "BTC" => "XBT",
         "DOGE" => "XDG",
         other => other,
+    }
+}
+
+/// Kraken's key for an asset (`Assets`, a pair's `base`/`quote`): `X…`/`Z…` for the old
+/// ones.
+fn asset_key(asset: &str) -> String {
+    match code(asset) {
+        c @ ("XBT" | "ETH" | "LTC" | "XRP" | "ETC" | "XDG" | "XLM") => format!("X{c}"),
+        c @ ("USD" | "EUR") => format!("Z{c}"),
+        c => c.to_string(),
     }
 }
 
@@ -57,11 +69,7 @@ pub(crate) async fn asset_pairs(State(sim): State<Sim>) -> Response {
     let pairs: Vec<String> = listings()
         .map(|(base, quote)| {
             let key = result_key(&base, quote);
-            let legacy = key != altname(&base, quote);
-            let (kb, kq) = match legacy {
-                true => (format!("X{}", code(&base)), format!("Z{quote}")),
-                false => (code(&base).to_string(), code(quote).to_string()),
-            };
+            let (kb, kq) = (asset_key(&base), asset_key(quote));
             format!(
                 "\"{key}\":{{\"altname\":\"{}\",\"wsname\":\"{}/{}\",\"aclass_base\":\"currency\",\"base\":\"{kb}\",\"aclass_quote\":\"currency\",\"quote\":\"{kq}\",\"lot\":\"unit\",\"cost_decimals\":5,\"pair_decimals\":2,\"lot_decimals\":8,\"lot_multiplier\":1,\"ordermin\":\"0.0001\",\"costmin\":\"0.5\",\"tick_size\":\"0.01\",\"status\":\"online\"}}",
                 altname(&base, quote),
@@ -73,6 +81,30 @@ pub(crate) async fn asset_pairs(State(sim): State<Sim>) -> Response {
     json_body(format!(
         "{{\"error\":[],\"result\":{{{}}}}}",
         pairs.join(",")
+    ))
+}
+
+/// `GET /0/public/Assets`: every asset under its key; the fiat ones under their key as
+/// their altname too (`ZUSD`), as Kraken's.
+pub(crate) async fn assets(State(sim): State<Sim>) -> Response {
+    if let Some(r) = sim.gate_list(Exchange::Kraken.as_str(), "Assets").await {
+        return r;
+    }
+    let assets: Vec<String> = crate::market::assets()
+        .map(|asset| {
+            let key = asset_key(&asset);
+            let (alt, decimals, display) = match is_fiat(&asset) {
+                true => (key.as_str(), 4, 2),
+                false => (code(&asset), 10, 5),
+            };
+            format!(
+                "\"{key}\":{{\"aclass\":\"currency\",\"altname\":\"{alt}\",\"decimals\":{decimals},\"display_decimals\":{display},\"collateral_value\":1,\"status\":\"enabled\"}}"
+            )
+        })
+        .collect();
+    json_body(format!(
+        "{{\"error\":[],\"result\":{{{}}}}}",
+        assets.join(",")
     ))
 }
 

@@ -2,8 +2,8 @@
 //! formats, with a request log and injectable faults. For demos and tests only.
 //!
 //! - Binance  `GET /api/v3/klines`, `GET /api/v3/exchangeInfo`
-//! - Coinbase `GET /products/{BASE-QUOTE}/candles`, `GET /products`
-//! - Kraken   `GET /0/public/OHLC`, `GET /0/public/AssetPairs`
+//! - Coinbase `GET /products/{BASE-QUOTE}/candles`, `GET /products`, `GET /currencies`
+//! - Kraken   `GET /0/public/OHLC`, `GET /0/public/AssetPairs`, `GET /0/public/Assets`
 //! - streams  Binance's combined kline stream (`/stream`), Kraken's WebSocket v2 `ohlc`
 //!   (`/v2`), Coinbase's Exchange feed `matches`/`heartbeat` (`/`), consistent with the
 //!   REST candles
@@ -267,10 +267,12 @@ pub fn router(sim: Sim) -> Router {
         .route("/api/v3/klines", get(binance::klines))
         .route("/api/v3/exchangeInfo", get(binance::exchange_info))
         .route("/products", get(coinbase::products))
+        .route("/currencies", get(coinbase::currencies))
         .route("/products/{product}/candles", get(coinbase::candles))
         .route("/products/{product}/trades", get(coinbase::trades))
         .route("/0/public/OHLC", get(kraken::ohlc))
         .route("/0/public/AssetPairs", get(kraken::asset_pairs))
+        .route("/0/public/Assets", get(kraken::assets))
         .route("/stream", get(streams::binance))
         .route("/v2", get(streams::kraken))
         .route("/", get(streams::coinbase))

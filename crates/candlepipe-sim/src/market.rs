@@ -52,6 +52,21 @@ pub fn listings() -> impl Iterator<Item = (String, &'static str)> {
     majors.chain(tests)
 }
 
+/// Every asset in [`listings`], bases and quotes, each once: what the currency lists name.
+pub fn assets() -> impl Iterator<Item = String> {
+    let quotes_only = QUOTES.into_iter().filter(|q| !ASSETS.contains(q));
+    ASSETS
+        .into_iter()
+        .chain(quotes_only)
+        .map(str::to_string)
+        .chain((0..TEST_ASSETS).map(|n| format!("TEST{n}")))
+}
+
+/// Whether the asset is a fiat currency (its lists give it two decimals).
+pub fn is_fiat(asset: &str) -> bool {
+    matches!(asset, "USD" | "EUR")
+}
+
 /// Splits a concatenated native id (`BTCUSDT`) at a known quote.
 pub fn split_concat(id: &str) -> Option<(String, String)> {
     QUOTES
@@ -539,5 +554,10 @@ mod tests {
         let all: Vec<_> = listings().collect();
         assert_eq!(all.len(), 20 * 5 - 1 + 2000 * 2); // BTC is not quoted in BTC
         assert!(all.iter().all(|(b, q)| is_listed(b, q)));
+        let assets: std::collections::HashSet<String> = assets().collect();
+        assert_eq!(assets.len(), 20 + 4 + 2000);
+        assert!(all
+            .iter()
+            .all(|(b, q)| assets.contains(b) && assets.contains(*q)));
     }
 }

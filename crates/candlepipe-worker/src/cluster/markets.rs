@@ -9,17 +9,21 @@
 //! remembered cluster-wide for a while, so each unknown symbol costs at most one call per
 //! that while. Kraken's pair names come only from its list: a Kraken job without one loads
 //! it first.
+//!
+//! Beside each list, as the exchange wrote them, the gateway's copies: the list's body and
+//! the exchange's currency list (Kraken's `Assets`, Coinbase's `currencies`; ccxt loads it
+//! with the markets), loaded by the same workers after the list, one call more.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use candlepipe_core::{now_ms, ErrorCode, Exchange, Millis, SeriesKey, Symbol, WireError};
-use candlepipe_exchange::asset_pairs::AssetPairs;
 use candlepipe_exchange::budget::Demand;
+use candlepipe_exchange::coinbase_list::CoinbaseList;
 use candlepipe_exchange::exchange_info::ExchangeInfo;
-use candlepipe_exchange::markets::Listing;
-use candlepipe_exchange::products::Products;
+use candlepipe_exchange::kraken_list::KrakenList;
+use candlepipe_exchange::markets::{currencies_path, Listing};
 use candlepipe_exchange::{binance, coinbase, ExchangeClient, FetchError};
 use candlepipe_store::{Records, Redis, StoreError};
 use serde::{Deserialize, Serialize};
@@ -60,19 +64,57 @@ struct Known {
     /// The list as the exchange wrote it.
     #[serde(default)]
     body: String,
-    /// Binance's `exchangeInfo` from `body`, ready to be served again.
+    /// The exchange's currency list as it wrote it (`None`: Binance, or not loaded yet).
+    #[serde(default)]
+    currencies: Option<String>,
+    /// `body` and `currencies` parsed, ready to be served again.
     #[serde(skip)]
-    binance: Option<Arc<ExchangeInfo>>,
-    /// Kraken's `AssetPairs` from `body`, ready to be served again.
-    #[serde(skip)]
-    kraken: Option<Arc<AssetPairs>>,
-    /// Coinbase's `products` from `body`, ready to be served again.
-    #[serde(skip)]
-    coinbase: Option<Arc<Products>>,
+    served: Served,
     /// Native id → unified symbol, made when the list is kept (for the gateway, which is
     /// asked by native id).
     #[serde(skip)]
     by_native: HashMap<String, Symbol>,
+}
+
+/// An exchange's lists as it wrote them, ready to be served again (the gateway); `None`
+/// where the exchange has no such list, it is not loaded yet, or it could not be read.
+#[derive(Clone, Default)]
+pub struct Served {
+    pub binance_info: Option<Arc<ExchangeInfo>>,
+    pub kraken_pairs: Option<Arc<KrakenList>>,
+    pub kraken_assets: Option<Arc<KrakenList>>,
+    pub coinbase_products: Option<Arc<CoinbaseList>>,
+    pub coinbase_currencies: Option<Arc<CoinbaseList>>,
+}
+
+impl Served {
+    fn parse(ex: Exchange, body: &str, currencies: Option<&str>) -> Served {
+        fn kept<T>(what: &str, parsed: Result<T, FetchError>) -> Option<Arc<T>> {
+            parsed
+                .inspect_err(|e| tracing::warn!(error = %e, "{what} not kept for the gateway"))
+                .ok()
+                .map(Arc::new)
+        }
+        let mut served = Served::default();
+        match ex {
+            Exchange::Binance => {
+                served.binance_info = kept("exchangeInfo", ExchangeInfo::parse(body));
+            }
+            Exchange::Kraken => {
+                let (pairs, assets) = ("AssetPairs", "Assets");
+                served.kraken_pairs = kept(pairs, KrakenList::parse(body, pairs));
+                served.kraken_assets =
+                    currencies.and_then(|c| kept(assets, KrakenList::parse(c, assets)));
+            }
+            Exchange::Coinbase => {
+                let (products, currency_list) = ("products", "currencies");
+                served.coinbase_products = kept(products, CoinbaseList::parse(body, products));
+                served.coinbase_currencies = currencies
+                    .and_then(|c| kept(currency_list, CoinbaseList::parse(c, currency_list)));
+            }
+        }
+        served
+    }
 }
 
 /// This process has no market list of the exchange yet.
@@ -205,55 +247,14 @@ impl Markets {
             .iter()
             .map(|(symbol, native)| (native.clone(), symbol.clone()))
             .collect();
-        let kept = |what: &str, e: &dyn std::fmt::Display| {
-            tracing::warn!(error = %e, "{what} not kept for the gateway");
-        };
-        match ex {
-            Exchange::Binance => {
-                known.binance = ExchangeInfo::parse(&known.body)
-                    .inspect_err(|e| kept("Binance's exchangeInfo", e))
-                    .ok()
-                    .map(Arc::new)
-            }
-            Exchange::Kraken => {
-                known.kraken = AssetPairs::parse(&known.body)
-                    .inspect_err(|e| kept("Kraken's AssetPairs", e))
-                    .ok()
-                    .map(Arc::new)
-            }
-            Exchange::Coinbase => {
-                known.coinbase = Products::parse(&known.body)
-                    .inspect_err(|e| kept("Coinbase's products", e))
-                    .ok()
-                    .map(Arc::new)
-            }
-        }
+        known.served = Served::parse(ex, &known.body, known.currencies.as_deref());
         let mut lists = self.shared.lists.write().unwrap_or_else(|p| p.into_inner());
         lists[slot(ex)] = Some(Arc::new(known));
     }
 
-    /// Binance's `exchangeInfo` as Binance wrote it (`None`: the list was loaded without it).
-    pub fn binance_info(&self) -> Result<Option<Arc<ExchangeInfo>>, NoList> {
-        match self.list(Exchange::Binance) {
-            Some(k) => Ok(k.binance.clone()),
-            None => Err(NoList(Exchange::Binance)),
-        }
-    }
-
-    /// Kraken's `AssetPairs` as Kraken wrote it (`None`: the list was loaded without it).
-    pub fn kraken_pairs(&self) -> Result<Option<Arc<AssetPairs>>, NoList> {
-        match self.list(Exchange::Kraken) {
-            Some(k) => Ok(k.kraken.clone()),
-            None => Err(NoList(Exchange::Kraken)),
-        }
-    }
-
-    /// Coinbase's `products` as Coinbase wrote it (`None`: the list was loaded without it).
-    pub fn coinbase_products(&self) -> Result<Option<Arc<Products>>, NoList> {
-        match self.list(Exchange::Coinbase) {
-            Some(k) => Ok(k.coinbase.clone()),
-            None => Err(NoList(Exchange::Coinbase)),
-        }
+    /// `ex`'s lists as it wrote them.
+    pub fn served(&self, ex: Exchange) -> Result<Served, NoList> {
+        self.list(ex).map(|k| k.served.clone()).ok_or(NoList(ex))
     }
 
     /// The unified symbol `ex` lists under `native` (`None`: not listed).
@@ -395,20 +396,72 @@ impl Markets {
         let known = Known {
             markets,
             body,
+            // Until loaded again below, the one this process had.
+            currencies: self.list(ex).and_then(|k| k.currencies.clone()),
             loaded_at: now_ms(),
             by_native: HashMap::new(),
-            binance: None,
-            kraken: None,
-            coinbase: None,
+            served: Served::default(),
         };
+        tracing::info!(exchange = %ex, symbols = known.markets.len(), "market list loaded");
+        self.store(ex, known).await?;
+        // The market list serves at once; the currency list (the gateway's only) follows.
+        if let Err(e) = self.currencies_locked(ex, client).await {
+            tracing::warn!(exchange = %ex, error = %e, "currency list not loaded; the next round tries again");
+        }
+        Ok(())
+    }
+
+    /// Keeps `known` in Redis for the cluster and in this process.
+    async fn store(&self, ex: Exchange, known: Known) -> Result<(), MarketError> {
         let records = &self.shared.records;
         records.put(&list_name(ex), &known, LIST_TTL).await?;
         records
             .put(&loaded_at_name(ex), &known.loaded_at, LIST_TTL)
             .await?;
-        tracing::info!(exchange = %ex, symbols = known.markets.len(), "market list loaded");
         self.keep(ex, known);
         Ok(())
+    }
+
+    /// Whether `ex` has a currency list that this process's copy lacks.
+    fn lacks_currencies(&self, ex: Exchange) -> bool {
+        currencies_path(ex).is_some() && self.list(ex).is_some_and(|k| k.currencies.is_none())
+    }
+
+    /// Loads `ex`'s currency list beside its market list (which must be at hand), unless
+    /// another worker is loading either.
+    async fn load_currencies(
+        &self,
+        ex: Exchange,
+        client: &ExchangeClient,
+    ) -> Result<(), MarketError> {
+        let key = format!("{}:lock", self.shared.records.key(&list_name(ex)));
+        let Some(_lock) = LoadLock::take(&self.shared.redis, key)
+            .await
+            .map_err(|e| MarketError::Store(e.into()))?
+        else {
+            return Ok(());
+        };
+        self.currencies_locked(ex, client).await
+    }
+
+    /// [`Markets::load_currencies`] with the lock held.
+    async fn currencies_locked(
+        &self,
+        ex: Exchange,
+        client: &ExchangeClient,
+    ) -> Result<(), MarketError> {
+        let Some(known) = self.list(ex) else {
+            return Err(MarketError::NoList(ex));
+        };
+        let Some(currencies) = client.currency_list(ex, Demand::Upkeep).await? else {
+            return Ok(());
+        };
+        let mut known = Known::clone(&known);
+        known.currencies = Some(currencies);
+        // Newer than the list it joins, so that followers take it.
+        known.loaded_at = known.loaded_at.max(now_ms());
+        tracing::info!(exchange = %ex, "currency list loaded");
+        self.store(ex, known).await
     }
 
     /// Takes every list kept in Redis that is newer than this process's copy.
@@ -455,6 +508,10 @@ impl Markets {
                     if due {
                         // A failure is logged by `load`; the next round tries again.
                         let _ = markets.load(ex, &client).await;
+                    } else if markets.lacks_currencies(ex) {
+                        if let Err(e) = markets.load_currencies(ex, &client).await {
+                            tracing::warn!(exchange = %ex, error = %e, "currency list not loaded; the next round tries again");
+                        }
                     }
                     let pause = FOLLOW_EVERY.max(refresh / 20);
                     tokio::select! {

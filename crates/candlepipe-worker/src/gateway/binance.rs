@@ -25,7 +25,7 @@ use candlepipe_core::{now_ms, Candle, CandlesRequest, ErrorCode, Exchange, Inter
 use rust_decimal::Decimal;
 
 use super::window::between;
-use super::{at_hand, json, retry_after_seconds, unified, Gateway};
+use super::{json, retry_after_seconds, served, unified, Gateway};
 
 /// Binance's default and largest `limit` for klines.
 const DEFAULT_LIMIT: i64 = 500;
@@ -146,7 +146,7 @@ async fn info(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, Refus
         ),
         (None, None) => None,
     };
-    let info = at_hand(gw, |m| m.binance_info().ok().flatten())
+    let info = served(gw, Exchange::Binance, |s| s.binance_info)
         .await
         .ok_or_else(|| unavailable("Binance's exchangeInfo is not at hand"))?;
     info.write(now_ms(), only.as_deref())

@@ -1,7 +1,7 @@
 //! Coinbase Exchange's public market-data endpoints under `/coinbase`, as Coinbase writes
 //! them (`https://api.exchange.coinbase.com` → `http://<gateway>/coinbase`):
-//! - `GET /products`, `GET /products/{id}` → Coinbase's own, as the cluster's market list
-//!   last loaded it;
+//! - `GET /products`, `GET /products/{id}`, `GET /currencies`, `GET /currencies/{id}` →
+//!   Coinbase's own, as the cluster's market and currency lists last loaded them;
 //! - `GET /products/{id}/candles?granularity[&start][&end]` → at most 300 rows, newest first,
 //!   `[time, low, high, open, close, volume]` as JSON numbers without trailing zeros;
 //!   `start`/`end` in unix seconds or RFC 3339, `end` inclusive, intervals without trades
@@ -13,6 +13,7 @@
 //! 503 when the exchange or the cluster fails.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -22,11 +23,13 @@ use axum::routing::get;
 use axum::Router;
 use candlepipe_client::Error as ClientError;
 use candlepipe_core::{now_ms, Candle, CandlesRequest, ErrorCode, Exchange, Interval, Millis};
+use candlepipe_exchange::coinbase_list::CoinbaseList;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::window::Window;
-use super::{at_hand, json, retry_after_seconds, unified, Gateway};
+use super::{json, retry_after_seconds, served, unified, Gateway};
+use crate::cluster::markets::Served;
 
 /// The most rows one candles request may span.
 const MAX_ROWS: i64 = 300;
@@ -37,6 +40,8 @@ pub fn routes() -> Router<Gateway> {
         .route("/products", get(products))
         .route("/products/{id}", get(product))
         .route("/products/{id}/candles", get(candles))
+        .route("/currencies", get(currencies))
+        .route("/currencies/{id}", get(currency))
 }
 
 /// Coinbase's error: its status, `{"message":…}`, and `Retry-After` on a 429.
@@ -92,29 +97,45 @@ async fn time() -> Response {
     respond("time", Ok(body))
 }
 
-/// Coinbase's products as the cluster keeps them, looked for in Redis once more if not at
+type Pick = fn(Served) -> Option<Arc<CoinbaseList>>;
+const PRODUCTS: Pick = |s| s.coinbase_products;
+const CURRENCIES: Pick = |s| s.coinbase_currencies;
+
+/// One of Coinbase's lists as the cluster keeps it, looked for in Redis once more if not at
 /// hand.
-async fn kept(
-    gw: &Gateway,
-) -> Result<std::sync::Arc<candlepipe_exchange::products::Products>, Refusal> {
-    let found = at_hand(gw, |m| m.coinbase_products().ok().flatten()).await;
+async fn kept(gw: &Gateway, pick: Pick) -> Result<Arc<CoinbaseList>, Refusal> {
+    let found = served(gw, Exchange::Coinbase, pick).await;
     found.ok_or_else(|| {
-        tracing::warn!("gateway: Coinbase's products not at hand");
+        tracing::warn!("gateway: a Coinbase list is not at hand");
         UNAVAILABLE
     })
 }
 
+/// The whole list as Coinbase wrote it.
+async fn whole(gw: &Gateway, pick: Pick) -> Result<String, Refusal> {
+    kept(gw, pick).await.map(|l| l.all().to_string())
+}
+
+/// One object of the list as Coinbase wrote it.
+async fn one(gw: &Gateway, pick: Pick, id: &str) -> Result<String, Refusal> {
+    let list = kept(gw, pick).await?;
+    list.get(id).map(str::to_string).ok_or(NOT_FOUND)
+}
+
 async fn products(State(gw): State<Gateway>) -> Response {
-    let answer = kept(&gw).await.map(|p| p.all().to_string());
-    respond("products", answer)
+    respond("products", whole(&gw, PRODUCTS).await)
 }
 
 async fn product(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
-    let answer = match kept(&gw).await {
-        Ok(p) => p.get(&id).map(str::to_string).ok_or(NOT_FOUND),
-        Err(e) => Err(e),
-    };
-    respond("product", answer)
+    respond("product", one(&gw, PRODUCTS, &id).await)
+}
+
+async fn currencies(State(gw): State<Gateway>) -> Response {
+    respond("currencies", whole(&gw, CURRENCIES).await)
+}
+
+async fn currency(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    respond("currency", one(&gw, CURRENCIES, &id).await)
 }
 
 async fn candles(

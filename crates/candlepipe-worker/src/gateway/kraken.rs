@@ -1,18 +1,21 @@
 //! Kraken's public market-data endpoints under `/kraken`, as Kraken writes them
 //! (`https://api.kraken.com` → `http://<gateway>/kraken`):
 //! - `GET /0/public/Time` → `{"error":[],"result":{"unixtime":…,"rfc1123":"…"}}`;
-//! - `GET /0/public/AssetPairs[?pair=A,B]` → Kraken's own, as the cluster's market list last
-//!   loaded it, each pair under its key;
+//! - `GET /0/public/AssetPairs[?pair=A,B]`, `GET /0/public/Assets[?asset=A,B]` → Kraken's
+//!   own, as the cluster's market and currency lists last loaded them, each entry under its
+//!   key (asked for by key or altname);
 //! - `GET /0/public/OHLC?pair[&interval][&since]` → the newest 720 committed rows and the
 //!   forming one (or those after `since`, seconds), keyed by Kraken's own pair key (`pair` may
 //!   be the key or the altname), `[time,"open","high","low","close","vwap","volume",count]`,
 //!   and `last`, the newest committed row's time.
 //!
 //! Errors as Kraken's, in `error` with HTTP 200: `EQuery:Unknown asset pair`,
+//! `EQuery:Unknown asset`,
 //! `EGeneral:Invalid arguments`, `EAPI:Rate limit exceeded`, `EService:Unavailable`,
 //! `EService:Busy` (a timeout).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -22,10 +25,12 @@ use axum::routing::get;
 use axum::Router;
 use candlepipe_client::Error as ClientError;
 use candlepipe_core::{now_ms, Candle, CandlesRequest, ErrorCode, Exchange, Interval, Millis};
+use candlepipe_exchange::kraken_list::KrakenList;
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
-use super::{at_hand, json, Gateway};
+use super::{json, served, Gateway};
+use crate::cluster::markets::Served;
 
 /// The committed rows Kraken keeps (and serves with the forming one after them).
 const ROWS: i64 = 720;
@@ -34,11 +39,12 @@ pub fn routes() -> Router<Gateway> {
     Router::new()
         .route("/0/public/Time", get(time))
         .route("/0/public/AssetPairs", get(asset_pairs))
+        .route("/0/public/Assets", get(assets))
         .route("/0/public/OHLC", get(ohlc))
 }
 
 /// Kraken's error, in its body (Kraken answers errors with HTTP 200).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct KrakenError(&'static str);
 
 fn respond(endpoint: &'static str, answer: Result<String, KrakenError>) -> Response {
@@ -58,6 +64,7 @@ fn respond(endpoint: &'static str, answer: Result<String, KrakenError>) -> Respo
 }
 
 const UNKNOWN_PAIR: KrakenError = KrakenError("EQuery:Unknown asset pair");
+const UNKNOWN_ASSET: KrakenError = KrakenError("EQuery:Unknown asset");
 const INVALID: KrakenError = KrakenError("EGeneral:Invalid arguments");
 const UNAVAILABLE: KrakenError = KrakenError("EService:Unavailable");
 
@@ -89,36 +96,66 @@ fn rfc1123(t: OffsetDateTime) -> String {
     )
 }
 
+/// One of Kraken's lists: which, the parameter that narrows it, and its error for a name it
+/// lacks.
+struct List {
+    endpoint: &'static str,
+    pick: fn(Served) -> Option<Arc<KrakenList>>,
+    param: &'static str,
+    unknown: KrakenError,
+}
+
+const ASSET_PAIRS: List = List {
+    endpoint: "AssetPairs",
+    pick: |s| s.kraken_pairs,
+    param: "pair",
+    unknown: UNKNOWN_PAIR,
+};
+
+const ASSETS: List = List {
+    endpoint: "Assets",
+    pick: |s| s.kraken_assets,
+    param: "asset",
+    unknown: UNKNOWN_ASSET,
+};
+
 async fn asset_pairs(
     State(gw): State<Gateway>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let answer = match query {
-        Ok(Query(q)) => pairs_body(&gw, &q).await,
-        Err(_) => Err(INVALID),
-    };
-    respond("AssetPairs", answer)
+    respond(ASSET_PAIRS.endpoint, list_body(&gw, &ASSET_PAIRS, query).await)
 }
 
-async fn pairs_body(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, KrakenError> {
-    let only: Option<Vec<String>> = q.get("pair").filter(|p| !p.trim().is_empty()).map(|p| {
-        p.split(',')
-            .map(|s| s.trim().to_ascii_uppercase())
-            .collect()
-    });
-    let pairs = kraken_pairs(gw).await?;
-    pairs.write(only.as_deref()).map_err(|_| UNKNOWN_PAIR)
+async fn assets(
+    State(gw): State<Gateway>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    respond(ASSETS.endpoint, list_body(&gw, &ASSETS, query).await)
 }
 
-/// Kraken's pairs as the cluster keeps them, looked for in Redis once more if not at hand.
-async fn kraken_pairs(
+/// The list as the cluster keeps it (looked for in Redis once more if not at hand), whole or
+/// narrowed to the names in `list.param`.
+async fn list_body(
     gw: &Gateway,
-) -> Result<std::sync::Arc<candlepipe_exchange::asset_pairs::AssetPairs>, KrakenError> {
-    let found = at_hand(gw, |m| m.kraken_pairs().ok().flatten()).await;
-    found.ok_or_else(|| {
-        tracing::warn!("gateway: Kraken's AssetPairs not at hand");
-        UNAVAILABLE
-    })
+    list: &List,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<String, KrakenError> {
+    let Ok(Query(q)) = query else {
+        return Err(INVALID);
+    };
+    let only: Option<Vec<String>> = q
+        .get(list.param)
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.split(',')
+                .map(|s| s.trim().to_ascii_uppercase())
+                .collect()
+        });
+    let Some(kept) = served(gw, Exchange::Kraken, list.pick).await else {
+        tracing::warn!(list = list.endpoint, "gateway: Kraken's list not at hand");
+        return Err(UNAVAILABLE);
+    };
+    kept.write(only.as_deref()).map_err(|_| list.unknown)
 }
 
 async fn ohlc(
@@ -150,7 +187,9 @@ async fn rows(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, Krake
         None | Some("") => None,
         Some(s) => Some(s.parse::<i64>().map_err(|_| INVALID)?.saturating_mul(1000)),
     };
-    let pairs = kraken_pairs(gw).await?;
+    let pairs = served(gw, Exchange::Kraken, ASSET_PAIRS.pick)
+        .await
+        .ok_or(UNAVAILABLE)?;
     let pair = pairs.get(&name).ok_or(UNKNOWN_PAIR)?;
     let symbol = match gw.ctx.markets.unified(Exchange::Kraken, &pair.altname) {
         Ok(Some(s)) => s,

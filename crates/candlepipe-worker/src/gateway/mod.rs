@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use candlepipe_core::{Exchange, Symbol};
 
-use crate::cluster::markets::{Markets, NoList};
+use crate::cluster::markets::{Markets, NoList, Served};
 use crate::context::Context;
 use crate::error::BoxError;
 
@@ -82,6 +82,11 @@ async fn at_hand<T>(gw: &Gateway, look: impl Fn(&Markets) -> Option<T>) -> Optio
     }
     gw.ctx.markets.read_all().await;
     look(&gw.ctx.markets)
+}
+
+/// One of `ex`'s lists as it wrote it (`pick` says which), if at hand.
+async fn served<T>(gw: &Gateway, ex: Exchange, pick: fn(Served) -> Option<T>) -> Option<T> {
+    at_hand(gw, |m| m.served(ex).ok().and_then(pick)).await
 }
 
 /// The unified symbol `ex` lists as `native`: `Ok(None)` when not listed, `Err` when no list

@@ -1,5 +1,5 @@
-//! Coinbase Exchange's `GET /products` kept as Coinbase wrote it, to be served again (the
-//! gateway): the whole list, or one product's object by its id.
+//! Coinbase Exchange's lists — `GET /products` and `GET /currencies` — kept as Coinbase
+//! wrote them, to be served again (the gateway): the whole list, or one object by its `id`.
 
 use std::collections::HashMap;
 
@@ -8,15 +8,16 @@ use serde_json::value::RawValue;
 
 use crate::FetchError;
 
-pub struct Products {
+pub struct CoinbaseList {
     body: String,
     objects: Vec<Box<RawValue>>,
     by_id: HashMap<String, usize>,
 }
 
-impl Products {
-    pub fn parse(body: &str) -> Result<Products, FetchError> {
-        let malformed = |e: serde_json::Error| FetchError::Malformed(format!("products: {e}"));
+impl CoinbaseList {
+    /// `what` names the list in errors (`products`, `currencies`).
+    pub fn parse(body: &str, what: &str) -> Result<CoinbaseList, FetchError> {
+        let malformed = |e: serde_json::Error| FetchError::Malformed(format!("{what}: {e}"));
         #[derive(Deserialize)]
         struct Id {
             id: String,
@@ -27,7 +28,7 @@ impl Products {
             let id: Id = serde_json::from_str(o.get()).map_err(malformed)?;
             by_id.insert(id.id, i);
         }
-        Ok(Products {
+        Ok(CoinbaseList {
             body: body.to_string(),
             objects,
             by_id,
@@ -39,7 +40,7 @@ impl Products {
         &self.body
     }
 
-    /// One product's object as Coinbase wrote it.
+    /// One object as Coinbase wrote it.
     pub fn get(&self, id: &str) -> Option<&str> {
         self.by_id.get(id).map(|i| self.objects[*i].get())
     }
@@ -52,7 +53,7 @@ mod tests {
     #[test]
     fn the_list_and_each_product_as_written() {
         let body = r#"[{"id":"BTC-USD","base_currency":"BTC","quote_currency":"USD","quote_increment":"0.01000000"},{"id":"ETH-EUR","base_currency":"ETH","quote_currency":"EUR"}]"#;
-        let p = Products::parse(body).unwrap();
+        let p = CoinbaseList::parse(body, "products").unwrap();
         assert_eq!(p.all(), body);
         assert_eq!(
             p.get("BTC-USD"),

@@ -1,5 +1,6 @@
-//! Kraken's `GET /0/public/AssetPairs` kept as Kraken wrote it, to be served again (the
-//! gateway): each pair's object verbatim under its key, found by key or altname.
+//! Kraken's lists — `GET /0/public/AssetPairs` and `GET /0/public/Assets` — kept as Kraken
+//! wrote them, to be served again (the gateway): each entry's object verbatim under its key
+//! (`XXBTZUSD`, `XXBT`), found by key or `altname` (`XBTUSD`, `XBT`).
 
 use std::collections::HashMap;
 
@@ -9,28 +10,29 @@ use serde_json::value::RawValue;
 use crate::exchange_info::Fields;
 use crate::FetchError;
 
-pub struct AssetPairs {
-    /// Key, altname and object of each pair, in Kraken's order.
-    pairs: Vec<Pair>,
-    /// Key or altname → place in `pairs`.
+pub struct KrakenList {
+    /// Key, altname and object of each entry, in Kraken's order.
+    entries: Vec<Entry>,
+    /// Key or altname → place in `entries`.
     by_name: HashMap<String, usize>,
 }
 
-pub struct Pair {
-    /// Kraken's own name for the pair (`XXBTZUSD`): what OHLC keys its result by.
+pub struct Entry {
+    /// Kraken's own name (`XXBTZUSD`, `XXBT`): what OHLC keys its result by.
     pub key: String,
-    /// The name its candle endpoint is asked with (`XBTUSD`).
+    /// The other name (`XBTUSD`, `XBT`); a pair's candle endpoint is asked with it.
     pub altname: String,
     raw: Box<RawValue>,
 }
 
-/// A pair asked for that the list does not hold.
+/// A name asked for that the list does not hold.
 #[derive(Debug, PartialEq, Eq)]
-pub struct UnknownPair(pub String);
+pub struct Unknown(pub String);
 
-impl AssetPairs {
-    pub fn parse(body: &str) -> Result<AssetPairs, FetchError> {
-        let malformed = |e: serde_json::Error| FetchError::Malformed(format!("AssetPairs: {e}"));
+impl KrakenList {
+    /// `what` names the list in errors (`AssetPairs`, `Assets`).
+    pub fn parse(body: &str, what: &str) -> Result<KrakenList, FetchError> {
+        let malformed = |e: serde_json::Error| FetchError::Malformed(format!("{what}: {e}"));
         #[derive(Deserialize)]
         struct Body {
             result: Fields,
@@ -40,31 +42,31 @@ impl AssetPairs {
             altname: String,
         }
         let body: Body = serde_json::from_str(body).map_err(malformed)?;
-        let mut pairs = Vec::with_capacity(body.result.0.len());
+        let mut entries = Vec::with_capacity(body.result.0.len());
         let mut by_name = HashMap::new();
         for (key, raw) in body.result.0 {
             let names: Names = serde_json::from_str(raw.get()).map_err(malformed)?;
-            by_name.insert(key.clone(), pairs.len());
-            by_name.insert(names.altname.clone(), pairs.len());
-            pairs.push(Pair {
+            by_name.insert(key.clone(), entries.len());
+            by_name.insert(names.altname.clone(), entries.len());
+            entries.push(Entry {
                 key,
                 altname: names.altname,
                 raw,
             });
         }
-        Ok(AssetPairs { pairs, by_name })
+        Ok(KrakenList { entries, by_name })
     }
 
-    /// The pair Kraken knows by `name` (its key or altname).
-    pub fn get(&self, name: &str) -> Option<&Pair> {
-        self.by_name.get(name).map(|i| &self.pairs[*i])
+    /// The entry Kraken knows by `name` (its key or altname).
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.by_name.get(name).map(|i| &self.entries[*i])
     }
 
-    /// The body Kraken answers for `only` those pairs (every one when `None`), each under
+    /// The body Kraken answers for `only` those entries (every one when `None`), each under
     /// its key, in the list's order.
-    pub fn write(&self, only: Option<&[String]>) -> Result<String, UnknownPair> {
-        let chosen: Vec<&Pair> = match only {
-            None => self.pairs.iter().collect(),
+    pub fn write(&self, only: Option<&[String]>) -> Result<String, Unknown> {
+        let chosen: Vec<&Entry> = match only {
+            None => self.entries.iter().collect(),
             Some(names) => {
                 let mut at = Vec::with_capacity(names.len());
                 for name in names {
@@ -72,12 +74,12 @@ impl AssetPairs {
                         *self
                             .by_name
                             .get(name)
-                            .ok_or_else(|| UnknownPair(name.clone()))?,
+                            .ok_or_else(|| Unknown(name.clone()))?,
                     );
                 }
                 at.sort_unstable();
                 at.dedup();
-                at.into_iter().map(|i| &self.pairs[i]).collect()
+                at.into_iter().map(|i| &self.entries[i]).collect()
             }
         };
         let entries: Vec<String> = chosen
@@ -98,7 +100,7 @@ mod tests {
     #[test]
     fn served_again_as_written_and_found_by_either_name() {
         let body = r#"{"error":[],"result":{"XXBTZUSD":{"altname":"XBTUSD","wsname":"XBT/USD","pair_decimals":1},"ETHUSDT":{"altname":"ETHUSDT","wsname":"ETH/USDT","pair_decimals":2}}}"#;
-        let pairs = AssetPairs::parse(body).unwrap();
+        let pairs = KrakenList::parse(body, "AssetPairs").unwrap();
         assert_eq!(pairs.write(None).unwrap(), body);
         assert_eq!(pairs.get("XBTUSD").unwrap().key, "XXBTZUSD");
         assert_eq!(pairs.get("XXBTZUSD").unwrap().altname, "XBTUSD");
@@ -108,7 +110,7 @@ mod tests {
         );
         assert_eq!(
             pairs.write(Some(&["NOPE".into()])),
-            Err(UnknownPair("NOPE".into()))
+            Err(Unknown("NOPE".into()))
         );
     }
 }
