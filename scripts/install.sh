@@ -57,14 +57,23 @@ PYARROW_VERSION=26.0.1
 # Binance's own Python connector and ccxt: the gateway tests point them at candlepipe.
 BINANCE_CONNECTOR_VERSION=3.13.0
 CCXT_VERSION=4.5.90
+# Playwright drives the system's Chromium (apt) through the gateway's page.
+PLAYWRIGHT_VERSION=1.65.3
 ensure_python_packages() {
   python3 -m pip --version >/dev/null 2>&1 || apt_install python3 python3-pip
   local target="$root/.tools/python"
-  if ! PYTHONPATH="$target" python3 -c 'import nats.aio.client, pyarrow.parquet, binance.spot, ccxt' 2>/dev/null; then
+  if ! PYTHONPATH="$target" python3 -c 'import nats.aio.client, pyarrow.parquet, binance.spot, ccxt, playwright.sync_api' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$target" \
-      "nats-py==$NATS_PY_VERSION" "pyarrow==$PYARROW_VERSION" "binance-connector==$BINANCE_CONNECTOR_VERSION" "ccxt==$CCXT_VERSION"
+      "nats-py==$NATS_PY_VERSION" "pyarrow==$PYARROW_VERSION" "binance-connector==$BINANCE_CONNECTOR_VERSION" \
+      "ccxt==$CCXT_VERSION" "playwright==$PLAYWRIGHT_VERSION"
   fi
   export CANDLEPIPE_PYTHONPATH="$target"
+}
+
+# The page's test runs it in a real headless browser.
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+  export CANDLEPIPE_CHROMIUM="$(command -v chromium)"
 }
 
 # The TLS tests make a throwaway CA and certificates with it.

@@ -17,6 +17,7 @@ use candlepipe_worker::analyze::llm_route::RampSettings;
 use candlepipe_worker::analyze::llm_spend::SpendLimits;
 use candlepipe_worker::analyze::LlmSettings;
 use candlepipe_worker::cluster::markets::MarketSettings;
+use candlepipe_worker::gateway::{FairnessSettings, GatewaySettings};
 use candlepipe_worker::jobs::disposition::RetryPolicy;
 use candlepipe_worker::stream::{LiveSettings, Pace};
 use candlepipe_worker::{RoleSettings, StreamSettings, WorkerSettings};
@@ -116,8 +117,8 @@ pub struct Config {
     pub live: LiveSettings,
     /// Requests a minute for a series' latest candles that make ingest want it streamed.
     pub hot_per_minute: u32,
-    /// Where the gateway role listens for HTTP.
-    pub gateway_addr: std::net::SocketAddr,
+    /// Where the gateway role listens for HTTP, and how its clients share it.
+    pub gateway: GatewaySettings,
 }
 
 /// Looks a setting up in the environment, then the file table, then takes the default.
@@ -336,10 +337,28 @@ impl Config {
             },
             llm: llm(&l)?,
             hot_per_minute: l.get("stream_hot_per_minute", 30)?,
-            gateway_addr: l.get(
-                "gateway_addr",
-                std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
-            )?,
+            gateway: GatewaySettings {
+                addr: l.get(
+                    "gateway_addr",
+                    std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+                )?,
+                fairness: FairnessSettings {
+                    concurrency: l.get("gateway_client_concurrency", 64)?,
+                    queue: l.get("gateway_client_queue", 4096)?,
+                    client_header: match l.raw("gateway_client_header") {
+                        None => None,
+                        Some(v) if v.trim().is_empty() => None,
+                        Some(v) => Some(v.trim().parse().map_err(
+                            |e: axum::http::header::InvalidHeaderName| ConfigError::Invalid {
+                                key: "gateway_client_header".into(),
+                                env: Lookup::env_name("gateway_client_header"),
+                                value: v.clone(),
+                                why: e.to_string(),
+                            },
+                        )?),
+                    },
+                },
+            },
             live: LiveSettings {
                 binance_ws_url: l.get(
                     "binance_ws_url",
@@ -410,7 +429,7 @@ impl Config {
     /// The settings only one role reads.
     pub fn role_settings(&self) -> RoleSettings {
         RoleSettings {
-            gateway_addr: self.gateway_addr,
+            gateway: self.gateway.clone(),
             llm: self.llm.clone(),
             live: LiveSettings {
                 confirm_paces: [Exchange::Kraken, Exchange::Coinbase]

@@ -134,7 +134,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     tracing::info!(roles = ?names, "starting");
     let result = {
         let mut own = cfg.role_settings();
-        own.gateway_addr = args.gateway_addr.unwrap_or(own.gateway_addr);
+        own.gateway.addr = args.gateway_addr.unwrap_or(own.gateway.addr);
         candlepipe_worker::run(ctx, &roles, own, exchange, shutdown.clone()).await
     };
     // The last counts reach the cluster totals before the process exits.

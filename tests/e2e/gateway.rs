@@ -8,16 +8,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-async fn body(url: &str) -> (u16, Vec<u8>) {
-    let r = reqwest::get(url).await.expect("gateway answers");
-    let status = r.status().as_u16();
-    (status, r.bytes().await.expect("body").to_vec())
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test]
 async fn binance_klines_are_the_exchanges_bytes() {
     let stack = stack().await;
@@ -111,18 +101,6 @@ async fn binance_klines_are_the_exchanges_bytes() {
     .unwrap();
     assert_eq!(got, theirs);
     assert_eq!(got.as_array().unwrap().len(), 10);
-}
-
-/// Runs a Python script with the test script's packages; its stdout as JSON.
-async fn python(script: &str) -> Value {
-    let mut cmd = tokio::process::Command::new("python3");
-    cmd.args(["-c", script]);
-    if let Ok(path) = std::env::var("CANDLEPIPE_PYTHONPATH") {
-        cmd.env("PYTHONPATH", path);
-    }
-    let out = cmd.output().await.expect("python3 runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 #[tokio::test]

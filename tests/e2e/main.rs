@@ -19,6 +19,7 @@ mod gateway;
 mod hostile;
 mod lanes;
 mod markets;
+mod native;
 mod ops;
 mod producers;
 mod reliability;

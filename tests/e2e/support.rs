@@ -204,3 +204,26 @@ pub async fn stack_on_nats_config(file: &str, passwords: &[(&str, &str)]) -> (St
     );
     (stack, port)
 }
+
+/// An HTTP GET's status and body.
+pub async fn body(url: &str) -> (u16, Vec<u8>) {
+    let r = reqwest::get(url).await.expect("gateway answers");
+    let status = r.status().as_u16();
+    (status, r.bytes().await.expect("body").to_vec())
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a Python script with the test script's packages; its stdout as JSON.
+pub async fn python(script: &str) -> Value {
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.args(["-c", script]);
+    if let Ok(path) = std::env::var("CANDLEPIPE_PYTHONPATH") {
+        cmd.env("PYTHONPATH", path);
+    }
+    let out = cmd.output().await.expect("python3 runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}

@@ -124,6 +124,18 @@ impl Client {
         reply.into_result().map_err(Error::from)
     }
 
+    /// `candlepipe.candles.get`, the reply left as it came: its payload, in the client's
+    /// encoding, whether it holds candles or the service's error (for a proxy that passes
+    /// it on).
+    pub async fn candles_reply(&self, req: &CandlesRequest) -> Result<Bytes, Error> {
+        let mut req = req.clone();
+        let deadline = deadline(&mut req.timeout_ms, DEFAULT_CANDLES_TIMEOUT);
+        let msg = self
+            .request_message(self.subjects.candles_get(), &req, deadline)
+            .await?;
+        Ok(msg.payload)
+    }
+
     /// `candlepipe.analysis.run`; an error for the whole request is an [`Error::Service`],
     /// per-symbol errors are in the reply's `errors`.
     pub async fn analyze(&self, req: &AnalysisRequest) -> Result<AnalysisReply, Error> {
@@ -261,6 +273,16 @@ impl Client {
         body: &Q,
         deadline: Duration,
     ) -> Result<R, Error> {
+        decode(&self.request_message(subject, body, deadline).await?)
+    }
+
+    /// [`Client::request`]'s answer before it is decoded.
+    async fn request_message<Q: Serialize>(
+        &self,
+        subject: String,
+        body: &Q,
+        deadline: Duration,
+    ) -> Result<async_nats::Message, Error> {
         let wait = deadline + NETWORK_MARGIN;
         let mut request = async_nats::Request::new()
             .payload(Bytes::from(self.encoding.encode(body)))
@@ -270,8 +292,7 @@ impl Client {
             headers.insert(CONTENT_TYPE_HEADER, self.encoding.content_type());
             request = request.headers(headers);
         }
-        let msg = self
-            .nats
+        self.nats
             .send_request(subject.clone(), request)
             .await
             .map_err(|e| match e.kind() {
@@ -283,8 +304,7 @@ impl Client {
                     after: wait,
                 },
                 _ => Error::Nats(e.to_string()),
-            })?;
-        decode(&msg)
+            })
     }
 }
 

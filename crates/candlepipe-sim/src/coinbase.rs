@@ -165,7 +165,10 @@ pub(crate) async fn trades(
 /// `GET /products`: every listed pair, with the fields the real one has.
 /// `GET /currencies`: every asset, with the fields Coinbase Exchange's has (no networks).
 pub(crate) async fn currencies(State(sim): State<Sim>) -> Response {
-    if let Some(r) = sim.gate_list(Exchange::Coinbase.as_str(), "currencies").await {
+    if let Some(r) = sim
+        .gate_list(Exchange::Coinbase.as_str(), "currencies")
+        .await
+    {
         return r;
     }
     let currencies: Vec<String> = crate::market::assets()

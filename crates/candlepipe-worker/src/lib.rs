@@ -34,8 +34,8 @@ pub struct RoleSettings {
     pub llm: analyze::LlmSettings,
     /// `stream`: the exchanges' WebSockets and how live series are held.
     pub live: stream::LiveSettings,
-    /// `gateway`: where it listens for HTTP.
-    pub gateway_addr: std::net::SocketAddr,
+    /// `gateway`: where it listens for HTTP, and how clients share it.
+    pub gateway: gateway::GatewaySettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,8 +75,8 @@ pub async fn run(
                 tasks.spawn(async move { stream::run(ctx, live, exchange, stop).await })
             }
             Role::Gateway => {
-                let addr = own.gateway_addr;
-                tasks.spawn(async move { gateway::run(ctx, addr, stop).await })
+                let settings = own.gateway.clone();
+                tasks.spawn(async move { gateway::run(ctx, settings, stop).await })
             }
         };
     }

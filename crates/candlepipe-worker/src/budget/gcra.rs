@@ -112,6 +112,18 @@ return 0
     )
 });
 
+/// The waiting live jobs whose producers still wait, and the pause's remaining ms (≤ 0:
+/// none), on Redis's clock.
+static LOOK: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {redis.call('ZCOUNT', KEYS[1], now, '+inf'), redis.call('PTTL', KEYS[2])}
+"#,
+    )
+});
+
 /// Emission interval and burst tolerance, in µs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -301,6 +313,18 @@ pub async fn put_back(
         .query_async::<i64>(&mut conn)
         .await
         .map(|_| ())
+}
+
+/// How many live jobs wait for a turn on `keys`, and for how many more ms it is paused
+/// (0: not paused). Reads only.
+pub async fn look(conn: &Redis, keys: &LaneKeys) -> Result<(u64, u64), redis::RedisError> {
+    let mut conn = conn.clone();
+    let (waiting, pause_ms): (i64, i64) = LOOK
+        .key(&keys.waiting)
+        .key(&keys.pause)
+        .invoke_async(&mut conn)
+        .await?;
+    Ok((waiting.max(0) as u64, pause_ms.max(0) as u64))
 }
 
 /// Refuses every acquire on `pause` for `hold` (a longer pause already set is kept).

@@ -32,10 +32,24 @@ pub struct PauseNotice {
     pub reason: String,
 }
 
+/// One exchange's budget as it stands, for people (the gateway's page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BudgetState {
+    pub exchange: Exchange,
+    /// Requests per second the cluster may make.
+    pub rps: u32,
+    /// Live jobs waiting for their turn.
+    pub waiting: u64,
+    /// How much longer the exchange is paused (after a 429/418), in ms; 0 when not.
+    pub paused_ms: u64,
+}
+
 pub struct RedisBudget {
     conn: Redis,
     prefix: String,
     rates: [Rate; 3],
+    /// Each exchange's requests per second, as configured.
+    rps: [u32; 3],
     nats: async_nats::Client,
     control_prefix: String,
     /// Pauses heard on the control subject (or set here), per exchange: no need to ask
@@ -74,6 +88,11 @@ impl RedisBudget {
                 rate(&settings.binance),
                 rate(&settings.coinbase),
                 rate(&settings.kraken),
+            ],
+            rps: [
+                settings.binance.rps,
+                settings.coinbase.rps,
+                settings.kraken.rps,
             ],
             control_prefix: format!("{subject_prefix}.control.pause"),
             paused_until: watch::Sender::new([0; 3]),
@@ -115,6 +134,17 @@ impl RedisBudget {
     /// Until when `ex` is paused, from a value of [`RedisBudget::pauses`].
     pub fn pause_of(pauses: &[Millis; 3], ex: Exchange) -> Millis {
         pauses[slot(ex)]
+    }
+
+    /// `ex`'s budget as it stands in Redis.
+    pub async fn state(&self, ex: Exchange) -> Result<BudgetState, redis::RedisError> {
+        let (waiting, paused_ms) = gcra::look(&self.conn, &self.keys(ex)).await?;
+        Ok(BudgetState {
+            exchange: ex,
+            rps: self.rps[slot(ex)],
+            waiting,
+            paused_ms,
+        })
     }
 
     fn keys(&self, ex: Exchange) -> LaneKeys {

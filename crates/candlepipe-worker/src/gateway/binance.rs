@@ -240,6 +240,12 @@ async fn answer(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, Ref
     Ok(rows_json(rows, iv))
 }
 
+/// A request refused before any endpoint saw it (too many from its client), as this
+/// exchange refuses.
+pub(super) fn refused(e: &ClientError) -> Response {
+    respond("refused", Err(failure(e)))
+}
+
 /// A failed candle request as Binance would answer it: the one place candlepipe's codes
 /// become Binance's.
 fn failure(e: &ClientError) -> Refusal {

@@ -221,6 +221,12 @@ async fn rows(gw: &Gateway, id: &str, q: &HashMap<String, String>) -> Result<Str
     Ok(rows_json(&chosen))
 }
 
+/// A request refused before any endpoint saw it (too many from its client), as this
+/// exchange refuses.
+pub(super) fn refused(e: &ClientError) -> Response {
+    respond("refused", Err(failure(e)))
+}
+
 /// A failed candle request as Coinbase would answer it: the one place candlepipe's codes
 /// become Coinbase's.
 fn failure(e: &ClientError) -> Refusal {

@@ -123,7 +123,10 @@ async fn asset_pairs(
     State(gw): State<Gateway>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    respond(ASSET_PAIRS.endpoint, list_body(&gw, &ASSET_PAIRS, query).await)
+    respond(
+        ASSET_PAIRS.endpoint,
+        list_body(&gw, &ASSET_PAIRS, query).await,
+    )
 }
 
 async fn assets(
@@ -143,14 +146,11 @@ async fn list_body(
     let Ok(Query(q)) = query else {
         return Err(INVALID);
     };
-    let only: Option<Vec<String>> = q
-        .get(list.param)
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            p.split(',')
-                .map(|s| s.trim().to_ascii_uppercase())
-                .collect()
-        });
+    let only: Option<Vec<String>> = q.get(list.param).filter(|p| !p.trim().is_empty()).map(|p| {
+        p.split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect()
+    });
     let Some(kept) = served(gw, Exchange::Kraken, list.pick).await else {
         tracing::warn!(list = list.endpoint, "gateway: Kraken's list not at hand");
         return Err(UNAVAILABLE);
@@ -225,6 +225,12 @@ async fn rows(gw: &Gateway, q: &HashMap<String, String>) -> Result<String, Krake
         .find(|c| c.closed)
         .map_or(forming - step, |c| c.t);
     Ok(ohlc_json(&pair.key, &candles, last))
+}
+
+/// A request refused before any endpoint saw it (too many from its client), as this
+/// exchange refuses.
+pub(super) fn refused(e: &ClientError) -> Response {
+    respond("refused", Err(failure(e)))
 }
 
 /// A failed candle request as Kraken would answer it: the one place candlepipe's codes

@@ -9,16 +9,25 @@
 //! balancer. Symbols are the exchange's native ids, mapped through the cluster's market
 //! lists ([`crate::cluster::markets`]).
 //!
+//! candlepipe's own API is under `/v1` ([`native`]): `candles.get` and live candles (SSE)
+//! over HTTP, the cluster's stats and an OpenAPI description; `/` is a page charting any
+//! series live ([`page`]). Clients share the gateway fairly ([`fairness`]).
+//!
 //! Owns: the HTTP listener (`CANDLEPIPE_GATEWAY_ADDR`, `run gateway --gateway-addr`).
 //! - NATS: requests `<prefix>.candles.get` (answers on its inbox); nothing else.
 //! - Redis: reads the market lists (`<prefix>mk:<exchange>`); writes nothing.
 
 mod binance;
 mod coinbase;
+mod fairness;
 mod kraken;
+mod native;
+mod page;
 mod window;
 
 use std::net::SocketAddr;
+
+pub use fairness::FairnessSettings;
 
 use axum::Router;
 use candlepipe_client::Client;
@@ -39,15 +48,26 @@ const MAX_QUERY_BYTES: usize = 2048;
 struct Gateway {
     ctx: Context,
     client: Client,
+    /// The same, in MessagePack (`/v1/candles` with `Accept: application/msgpack`).
+    msgpack_client: Client,
+}
+
+/// The gateway's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    pub fairness: FairnessSettings,
 }
 
 /// Serves until `shutdown`, then stops taking connections and finishes the requests in
 /// flight.
 pub async fn run(
     ctx: Context,
-    addr: SocketAddr,
+    settings: GatewaySettings,
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
+    let addr = settings.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("gateway: binding {addr}: {e} (set CANDLEPIPE_GATEWAY_ADDR)"))?;
@@ -55,9 +75,20 @@ pub async fn run(
     ctx.markets.read_all().await;
     let follow = tokio::spawn(ctx.markets.clone().follow(shutdown.clone()));
     let client = Client::new(ctx.nats.clone()).with_prefix(ctx.settings.subjects.prefix());
-    let app = router(Gateway { ctx, client });
+    let msgpack_client = client
+        .clone()
+        .with_encoding(candlepipe_core::Encoding::Msgpack);
+    let app = router(
+        Gateway {
+            ctx,
+            client,
+            msgpack_client,
+        },
+        fairness::Fairness::new(settings.fairness),
+    );
     tracing::info!(addr = %bound, "gateway ready");
     let stop = shutdown.clone();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
@@ -65,13 +96,37 @@ pub async fn run(
     Ok(())
 }
 
-fn router(gateway: Gateway) -> Router {
+fn router(gateway: Gateway, fairness: fairness::Fairness) -> Router {
     Router::new()
         .nest("/binance", binance::routes())
         .nest("/kraken", kraken::routes())
         .nest("/coinbase", coinbase::routes())
+        .nest("/v1", native::routes())
+        .route("/", axum::routing::get(page::page))
+        .layer(axum::middleware::from_fn_with_state(
+            fairness,
+            fairness::fair,
+        ))
         .layer(axum::middleware::from_fn(bounded_query))
         .with_state(gateway)
+}
+
+/// A request refused before its endpoint saw it, as the endpoint's exchange (or `/v1`)
+/// refuses.
+fn too_many(path: &str, e: &candlepipe_client::Error) -> axum::response::Response {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if under("/binance") {
+        binance::refused(e)
+    } else if under("/kraken") {
+        kraken::refused(e)
+    } else if under("/coinbase") {
+        coinbase::refused(e)
+    } else {
+        native::refused(e)
+    }
 }
 
 /// What `look` finds in the cluster's market lists; when nothing yet, looked for once more
