@@ -332,11 +332,11 @@ def live_section():
 
 live_section()
 
-# Keep the sections other scripts write (scripts/soak.sh, scripts/bench_streams.sh) when
+# Keep the sections other scripts write (soak.sh, bench_streams.sh, bench_gateway.sh) when
 # the table is regenerated.
 try:
     old = open("BENCHMARKS.md").read()
-    for name in ("soak", "streams-cadence"):
+    for name in ("soak", "streams-cadence", "gateway-http"):
         start, end = old.find(f"<!-- {name} -->"), old.find(f"<!-- /{name} -->")
         if start >= 0 and end > start:
             out.append("\n" + old[start:end + len(f"<!-- /{name} -->")])

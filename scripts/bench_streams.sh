@@ -87,15 +87,5 @@ for r in runs:
 out += ["", "<!-- /streams-cadence -->"]
 print("\n".join(out))
 PY
-python3 - "$CANDLEPIPE_RUN_DIR/section.md" <<'PY'
-import sys
-section = open(sys.argv[1]).read().rstrip("\n")
-doc = open("BENCHMARKS.md").read()
-start, end = doc.find("<!-- streams-cadence -->"), doc.find("<!-- /streams-cadence -->")
-if start >= 0 and end > start:
-    doc = doc[:start] + section + doc[end + len("<!-- /streams-cadence -->"):]
-else:
-    doc = doc.rstrip("\n") + "\n\n" + section + "\n"
-open("BENCHMARKS.md", "w").write(doc)
-PY
+python3 scripts/bench_section.py streams-cadence <"$CANDLEPIPE_RUN_DIR/section.md"
 echo "== wrote the streams-cadence section of BENCHMARKS.md"

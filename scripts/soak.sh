@@ -66,8 +66,8 @@ done
 wait "$load" || true
 note "load finished"
 
-python3 - "$CANDLEPIPE_RUN_DIR" "$minutes" "$l1_capacity" <<'PY'
-import json, sys, re, os
+python3 - "$CANDLEPIPE_RUN_DIR" "$minutes" "$l1_capacity" <<'PY' | python3 scripts/bench_section.py soak
+import json, sys
 run, minutes, cap = sys.argv[1], sys.argv[2], sys.argv[3]
 r = json.load(open(f"{run}/result.json"))
 rss = [tuple(map(int, l.split(","))) for l in open(f"{run}/rss.csv").read().split("\n")[1:] if l]
@@ -95,8 +95,6 @@ section = [
     "```",
     "<!-- /soak -->",
 ]
-text = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else "# Benchmarks\n"
-text = re.sub(r"\n?<!-- soak -->.*<!-- /soak -->\n?", "\n", text, flags=re.S).rstrip() + "\n\n" + "\n".join(section) + "\n"
-open("BENCHMARKS.md", "w").write(text)
+print("\n".join(section))
 PY
 echo "== wrote the soak section of BENCHMARKS.md"

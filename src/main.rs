@@ -232,12 +232,21 @@ mod compose_tests {
             .lines()
             .any(|l| l.trim() == "include ./permissions.conf"));
         let nats_env = &doc["services"]["nats"]["environment"];
-        for user in ["WORKER", "PRODUCER", "OPERATOR"] {
+        for user in ["WORKER", "GATEWAY", "PRODUCER", "OPERATOR"] {
             assert!(
                 nats_env[format!("CANDLEPIPE_NATS_{user}_PASSWORD").as_str()].is_string(),
                 "the nats service gets the {user} password"
             );
         }
+        // The gateway logs in as `gateway` (a producer's permissions), the rest as before.
+        let gateway_env = &doc["services"]["gateway"]["environment"];
+        assert_eq!(
+            gateway_env["CANDLEPIPE_NATS_URL"],
+            "nats://gateway:${CANDLEPIPE_NATS_GATEWAY_PASSWORD:?set CANDLEPIPE_NATS_GATEWAY_PASSWORD}@nats:4222"
+        );
+        assert_eq!(gateway_env["CANDLEPIPE_REDIS_URL"], "redis://redis:6379");
+        assert!(include_str!("../nats/permissions.conf")
+            .contains("{ user: gateway, password: $CANDLEPIPE_NATS_GATEWAY_PASSWORD, permissions: $HTTP_GATEWAY }"));
         assert_eq!(env["CANDLEPIPE_REDIS_URL"], "redis://redis:6379");
         let sim_port = doc["services"]["sim"]["command"][2]
             .as_str()

@@ -139,9 +139,10 @@ async fn a_redis_cluster_holds_series_stats_llm_spend_and_results() {
         (v["requests"]["redis"] == 1).then_some(v)
     })
     .await;
-    // Candle requests, and each exchange's market list loaded once.
+    // Candle requests, and each exchange's market list loaded once (Kraken's with its
+    // Assets, for the gateway).
     assert_eq!(stats["exchange_calls"]["binance"], 1 + 1, "{stats}");
-    assert_eq!(stats["exchange_calls"]["kraken"], 2 + 1, "{stats}");
+    assert_eq!(stats["exchange_calls"]["kraken"], 2 + 2, "{stats}");
     assert_eq!(stats["requests"]["exchange"], 3, "{stats}");
     assert_eq!(stats["llm"]["primary/sim-small"]["requests"], 2, "{stats}");
     assert!(

@@ -485,3 +485,85 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
     let analysis = analyze(&producer, job).await;
     assert_eq!(analysis["results"]["BTC/USDT"]["candles"], 60, "{analysis}");
 }
+
+#[tokio::test]
+async fn the_gateway_account_serves_http_and_may_do_nothing_else() {
+    // The repository's server config as shipped; the gateway logs in as `gateway`.
+    let (mut stack, port) = stack_on_nats_config(
+        "jetstream.conf",
+        &[
+            ("CANDLEPIPE_NATS_PRODUCER_PASSWORD", "p-pass"),
+            ("CANDLEPIPE_NATS_OPERATOR_PASSWORD", "o-pass"),
+        ],
+    )
+    .await;
+    stack
+        .sim
+        .set_faults("binance", json!({"stream_tick_ms": 200}))
+        .await;
+    let _workers = stack.worker(&["ingest", "fill", "stream"]).await;
+    stack.set(
+        "CANDLEPIPE_NATS_URL",
+        format!("nats://gateway:g-pass@127.0.0.1:{port}"),
+    );
+    let mut gateway = stack.worker(&["gateway"]).await;
+    let gw = gateway.gateway_url().await;
+
+    // Candles, an exchange's format and live candles all work with its permissions.
+    let (status, reply) = body(&format!(
+        "{gw}/v1/candles?exchange=binance&symbol=BTC/USDT&interval=1m&limit=3"
+    ))
+    .await;
+    assert_eq!(status, 200, "{}", text(&reply));
+    let (status, rows) = body(&format!(
+        "{gw}/binance/api/v3/klines?symbol=ETHUSDT&interval=1h&limit=2"
+    ))
+    .await;
+    assert_eq!(status, 200, "{}", text(&rows));
+    let mut live = reqwest::get(format!(
+        "{gw}/v1/live?exchange=binance&symbol=BTC/USDT&interval=1m"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(live.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(15), live.chunk())
+        .await
+        .expect("a live candle within 15 s")
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("event: candle"),
+        "{first:?}"
+    );
+    drop(live);
+    let violations: Vec<String> = gateway
+        .child
+        .output()
+        .into_iter()
+        .filter(|l| l.to_lowercase().contains("permission"))
+        .collect();
+    assert!(violations.is_empty(), "{violations:?}");
+
+    // The account itself may not publish jobs or control messages, nor take requests.
+    let (as_gateway, mut events) = connect_watching(
+        format!("nats://127.0.0.1:{port}"),
+        async_nats::ConnectOptions::with_user_and_password("gateway".into(), "g-pass".into()),
+    )
+    .await;
+    for subject in [
+        "candlepipe.jobs.fill.binance",
+        "candlepipe.control.llm.route",
+    ] {
+        as_gateway.publish(subject, "x".into()).await.unwrap();
+        as_gateway.flush().await.unwrap();
+        let refused = refusal(&mut events).await;
+        assert!(refused.contains(subject), "{refused}");
+    }
+    let _sub = as_gateway
+        .queue_subscribe("candlepipe.candles.get", "ingest".into())
+        .await
+        .unwrap();
+    as_gateway.flush().await.unwrap();
+    let refused = refusal(&mut events).await;
+    assert!(refused.contains("candlepipe.candles.get"), "{refused}");
+}

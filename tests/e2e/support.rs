@@ -189,11 +189,15 @@ pub async fn refusal(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>) 
 
 /// A stack whose nats-server runs `nats/<file>` of the repository as shipped (port,
 /// monitoring port and store dir are the harness's), the passwords of its users from the
-/// server's environment (`passwords`, besides the workers' `w-pass`), the workers logged in
+/// server's environment (`passwords`, besides the workers' `w-pass` and the gateway's
+/// `g-pass`), the workers logged in
 /// as `candlepipe`. Returns the stack and the server's port.
 pub async fn stack_on_nats_config(file: &str, passwords: &[(&str, &str)]) -> (Stack, u16) {
     let config = format!("{}/nats/{file}", env!("CARGO_MANIFEST_DIR"));
-    let mut env = vec![("CANDLEPIPE_NATS_WORKER_PASSWORD", "w-pass")];
+    let mut env = vec![
+        ("CANDLEPIPE_NATS_WORKER_PASSWORD", "w-pass"),
+        ("CANDLEPIPE_NATS_GATEWAY_PASSWORD", "g-pass"),
+    ];
     env.extend_from_slice(passwords);
     let nats = candlepipe_testkit::NatsServer::start_with_env(&["-c", &config, "-m", "-1"], &env);
     let port = nats.port;

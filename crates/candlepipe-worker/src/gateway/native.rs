@@ -8,7 +8,9 @@
 //!   while the client listens; `event: error` with the error, then the end, when it fails;
 //! - `GET /v1/stats` → the cluster's hit ratio, requests by source, exchange calls and each
 //!   exchange's budget (the page shows them);
-//! - `GET /v1/openapi.json` → this API and the exchange-compatible endpoints, OpenAPI 3.1.
+//! - `GET /v1/openapi.json` → this API and the exchange-compatible endpoints, OpenAPI 3.1;
+//! - `GET /v1/echo?bytes=N` → N bytes and nothing else: the trivial endpoint load tests
+//!   compare the others with (`scripts/bench_gateway.sh`), at most [`MAX_ECHO`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -43,6 +45,9 @@ const CANDLES_PARAMS: [&str; 9] = [
     "fill_gaps",
 ];
 
+/// The largest `/v1/echo` body.
+const MAX_ECHO: usize = 1 << 20;
+
 /// The OpenAPI description, kept beside this file.
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -52,6 +57,7 @@ pub fn routes() -> Router<Gateway> {
         .route("/live", get(live))
         .route("/stats", get(stats))
         .route("/openapi.json", get(openapi))
+        .route("/echo", get(echo))
 }
 
 /// The HTTP status of an answer with this error code: the one place they are chosen.
@@ -335,6 +341,40 @@ async fn stats(State(gw): State<Gateway>) -> Response {
 async fn openapi() -> Response {
     count("openapi", StatusCode::OK);
     json(StatusCode::OK, OPENAPI.to_string())
+}
+
+/// `/v1/echo`'s parameter.
+#[derive(Deserialize)]
+struct EchoParams {
+    bytes: usize,
+}
+
+async fn echo(
+    uri: axum::http::Uri,
+    raw: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    static BODY: std::sync::LazyLock<bytes::Bytes> =
+        std::sync::LazyLock::new(|| bytes::Bytes::from(vec![b'x'; MAX_ECHO]));
+    let n = match params::<EchoParams>(&raw, uri.query(), &["bytes"]) {
+        Ok(p) if p.bytes <= MAX_ECHO => p.bytes,
+        Ok(_) => {
+            let e = WireError::new(
+                ErrorCode::BadRequest,
+                format!("bytes is at most {MAX_ECHO}"),
+            );
+            return error_answer(Encoding::Json, e);
+        }
+        Err(e) => return error_answer(Encoding::Json, e),
+    };
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        BODY.slice(..n),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
