@@ -342,6 +342,7 @@ impl Config {
                     "gateway_addr",
                     std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
                 )?,
+                answer_ttl: l.millis("gateway_cache_ms", 250)?,
                 fairness: FairnessSettings {
                     concurrency: l.get("gateway_client_concurrency", 64)?,
                     queue: l.get("gateway_client_queue", 4096)?,

@@ -422,7 +422,8 @@ print(json.dumps(out))
 
 #[tokio::test]
 async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
-    let stack = stack().await;
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_STATS_FLUSH_MS", 100);
     let mut worker = stack.worker(&["all"]).await;
     let gw = format!("{}/binance", worker.gateway_url().await);
     // The market list is loaded (one call of its own) before the measurement.
@@ -460,4 +461,21 @@ async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
         1,
         "one exchange call for 1,000 clients"
     );
+    // And only a handful of candles.get: identical requests within 250 ms share one answer.
+    let asked = |v: &Value| -> u64 {
+        ["l1", "redis", "exchange", "stream", "error"]
+            .iter()
+            .map(|k| v["requests"][k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let stats = eventually(Duration::from_secs(5), "the requests counted", || async {
+        let (_, out) = cli(&stack, &["stats", "--json"]).await;
+        let v: Value = serde_json::from_str(&out).ok()?;
+        (asked(&v) >= 1).then_some(v)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, out) = cli(&stack, &["stats", "--json"]).await;
+    let stats: Value = serde_json::from_str(&out).unwrap_or(stats);
+    assert!(asked(&stats) <= 20, "{stats}");
 }

@@ -11,12 +11,14 @@
 //!
 //! candlepipe's own API is under `/v1` ([`native`]): `candles.get` and live candles (SSE)
 //! over HTTP, the cluster's stats and an OpenAPI description; `/` is a page charting any
-//! series live ([`page`]). Clients share the gateway fairly ([`fairness`]).
+//! series live ([`page`]). Clients share the gateway fairly ([`fairness`]); identical
+//! candle requests within a moment share one answer ([`answers`]).
 //!
 //! Owns: the HTTP listener (`CANDLEPIPE_GATEWAY_ADDR`, `run gateway --gateway-addr`).
 //! - NATS: requests `<prefix>.candles.get` (answers on its inbox); nothing else.
 //! - Redis: reads the market lists (`<prefix>mk:<exchange>`); writes nothing.
 
+mod answers;
 mod binance;
 mod coinbase;
 mod fairness;
@@ -58,6 +60,8 @@ pub struct GatewaySettings {
     /// Where it listens.
     pub addr: SocketAddr,
     pub fairness: FairnessSettings,
+    /// How long a candle answer is kept for identical requests (zero: not at all).
+    pub answer_ttl: std::time::Duration,
 }
 
 /// Serves until `shutdown`, then stops taking connections and finishes the requests in
@@ -85,6 +89,7 @@ pub async fn run(
             msgpack_client,
         },
         fairness::Fairness::new(settings.fairness),
+        answers::Answers::new(settings.answer_ttl),
     );
     tracing::info!(addr = %bound, "gateway ready");
     let stop = shutdown.clone();
@@ -96,13 +101,17 @@ pub async fn run(
     Ok(())
 }
 
-fn router(gateway: Gateway, fairness: fairness::Fairness) -> Router {
+fn router(gateway: Gateway, fairness: fairness::Fairness, answers: answers::Answers) -> Router {
     Router::new()
         .nest("/binance", binance::routes())
         .nest("/kraken", kraken::routes())
         .nest("/coinbase", coinbase::routes())
         .nest("/v1", native::routes())
         .route("/", axum::routing::get(page::page))
+        .layer(axum::middleware::from_fn_with_state(
+            answers,
+            answers::cached,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             fairness,
             fairness::fair,
