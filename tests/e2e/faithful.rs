@@ -324,3 +324,72 @@ async fn unserved_intervals_are_built_exactly_from_served_ones() {
         );
     }
 }
+
+/// The simulator's Kraken `Trades` are the trades its 1m OHLC rows are made of, by Kraken's
+/// own rules (those the recorded pages in `../shared/real-formats` follow): paged by `last`,
+/// built into candles, they are the committed rows, quiet minutes included.
+#[tokio::test]
+async fn the_simulators_kraken_trades_make_its_ohlc_rows() {
+    use candlepipe_exchange::kraken_trades::{self, Decimals};
+    let stack = stack().await;
+    stack
+        .sim
+        .set_faults("kraken", json!({"quiet_one_in": 5}))
+        .await;
+    let ohlc = sim_raw(&stack, "/0/public/OHLC?pair=XBTUSDT&interval=1").await;
+    let rows: Vec<Candle> = candlepipe_exchange::kraken::parse(&ohlc, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.closed)
+        .collect();
+    assert!(rows.len() >= 719, "{}", rows.len());
+    // The last 100 committed minutes, and a trade before them for their previous close.
+    let (from, to) = (rows[rows.len() - 100].t, rows.last().unwrap().t);
+    let mut since = kraken_trades::since_of(from - 2 * M);
+    let mut trades = Vec::new();
+    let mut pages = 0;
+    while trades
+        .last()
+        .is_none_or(|t: &kraken_trades::Trade| t.t < to + M)
+    {
+        let body = sim_raw(
+            &stack,
+            &format!("/0/public/Trades?pair=XBTUSDT&since={since}"),
+        )
+        .await;
+        let page = kraken_trades::parse(&body).unwrap();
+        assert!(page.trades.len() <= kraken_trades::PAGE);
+        if page.trades.is_empty() {
+            break;
+        }
+        trades.extend(page.trades);
+        since = page.next_since;
+        pages += 1;
+    }
+    assert!(pages >= 1);
+    let scale = rows[0].o.scale();
+    let built = kraken_trades::candles(
+        &trades,
+        M,
+        from,
+        to,
+        Decimals {
+            price: scale,
+            volume: 8,
+        },
+    );
+    let text = |c: &Candle| {
+        (
+            c.t,
+            [c.o, c.h, c.l, c.c, c.v, c.vwap.unwrap_or_default()].map(|d| d.to_string()),
+            c.trades,
+        )
+    };
+    let want: Vec<_> = rows.iter().filter(|c| c.t >= from).map(text).collect();
+    let got: Vec<_> = built.iter().map(text).collect();
+    assert_eq!(got, want);
+    assert!(
+        built.iter().any(|c| c.trades == Some(0)),
+        "a quiet minute among them"
+    );
+}

@@ -12,6 +12,7 @@ pub mod error;
 pub mod exchange_info;
 pub mod kraken;
 pub mod kraken_list;
+pub mod kraken_trades;
 pub mod markets;
 mod parse;
 pub mod stream;

@@ -233,3 +233,49 @@ fn every_recorded_stream_message_parses_exactly() {
         "{candles} {closes} {others}"
     );
 }
+
+/// Kraken's recorded trades page of XBTUSDT overlaps its recorded 1m OHLC page: for every
+/// whole minute inside the trades' range, the candle built from the trades is the OHLC row
+/// exactly, as Kraken wrote it (272 minutes with trades, 137 without).
+#[test]
+fn krakens_recorded_trades_make_its_recorded_ohlc_rows() {
+    use candlepipe_exchange::kraken_list::KrakenList;
+    use candlepipe_exchange::kraken_trades::{self, Decimals};
+    let Some(dir) = recordings() else {
+        eprintln!("no recordings: skipped");
+        return;
+    };
+    let read = |f: &str| std::fs::read(dir.join("kraken").join(f)).unwrap();
+    let page = kraken_trades::parse(&read("nautilus-XBTUSDT-trades-1000.json")).unwrap();
+    assert_eq!(page.trades.len(), 1000);
+    assert_eq!(page.next_since, "1762820035982277754");
+    let ohlc = read("nautilus-XBTUSDT-1m-721rows.json");
+    let recorded = kraken::parse(&ohlc, i64::MAX).unwrap();
+    let pairs = String::from_utf8(read("asset-pairs-4pairs.json")).unwrap();
+    let pairs = KrakenList::parse(&pairs, "AssetPairs").unwrap();
+    let pair: Value =
+        serde_json::from_str(pairs.write(Some(&["XBTUSDT".into()])).unwrap().as_str()).unwrap();
+    let entry = &pair["result"]["XBTUSDT"];
+    let d = Decimals {
+        price: entry["pair_decimals"].as_u64().unwrap() as u32,
+        volume: entry["lot_decimals"].as_u64().unwrap() as u32,
+    };
+
+    // Whole minutes: after the one the first trade falls in, before the one of the last.
+    const M: i64 = 60_000;
+    let first = page.trades[0].t.div_euclid(M) * M + M;
+    let last = page.trades.last().unwrap().t.div_euclid(M) * M - M;
+    let built = kraken_trades::candles(&page.trades, M, first, last, d);
+    let rows: Vec<&Candle> = recorded
+        .iter()
+        .filter(|c| c.t >= first && c.t <= last)
+        .collect();
+    assert_eq!(built.len(), rows.len());
+    let all = |c: &Candle| (c.t, texts(c), extra_texts(c));
+    let mut with_trades = 0;
+    for (b, r) in built.iter().zip(&rows) {
+        assert_eq!(all(b), all(r));
+        with_trades += usize::from(b.trades != Some(0));
+    }
+    assert_eq!((with_trades, built.len() - with_trades), (272, 137));
+}

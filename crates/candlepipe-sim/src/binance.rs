@@ -58,7 +58,7 @@ pub(crate) async fn klines(
         .filter_map(|t| {
             let c = series.candle(t, now)?;
             Some(match series.quiet(t, habits) {
-                true => series.quiet_candle(t),
+                true => series.quiet_candle(t, habits),
                 false => c,
             })
         })

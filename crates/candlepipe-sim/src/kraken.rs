@@ -1,6 +1,8 @@
 //! Simulated Kraken `GET /0/public/OHLC` (the 720 most recent committed rows and the forming
 //! one, filtered by `since`; `last` is the newest committed row)
-//! and `GET /0/public/AssetPairs` and `GET /0/public/Assets`, with Kraken's own asset codes
+//! `GET /0/public/Trades` (the trades the 1m candles are made of, none in quiet minutes,
+//! 1,000 a page, `last` in nanoseconds as the next `since`), and `GET /0/public/AssetPairs`
+//! and `GET /0/public/Assets`, with Kraken's own asset codes
 //! (`XBT`, `XDG`), asset keys (`XXBT`, `ZUSD` for the old ones) and pair names: the key
 //! (`XXBTZUSD` for the old majors) and the `altname` (`XBTUSD`), both of which `OHLC`
 //! accepts. A pair's `base` and `quote` are asset keys, as Kraken's (`XBTUSDT`: `XXBT`,
@@ -108,6 +110,67 @@ pub(crate) async fn assets(State(sim): State<Sim>) -> Response {
     ))
 }
 
+/// `GET /0/public/Trades?pair[&since][&count]`: up to `count` (1,000) trades after `since`
+/// (ns; from the listing when absent), oldest first, under the pair's key, each
+/// `[price, volume, time (s), side, type, misc, trade_id]`; `last` is the newest one's time
+/// in ns, as text (`since` again when there are none).
+pub(crate) async fn trades(
+    State(sim): State<Sim>,
+    RawQuery(raw): RawQuery,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let pair = q.get("pair").cloned().unwrap_or_default();
+    if let Some(r) = sim
+        .gate(
+            Exchange::Kraken.as_str(),
+            &pair,
+            raw.as_deref().unwrap_or(""),
+        )
+        .await
+    {
+        return r;
+    }
+    let Some((base, quote)) = PAIRS.get(&pair).cloned() else {
+        return error("EQuery:Unknown asset pair");
+    };
+    let since_ns = match q.get("since").map(|s| s.parse::<i128>()) {
+        None => 0,
+        Some(Ok(ns)) => ns.max(0),
+        Some(Err(_)) => return error("EGeneral:Invalid arguments"),
+    };
+    let count = match q.get("count").map(|c| c.parse::<usize>()) {
+        None => 1000,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => return error("EGeneral:Invalid arguments:count"),
+    };
+    let after = i64::try_from(since_ns / 1_000_000).unwrap_or(i64::MAX);
+    let series = Series::new("kraken", &base, &quote, 60_000);
+    let habits = sim.habits(Exchange::Kraken.as_str());
+    let trades = series.trades_after(after, count, now_ms(), |t| series.quiet(t, habits));
+    let rows: Vec<String> = trades
+        .iter()
+        .map(|tr| {
+            let side = if tr.maker_sells { "b" } else { "s" };
+            format!(
+                "[\"{}\",\"{}\",{}.{:03},\"{side}\",\"l\",\"\",{}]",
+                tr.price,
+                tr.size,
+                tr.t.div_euclid(1000),
+                tr.t.rem_euclid(1000),
+                tr.id
+            )
+        })
+        .collect();
+    let last = trades
+        .last()
+        .map_or(since_ns, |tr| i128::from(tr.t) * 1_000_000);
+    json_body(format!(
+        "{{\"error\":[],\"result\":{{\"{}\":[{}],\"last\":\"{last}\"}}}}",
+        result_key(&base, &quote),
+        rows.join(",")
+    ))
+}
+
 fn error(e: &str) -> Response {
     json_body(format!("{{\"error\":[\"{e}\"]}}"))
 }
@@ -158,7 +221,7 @@ pub(crate) async fn ohlc(
         .filter_map(|t| {
             let c = series.candle(t, now)?;
             Some(match series.quiet(t, habits) {
-                true => series.quiet_candle(t),
+                true => series.quiet_candle(t, habits),
                 false => c,
             })
         })

@@ -3,7 +3,8 @@
 //!
 //! - Binance  `GET /api/v3/klines`, `GET /api/v3/exchangeInfo`
 //! - Coinbase `GET /products/{BASE-QUOTE}/candles`, `GET /products`, `GET /currencies`
-//! - Kraken   `GET /0/public/OHLC`, `GET /0/public/AssetPairs`, `GET /0/public/Assets`
+//! - Kraken   `GET /0/public/OHLC`, `GET /0/public/Trades`, `GET /0/public/AssetPairs`,
+//!   `GET /0/public/Assets`
 //! - streams  Binance's combined kline stream (`/stream`), Kraken's WebSocket v2 `ohlc`
 //!   (`/v2`), Coinbase's Exchange feed `matches`/`heartbeat` (`/`), consistent with the
 //!   REST candles
@@ -273,6 +274,7 @@ pub fn router(sim: Sim) -> Router {
         .route("/0/public/OHLC", get(kraken::ohlc))
         .route("/0/public/AssetPairs", get(kraken::asset_pairs))
         .route("/0/public/Assets", get(kraken::assets))
+        .route("/0/public/Trades", get(kraken::trades))
         .route("/stream", get(streams::binance))
         .route("/v2", get(streams::kraken))
         .route("/", get(streams::coinbase))

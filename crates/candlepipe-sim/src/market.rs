@@ -330,6 +330,30 @@ impl Series {
         out
     }
 
+    /// Up to `limit` trades after `after` and at or before `now`, oldest first, leaving out
+    /// the minutes `skip` names (1-minute series): Kraken's REST trades pages.
+    pub fn trades_after(
+        &self,
+        after: Millis,
+        limit: usize,
+        now: Millis,
+        skip: impl Fn(Millis) -> bool,
+    ) -> Vec<SimTrade> {
+        let step = MINUTE;
+        let mut out = Vec::new();
+        let mut t = (after.max(LISTED_SINCE - 1) + 1).div_euclid(step) * step;
+        while t <= now && out.len() < limit {
+            if !skip(t) {
+                let full = self.full_atom(t, step);
+                let atom = self.atom_trades(&full, step).into_iter();
+                let wanted = atom.filter(|tr| tr.t > after && tr.t <= now);
+                out.extend(wanted.take(limit - out.len()));
+            }
+            t += step;
+        }
+        out
+    }
+
     /// The last trade at or before `now` (1-minute series).
     pub fn last_trade(&self, now: Millis) -> Option<SimTrade> {
         let t = now.div_euclid(MINUTE) * MINUTE;
@@ -344,9 +368,15 @@ impl Series {
     }
 
     /// The row an exchange that lists intervals without trades serves for one: no volume,
-    /// at the previous close.
-    pub fn quiet_candle(&self, t: Millis) -> SimCandle {
-        SimCandle::empty(t, self.dec(self.price_at(t)))
+    /// at the close of the last interval that had trades (several quiet ones in a row all
+    /// repeat it).
+    pub fn quiet_candle(&self, t: Millis, habits: Habits) -> SimCandle {
+        let mut traded = t - self.step;
+        while self.quiet(traded, habits) && traded > LISTED_SINCE {
+            traded -= self.step;
+        }
+        // An interval's close is the price at its end.
+        SimCandle::empty(t, self.dec(self.price_at(traded + self.step)))
     }
 
     /// Whether the closed candle opening at `t` is not published yet at `now`.
@@ -428,7 +458,9 @@ impl SimCandle {
         let scale = self.o.scale();
         let mut vwap = match self.v.is_zero() {
             true => Decimal::ZERO,
-            false => (self.quote / self.v).round_dp(scale),
+            // Cut, not rounded, as Kraken's.
+            false => (self.quote / self.v)
+                .round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::ToZero),
         };
         vwap.rescale(scale);
         vwap
@@ -493,7 +525,7 @@ mod tests {
             h4.l <= vwap && vwap <= h4.h && vwap.scale() == h4.o.scale(),
             "{vwap}"
         );
-        let quiet = h1.quiet_candle(t);
+        let quiet = h1.quiet_candle(t, Habits::default());
         assert_eq!(
             (quiet.trades, quiet.kraken_vwap().to_string()),
             (0, "0.00".into())
