@@ -508,3 +508,59 @@ async fn http_and_nats_producers_share_one_exchange_budget() {
         .unwrap();
     assert!(busiest <= RPS + 1, "a second saw {busiest} requests");
 }
+
+#[tokio::test]
+async fn bad_input_gets_the_exchanges_own_error_never_a_500() {
+    let stack = stack().await;
+    let mut worker = stack.worker(&["all"]).await;
+    let gw = worker.gateway_url().await;
+    eventually(
+        Duration::from_secs(10),
+        "the market lists at hand",
+        || async {
+            let url = format!("{gw}/binance/api/v3/klines?symbol=NOPEUSDT&interval=1m");
+            (body(&url).await.0 == 400).then_some(())
+        },
+    )
+    .await;
+    let long = "x".repeat(3000);
+    assert_eq!(
+        body(&format!("{gw}/binance/api/v3/klines?symbol={long}"))
+            .await
+            .0,
+        414,
+        "a query string past 2 KiB"
+    );
+    for path in [
+        "/binance/api/v3/klines",
+        "/binance/api/v3/klines?symbol=%FF%FE&interval=1m",
+        "/binance/api/v3/klines?symbol=BTCUSDT&interval=",
+        "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime=abc",
+        "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=-5",
+        "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime=9&endTime=1",
+        "/binance/api/v3/klines?symbol=BTCUSDT&interval=1m&endTime=99999999999999999999",
+        "/binance/api/v3/exchangeInfo?symbols=[\"BTC",
+        "/kraken/0/public/OHLC",
+        "/kraken/0/public/OHLC?pair=XBTUSD&interval=abc",
+        "/kraken/0/public/OHLC?pair=XBTUSD&since=-1e99",
+        "/kraken/0/public/Assets?asset=,,,",
+        "/coinbase/products/BTC-USD/candles?granularity=abc",
+        "/coinbase/products/BTC-USD/candles?granularity=60&start=yesterday",
+        "/coinbase/products/%00/candles",
+        "/coinbase/currencies/%FF",
+        "/v1/candles",
+        "/v1/candles?exchange=binance&symbol=BTC/USDT&interval=1m&end=abc",
+        "/v1/candles?exchange=nope&symbol=BTC/USDT&interval=1m",
+        "/v1/candles?exchange=binance&symbol=BTC/USDT&interval=1m&fill_gaps=sometimes",
+        "/v1/live",
+        "/v1/echo?bytes=99999999999",
+    ] {
+        let (status, reply) = body(&format!("{gw}{path}")).await;
+        assert!(status < 500, "{path}: {status} {}", text(&reply));
+        assert!(
+            serde_json::from_slice::<Value>(&reply).is_ok(),
+            "{path}: {}",
+            text(&reply)
+        );
+    }
+}

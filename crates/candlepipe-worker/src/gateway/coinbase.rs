@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -126,26 +126,38 @@ async fn products(State(gw): State<Gateway>) -> Response {
     respond("products", whole(&gw, PRODUCTS).await)
 }
 
-async fn product(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
-    respond("product", one(&gw, PRODUCTS, &id).await)
+/// An id that is not even text names nothing Coinbase has.
+type Id = Result<Path<String>, PathRejection>;
+
+async fn product(State(gw): State<Gateway>, id: Id) -> Response {
+    let answer = match id {
+        Ok(Path(id)) => one(&gw, PRODUCTS, &id).await,
+        Err(_) => Err(NOT_FOUND),
+    };
+    respond("product", answer)
 }
 
 async fn currencies(State(gw): State<Gateway>) -> Response {
     respond("currencies", whole(&gw, CURRENCIES).await)
 }
 
-async fn currency(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
-    respond("currency", one(&gw, CURRENCIES, &id).await)
+async fn currency(State(gw): State<Gateway>, id: Id) -> Response {
+    let answer = match id {
+        Ok(Path(id)) => one(&gw, CURRENCIES, &id).await,
+        Err(_) => Err(NOT_FOUND),
+    };
+    respond("currency", answer)
 }
 
 async fn candles(
     State(gw): State<Gateway>,
-    Path(id): Path<String>,
+    id: Id,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let answer = match query {
-        Ok(Query(q)) => rows(&gw, &id, &q).await,
-        Err(_) => Err(refusal(StatusCode::BAD_REQUEST, "invalid query")),
+    let answer = match (id, query) {
+        (Err(_), _) => Err(NOT_FOUND),
+        (Ok(Path(id)), Ok(Query(q))) => rows(&gw, &id, &q).await,
+        (Ok(_), Err(_)) => Err(refusal(StatusCode::BAD_REQUEST, "invalid query")),
     };
     respond("candles", answer)
 }
