@@ -39,8 +39,12 @@ pub struct Args {
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let request = AnalysisRequest {
+        symbols: args
+            .symbols
+            .iter()
+            .map(|s| super::unified_symbol(&args.exchange, s))
+            .collect(),
         exchange: args.exchange,
-        symbols: args.symbols,
         interval: Some(args.interval),
         lookback: Some(args.lookback),
         llm: Some(args.llm),

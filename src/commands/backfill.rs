@@ -124,7 +124,8 @@ fn resolve(
 ) -> anyhow::Result<(SeriesKey, Millis, Millis)> {
     let series = SeriesKey::new(
         Exchange::parse(exchange).map_err(|e| anyhow::anyhow!(e.message))?,
-        Symbol::parse(symbol).map_err(|e| anyhow::anyhow!(e.message))?,
+        Symbol::parse(&super::unified_symbol(exchange, symbol))
+            .map_err(|e| anyhow::anyhow!(e.message))?,
         Interval::parse(interval).map_err(|e| anyhow::anyhow!(e.message))?,
     );
     anyhow::ensure!(

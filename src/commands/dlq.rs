@@ -22,9 +22,10 @@ pub struct Args {
 enum Action {
     /// Show dead letters: sequence, job subject, error, deliveries, failure times.
     List {
-        /// At most this many, oldest first.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        /// At most this many (1 to 10,000), oldest first; when more follow, the table's
+        /// last line gives the next `--from`.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        limit: u64,
         /// From this sequence on (the next page: one past the last one shown).
         #[arg(long, default_value_t = 1)]
         from: u64,
@@ -41,8 +42,19 @@ enum Action {
         #[arg(required_unless_present = "all")]
         seqs: Vec<u64>,
     },
-    /// Delete every dead letter.
-    Purge,
+    /// Delete dead letters: every one, or those of a job subject or error code. Asks first
+    /// on a terminal; elsewhere needs `--yes`.
+    Purge {
+        /// Only those of this job subject (e.g. candlepipe.jobs.fill.binance).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only those that failed with this error code (e.g. upstream_error).
+        #[arg(long)]
+        code: Option<String>,
+        /// Do it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A dead letter's series in the table: the first, and how many more.
@@ -61,10 +73,15 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("opening the dead-letter stream: {e}"))?;
     match args.action {
         Action::List { limit, from, json } => {
-            let letters = dlq
-                .page(from, limit)
+            // One more than shown, to know whether more follow.
+            let mut letters = dlq
+                .page(from, limit as usize + 1)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
+            let next = (letters.len() > limit as usize).then(|| {
+                letters.truncate(limit as usize);
+                letters.last().map_or(from, |l| l.seq + 1)
+            });
             let mut out = std::io::stdout().lock();
             if json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&letters)?);
@@ -94,7 +111,18 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                         l.message
                     );
                 }
-                let _ = writeln!(out, "{} dead letter(s)", letters.len());
+                match next {
+                    Some(next) => {
+                        let _ = writeln!(
+                            out,
+                            "{} dead letter(s) shown; more from --from {next}",
+                            letters.len()
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "{} dead letter(s)", letters.len());
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -125,10 +153,56 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Action::Purge => {
-            let n = dlq.purge().await.map_err(|e| anyhow::anyhow!(e))?;
-            println!("purged {n} dead letter(s)");
-            Ok(ExitCode::SUCCESS)
+        Action::Purge { subject, code, yes } => purge(&dlq, subject, code, yes).await,
+    }
+}
+
+/// `dlq purge`: what it would delete, asked about (or `--yes`), then deleted.
+async fn purge(
+    dlq: &DeadLetters,
+    subject: Option<String>,
+    code: Option<String>,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let everything = subject.is_none() && code.is_none();
+    let mut chosen = Vec::new();
+    for seq in dlq.sequences().await.map_err(|e| anyhow::anyhow!(e))? {
+        let l = dlq.get(seq).await.map_err(|e| anyhow::anyhow!(e))?;
+        let wanted = subject.as_ref().is_none_or(|s| *s == l.subject)
+            && code.as_ref().is_none_or(|c| *c == l.code);
+        if wanted {
+            chosen.push(seq);
         }
     }
+    if chosen.is_empty() {
+        println!("purged 0 dead letter(s): none matches");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes {
+        anyhow::ensure!(
+            std::io::stdin().is_terminal(),
+            "dlq purge would delete {} dead letter(s); add --yes to do it without a terminal",
+            chosen.len()
+        );
+        eprint!("delete {} dead letter(s)? [y/N] ", chosen.len());
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("purged 0 dead letter(s): not confirmed");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let n = if everything {
+        dlq.purge().await.map_err(|e| anyhow::anyhow!(e))?
+    } else {
+        let mut n = 0;
+        for seq in &chosen {
+            dlq.remove(*seq).await.map_err(|e| anyhow::anyhow!(e))?;
+            n += 1;
+        }
+        n
+    };
+    println!("purged {n} dead letter(s)");
+    Ok(ExitCode::SUCCESS)
 }

@@ -34,8 +34,8 @@ pub struct Args {
     allow_stale: bool,
     /// `previous`: intervals without trades become zero-volume candles at the previous
     /// close, marked synthetic.
-    #[arg(long, default_value = "none")]
-    fill_gaps: String,
+    #[arg(long, value_enum, default_value_t = FillGaps::None)]
+    fill_gaps: FillGaps,
     /// Print the reply as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -48,10 +48,23 @@ pub struct Args {
     timeout_ms: u64,
 }
 
+/// What to do with intervals the exchange has no candle for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FillGaps {
+    /// Leave them out (the reply lists them in `missing`).
+    None,
+    /// Zero-volume candles at the previous close, marked synthetic.
+    Previous,
+}
+
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
+    let fill_gaps = match args.fill_gaps {
+        FillGaps::None => "none",
+        FillGaps::Previous => "previous",
+    };
     let request = CandlesRequest {
+        symbol: super::unified_symbol(&args.exchange, &args.symbol),
         exchange: args.exchange,
-        symbol: args.symbol,
         interval: args.interval,
         limit: Some(args.limit),
         end: args
@@ -62,7 +75,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         max_age_ms: args.max_age_ms,
         allow_stale: Some(args.allow_stale),
         timeout_ms: Some(args.timeout_ms as i64),
-        fill_gaps: Some(args.fill_gaps),
+        fill_gaps: Some(fill_gaps.to_string()),
     };
     let enc = if args.msgpack {
         Encoding::Msgpack

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use candlepipe_client::Client;
 use futures::StreamExt;
 
@@ -24,23 +23,27 @@ pub struct Args {
     /// Print each candle as the JSON object published on the live subject.
     #[arg(long)]
     json: bool,
-    /// Exit after this many updates (default: run until interrupted).
-    #[arg(long)]
+    /// Exit after this many updates, at least 1 (default: run until interrupted).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
 }
 
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let nats = connect::nats(cfg, "candlepipe-watch", Duration::ZERO).await?;
     let client = Client::new(nats).with_prefix(&cfg.prefix);
-    let mut live = client
-        .watch(&args.exchange, &args.symbol, &args.interval)
-        .await
-        .map_err(anyhow::Error::new)
-        .context("no watch (is a stream worker running?)")?;
+    let symbol = super::unified_symbol(&args.exchange, &args.symbol);
+    let mut live = match client.watch(&args.exchange, &symbol, &args.interval).await {
+        Ok(live) => live,
+        // The service's refusal (a wrong symbol or interval) is said as it is.
+        Err(e @ candlepipe_client::Error::Service { .. }) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context("no watch (is a stream worker running?)"))
+        }
+    };
     eprintln!(
         "watching {} {} {} on {} (Ctrl-C to stop)",
         args.exchange,
-        args.symbol,
+        symbol,
         args.interval,
         live.subject()
     );

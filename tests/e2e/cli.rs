@@ -111,3 +111,57 @@ async fn input_the_cli_cannot_act_on_is_refused_before_any_call() {
     .await;
     assert_eq!(status, Some(0), "{err}");
 }
+
+#[tokio::test]
+async fn symbols_are_taken_as_people_type_them_and_arguments_checked_by_the_parser() {
+    let stack = stack().await;
+    let _worker = stack.worker(&["all"]).await;
+    // Lower case, and Kraken's own asset codes, mean the usual symbol.
+    let (status, out, err) = cli_output(
+        &stack,
+        &["get", "binance", "btc/usdt", "1h", "--limit", "2", "--json"],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{out} {err}");
+    assert!(out.contains("\"symbol\":\"BTC/USDT\""), "{out}");
+    let (status, out, err) = cli_output(
+        &stack,
+        &["get", "kraken", "xbt/usd", "1h", "--limit", "2", "--json"],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{out} {err}");
+    assert!(out.contains("\"symbol\":\"BTC/USD\""), "{out}");
+    assert!(
+        err.contains("XBT/USD is Kraken's own name for BTC/USD"),
+        "{err}"
+    );
+
+    // Values the parser knows to be wrong, refused with what is allowed.
+    let (status, _, err) = cli_output(
+        &stack,
+        &[
+            "get",
+            "binance",
+            "BTC/USDT",
+            "1m",
+            "--fill-gaps",
+            "sometimes",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("none") && err.contains("previous"), "{err}");
+    let (status, _, err) = cli_output(
+        &stack,
+        &["watch", "binance", "BTC/USDT", "1m", "--count", "0"],
+    )
+    .await;
+    assert_eq!(status, Some(2), "{err}");
+    // The service's refusal of a watch is said as it is.
+    let (status, _, err) = cli_output(&stack, &["watch", "binance", "BTC/USDT", "7m"]).await;
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.contains("unsupported_interval") && !err.contains("stream worker running"),
+        "{err}"
+    );
+}

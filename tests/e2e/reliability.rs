@@ -317,6 +317,43 @@ async fn dlq_list_pages_over_the_letters_that_exist() {
     assert_eq!(seqs(&out), [5]);
     let (_, out) = cli(&stack, &["dlq", "list", "--json", "--from", "6"]).await;
     assert_eq!(seqs(&out), Vec::<u64>::new());
+    // The table says where the next page starts, when there is one.
+    let (_, table) = cli(&stack, &["dlq", "list", "--limit", "2"]).await;
+    assert!(
+        table.contains("2 dead letter(s) shown; more from --from 5"),
+        "{table}"
+    );
+    let (_, table) = cli(&stack, &["dlq", "list", "--from", "4"]).await;
+    assert!(table.trim_end().ends_with("2 dead letter(s)"), "{table}");
+    let (status, _, err) = cli_output(&stack, &["dlq", "list", "--limit", "0"]).await;
+    assert_eq!(status, Some(2), "{err}");
+
+    // Purging asks first; without a terminal it needs --yes, and deletes nothing.
+    let (status, _, err) = cli_output(&stack, &["dlq", "purge"]).await;
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.contains("would delete 3 dead letter(s); add --yes"),
+        "{err}"
+    );
+    let (status, out) = cli(&stack, &["dlq", "purge", "--code", "no_such_code", "--yes"]).await;
+    assert_eq!(
+        (status, out.trim()),
+        (Some(0), "purged 0 dead letter(s): none matches")
+    );
+    let (status, out) = cli(
+        &stack,
+        &[
+            "dlq",
+            "purge",
+            "--subject",
+            "candlepipe.jobs.fill.binance",
+            "--yes",
+        ],
+    )
+    .await;
+    assert_eq!((status, out.trim()), (Some(0), "purged 3 dead letter(s)"));
+    let (_, out) = cli(&stack, &["dlq", "list", "--json"]).await;
+    assert_eq!(seqs(&out), Vec::<u64>::new());
 }
 
 #[tokio::test]

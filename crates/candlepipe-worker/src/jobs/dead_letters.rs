@@ -165,6 +165,12 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Deletes letter `seq`.
+    pub async fn remove(&self, seq: u64) -> Result<(), BoxError> {
+        self.stream.delete_message(seq).await?;
+        Ok(())
+    }
+
     pub async fn purge(&self) -> Result<u64, BoxError> {
         Ok(self.stream.purge().await?.purged)
     }
