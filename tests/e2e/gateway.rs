@@ -427,16 +427,7 @@ async fn concurrent_cold_http_requests_for_one_series_make_one_exchange_call() {
     let mut worker = stack.worker(&["all"]).await;
     let gw = format!("{}/binance", worker.gateway_url().await);
     // The market list is loaded (one call of its own) before the measurement.
-    eventually(
-        Duration::from_secs(10),
-        "the gateway knows Binance's pairs",
-        || async {
-            let (status, _) =
-                body(&format!("{gw}/api/v3/klines?symbol=NOPEUSDT&interval=1m")).await;
-            (status == 400).then_some(())
-        },
-    )
-    .await;
+    binance_list_at_hand(gw.trim_end_matches("/binance")).await;
     let before = stack.sim.requests("binance").await;
     let end = closed_end(60_000);
     let url = format!("{gw}/api/v3/klines?symbol=LINKUSDT&interval=1m&endTime={end}&limit=100");

@@ -357,15 +357,7 @@ async fn one_http_client_cannot_starve_another() {
     stack.set("CANDLEPIPE_GATEWAY_CLIENT_HEADER", "X-Forwarded-For");
     let mut worker = stack.worker(&["all"]).await;
     let gw = worker.gateway_url().await;
-    eventually(
-        Duration::from_secs(10),
-        "Binance's list at hand",
-        || async {
-            let url = format!("{gw}/binance/api/v3/klines?symbol=NOPEUSDT&interval=1m");
-            (body(&url).await.0 == 400).then_some(())
-        },
-    )
-    .await;
+    binance_list_at_hand(&gw).await;
     // Every exchange call now takes 1.5 s.
     stack
         .sim
@@ -462,15 +454,7 @@ async fn http_and_nats_producers_share_one_exchange_budget() {
     let mut worker = stack.worker(&["all"]).await;
     let gw = worker.gateway_url().await;
     let client = stack.client().await;
-    eventually(
-        Duration::from_secs(10),
-        "Binance's list at hand",
-        || async {
-            let url = format!("{gw}/binance/api/v3/klines?symbol=NOPEUSDT&interval=1m");
-            (body(&url).await.0 == 400).then_some(())
-        },
-    )
-    .await;
+    binance_list_at_hand(&gw).await;
     let before = stack.sim.requests("binance").await;
 
     let mut set = tokio::task::JoinSet::new();
@@ -514,15 +498,7 @@ async fn bad_input_gets_the_exchanges_own_error_never_a_500() {
     let stack = stack().await;
     let mut worker = stack.worker(&["all"]).await;
     let gw = worker.gateway_url().await;
-    eventually(
-        Duration::from_secs(10),
-        "the market lists at hand",
-        || async {
-            let url = format!("{gw}/binance/api/v3/klines?symbol=NOPEUSDT&interval=1m");
-            (body(&url).await.0 == 400).then_some(())
-        },
-    )
-    .await;
+    binance_list_at_hand(&gw).await;
     let long = "x".repeat(3000);
     assert_eq!(
         body(&format!("{gw}/binance/api/v3/klines?symbol={long}"))

@@ -231,3 +231,17 @@ pub async fn python(script: &str) -> Value {
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json")
 }
+
+/// Waits until the gateway at `gw` knows Binance's market list (an unlisted symbol is then
+/// Binance's "Invalid symbol", not "unavailable").
+pub async fn binance_list_at_hand(gw: &str) {
+    eventually(
+        Duration::from_secs(10),
+        "Binance's list at hand",
+        || async {
+            let url = format!("{gw}/binance/api/v3/klines?symbol=NOPEUSDT&interval=1m");
+            (body(&url).await.0 == 400).then_some(())
+        },
+    )
+    .await;
+}

@@ -119,19 +119,9 @@ pub(crate) async fn trades(
     RawQuery(raw): RawQuery,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let pair = q.get("pair").cloned().unwrap_or_default();
-    if let Some(r) = sim
-        .gate(
-            Exchange::Kraken.as_str(),
-            &pair,
-            raw.as_deref().unwrap_or(""),
-        )
-        .await
-    {
-        return r;
-    }
-    let Some((base, quote)) = PAIRS.get(&pair).cloned() else {
-        return error("EQuery:Unknown asset pair");
+    let (base, quote) = match pair(&sim, &q, raw.as_deref()).await {
+        Ok(pair) => pair,
+        Err(refused) => return refused,
     };
     let since_ns = match q.get("since").map(|s| s.parse::<i128>()) {
         None => 0,
@@ -171,6 +161,26 @@ pub(crate) async fn trades(
     ))
 }
 
+/// The pair a candle or trades request names (after the request's latency, rate limit and
+/// faults), or the answer that refuses it.
+async fn pair(
+    sim: &Sim,
+    q: &HashMap<String, String>,
+    raw: Option<&str>,
+) -> Result<(String, String), Response> {
+    let pair = q.get("pair").cloned().unwrap_or_default();
+    if let Some(r) = sim
+        .gate(Exchange::Kraken.as_str(), &pair, raw.unwrap_or(""))
+        .await
+    {
+        return Err(r);
+    }
+    PAIRS
+        .get(&pair)
+        .cloned()
+        .ok_or_else(|| error("EQuery:Unknown asset pair"))
+}
+
 fn error(e: &str) -> Response {
     json_body(format!("{{\"error\":[\"{e}\"]}}"))
 }
@@ -180,19 +190,9 @@ pub(crate) async fn ohlc(
     RawQuery(raw): RawQuery,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let pair = q.get("pair").cloned().unwrap_or_default();
-    if let Some(r) = sim
-        .gate(
-            Exchange::Kraken.as_str(),
-            &pair,
-            raw.as_deref().unwrap_or(""),
-        )
-        .await
-    {
-        return r;
-    }
-    let Some((base, quote)) = PAIRS.get(&pair).cloned() else {
-        return error("EQuery:Unknown asset pair");
+    let (base, quote) = match pair(&sim, &q, raw.as_deref()).await {
+        Ok(pair) => pair,
+        Err(refused) => return refused,
     };
     let minutes = q
         .get("interval")
