@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use candlepipe_core::closing::closed_bound;
-use candlepipe_core::{now_ms, Exchange, Interval, Millis, SeriesKey, Symbol};
+use candlepipe_core::{now_ms, BuiltFrom, Exchange, Interval, Millis, SeriesKey, Symbol};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_store::Records;
 use candlepipe_worker::cluster::markets::Markets;
-use candlepipe_worker::cluster::stats::{self as cluster_stats, Counters};
+use candlepipe_worker::cluster::stats::{self as cluster_stats, Counters, Field};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
@@ -96,8 +96,11 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let (series, from, to) = args.range.resolve()?;
     let filled = fill_range(cfg, &series, from, to, args.page).await?;
     println!(
-        "backfilled {series}: {} candle slots from {from} to {to}, {} candles fetched, {} already cached",
-        filled.slots, filled.stored, filled.already
+        "backfilled {series}: {} candle slots from {from} to {to}, {} candles fetched, {} already cached; {}",
+        filled.slots,
+        filled.stored,
+        filled.already,
+        filled.route(series.exchange)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -161,7 +164,25 @@ pub(crate) struct Filled {
     pub slots: u64,
     pub stored: u64,
     pub already: u64,
+    /// Of `stored`, the candles built from the exchange's trades (Kraken's history).
+    pub from_trades: u64,
+    /// Exchange calls made (candles, trades and market lists).
+    pub calls: u64,
     pub store: candlepipe_store::SeriesStore,
+}
+
+impl Filled {
+    /// Which way the candles came and what it cost.
+    pub(crate) fn route(&self, ex: Exchange) -> String {
+        let calls = format!("{} {ex} calls", self.calls);
+        match self.from_trades {
+            0 => format!("route: {ex} candles REST, {calls}"),
+            n if n == self.stored => {
+                format!("route: {ex} trades (all {n} built from trades), {calls}")
+            }
+            n => format!("route: {ex} candles REST and trades ({n} built from trades), {calls}"),
+        }
+    }
 }
 
 /// Pages what the store lacks of `[from, to]` into it from the exchange, within the
@@ -182,9 +203,6 @@ pub(crate) async fn fill_range(
             cfg.history_cap
         );
     }
-    if series.exchange == Exchange::Kraken {
-        eprintln!("note: Kraken serves only its 720 most recent candles; older slots stay empty");
-    }
 
     let nats = connect::nats(cfg, "candlepipe-backfill", Duration::ZERO).await?;
     let redis = connect::redis(cfg, Duration::ZERO).await?;
@@ -199,10 +217,13 @@ pub(crate) async fn fill_range(
         redis.clone(),
         cfg.markets,
     );
-    let native = markets
-        .native(&series, &client)
+    let market = markets
+        .market(&series, &client)
         .await
         .map_err(|e| anyhow::anyhow!("{series}: {e}"))?;
+    if series.exchange == Exchange::Kraken && market.decimals.is_none() {
+        eprintln!("note: Kraken's AssetPairs gives no decimals for {}: only its 720 most recent candles can be fetched", market.native);
+    }
 
     // Resume: only the parts the store does not cover yet.
     let state = store
@@ -218,6 +239,7 @@ pub(crate) async fn fill_range(
             .map(|(a, b)| ((b - a) / step + 1) as u64)
             .sum::<u64>();
     let mut stored = 0u64;
+    let mut from_trades = 0u64;
     if already > 0 {
         progress.advance(already, stored);
     }
@@ -228,16 +250,22 @@ pub(crate) async fn fill_range(
             let end = (cursor + page - step).min(b);
             let now = now_ms();
             let fetched = client
-                .fetch(&series, &native, cursor, end, now, Demand::Bulk)
+                .fetch(&series, &market, cursor, end, now, Demand::Bulk)
                 .await
                 .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
             stored += fetched.candles.len() as u64;
+            from_trades += fetched
+                .candles
+                .iter()
+                .filter(|c| c.built_from == Some(BuiltFrom::Trades))
+                .count() as u64;
             store.write(&series, &fetched, now).await?;
             progress.advance(((end - cursor) / step + 1) as u64, stored);
             cursor = end + step;
         }
     }
     progress.finish();
+    let calls = stats.count(Field::ExchangeCalls(series.exchange));
     // Count this run's exchange calls in the cluster totals (one flush, now).
     let done = tokio_util::sync::CancellationToken::new();
     done.cancel();
@@ -253,6 +281,8 @@ pub(crate) async fn fill_range(
         slots,
         stored,
         already,
+        from_trades,
+        calls,
         store,
     })
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use candlepipe_core::{now_ms, Exchange, Interval, SeriesKey, Symbol};
 use candlepipe_exchange::budget::Demand;
+use candlepipe_exchange::markets::Market;
 use candlepipe_exchange::{ExchangeClient, FetchError};
 use candlepipe_llm::LlmClient;
 
@@ -186,7 +187,14 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                     ))
                 })?;
                 let candles = client
-                    .fetch(&series, &native, t - 60_000, t, now, Demand::Bulk)
+                    .fetch(
+                        &series,
+                        &Market::named(native),
+                        t - 60_000,
+                        t,
+                        now,
+                        Demand::Bulk,
+                    )
                     .await?
                     .candles;
                 Ok::<_, FetchError>(format!(

@@ -111,11 +111,12 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     std::fs::rename(&partial, &args.out)
         .with_context(|| format!("moving the export to {}", args.out.display()))?;
     println!(
-        "exported {} candles of {series} ({} to {}) to {}",
+        "exported {} candles of {series} ({} to {}) to {}; {}",
         candles.len(),
         format_instant(from),
         format_instant(to),
-        args.out.display()
+        args.out.display(),
+        filled.route(series.exchange)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -94,19 +94,6 @@ async fn every_error_code_from_its_cause() {
         );
     }
 
-    // Older than the exchange serves: Kraken keeps 720 intervals.
-    let two_days_ago = now_ms() - 2 * 86_400_000;
-    assert_eq!(
-        code(
-            &get(
-                &client,
-                json!({"exchange":"kraken","symbol":"ETH/USD","interval":"1m","limit":5,"end":two_days_ago})
-            )
-            .await
-        ),
-        "history_unavailable"
-    );
-
     // Upstream failures with no cached copy: the last error once the wait is over.
     stack
         .sim

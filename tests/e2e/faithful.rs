@@ -191,38 +191,6 @@ async fn coinbase_intervals_without_trades_are_missing_or_filled_and_never_asked
 }
 
 #[tokio::test]
-async fn a_kraken_window_older_than_its_history_is_incomplete_never_a_silent_short_ok() {
-    let stack = stack().await;
-    let _worker = stack.worker(&["all"]).await;
-    let client = stack.client().await;
-    let now = now_ms();
-    // Kraken keeps 720 committed 1m rows before the forming one.
-    let oldest = now - now.rem_euclid(M) - 720 * M;
-    let end = oldest + 20 * M;
-    let window =
-        json!({"exchange":"kraken","symbol":"XRP/USD","interval":"1m","limit":100,"end":end});
-    let reply = get(&client, window.clone()).await;
-    let candles = ok(&reply);
-    assert_eq!(reply["complete"], false, "{reply}");
-    assert_eq!(reply["missing"], json!([]));
-    let first = candles[0]["t"].as_i64().unwrap();
-    assert!(
-        first == oldest || first == oldest + M,
-        "served from Kraken's oldest row, {first} vs {oldest}"
-    );
-    assert_eq!(candles.last().unwrap()["t"], end);
-    let calls = stack.sim.requests("kraken").await;
-    let again = get(&client, window).await;
-    assert_eq!(again["candles"], reply["candles"]);
-    assert_eq!(again["complete"], false);
-    assert_eq!(
-        stack.sim.requests("kraken").await,
-        calls,
-        "nothing to ask again"
-    );
-}
-
-#[tokio::test]
 async fn unserved_intervals_are_built_exactly_from_served_ones() {
     let stack = stack().await;
     let _worker = stack.worker(&["all"]).await;

@@ -16,6 +16,7 @@ mod export;
 mod faithful;
 mod formats;
 mod gateway;
+mod history;
 mod hostile;
 mod lanes;
 mod markets;

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use candlepipe_core::{CandlesRequest, Exchange, Interval, Subjects};
 use candlepipe_exchange::budget::Demand;
-use candlepipe_exchange::markets::Listing;
+use candlepipe_exchange::markets::{Listing, Market};
 use candlepipe_exchange::ExchangeClient;
 use clap::ValueEnum;
 use futures::StreamExt;
@@ -288,12 +288,12 @@ impl Target {
                     .ok()?
                     .validate()
                     .ok()?;
-                let native = markets.get(&q.series.symbol)?;
+                let market = Market::named(markets.get(&q.series.symbol)?);
                 let now = candlepipe_core::now_ms();
                 let w = q.window(now);
                 match tokio::time::timeout(
                     limit,
-                    exchange.fetch(&q.series, native, w.from, w.to, now, Demand::Bulk),
+                    exchange.fetch(&q.series, &market, w.from, w.to, now, Demand::Bulk),
                 )
                 .await
                 .ok()?

@@ -101,6 +101,7 @@ fn combine(t: Millis, bucket: &[Candle], closed: bool) -> Option<Candle> {
         .iter()
         .try_fold(0u64, |acc, c| acc.checked_add(c.trades?));
     candle.vwap = vwap(bucket, candle.v);
+    candle.built_from = bucket.iter().find_map(|c| c.built_from);
     Some(candle)
 }
 

@@ -60,12 +60,25 @@ pub struct Candle {
         skip_serializing_if = "Option::is_none"
     )]
     pub vwap: Option<Decimal>,
+    /// Where candlepipe took the candle from when not the exchange's candle endpoint:
+    /// `trades` for Kraken's history past the 720 intervals its OHLC keeps, built from its
+    /// trades exactly as Kraken writes OHLC. On the wire only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<BuiltFrom>,
     /// False only for the newest, still-forming candle.
     pub closed: bool,
     /// Made by candlepipe for an interval without trades (`fill_gaps: "previous"`): zero
     /// volume at the previous close. Never stored; on the wire only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub synthetic: bool,
+}
+
+/// What a candle was built from (see [`Candle::built_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltFrom {
+    /// The exchange's public trades.
+    Trades,
 }
 
 /// `candles` (ascending) with, for each open time in `missing` (ascending), a zero-volume
@@ -123,6 +136,7 @@ pub(crate) fn from_test_row(
         taker_buy_base: binance.then_some(-d),
         taker_buy_quote: binance.then_some(d.abs()),
         vwap: kraken.then_some(d),
+        built_from: (kraken && m % 2 == 0).then_some(BuiltFrom::Trades),
         closed,
         synthetic,
     }

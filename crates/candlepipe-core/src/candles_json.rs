@@ -96,6 +96,9 @@ pub(crate) fn candle(out: &mut Vec<u8>, c: &Candle) {
             out.push(b'"');
         }
     }
+    if let Some(crate::candle::BuiltFrom::Trades) = c.built_from {
+        out.extend_from_slice(b",\"built_from\":\"trades\"");
+    }
     out.extend_from_slice(match (c.closed, c.synthetic) {
         (true, false) => b",\"closed\":true}",
         (false, false) => b",\"closed\":false}",

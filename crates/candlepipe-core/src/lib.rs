@@ -28,7 +28,7 @@ pub mod trace;
 pub mod watch;
 
 pub use analysis::{AnalysisReply, AnalysisRequest};
-pub use candle::Candle;
+pub use candle::{BuiltFrom, Candle};
 pub use confirm::Fetched;
 pub use coverage::Coverage;
 pub use encoding::Encoding;

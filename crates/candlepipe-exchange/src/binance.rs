@@ -46,6 +46,7 @@ pub fn parse(body: &[u8], closed_bound: Millis) -> Result<Vec<Candle>, FetchErro
                 taker_buy_base: optional_decimal(row, 9)?,
                 taker_buy_quote: optional_decimal(row, 10)?,
                 vwap: None,
+                built_from: None,
                 closed: t <= closed_bound,
                 synthetic: false,
             })

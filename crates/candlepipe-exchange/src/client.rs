@@ -13,13 +13,20 @@ use std::time::{Duration, Instant};
 use candlepipe_core::aggregate::aggregate;
 use candlepipe_core::closing::closed_bound;
 use candlepipe_core::confirm::confirm_revisable;
-use candlepipe_core::{Candle, Exchange, Fetched, Millis, SeriesKey};
+use candlepipe_core::{BuiltFrom, Candle, Exchange, Fetched, Interval, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::breaker::{Breaker, BreakerSettings, Outcome, State};
 use crate::budget::Demand;
-use crate::markets::{self, Listing};
+use crate::kraken_trades::{self, Decimals, Trade};
+use crate::markets::{self, Listing, Market};
 use crate::{binance, coinbase, kraken, Budget, FetchError};
+
+/// How far before a window of Kraken trades the close before it is looked for, in
+/// intervals, when the window opens without trades: nearer first; each look in at most
+/// [`KRAKEN_LOOKBACK_PAGES`] pages.
+const KRAKEN_LOOKBACK: [i64; 3] = [10, 100, 1440];
+const KRAKEN_LOOKBACK_PAGES: usize = 5;
 
 /// Where one exchange is and how fast this process may call it.
 #[derive(Debug, Clone)]
@@ -247,15 +254,14 @@ impl ExchangeClient {
         Ok(None)
     }
 
-    /// Candles of `series`, which the exchange calls `native`, with open times in
-    /// `[from, to]`, asked at `now`, and what the answer confirms (SPEC §2, see
-    /// [`candlepipe_core::confirm`]). An interval the exchange does not serve is built from
-    /// the one it serves that divides it ([`candlepipe_core::aggregate`]). `demand` says who
-    /// waits for them.
+    /// Candles of `series` on `market`, with open times in `[from, to]`, asked at `now`,
+    /// and what the answer confirms (SPEC §2, see [`candlepipe_core::confirm`]). An
+    /// interval the exchange does not serve is built from the one it serves that divides it
+    /// ([`candlepipe_core::aggregate`]). `demand` says who waits for them.
     pub async fn fetch(
         &self,
         series: &SeriesKey,
-        native: &str,
+        market: &Market,
         from: Millis,
         to: Millis,
         now: Millis,
@@ -268,7 +274,7 @@ impl ExchangeClient {
         let base_series = SeriesKey::new(series.exchange, series.symbol.clone(), base);
         let base_to = to + iv.millis() - base.millis();
         let (candles, history_from) = self
-            .fetch_native(&base_series, native, from, base_to, now, demand)
+            .fetch_native(&base_series, market, from, base_to, now, demand)
             .await?;
         let delay = self.settings.endpoint(series.exchange).publish_delay;
         // Coinbase may still change a closed candle until its publishing delay has passed
@@ -295,7 +301,7 @@ impl ExchangeClient {
     async fn fetch_native(
         &self,
         series: &SeriesKey,
-        native: &str,
+        market: &Market,
         from: Millis,
         to: Millis,
         now: Millis,
@@ -306,6 +312,7 @@ impl ExchangeClient {
         let bound = closed_bound(iv, now);
         let mut out: Vec<Candle> = Vec::new();
         let mut history_from = None;
+        let native = market.native.as_str();
         match series.exchange {
             Exchange::Binance => {
                 let mut cursor = from;
@@ -351,14 +358,33 @@ impl ExchangeClient {
                 }
             }
             Exchange::Kraken => {
-                let q = kraken::query(native, iv, from);
-                let body = self
-                    .get(Exchange::Kraken, kraken::PATH, &q, kraken::error, demand, 1)
-                    .await?;
-                out = kraken::parse(&body, bound)?;
-                // A full answer begins where Kraken's history does.
-                if out.len() as i64 >= kraken::PAGE {
-                    history_from = out.first().map(|c| c.t).filter(|&t| t > from);
+                // OHLC keeps the newest 720 intervals; what is older is built from the
+                // trades (when the pair's decimals are known), and a window wholly older
+                // than OHLC keeps does not ask OHLC at all.
+                let ohlc_keeps = iv.open_of(now) - kraken::PAGE * step;
+                let mut from_trades = None;
+                if to >= ohlc_keeps - step || market.decimals.is_none() {
+                    let q = kraken::query(native, iv, from);
+                    let body = self
+                        .get(Exchange::Kraken, kraken::PATH, &q, kraken::error, demand, 1)
+                        .await?;
+                    out = kraken::parse(&body, bound)?;
+                    // A full answer begins where Kraken's OHLC history does.
+                    if out.len() as i64 >= kraken::PAGE {
+                        let oldest = out.first().map(|c| c.t).filter(|&t| t > from);
+                        match market.decimals {
+                            Some(_) => from_trades = oldest.map(|t| (t - step).min(to)),
+                            None => history_from = oldest,
+                        }
+                    }
+                } else {
+                    from_trades = Some(to);
+                }
+                if let (Some(d), Some(end)) = (market.decimals, from_trades) {
+                    let built = self
+                        .kraken_trade_candles(native, d, iv, from, end, demand)
+                        .await?;
+                    out.extend(built);
                 }
             }
         }
@@ -366,6 +392,94 @@ impl ExchangeClient {
         out.sort_by_key(|c| c.t);
         out.dedup_by_key(|c| c.t);
         Ok((out, history_from))
+    }
+
+    /// Kraken's candles of `iv` with open times in `[from, to]` (all closed), built from
+    /// its trades as its OHLC writes them ([`kraken_trades::candles`]). A window opening
+    /// in intervals without trades takes the close before them from up to a day of
+    /// intervals back ([`KRAKEN_LOOKBACK`]); found nowhere, those intervals stay out.
+    async fn kraken_trade_candles(
+        &self,
+        native: &str,
+        d: Decimals,
+        iv: Interval,
+        from: Millis,
+        to: Millis,
+        demand: Demand<'_>,
+    ) -> Result<Vec<Candle>, FetchError> {
+        let step = iv.millis();
+        let (mut trades, _) = self
+            .kraken_trades(native, from - step, to + step, usize::MAX, demand)
+            .await?;
+        let close_before = trades.first().is_some_and(|t| t.t < from);
+        let opens_traded = trades.iter().any(|t| (from..from + step).contains(&t.t));
+        if !close_before && !opens_traded {
+            // Further back each time, until a trade before the window is found.
+            for back in KRAKEN_LOOKBACK {
+                let (earlier, reached) = self
+                    .kraken_trades(
+                        native,
+                        from - back * step,
+                        from,
+                        KRAKEN_LOOKBACK_PAGES,
+                        demand,
+                    )
+                    .await?;
+                // Only a look that reached the window knows the last trade before it.
+                let last = earlier.into_iter().rfind(|t| t.t < from);
+                if let (true, Some(last)) = (reached, last) {
+                    trades.insert(0, last);
+                    break;
+                }
+            }
+        }
+        let mut candles = kraken_trades::candles(&trades, step, from, to, d);
+        for c in &mut candles {
+            c.built_from = Some(BuiltFrom::Trades);
+        }
+        Ok(candles)
+    }
+
+    /// Kraken's trades after `since` (ms), ascending, page after page until one reaches
+    /// `until` (ms) or the newest trade, or `max_pages` were asked; and whether it reached.
+    async fn kraken_trades(
+        &self,
+        native: &str,
+        since: Millis,
+        until: Millis,
+        max_pages: usize,
+        demand: Demand<'_>,
+    ) -> Result<(Vec<Trade>, bool), FetchError> {
+        let mut out: Vec<Trade> = Vec::new();
+        let mut cursor = kraken_trades::since_of(since);
+        for _ in 0..max_pages {
+            let q = kraken_trades::query(native, &cursor);
+            let body = self
+                .get(
+                    Exchange::Kraken,
+                    kraken_trades::PATH,
+                    &q,
+                    kraken::error,
+                    demand,
+                    1,
+                )
+                .await?;
+            let page = kraken_trades::parse(&body)?;
+            let full = page.trades.len() >= kraken_trades::PAGE;
+            let stuck = page.next_since == cursor;
+            // A trade seen on the page before (same time at the boundary) is kept once.
+            let seen = out.last().and_then(|t| t.id);
+            out.extend(
+                page.trades
+                    .into_iter()
+                    .filter(|t| seen.zip(t.id).is_none_or(|(seen, id)| id > seen)),
+            );
+            if !full || stuck || out.last().is_some_and(|t| t.t >= until) {
+                return Ok((out, true));
+            }
+            cursor = page.next_since;
+        }
+        Ok((out, false))
     }
 
     /// One request, retried after the exchange's pause when it says "too many".

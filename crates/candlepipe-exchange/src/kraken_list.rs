@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::exchange_info::Fields;
+use crate::kraken_trades::Decimals;
 use crate::FetchError;
 
 pub struct KrakenList {
@@ -23,6 +24,24 @@ pub struct Entry {
     /// The other name (`XBTUSD`, `XBT`); a pair's candle endpoint is asked with it.
     pub altname: String,
     raw: Box<RawValue>,
+}
+
+impl Entry {
+    /// How a pair writes its numbers (`pair_decimals`, `lot_decimals`); `None` for an
+    /// entry without them (an asset, or a pair Kraken wrote without).
+    pub fn decimals(&self) -> Option<Decimals> {
+        #[derive(Deserialize)]
+        struct Written {
+            pair_decimals: u32,
+            lot_decimals: u32,
+        }
+        let w: Written = serde_json::from_str(self.raw.get()).ok()?;
+        // A decimal has at most 28 places.
+        (w.pair_decimals <= 28 && w.lot_decimals <= 28).then_some(Decimals {
+            price: w.pair_decimals,
+            volume: w.lot_decimals,
+        })
+    }
 }
 
 /// A name asked for that the list does not hold.
@@ -111,6 +130,17 @@ mod tests {
         assert_eq!(
             pairs.write(Some(&["NOPE".into()])),
             Err(Unknown("NOPE".into()))
+        );
+        // Without lot_decimals the pair's candles cannot be built from its trades.
+        assert_eq!(pairs.get("XBTUSD").unwrap().decimals(), None);
+        let full = r#"{"error":[],"result":{"XBTUSDT":{"altname":"XBTUSDT","pair_decimals":1,"lot_decimals":8}}}"#;
+        let pairs = KrakenList::parse(full, "AssetPairs").unwrap();
+        assert_eq!(
+            pairs.get("XBTUSDT").unwrap().decimals(),
+            Some(Decimals {
+                price: 1,
+                volume: 8
+            })
         );
     }
 }

@@ -17,10 +17,32 @@ use std::collections::BTreeMap;
 use candlepipe_core::{Exchange, Symbol};
 use serde::Deserialize;
 
+use crate::kraken_trades::Decimals;
 use crate::FetchError;
 
 /// Unified symbol → native id.
 pub type Listing = BTreeMap<Symbol, String>;
+
+/// What fetching a series' candles needs to know of its market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Market {
+    /// The id the exchange's candle endpoint knows it by.
+    pub native: String,
+    /// How a Kraken pair writes its numbers (its `AssetPairs` entry): with them, candles
+    /// older than the 720 its OHLC keeps are built from its trades; without, they are
+    /// `history_unavailable`.
+    pub decimals: Option<Decimals>,
+}
+
+impl Market {
+    /// A market known only by its id.
+    pub fn named(native: impl Into<String>) -> Market {
+        Market {
+            native: native.into(),
+            decimals: None,
+        }
+    }
+}
 
 /// The path of an exchange's market list.
 pub fn path(ex: Exchange) -> &'static str {

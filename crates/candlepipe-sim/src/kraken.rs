@@ -73,10 +73,12 @@ pub(crate) async fn asset_pairs(State(sim): State<Sim>) -> Response {
             let key = result_key(&base, quote);
             let (kb, kq) = (asset_key(&base), asset_key(quote));
             format!(
-                "\"{key}\":{{\"altname\":\"{}\",\"wsname\":\"{}/{}\",\"aclass_base\":\"currency\",\"base\":\"{kb}\",\"aclass_quote\":\"currency\",\"quote\":\"{kq}\",\"lot\":\"unit\",\"cost_decimals\":5,\"pair_decimals\":2,\"lot_decimals\":8,\"lot_multiplier\":1,\"ordermin\":\"0.0001\",\"costmin\":\"0.5\",\"tick_size\":\"0.01\",\"status\":\"online\"}}",
+                "\"{key}\":{{\"altname\":\"{}\",\"wsname\":\"{}/{}\",\"aclass_base\":\"currency\",\"base\":\"{kb}\",\"aclass_quote\":\"currency\",\"quote\":\"{kq}\",\"lot\":\"unit\",\"cost_decimals\":5,\"pair_decimals\":{},\"lot_decimals\":8,\"lot_multiplier\":1,\"ordermin\":\"0.0001\",\"costmin\":\"0.5\",\"tick_size\":\"{}\",\"status\":\"online\"}}",
                 altname(&base, quote),
                 code(&base),
-                code(quote)
+                code(quote),
+                crate::market::scale(quote),
+                rust_decimal::Decimal::new(1, crate::market::scale(quote))
             )
         })
         .collect();
@@ -218,13 +220,7 @@ pub(crate) async fn ohlc(
         .rev()
         .map(|i| newest - i * step)
         .filter(|t| since.is_none_or(|s| *t > s))
-        .filter_map(|t| {
-            let c = series.candle(t, now)?;
-            Some(match series.quiet(t, habits) {
-                true => series.quiet_candle(t, habits),
-                false => c,
-            })
-        })
+        .filter_map(|t| series.kraken_row(t, now, habits))
         .collect();
     let rows: Vec<String> = candles
         .iter()

@@ -118,7 +118,7 @@ fn base_price(base: &str, quote: &str) -> f64 {
 }
 
 /// Price scale for a quote: cents for fiat and stablecoins, satoshis for BTC.
-fn scale(quote: &str) -> u32 {
+pub(crate) fn scale(quote: &str) -> u32 {
     if quote == "BTC" {
         8
     } else {
@@ -358,6 +358,16 @@ impl Series {
     pub fn last_trade(&self, now: Millis) -> Option<SimTrade> {
         let t = now.div_euclid(MINUTE) * MINUTE;
         self.trades(t - 1, now).pop()
+    }
+
+    /// Kraken's OHLC row for the interval opening at `t`, as seen at `now`: a quiet
+    /// interval repeats the last close ([`Series::quiet_candle`]).
+    pub fn kraken_row(&self, t: Millis, now: Millis, habits: Habits) -> Option<SimCandle> {
+        let c = self.candle(t, now)?;
+        Some(match self.quiet(t, habits) {
+            true => self.quiet_candle(t, habits),
+            false => c,
+        })
     }
 
     /// Whether the interval opening at `t` had no trades under `habits`.

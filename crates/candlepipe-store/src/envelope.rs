@@ -18,9 +18,10 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 /// write version. 4: coverage means confirmed, and the meta keeps open times asked but not
 /// confirmed and the exchange's history start. 5: each chunk comes with its runs of reply
 /// fragments. 6: candles keep the exchange's extra fields (quote volume, trades, taker
-/// buys, vwap). Values of an older format are dropped and refetched as plain misses, not
+/// buys, vwap). 7: candles may be built from trades (Kraken's history), and Kraken's
+/// history start is no longer its OHLC's 720th row. Values of an older format are dropped and refetched as plain misses, not
 /// counted as tampering.
-pub const FORMAT_VERSION: u8 = 6;
+pub const FORMAT_VERSION: u8 = 7;
 
 /// The HMAC keys: the current one signs, every one verifies (so keys can rotate).
 #[derive(Clone)]

@@ -7,9 +7,10 @@
 //! A row: `[t, o_sign_scale, o_lo, o_hi, h_…, l_…, c_…, v_…, closed]` (17 values), then,
 //! when the exchange sent any extra field, a presence mask and the present ones in order:
 //! quote volume (bit 0), trades (bit 1, one integer), taker-buy base (bit 2), taker-buy
-//! quote (bit 3), vwap (bit 4). A row without extras (Coinbase's) is the 17 values alone.
+//! quote (bit 3), vwap (bit 4); bit 5, with no value, marks a candle built from trades.
+//! A row without extras (Coinbase's) is the 17 values alone.
 
-use candlepipe_core::{Candle, Millis};
+use candlepipe_core::{BuiltFrom, Candle, Millis};
 use rmp::decode::{read_array_len, read_bool, read_int};
 use rmp::encode::{write_array_len, write_bool, write_sint, write_uint};
 use rust_decimal::Decimal;
@@ -22,6 +23,8 @@ const TRADES: u8 = 2;
 const TAKER_BASE: u8 = 4;
 const TAKER_QUOTE: u8 = 8;
 const VWAP: u8 = 16;
+/// A flag: no value in the row.
+const FROM_TRADES: u8 = 32;
 
 /// The candle's extra decimals with their mask bits, in row order after the trades.
 fn extra_decimals(c: &Candle) -> [(u8, Option<&Decimal>); 3] {
@@ -44,6 +47,9 @@ fn mask_of(c: &Candle) -> u8 {
         if d.is_some() {
             mask |= bit;
         }
+    }
+    if c.built_from == Some(BuiltFrom::Trades) {
+        mask |= FROM_TRADES;
     }
     mask
 }
@@ -131,7 +137,7 @@ pub fn decode(bytes: &[u8], from: Millis, to: Millis) -> Result<Vec<Candle>, Str
         };
         if row > BASE_LEN {
             let mask: u8 = read_int(&mut rd).map_err(|e| e.to_string())?;
-            if mask == 0 || row != row_len(mask) {
+            if mask == 0 || mask > 2 * FROM_TRADES - 1 || row != row_len(mask) {
                 return Err(format!("a row of {row} values with extras {mask:#b}"));
             }
             if mask & QUOTE_VOLUME != 0 {
@@ -148,6 +154,9 @@ pub fn decode(bytes: &[u8], from: Millis, to: Millis) -> Result<Vec<Candle>, Str
                 if mask & bit != 0 {
                     *slot = Some(read_decimal(&mut rd)?);
                 }
+            }
+            if mask & FROM_TRADES != 0 {
+                candle.built_from = Some(BuiltFrom::Trades);
             }
         }
         if (from..=to).contains(&t) {
@@ -237,7 +246,13 @@ mod tests {
             trades: Some(0),
             ..candle(120_000, "106038.2", "0.00000000")
         };
-        let candles = vec![plain.clone(), binance, kraken];
+        let from_trades = Candle {
+            vwap: d("106040.1"),
+            trades: Some(3),
+            built_from: Some(BuiltFrom::Trades),
+            ..candle(180_000, "106038.2", "0.08317981")
+        };
+        let candles = vec![plain.clone(), binance, kraken, from_trades];
         let body = encode(&candles);
         assert_eq!(decode(&body, i64::MIN, i64::MAX).unwrap(), candles);
         let text = |c: &Candle| c.taker_buy_quote.map(|d| d.to_string());
@@ -249,10 +264,19 @@ mod tests {
         let old = encode(std::slice::from_ref(&plain));
         assert_eq!(old[1..4], [0xdc, 0, 17], "an array of 17");
         // A mask that does not match the row's length is an error, never a candle.
-        let mut bad = encode(&candles[2..]);
+        let mut bad = encode(&candles[2..3]);
         let mask_at = bad.iter().rposition(|b| *b == (VWAP | TRADES)).unwrap();
         bad[mask_at] = VWAP;
         assert!(decode(&bad, i64::MIN, i64::MAX).is_err());
+        // The trades flag is a bit without a value; an unknown bit is an error.
+        let flagged = encode(&candles[3..]);
+        let mask_at = flagged
+            .iter()
+            .rposition(|b| *b == (VWAP | TRADES | FROM_TRADES))
+            .unwrap();
+        let mut unknown = flagged.clone();
+        unknown[mask_at] |= 64;
+        assert!(decode(&unknown, i64::MIN, i64::MAX).is_err());
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub fn parse(text: &str) -> Result<Vec<Event>, FetchError> {
                         taker_buy_base: k.taker_base.map(decimal).transpose()?,
                         taker_buy_quote: k.taker_quote.map(decimal).transpose()?,
                         vwap: None,
+                        built_from: None,
                         closed: k.x,
                         synthetic: false,
                     },

@@ -23,7 +23,7 @@ use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::coinbase_list::CoinbaseList;
 use candlepipe_exchange::exchange_info::ExchangeInfo;
 use candlepipe_exchange::kraken_list::KrakenList;
-use candlepipe_exchange::markets::{currencies_path, Listing};
+use candlepipe_exchange::markets::{currencies_path, Listing, Market};
 use candlepipe_exchange::{binance, coinbase, ExchangeClient, FetchError};
 use candlepipe_store::{Records, Redis, StoreError};
 use serde::{Deserialize, Serialize};
@@ -343,6 +343,24 @@ impl Markets {
                 Exchange::Kraken => Err(MarketError::NoList(ex)),
             },
         }
+    }
+
+    /// For fill, before asking the exchange for candles: the series' native id and, for a
+    /// Kraken pair, its decimals from `AssetPairs` (what building candles from its trades
+    /// needs).
+    pub async fn market(
+        &self,
+        s: &SeriesKey,
+        client: &ExchangeClient,
+    ) -> Result<Market, MarketError> {
+        let mut market = Market::named(self.native(s, client).await?);
+        if s.exchange == Exchange::Kraken {
+            market.decimals = self.list(s.exchange).and_then(|k| {
+                let pairs = k.served.kraken_pairs.as_ref()?;
+                pairs.get(&market.native)?.decimals()
+            });
+        }
+        Ok(market)
     }
 
     /// Takes the list from Redis if it is newer than this process's copy.

@@ -55,6 +55,14 @@ impl Counters {
         }
     }
 
+    /// What `field` counted since the last flush.
+    pub fn count(&self, field: Field) -> u64 {
+        FIELDS
+            .iter()
+            .position(|(f, _)| *f == field)
+            .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
+    }
+
     /// Adds the counts to the hash; on failure they are kept for the next try.
     async fn flush(&self, conn: &mut Redis, key: &str) {
         let taken: Vec<u64> = self

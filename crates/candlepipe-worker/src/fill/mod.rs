@@ -396,7 +396,7 @@ async fn fill_locked(
         });
     }
 
-    let native = ctx.markets.native(s, exchange).await?;
+    let market = ctx.markets.market(s, exchange).await?;
     let mut fetched = Fetched::default();
     // What is older than the exchange's history cannot be fetched any more.
     let from = job.from.max(state.history_from);
@@ -404,7 +404,7 @@ async fn fill_locked(
         .coverage
         .fetches(from, to, step, page_candles(s.exchange, iv))
     {
-        let got = match exchange.fetch(s, &native, a, b, now, demand).await {
+        let got = match exchange.fetch(s, &market, a, b, now, demand).await {
             Ok(got) => got,
             Err(e @ FetchError::UnknownSymbol(_)) => {
                 ctx.markets.remember_unknown(s).await;

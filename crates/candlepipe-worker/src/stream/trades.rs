@@ -9,7 +9,7 @@
 //! interval is over by a grace; it is then handed on closed, for REST to confirm once the
 //! exchange's publishing delay has passed (Coinbase's REST candles stay the record).
 
-use candlepipe_core::{Candle, Interval, Millis};
+use candlepipe_core::{BuiltFrom, Candle, Interval, Millis};
 use rust_decimal::Decimal;
 
 /// One trade of the product.
@@ -244,6 +244,7 @@ pub fn add(candle: &mut Option<Candle>, open: Millis, tr: &Trade) {
                 l: price,
                 c: price,
                 v: tr.size.normalize(),
+                built_from: Some(BuiltFrom::Trades),
                 closed: false,
                 synthetic: false,
                 ..Default::default()
@@ -279,6 +280,7 @@ mod tests {
             l: d(l),
             c: d(c),
             v: d(v),
+            built_from: Some(BuiltFrom::Trades),
             closed: false,
             synthetic: false,
             ..Default::default()

@@ -1,0 +1,217 @@
+//! Deep history: Kraken's candles older than the 720 its OHLC keeps, built from its trades
+//! exactly as its OHLC writes them, within its budget.
+
+use candlepipe_sim::market::{Habits, Series};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const M: i64 = 60_000;
+const QUIET_ONE_IN: u32 = 5;
+
+/// The simulator's Kraken 1m record of `BASE/USD` at `t`, as Kraken's OHLC writes it:
+/// `[o, h, l, c, v, vwap, trades]`.
+fn kraken_record(base: &str, t: i64) -> [String; 7] {
+    let series = Series::new("kraken", base, "USD", M);
+    let habits = Habits {
+        quiet_one_in: Some(QUIET_ONE_IN),
+        ..Default::default()
+    };
+    let c = series.kraken_row(t, now_ms(), habits).unwrap();
+    [c.o, c.h, c.l, c.c, c.v, c.kraken_vwap()]
+        .map(|d| d.to_string())
+        .into_iter()
+        .chain([c.trades.to_string()])
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap()
+}
+
+fn reply_values(c: &Value) -> [String; 7] {
+    ["o", "h", "l", "c", "v", "vwap", "trades"].map(|k| c[k].as_str().unwrap().to_string())
+}
+
+/// Kraken's busiest second at the simulator.
+async fn busiest_second(stack: &Stack) -> u64 {
+    let stats = stack.sim.stats().await;
+    stats["kraken"]["per_second"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn kraken_minutes_past_its_ohlc_are_built_from_its_trades_equal_to_its_record() {
+    const RPS: u64 = 10;
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_KRAKEN_RPS", RPS);
+    stack
+        .sim
+        .set_faults("kraken", json!({"quiet_one_in": QUIET_ONE_IN}))
+        .await;
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+
+    // Across the oldest row OHLC keeps: the older candles from trades, the rest from OHLC,
+    // one window without a gap.
+    let now = now_ms();
+    let oldest = now - now.rem_euclid(M) - 720 * M;
+    let end = oldest + 20 * M;
+    let window =
+        json!({"exchange":"kraken","symbol":"XRP/USD","interval":"1m","limit":100,"end":end});
+    let reply = get(&client, window.clone()).await;
+    let candles = ok(&reply);
+    assert_eq!(reply["complete"], true, "{reply}");
+    assert_eq!(reply["missing"], json!([]));
+    assert_eq!(candles.len(), 100);
+    assert_eq!(candles[0]["t"], end - 99 * M);
+    for c in candles {
+        let t = c["t"].as_i64().unwrap();
+        assert_eq!(reply_values(c), kraken_record("XRP", t), "minute {t}");
+        if t < oldest - M {
+            assert_eq!(c["built_from"], "trades", "minute {t}");
+        }
+        if t > oldest + M {
+            assert!(c.get("built_from").is_none(), "minute {t} is OHLC's");
+        }
+    }
+    assert!(candles.iter().any(|c| c["trades"] == "0"), "quiet minutes");
+    let calls = stack.sim.requests("kraken").await;
+    let again = get(&client, window).await;
+    assert_eq!(again["candles"], reply["candles"]);
+    assert_eq!(stack.sim.requests("kraken").await, calls, "all kept");
+
+    // Three days back: older than OHLC keeps of 1m and 5m, so no OHLC call; every minute
+    // there.
+    let end = now - now.rem_euclid(M) - 3 * 1440 * M;
+    let reply = get(
+        &client,
+        json!({"exchange":"kraken","symbol":"ETH/USD","interval":"1m","limit":1000,"end":end}),
+    )
+    .await;
+    let candles = ok(&reply);
+    assert_eq!(candles.len(), 1000, "{}", reply["missing"]);
+    assert_eq!(reply["complete"], true);
+    for c in candles {
+        let t = c["t"].as_i64().unwrap();
+        assert_eq!(c["built_from"], "trades");
+        assert_eq!(reply_values(c), kraken_record("ETH", t), "minute {t}");
+    }
+    // 5m from the same trades: its volume, count and close those of its five minutes.
+    let five_end = (end - 100 * M).div_euclid(5 * M) * 5 * M;
+    let five = get(
+        &client,
+        json!({"exchange":"kraken","symbol":"ETH/USD","interval":"5m","limit":3,"end":five_end}),
+    )
+    .await;
+    assert_eq!(ok(&five).len(), 3, "{five}");
+    for c in ok(&five) {
+        assert_eq!(c["built_from"], "trades", "{five}");
+        let t = c["t"].as_i64().unwrap();
+        let minutes: Vec<&Value> = candles
+            .iter()
+            .filter(|m| (t..t + 5 * M).contains(&m["t"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(minutes.len(), 5);
+        let sum = |k: &str| -> rust_decimal::Decimal {
+            minutes
+                .iter()
+                .map(|m| {
+                    m[k].as_str()
+                        .unwrap()
+                        .parse::<rust_decimal::Decimal>()
+                        .unwrap()
+                })
+                .sum()
+        };
+        assert_eq!(
+            c["v"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap(),
+            sum("v")
+        );
+        assert_eq!(
+            c["trades"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap(),
+            sum("trades")
+        );
+        assert_eq!(c["c"], minutes[4]["c"]);
+    }
+    let busiest = busiest_second(&stack).await;
+    assert!(busiest <= RPS, "{busiest} Kraken calls in a second");
+}
+
+#[tokio::test]
+async fn a_week_of_kraken_minutes_exports_from_trades_within_the_budget_and_resumes() {
+    const RPS: u64 = 10;
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_KRAKEN_RPS", RPS);
+    stack.set("CANDLEPIPE_HISTORY_CAP", 20_000);
+    stack
+        .sim
+        .set_faults("kraken", json!({"quiet_one_in": QUIET_ONE_IN}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("week.csv");
+    let until = closed_end(M);
+    let since = until - (7 * 1440 - 1) * M;
+    let (since_ms, until_ms) = (since.to_string(), until.to_string());
+    let args = [
+        "export",
+        "kraken",
+        "XBT/USD",
+        "1m",
+        "--since",
+        &since_ms,
+        "--until",
+        &until_ms,
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (status, stdout, stderr) = cli_output(&stack, &args).await;
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("exported 10080 candles"), "{stdout}");
+    assert!(
+        stdout.contains("route: kraken candles REST and trades"),
+        "{stdout}"
+    );
+    let progress = stderr
+        .lines()
+        .filter(|l| l.starts_with("backfill: "))
+        .count();
+    assert_eq!(progress, 11, "a line per 1,000 slots: {stderr}");
+
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 10_080);
+    for (i, row) in rows.iter().enumerate() {
+        let t: i64 = row[0].parse().unwrap();
+        assert_eq!(t, since + i as i64 * M, "every minute, in order");
+        let want = kraken_record("BTC", t);
+        assert_eq!(row[2..7], want[..5], "minute {t}");
+    }
+    // About one Trades page per 1,000 trades (six a traded minute), not a call per minute.
+    let calls = stack.sim.requests("kraken").await;
+    assert!((50..=120).contains(&calls), "{calls} Kraken calls");
+    let busiest = busiest_second(&stack).await;
+    assert!(busiest <= RPS, "{busiest} Kraken calls in a second");
+
+    // Again: all kept, nothing asked.
+    let (status, stdout, stderr) = cli_output(&stack, &args).await;
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(stack.sim.requests("kraken").await, calls);
+}
