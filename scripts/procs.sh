@@ -8,6 +8,7 @@ use_ports() {
   export CANDLEPIPE_NATS_URL="nats://127.0.0.1:$1" CANDLEPIPE_REDIS_URL="redis://127.0.0.1:$2"
   sim_url="http://127.0.0.1:$3"
   export CANDLEPIPE_BINANCE_URL=$sim_url CANDLEPIPE_COINBASE_URL=$sim_url CANDLEPIPE_KRAKEN_URL=$sim_url
+  export CANDLEPIPE_BINANCE_ARCHIVE_URL=$sim_url
   export CANDLEPIPE_BINANCE_WS_URL="ws://127.0.0.1:$3" CANDLEPIPE_KRAKEN_WS_URL="ws://127.0.0.1:$3/v2"
   export CANDLEPIPE_COINBASE_WS_URL="ws://127.0.0.1:$3"
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use candlepipe_core::{Exchange, Subjects};
 use candlepipe_exchange::breaker::BreakerSettings;
-use candlepipe_exchange::client::Endpoint;
+use candlepipe_exchange::client::{Archive, Endpoint};
 use candlepipe_exchange::ExchangeSettings;
 use candlepipe_llm::{Prices, Provider};
 use candlepipe_store::Keyring;
@@ -297,6 +297,13 @@ impl Config {
                 binance: endpoint(Exchange::Binance)?,
                 coinbase: endpoint(Exchange::Coinbase)?,
                 kraken: endpoint(Exchange::Kraken)?,
+                binance_archive: Archive {
+                    url: l.get(
+                        "binance_archive_url",
+                        candlepipe_exchange::binance_archive::DEFAULT_URL.to_string(),
+                    )?,
+                    rps: l.get("binance_archive_rps", 10)?,
+                },
                 timeout: l.millis("exchange_timeout_ms", 10_000)?,
                 breaker: BreakerSettings {
                     window: l.millis("breaker_window_ms", 30_000)?,

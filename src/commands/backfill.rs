@@ -1,7 +1,10 @@
 //! `candlepipe backfill EXCHANGE SYMBOL INTERVAL --since DATE`: pages history into the cache
-//! within the cluster-wide request budget. Resumable: what the store already covers is
-//! skipped, so running it again continues where it stopped.
+//! within the cluster-wide request budget; Binance's closed months and days come from its
+//! public archive first (files, no API weight), Kraken's history past its OHLC from its
+//! trades. Resumable: what the store already covers is skipped, so running it again
+//! continues where it stopped. It ends saying its route and what it cost.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use candlepipe_core::closing::closed_bound;
 use candlepipe_core::{now_ms, BuiltFrom, Exchange, Interval, Millis, SeriesKey, Symbol};
+use candlepipe_exchange::binance_archive::{self, Period, Piece};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_store::Records;
 use candlepipe_worker::cluster::markets::Markets;
@@ -41,6 +45,9 @@ pub struct Args {
     /// Candles per exchange request batch (1 to 1000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1000))]
     page: i64,
+    /// Binance: page REST klines only, not Binance's archive of closed months and days.
+    #[arg(long)]
+    rest_only: bool,
     /// Without `CANDLEPIPE_HMAC_KEY`, sign with the public development key (a local trial).
     #[arg(long)]
     dev: bool,
@@ -94,7 +101,11 @@ impl Progress {
 pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     cfg.require_hmac_key(args.dev)?;
     let (series, from, to) = args.range.resolve()?;
-    let filled = fill_range(cfg, &series, from, to, args.page).await?;
+    let route = match args.rest_only {
+        true => Route::RestOnly,
+        false => Route::Cheapest,
+    };
+    let filled = fill_range(cfg, &series, from, to, args.page, route).await?;
     println!(
         "backfilled {series}: {} candle slots from {from} to {to}, {} candles fetched, {} already cached; {}",
         filled.slots,
@@ -168,19 +179,55 @@ pub(crate) struct Filled {
     pub from_trades: u64,
     /// Exchange calls made (candles, trades and market lists).
     pub calls: u64,
+    /// The exchange's budget, requests per second.
+    pub rps: u32,
+    pub archive: ArchiveUse,
     pub store: candlepipe_store::SeriesStore,
+}
+
+/// Which ways [`fill_range`] may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Binance's archive first, then REST.
+    Cheapest,
+    /// REST pages only.
+    RestOnly,
+}
+
+/// What Binance's archive gave a backfill.
+#[derive(Debug, Default)]
+pub(crate) struct ArchiveUse {
+    pub files: u64,
+    pub bytes: u64,
+    /// Files missing or failing their checksum, asked of smaller files or REST instead.
+    pub fallbacks: u64,
 }
 
 impl Filled {
     /// Which way the candles came and what it cost.
     pub(crate) fn route(&self, ex: Exchange) -> String {
-        let calls = format!("{} {ex} calls", self.calls);
-        match self.from_trades {
-            0 => format!("route: {ex} candles REST, {calls}"),
-            n if n == self.stored => {
-                format!("route: {ex} trades (all {n} built from trades), {calls}")
+        let rest = format!("{} {ex} calls (its budget: {}/s)", self.calls, self.rps);
+        let a = &self.archive;
+        let archive = format!(
+            "{} archive files ({:.1} MB, no API weight{})",
+            a.files,
+            a.bytes as f64 / 1e6,
+            match a.fallbacks {
+                0 => String::new(),
+                n => format!("; {n} not at hand, asked otherwise"),
             }
-            n => format!("route: {ex} candles REST and trades ({n} built from trades), {calls}"),
+        );
+        match (ex, self.from_trades) {
+            (Exchange::Binance, _) if a.files + a.fallbacks > 0 => {
+                format!("route: {ex} archive and candles REST: {archive}, {rest}")
+            }
+            (_, 0) => format!("route: {ex} candles REST, {rest}"),
+            (_, n) if n == self.stored => {
+                format!("route: {ex} trades (all {n} built from trades), {rest}")
+            }
+            (_, n) => {
+                format!("route: {ex} candles REST and trades ({n} built from trades), {rest}")
+            }
         }
     }
 }
@@ -193,6 +240,7 @@ pub(crate) async fn fill_range(
     from: Millis,
     to: Millis,
     page: i64,
+    route: Route,
 ) -> anyhow::Result<Filled> {
     let series = series.clone();
     let step = series.interval.millis();
@@ -244,24 +292,75 @@ pub(crate) async fn fill_range(
         progress.advance(already, stored);
     }
     let page = page.max(1) * step;
+    let mut archive = ArchiveUse::default();
     for (a, b) in gaps {
-        let mut cursor = a;
-        while cursor <= b {
-            let end = (cursor + page - step).min(b);
-            let now = now_ms();
-            let fetched = client
-                .fetch(&series, &market, cursor, end, now, Demand::Bulk)
-                .await
-                .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
-            stored += fetched.candles.len() as u64;
-            from_trades += fetched
-                .candles
-                .iter()
-                .filter(|c| c.built_from == Some(BuiltFrom::Trades))
-                .count() as u64;
-            store.write(&series, &fetched, now).await?;
-            progress.advance(((end - cursor) / step + 1) as u64, stored);
-            cursor = end + step;
+        // Binance: its archive's closed months and days first (no API weight), REST for
+        // the rest and for any file it lacks or that fails its checksum.
+        let mut pieces: VecDeque<Piece> = match (series.exchange, route) {
+            (Exchange::Binance, Route::Cheapest) => {
+                binance_archive::plan(series.interval, a, b, now_ms()).into()
+            }
+            _ => VecDeque::from([Piece::Rest(a, b)]),
+        };
+        while let Some(piece) = pieces.pop_front() {
+            let (from, to) = match piece {
+                Piece::Rest(from, to) => (from, to),
+                Piece::File(period) => {
+                    let (pa, pb) = period.span(series.interval);
+                    let span = (pa.max(a), pb.min(b));
+                    let now = now_ms();
+                    match client
+                        .binance_archived(&series, &market, period, span, now)
+                        .await
+                    {
+                        Ok(Some((fetched, bytes))) => {
+                            archive.files += 1;
+                            archive.bytes += bytes;
+                            stored += fetched.candles.len() as u64;
+                            store.write(&series, &fetched, now).await?;
+                            progress.advance(((span.1 - span.0) / step + 1) as u64, stored);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => eprintln!(
+                            "warning: {}: {e}; asking REST instead",
+                            period.path(&market.native, series.interval)
+                        ),
+                    }
+                    archive.fallbacks += 1;
+                    // A month not at hand: its days' files; a day: REST.
+                    match period {
+                        Period::Month(_) => {
+                            for day in period.days().into_iter().rev() {
+                                let (da, db) = day.span(series.interval);
+                                if db >= span.0 && da <= span.1 {
+                                    pieces.push_front(Piece::File(day));
+                                }
+                            }
+                            continue;
+                        }
+                        Period::Day(_) => span,
+                    }
+                }
+            };
+            let mut cursor = from;
+            while cursor <= to {
+                let end = (cursor + page - step).min(to);
+                let now = now_ms();
+                let fetched = client
+                    .fetch(&series, &market, cursor, end, now, Demand::Bulk)
+                    .await
+                    .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
+                stored += fetched.candles.len() as u64;
+                from_trades += fetched
+                    .candles
+                    .iter()
+                    .filter(|c| c.built_from == Some(BuiltFrom::Trades))
+                    .count() as u64;
+                store.write(&series, &fetched, now).await?;
+                progress.advance(((end - cursor) / step + 1) as u64, stored);
+                cursor = end + step;
+            }
         }
     }
     progress.finish();
@@ -283,6 +382,8 @@ pub(crate) async fn fill_range(
         already,
         from_trades,
         calls,
+        rps: cfg.exchanges.endpoint(series.exchange).rps,
+        archive,
         store,
     })
 }

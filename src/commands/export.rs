@@ -68,7 +68,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         cfg.history_cap,
         cfg.history_cap
     );
-    let filled = backfill::fill_range(cfg, &series, from, to, 1000).await?;
+    let filled =
+        backfill::fill_range(cfg, &series, from, to, 1000, backfill::Route::Cheapest).await?;
     let mut candles: Vec<Candle> = Vec::with_capacity(filled.slots as usize);
     let mut missing: Vec<(Millis, Millis)> = Vec::new();
     let mut cursor = from;

@@ -31,18 +31,6 @@ fn reply_values(c: &Value) -> [String; 7] {
     ["o", "h", "l", "c", "v", "vwap", "trades"].map(|k| c[k].as_str().unwrap().to_string())
 }
 
-/// Kraken's busiest second at the simulator.
-async fn busiest_second(stack: &Stack) -> u64 {
-    let stats = stack.sim.stats().await;
-    stats["kraken"]["per_second"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter_map(Value::as_u64)
-        .max()
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn kraken_minutes_past_its_ohlc_are_built_from_its_trades_equal_to_its_record() {
     const RPS: u64 = 10;
@@ -145,7 +133,7 @@ async fn kraken_minutes_past_its_ohlc_are_built_from_its_trades_equal_to_its_rec
         );
         assert_eq!(c["c"], minutes[4]["c"]);
     }
-    let busiest = busiest_second(&stack).await;
+    let busiest = busiest_second(&stack.sim.stats().await, "kraken");
     assert!(busiest <= RPS, "{busiest} Kraken calls in a second");
 }
 
@@ -207,11 +195,185 @@ async fn a_week_of_kraken_minutes_exports_from_trades_within_the_budget_and_resu
     // About one Trades page per 1,000 trades (six a traded minute), not a call per minute.
     let calls = stack.sim.requests("kraken").await;
     assert!((50..=120).contains(&calls), "{calls} Kraken calls");
-    let busiest = busiest_second(&stack).await;
+    let busiest = busiest_second(&stack.sim.stats().await, "kraken");
     assert!(busiest <= RPS, "{busiest} Kraken calls in a second");
 
     // Again: all kept, nothing asked.
     let (status, stdout, stderr) = cli_output(&stack, &args).await;
     assert_eq!(status, Some(0), "{stdout}\n{stderr}");
     assert_eq!(stack.sim.requests("kraken").await, calls);
+}
+
+/// `YYYY-MM-DD` of a time in ms.
+fn day_label(t: i64) -> String {
+    let d = time::OffsetDateTime::from_unix_timestamp(t / 1000)
+        .unwrap()
+        .date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// The simulator's REST klines of BTCUSDT 1m ending at `end` (1,000; one REST call), and
+/// candlepipe's answer for the same window (from its cache): equal, field by field, as
+/// text.
+async fn equal_to_rest(stack: &Stack, client: &async_nats::Client, end: i64) {
+    let rest: Vec<Vec<Value>> = serde_json::from_slice(
+        &sim_raw(
+            stack,
+            &format!(
+                "/api/v3/klines?symbol=BTCUSDT&interval=1m&endTime={end}&startTime={}&limit=1000",
+                end - 999 * M
+            ),
+        )
+        .await,
+    )
+    .unwrap();
+    let reply = get(
+        client,
+        json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":1000,"end":end}),
+    )
+    .await;
+    assert_eq!(source(&reply), "redis", "{}", reply["error"]);
+    let got = ok(&reply);
+    assert_eq!(got.len(), rest.len());
+    let keys = [
+        "",
+        "o",
+        "h",
+        "l",
+        "c",
+        "v",
+        "",
+        "quote_volume",
+        "trades",
+        "taker_buy_base",
+        "taker_buy_quote",
+    ];
+    for (c, row) in got.iter().zip(&rest) {
+        assert_eq!(c["t"], row[0]);
+        for (i, k) in keys.iter().enumerate().filter(|(_, k)| !k.is_empty()) {
+            let want = match &row[i] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(c[*k].as_str().unwrap(), want, "{k} at {}", c["t"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_binance_backfill_reads_the_archive_first_and_rest_only_for_what_it_lacks() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_HISTORY_CAP", 200_000);
+    let now = now_ms();
+    let today = now - now.rem_euclid(1440 * M);
+    let until = closed_end(M);
+    // From 70 days back: a few days, at least one whole month, the days since, and today.
+    let mut since = today - 70 * 1440 * M;
+    if day_label(since).ends_with("-01") {
+        since += 1440 * M;
+    }
+    let (d1, d2) = (since + 1440 * M, since + 2 * 1440 * M);
+    // The whole month in the range is not published: its days' files instead.
+    let month_start = {
+        let d = time::OffsetDateTime::from_unix_timestamp(today / 1000)
+            .unwrap()
+            .date()
+            .replace_day(1)
+            .unwrap();
+        let first = d.midnight().assume_utc().unix_timestamp() * 1000;
+        // The month before the current one.
+        let prev = time::OffsetDateTime::from_unix_timestamp(first / 1000 - 86_400)
+            .unwrap()
+            .date()
+            .replace_day(1)
+            .unwrap();
+        prev.midnight().assume_utc().unix_timestamp() * 1000
+    };
+    let month_label = &day_label(month_start)[..7];
+    stack
+        .sim
+        .set_faults(
+            "binance_archive",
+            json!({
+                "missing": [format!("BTCUSDT-1m-{month_label}"), format!("BTCUSDT-1m-{}", day_label(d1))],
+                "bad_checksum": [format!("BTCUSDT-1m-{}", day_label(d2))],
+                // Yesterday's file is not published yet (a day late).
+                "late_ms": 1440 * M,
+            }),
+        )
+        .await;
+    let (since_ms, until_ms) = (since.to_string(), until.to_string());
+    let args = [
+        "backfill", "binance", "BTC/USDT", "1m", "--since", &since_ms, "--until", &until_ms,
+    ];
+    let (status, stdout, stderr) = cli_output(&stack, &args).await;
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    let slots = (until - since) / M + 1;
+    assert!(
+        stdout.contains(&format!("{slots} candle slots"))
+            && stdout.contains("route: binance archive"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("4 not at hand"),
+        "month, missing day, bad checksum, yesterday: {stdout}"
+    );
+    // REST only for the missing day, the day failing its checksum, yesterday and today.
+    let today_minutes = (until - today) / M + 1;
+    let rest_calls = 2 + 2 + 2 + (today_minutes + 999) / 1000;
+    assert_eq!(
+        stack.sim.requests("binance").await as i64,
+        rest_calls,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{rest_calls} binance calls")),
+        "{stdout}"
+    );
+
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    for end in [
+        d1 + 1200 * M,
+        d2 + 1439 * M,
+        since + 5 * 1440 * M,
+        month_start + 3000 * M,
+        // Yesterday, from REST.
+        today - 300 * M,
+    ] {
+        equal_to_rest(&stack, &client, end).await;
+    }
+    // Five REST calls more: the comparisons' own.
+    assert_eq!(
+        stack.sim.requests("binance").await as i64,
+        rest_calls + 5,
+        "answered from the cache"
+    );
+}
+
+#[tokio::test]
+async fn archived_days_in_milliseconds_and_in_microseconds_read_alike() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_HISTORY_CAP", 200_000);
+    // 2024-12-31 is written in ms, 2025-01-01 in µs.
+    let since = 1_735_603_200_000;
+    let until = since + 2 * 1440 * M - M;
+    let (since_ms, until_ms) = (since.to_string(), until.to_string());
+    let args = [
+        "backfill", "binance", "BTC/USDT", "1m", "--since", &since_ms, "--until", &until_ms,
+    ];
+    let (status, stdout, stderr) = cli_output(&stack, &args).await;
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 archive files"), "{stdout}");
+    assert_eq!(stack.sim.requests("binance").await, 0, "no klines call");
+    let _worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    equal_to_rest(&stack, &client, since + 1200 * M).await;
+    equal_to_rest(&stack, &client, until).await;
+    // The two REST calls are the comparisons' own.
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        2,
+        "answered from the cache"
+    );
 }

@@ -245,3 +245,18 @@ pub async fn binance_list_at_hand(gw: &str) {
     )
     .await;
 }
+
+/// The most requests the simulator had from `exchange` in one wall-clock second, from its
+/// `/sim/stats`.
+pub fn busiest_second(stats: &Value, exchange: &str) -> u64 {
+    stats[exchange]["per_second"]
+        .as_object()
+        .map(|seconds| {
+            seconds
+                .values()
+                .filter_map(Value::as_u64)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}

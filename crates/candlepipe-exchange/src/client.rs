@@ -16,6 +16,7 @@ use candlepipe_core::confirm::confirm_revisable;
 use candlepipe_core::{BuiltFrom, Candle, Exchange, Fetched, Interval, Millis, SeriesKey};
 use governor::{DefaultDirectRateLimiter, Quota};
 
+use crate::binance_archive::{self, Period};
 use crate::breaker::{Breaker, BreakerSettings, Outcome, State};
 use crate::budget::Demand;
 use crate::kraken_trades::{self, Decimals, Trade};
@@ -41,11 +42,20 @@ pub struct Endpoint {
     pub publish_delay: Duration,
 }
 
+/// Binance's public archive of klines ([`binance_archive`]): where, and how many file
+/// requests a second this process makes (its own budget: files cost no API weight).
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pub url: String,
+    pub rps: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct ExchangeSettings {
     pub binance: Endpoint,
     pub coinbase: Endpoint,
     pub kraken: Endpoint,
+    pub binance_archive: Archive,
     /// Whole-request timeout for one HTTP call.
     pub timeout: Duration,
     pub breaker: BreakerSettings,
@@ -74,7 +84,12 @@ pub struct ExchangeClient {
     /// request waits for its permit, so requests of a priority are served in arrival order.
     queues: Arc<[[tokio::sync::Mutex<()>; 2]; 3]>,
     breakers: Arc<[Breaker; 3]>,
+    /// Spaces this process's requests for Binance's archived files.
+    archive_limiter: Arc<DefaultDirectRateLimiter>,
 }
+
+/// Whole-request timeout for one archived file (a month of 1m candles is a few MB).
+const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long to hold off an exchange that said "too many" without a `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(2);
@@ -152,10 +167,14 @@ impl ExchangeClient {
             limiter(&settings.coinbase),
             limiter(&settings.kraken),
         ]);
+        let archive_rps = NonZeroU32::new(settings.binance_archive.rps).unwrap_or(NonZeroU32::MIN);
         Ok(ExchangeClient {
             http,
             settings: settings.clone(),
             limiters,
+            archive_limiter: Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(
+                archive_rps,
+            ))),
             budget: None,
             queues: Arc::new(Default::default()),
             breakers: Arc::new([
@@ -480,6 +499,90 @@ impl ExchangeClient {
             cursor = page.next_since;
         }
         Ok((out, false))
+    }
+
+    /// Binance's archived candles of `series` on `market` for `period`, with open times in
+    /// `[from, to]`, as a fetch at `now` confirms them; `Ok(None)` when the file or its
+    /// checksum is not published (404) or the file is not the one its checksum states:
+    /// the caller asks REST for that span instead.
+    pub async fn binance_archived(
+        &self,
+        series: &SeriesKey,
+        market: &Market,
+        period: Period,
+        (from, to): (Millis, Millis),
+        now: Millis,
+    ) -> Result<Option<(Fetched, u64)>, FetchError> {
+        let iv = series.interval;
+        let path = period.path(&market.native, iv);
+        let outcome = |o: &'static str| {
+            metrics::counter!("candlepipe_archive_files_total", "outcome" => o).increment(1)
+        };
+        let Some(sum) = self.archive_get(&format!("{path}.CHECKSUM")).await? else {
+            outcome("missing");
+            tracing::info!(path, "archive file not published; REST instead");
+            return Ok(None);
+        };
+        let Some(zip) = self.archive_get(&path).await? else {
+            outcome("missing");
+            tracing::info!(path, "archive file not published; REST instead");
+            return Ok(None);
+        };
+        let verified = binance_archive::checksum(&sum)
+            .is_some_and(|sum| binance_archive::verified(&zip, &sum));
+        if !verified {
+            outcome("bad_checksum");
+            tracing::warn!(
+                path,
+                "archive file does not match its checksum; REST instead"
+            );
+            return Ok(None);
+        }
+        let size = zip.len() as u64;
+        let candles = tokio::task::spawn_blocking(move || {
+            binance_archive::parse(&binance_archive::unzip(&zip)?)
+        })
+        .await
+        .map_err(|e| FetchError::Malformed(format!("archive reader: {e}")))??;
+        outcome("ok");
+        metrics::counter!("candlepipe_archive_bytes_total").increment(size);
+        let (a, b) = period.span(iv);
+        let (a, b) = (a.max(from), b.min(to));
+        let candles: Vec<Candle> = candles
+            .into_iter()
+            .filter(|c| c.t >= a && c.t <= b)
+            .collect();
+        let delay = self.settings.binance.publish_delay.as_millis() as Millis;
+        let fetched = confirm_revisable(iv, (a, b), candles, None, now, delay, false);
+        Ok(Some((fetched, size)))
+    }
+
+    /// One file of Binance's archive on its own budget; `None` for a 404.
+    async fn archive_get(&self, path: &str) -> Result<Option<bytes::Bytes>, FetchError> {
+        self.archive_limiter.until_ready().await;
+        let url = format!(
+            "{}{}",
+            self.settings.binance_archive.url.trim_end_matches('/'),
+            path
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .timeout(ARCHIVE_TIMEOUT)
+            .send()
+            .await
+            .map_err(FetchError::from_reqwest)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(FetchError::from_reqwest)?;
+        match status {
+            200 => Ok(Some(body)),
+            // S3 answers a missing key 404 (or 403 without list rights).
+            403 | 404 => Ok(None),
+            _ => Err(FetchError::Status {
+                status,
+                message: crate::parse::cut(&String::from_utf8_lossy(&body)),
+            }),
+        }
     }
 
     /// One request, retried after the exchange's pause when it says "too many".

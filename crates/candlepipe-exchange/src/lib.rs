@@ -3,6 +3,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod binance;
+pub mod binance_archive;
 pub mod breaker;
 pub mod budget;
 pub mod client;

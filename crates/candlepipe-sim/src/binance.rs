@@ -63,23 +63,34 @@ pub(crate) async fn klines(
             })
         })
         .map(|c| {
+            let f = kline_fields(&c, step, 1);
             format!(
-                "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},\"{}\",{},\"{}\",\"{}\",\"0\"]",
-                c.t,
-                c.o,
-                c.h,
-                c.l,
-                c.c,
-                c.v,
-                c.t + step - 1,
-                SimCandle::binance_quote(c.quote),
-                c.trades,
-                c.taker_base,
-                SimCandle::binance_quote(c.taker_quote),
+                "[{},\"{}\",\"{}\",\"{}\",\"{}\",\"{}\",{},\"{}\",{},\"{}\",\"{}\",\"{}\"]",
+                f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11]
             )
         })
         .collect();
     json_body(format!("[{}]", rows.join(",")))
+}
+
+/// A kline's 12 fields as Binance writes them (open time, open, high, low, close, volume,
+/// close time, quote volume, trades, taker-buy base and quote volume, ignore), its times in
+/// units of `1 / per_ms` ms (1: ms, as REST; 1000: µs, as the archive from 2025).
+pub(crate) fn kline_fields(c: &SimCandle, step: i64, per_ms: i64) -> [String; 12] {
+    [
+        (c.t * per_ms).to_string(),
+        c.o.to_string(),
+        c.h.to_string(),
+        c.l.to_string(),
+        c.c.to_string(),
+        c.v.to_string(),
+        ((c.t + step) * per_ms - 1).to_string(),
+        SimCandle::binance_quote(c.quote).to_string(),
+        c.trades.to_string(),
+        c.taker_base.to_string(),
+        SimCandle::binance_quote(c.taker_quote).to_string(),
+        "0".to_string(),
+    ]
 }
 
 /// `GET /api/v3/exchangeInfo`: every listed pair, with the fields the real one has for

@@ -50,6 +50,12 @@ pub struct FaultConfig {
     /// candles lag its trades; its REST trades have them all.
     #[serde(default)]
     pub candles_lag_ms: u64,
+    /// Binance's archive: file stems (`BTCUSDT-1m-2026-11-20`) it does not have.
+    #[serde(default)]
+    pub missing: Vec<String>,
+    /// Binance's archive: file stems whose `.CHECKSUM` does not match the file.
+    #[serde(default)]
+    pub bad_checksum: Vec<String>,
 }
 
 /// A WebSocket fault.

@@ -16,6 +16,7 @@
 //!   interval opening at `t`: what every answer is checked against)
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod archive;
 mod binance;
 mod coinbase;
 pub mod faults;
@@ -37,6 +38,8 @@ use candlepipe_core::{now_ms, Exchange};
 
 /// The target name of the simulated LLM in `/sim/stats` and `/sim/faults/llm`.
 pub const LLM: &str = "llm";
+/// Binance's public archive of klines: its own log and faults.
+pub const ARCHIVE: &str = "binance_archive";
 
 pub use faults::{Fault, FaultConfig, FaultMode, RateLimit, RequestEvent, RequestLog, StreamFault};
 
@@ -211,7 +214,7 @@ impl Sim {
         Exchange::ALL
             .iter()
             .map(|e| e.as_str())
-            .chain([LLM])
+            .chain([LLM, ARCHIVE])
             .map(|t| (t, all.get(t).map(|s| s.log.clone()).unwrap_or_default()))
             .collect()
     }
@@ -225,6 +228,18 @@ impl Sim {
                 quiet_one_in: t.config.quiet_one_in.filter(|n| *n > 0),
                 stream_differs: t.config.stream_differs,
                 candles_lag_ms: t.config.candles_lag_ms as i64,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The archive's missing files and bad checksums.
+    fn archive_faults(&self) -> FaultConfig {
+        self.lock()
+            .get(ARCHIVE)
+            .map(|t| FaultConfig {
+                missing: t.config.missing.clone(),
+                bad_checksum: t.config.bad_checksum.clone(),
+                ..Default::default()
             })
             .unwrap_or_default()
     }
@@ -284,6 +299,10 @@ pub fn router(sim: Sim) -> Router {
         .route("/sim/faults/{exchange}", post(set_faults))
         .route("/sim/reset", post(reset))
         .route("/sim/trades/{exchange}", get(minute_trades))
+        .route(
+            "/data/spot/{kind}/klines/{symbol}/{interval}/{file}",
+            get(archive::file),
+        )
         .with_state(sim)
 }
 
@@ -299,6 +318,7 @@ async fn set_faults(
     let target = match Exchange::parse(&target) {
         Ok(ex) => ex.as_str(),
         Err(_) if target == LLM => LLM,
+        Err(_) if target == ARCHIVE => ARCHIVE,
         Err(e) => return (StatusCode::NOT_FOUND, e.message).into_response(),
     };
     tracing::info!(target, ?config, "sim faults set");

@@ -60,6 +60,7 @@ impl Stack {
             ("CANDLEPIPE_NATS_URL".into(), self.nats.url()),
             ("CANDLEPIPE_REDIS_URL".into(), self.redis.url()),
             ("CANDLEPIPE_BINANCE_URL".into(), self.sim.url.clone()),
+            ("CANDLEPIPE_BINANCE_ARCHIVE_URL".into(), self.sim.url.clone()),
             ("CANDLEPIPE_COINBASE_URL".into(), self.sim.url.clone()),
             ("CANDLEPIPE_KRAKEN_URL".into(), self.sim.url.clone()),
             ("CANDLEPIPE_BINANCE_RPS".into(), "1000".into()),
