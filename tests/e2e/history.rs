@@ -18,13 +18,16 @@ fn kraken_record(base: &str, t: i64) -> [String; 7] {
         ..Default::default()
     };
     let c = series.kraken_row(t, now_ms(), habits).unwrap();
-    [c.o, c.h, c.l, c.c, c.v, c.kraken_vwap()]
-        .map(|d| d.to_string())
-        .into_iter()
-        .chain([c.trades.to_string()])
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap()
+    let vwap = c.kraken_vwap();
+    [
+        c.o.to_string(),
+        c.h.to_string(),
+        c.l.to_string(),
+        c.c.to_string(),
+        c.v.to_string(),
+        vwap.to_string(),
+        c.trades.to_string(),
+    ]
 }
 
 fn reply_values(c: &Value) -> [String; 7] {

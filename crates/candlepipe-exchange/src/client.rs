@@ -518,12 +518,12 @@ impl ExchangeClient {
         let outcome = |o: &'static str| {
             metrics::counter!("candlepipe_archive_files_total", "outcome" => o).increment(1)
         };
-        let Some(sum) = self.archive_get(&format!("{path}.CHECKSUM")).await? else {
-            outcome("missing");
-            tracing::info!(path, "archive file not published; REST instead");
-            return Ok(None);
+        // The checksum first: without it the file is not asked for.
+        let files = match self.archive_get(&format!("{path}.CHECKSUM")).await? {
+            Some(sum) => self.archive_get(&path).await?.map(|zip| (sum, zip)),
+            None => None,
         };
-        let Some(zip) = self.archive_get(&path).await? else {
+        let Some((sum, zip)) = files else {
             outcome("missing");
             tracing::info!(path, "archive file not published; REST instead");
             return Ok(None);
