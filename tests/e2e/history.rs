@@ -43,7 +43,10 @@ async fn kraken_minutes_past_its_ohlc_are_built_from_its_trades_equal_to_its_rec
         .sim
         .set_faults("kraken", json!({"quiet_one_in": QUIET_ONE_IN}))
         .await;
-    let _worker = stack.worker(&["all"]).await;
+    let mut worker = stack
+        .worker_with(&["all"], &["--metrics-addr", "127.0.0.1:0"])
+        .await;
+    let metrics = worker.metrics_url().await;
     let client = stack.client().await;
 
     // Across the oldest row OHLC keeps: the older candles from trades, the rest from OHLC,
@@ -138,6 +141,19 @@ async fn kraken_minutes_past_its_ohlc_are_built_from_its_trades_equal_to_its_rec
     }
     let busiest = busiest_second(&stack.sim.stats().await, "kraken");
     assert!(busiest <= RPS, "{busiest} Kraken calls in a second");
+
+    // Those three fills paged trades on the bulk lane; a recent window is a live job.
+    let recent = get(&client, req("kraken", "XRP/USD", "1m", 5)).await;
+    assert_eq!(ok(&recent).len(), 5, "{recent}");
+    let text = scrape(&metrics).await;
+    let jobs = |lane: &str| {
+        sample(
+            &text,
+            &format!(r#"candlepipe_jobs_total{{disposition="ack",lane="{lane}"}}"#),
+        )
+    };
+    assert_eq!(jobs("live"), 1.0, "{text}");
+    assert!(jobs("bulk") >= 3.0, "{text}");
 }
 
 #[tokio::test]

@@ -260,3 +260,22 @@ pub fn busiest_second(stats: &Value, exchange: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The sum of the samples whose lines start with `series` (name and labels, in order) in a
+/// Prometheus scrape.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A worker's `/metrics` text.
+pub async fn scrape(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text")
+}

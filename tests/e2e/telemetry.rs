@@ -4,23 +4,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// The value of the sample whose line starts with `series` (name and labels, in order).
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(series))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn scrape(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text")
-}
-
 #[tokio::test]
 async fn two_workers_expose_moving_counters_and_health() {
     let mut stack = stack().await;
@@ -57,7 +40,10 @@ async fn two_workers_expose_moving_counters_and_health() {
         sum(r#"candlepipe_exchange_requests_total{exchange="binance",outcome="ok"}"#),
         21.0
     );
-    assert_eq!(sum(r#"candlepipe_jobs_total{disposition="ack"}"#), 20.0);
+    assert_eq!(
+        sum(r#"candlepipe_jobs_total{disposition="ack",lane="live"}"#),
+        20.0
+    );
     assert_eq!(
         sum(r#"candlepipe_request_duration_seconds_count{source="exchange"}"#),
         20.0

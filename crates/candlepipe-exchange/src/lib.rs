@@ -35,5 +35,43 @@ pub fn page_candles(ex: Exchange, iv: Interval) -> i64 {
         .map_or(1, |base| iv.millis() / base.millis());
     (page / per).max(1)
 }
+/// Whether fetching `ex`'s candles of `iv` from open time `from` on pages through history
+/// rather than asking once: Kraken's intervals older than the 720 its OHLC keeps are built
+/// from its trades, page after page (1,000 trades each). Such fills run on the bulk lane.
+pub fn pages_history(
+    ex: Exchange,
+    iv: Interval,
+    from: candlepipe_core::Millis,
+    now: candlepipe_core::Millis,
+) -> bool {
+    match ex {
+        Exchange::Kraken => {
+            let base = ex.source_interval(iv).unwrap_or(iv);
+            from < base.open_of(now) - (kraken::PAGE - 1) * base.millis()
+        }
+        Exchange::Binance | Exchange::Coinbase => false,
+    }
+}
+
 pub use client::{ExchangeClient, ExchangeSettings};
 pub use error::FetchError;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kraken_windows_older_than_its_ohlc_keeps_page_history() {
+        const M: i64 = 60_000;
+        let now: i64 = 1_700_000_000_000 + 30_000;
+        let open = now - now.rem_euclid(M);
+        let kraken = Exchange::Kraken;
+        assert!(!pages_history(kraken, Interval::M1, open - 719 * M, now));
+        assert!(pages_history(kraken, Interval::M1, open - 720 * M, now));
+        // 3m is built from Kraken's minutes: what counts is the minutes OHLC keeps.
+        assert!(!pages_history(kraken, Interval::M3, open - 600 * M, now));
+        assert!(pages_history(kraken, Interval::M3, open - 900 * M, now));
+        assert!(!pages_history(Exchange::Binance, Interval::M1, 0, now));
+        assert!(!pages_history(Exchange::Coinbase, Interval::M1, 0, now));
+    }
+}

@@ -28,7 +28,7 @@ use candlepipe_core::{
     now_ms, CandleQuery, CandlesRequest, Completeness, Encoding, ErrorCode, FillGaps, FillJob,
     Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, Source, Verdict, WireError,
 };
-use candlepipe_exchange::page_candles;
+use candlepipe_exchange::{page_candles, pages_history};
 use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -568,7 +568,16 @@ async fn wait_for_fill(
     deadline: Instant,
 ) -> Result<Answer, WireError> {
     let now = now_ms();
-    let lane = Lane::new(q.series.exchange, Priority::Live);
+    // A window that pages through history (Kraken's trades) is bulk work: it runs on the
+    // bulk lane, without a place in the live queue, and this producer waits for it as long
+    // as its deadline allows.
+    let history = pages_history(q.series.exchange, q.series.interval, job.from, now);
+    let priority = if history {
+        Priority::Bulk
+    } else {
+        Priority::Live
+    };
+    let lane = Lane::new(q.series.exchange, priority);
     let stale_or = |err: WireError| match &stale {
         Some(snap) => Ok(Answer::slice(Source::Redis, true, snap.clone(), w)),
         None => Err(err),
@@ -576,8 +585,10 @@ async fn wait_for_fill(
     // A symbol the exchange does not have costs no call: no job, no place in the queue.
     ctx.markets.check(&q.series).await?;
     let mut id = job.msg_id(now);
-    if let Err(refused) = admit(ctx, q, &id, deadline).await {
-        return stale_or(refused);
+    if !history {
+        if let Err(refused) = admit(ctx, q, &id, deadline).await {
+            return stale_or(refused);
+        }
     }
     let mut waiter = waiters.register(&q.series, w.from, w.to);
     // Publish the job. If JetStream already had it (or a neighbour in this process published
@@ -611,8 +622,10 @@ async fn wait_for_fill(
             break; // still in flight: its ready event will come
         }
         id = format!("{id}.again.{}", now_ms());
-        if let Err(refused) = admit(ctx, q, &id, deadline).await {
-            return stale_or(refused);
+        if !history {
+            if let Err(refused) = admit(ctx, q, &id, deadline).await {
+                return stale_or(refused);
+            }
         }
     }
     let mut last_error: Option<WireError> = None;

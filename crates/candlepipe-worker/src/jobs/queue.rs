@@ -74,7 +74,13 @@ pub(crate) async fn finish(msg: &Message, kind: AckKind) {
         AckKind::Term => "term",
         _ => "other",
     };
-    metrics::counter!("candlepipe_jobs_total", "disposition" => disposition).increment(1);
+    let lane = if msg.subject.ends_with(".bulk") {
+        "bulk"
+    } else {
+        "live"
+    };
+    metrics::counter!("candlepipe_jobs_total", "disposition" => disposition, "lane" => lane)
+        .increment(1);
     if let Err(e) = msg.ack_with(kind).await {
         tracing::warn!(error = %e, "ack failed; the job will be redelivered");
     }
