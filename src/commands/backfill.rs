@@ -293,6 +293,9 @@ pub(crate) async fn fill_range(
     }
     let page = page.max(1) * step;
     let mut archive = ArchiveUse::default();
+    // What no file covers, for REST after the files: contiguous spans (a day whose file is
+    // not at hand beside the next, yesterday beside today) merged into one run of pages.
+    let mut rest: Vec<(Millis, Millis)> = Vec::new();
     for (a, b) in gaps {
         // Binance: its archive's closed months and days first (no API weight), REST for
         // the rest and for any file it lacks or that fails its checksum.
@@ -303,64 +306,67 @@ pub(crate) async fn fill_range(
             _ => VecDeque::from([Piece::Rest(a, b)]),
         };
         while let Some(piece) = pieces.pop_front() {
-            let (from, to) = match piece {
-                Piece::Rest(from, to) => (from, to),
-                Piece::File(period) => {
-                    let (pa, pb) = period.span(series.interval);
-                    let span = (pa.max(a), pb.min(b));
-                    let now = now_ms();
-                    match client
-                        .binance_archived(&series, &market, period, span, now)
-                        .await
-                    {
-                        Ok(Some((fetched, bytes))) => {
-                            archive.files += 1;
-                            archive.bytes += bytes;
-                            stored += fetched.candles.len() as u64;
-                            store.write(&series, &fetched, now).await?;
-                            progress.advance(((span.1 - span.0) / step + 1) as u64, stored);
-                            continue;
+            let period = match piece {
+                Piece::Rest(from, to) => {
+                    merge_span(&mut rest, (from, to), step);
+                    continue;
+                }
+                Piece::File(period) => period,
+            };
+            let (pa, pb) = period.span(series.interval);
+            let span = (pa.max(a), pb.min(b));
+            let now = now_ms();
+            match client
+                .binance_archived(&series, &market, period, span, now)
+                .await
+            {
+                Ok(Some((fetched, bytes))) => {
+                    archive.files += 1;
+                    archive.bytes += bytes;
+                    stored += fetched.candles.len() as u64;
+                    store.write(&series, &fetched, now).await?;
+                    progress.advance(((span.1 - span.0) / step + 1) as u64, stored);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!(
+                    "warning: {}: {e}; asking REST instead",
+                    period.path(&market.native, series.interval)
+                ),
+            }
+            archive.fallbacks += 1;
+            // A month not at hand: its days' files; a day: REST.
+            match period {
+                Period::Month(_) => {
+                    for day in period.days().into_iter().rev() {
+                        let (da, db) = day.span(series.interval);
+                        if db >= span.0 && da <= span.1 {
+                            pieces.push_front(Piece::File(day));
                         }
-                        Ok(None) => {}
-                        Err(e) => eprintln!(
-                            "warning: {}: {e}; asking REST instead",
-                            period.path(&market.native, series.interval)
-                        ),
-                    }
-                    archive.fallbacks += 1;
-                    // A month not at hand: its days' files; a day: REST.
-                    match period {
-                        Period::Month(_) => {
-                            for day in period.days().into_iter().rev() {
-                                let (da, db) = day.span(series.interval);
-                                if db >= span.0 && da <= span.1 {
-                                    pieces.push_front(Piece::File(day));
-                                }
-                            }
-                            continue;
-                        }
-                        Period::Day(_) => span,
                     }
                 }
-            };
-            let mut cursor = from;
-            while cursor <= to {
-                let end = (cursor + page - step).min(to);
-                let now = now_ms();
-                let fetched = client
-                    .fetch(&series, &market, cursor, end, now, Demand::Bulk)
-                    .await
-                    .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
-                stored += fetched.candles.len() as u64;
-                from_trades += fetched
-                    .candles
-                    .iter()
-                    .filter(|c| c.built_from == Some(BuiltFrom::Trades))
-                    .count() as u64;
-                store.write(&series, &fetched, now).await?;
-                progress.advance(((end - cursor) / step + 1) as u64, stored);
-                cursor = end + step;
+                Period::Day(_) => merge_span(&mut rest, span, step),
             }
+        }
+    }
+    for (from, to) in rest {
+        let mut cursor = from;
+        while cursor <= to {
+            let end = (cursor + page - step).min(to);
+            let now = now_ms();
+            let fetched = client
+                .fetch(&series, &market, cursor, end, now, Demand::Bulk)
+                .await
+                .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
+            stored += fetched.candles.len() as u64;
+            from_trades += fetched
+                .candles
+                .iter()
+                .filter(|c| c.built_from == Some(BuiltFrom::Trades))
+                .count() as u64;
+            store.write(&series, &fetched, now).await?;
+            progress.advance(((end - cursor) / step + 1) as u64, stored);
+            cursor = end + step;
         }
     }
     progress.finish();
@@ -386,4 +392,12 @@ pub(crate) async fn fill_range(
         archive,
         store,
     })
+}
+
+/// Adds `span` to the REST spans, joined to the last one when it follows it directly.
+fn merge_span(spans: &mut Vec<(Millis, Millis)>, span: (Millis, Millis), step: Millis) {
+    match spans.last_mut() {
+        Some(last) if last.1 + step == span.0 => last.1 = span.1,
+        _ => spans.push(span),
+    }
 }

@@ -347,9 +347,10 @@ async fn a_binance_backfill_reads_the_archive_first_and_rest_only_for_what_it_la
         stdout.contains("4 not at hand"),
         "month, missing day, bad checksum, yesterday: {stdout}"
     );
-    // REST only for the missing day, the day failing its checksum, yesterday and today.
+    // REST only for the missing day and the day after it failing its checksum (one run of
+    // pages), and for yesterday and today (another).
     let today_minutes = (until - today) / M + 1;
-    let rest_calls = 2 + 2 + 2 + (today_minutes + 999) / 1000;
+    let rest_calls = 3 + (1440 + today_minutes + 999) / 1000;
     assert_eq!(
         stack.sim.requests("binance").await as i64,
         rest_calls,
