@@ -1,10 +1,11 @@
 //! `candlepipe stats`: the cluster's totals from Redis and the dead-letter depth from NATS.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use candlepipe_core::{now_ms, Subjects};
+use candlepipe_core::{now_ms, ErrorCode, Subjects};
 use candlepipe_worker::analyze::llm_spend;
 use candlepipe_worker::cluster::stats as cluster_stats;
 use serde_json::json;
@@ -36,6 +37,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         (l1 + from_redis + streamed) as f64 / answered as f64
     };
 
+    let errors = Errors::of(&totals);
+
     let llm = llm_totals(&mut redis, &cfg.redis_prefix).await?;
     let spent_today = llm_spend::spent_on(&redis, &cfg.redis_prefix, now_ms()).await?;
     let budget = cfg.llm.limits.daily_budget_usd;
@@ -55,8 +58,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         "hit_ratio": hit_ratio,
         "requests": {
             "l1": l1, "redis": from_redis, "exchange": exchange, "stream": streamed,
-            "stale": get("requests:stale"), "error": get("requests:error"),
+            "stale": get("requests:stale"), "error": errors.total,
+            "refused": errors.refused(), "failed": errors.failed(),
         },
+        "errors_by_code": errors.by_code,
         "exchange_calls": {
             "binance": get("exchange_calls:binance"),
             "coinbase": get("exchange_calls:coinbase"),
@@ -83,9 +88,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         );
         let _ = writeln!(
             out,
-            "stale / errors    {} / {}",
+            "stale / errors    {} / {}{}",
             get("requests:stale"),
-            get("requests:error")
+            errors.total,
+            errors.breakdown()
         );
         let _ = writeln!(
             out,
@@ -124,6 +130,70 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The requests answered with an error, by code: input the service refused (it would
+/// refuse it again) apart from failures (asking again later may succeed).
+struct Errors {
+    total: u64,
+    by_code: BTreeMap<String, u64>,
+}
+
+impl Errors {
+    fn of(totals: &BTreeMap<String, u64>) -> Errors {
+        let by_code: BTreeMap<String, u64> = totals
+            .iter()
+            .filter_map(|(k, n)| Some((k.strip_prefix(cluster_stats::ERRORS)?.to_string(), *n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        // Counted without a code by workers of an earlier version.
+        let uncoded = totals.get("requests:error").copied().unwrap_or(0);
+        Errors {
+            total: uncoded + by_code.values().sum::<u64>(),
+            by_code,
+        }
+    }
+
+    fn sum(&self, transient: bool) -> u64 {
+        self.by_code
+            .iter()
+            .filter(|(code, _)| {
+                ErrorCode::parse(code).is_some_and(|c| c.is_transient() == transient)
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn refused(&self) -> u64 {
+        self.sum(false)
+    }
+
+    fn failed(&self) -> u64 {
+        self.sum(true)
+    }
+
+    /// `  (refused: unknown_symbol 3; failed: timeout 1)`, or nothing without errors.
+    fn breakdown(&self) -> String {
+        let list = |transient: bool| {
+            self.by_code
+                .iter()
+                .filter(|(code, _)| {
+                    ErrorCode::parse(code).is_some_and(|c| c.is_transient() == transient)
+                })
+                .map(|(code, n)| format!("{code} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let parts: Vec<String> = [("refused", list(false)), ("failed", list(true))]
+            .into_iter()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(what, l)| format!("{what}: {l}"))
+            .collect();
+        match parts.is_empty() {
+            true => String::new(),
+            false => format!("  ({})", parts.join("; ")),
+        }
+    }
 }
 
 /// `provider/model` → its counters (cost in USD), from `<prefix>llm:usage`.

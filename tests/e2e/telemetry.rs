@@ -84,6 +84,18 @@ async fn stats_add_up_across_the_cluster() {
         code(&get(&client, req("ftx", "BTC/USDT", "1m", 5)).await),
         "unknown_exchange"
     );
+    // A 4xx from the exchange ends the job at once: a failure, not refused input.
+    stack
+        .sim
+        .set_faults(
+            "binance",
+            json!({"fault":{"mode":"status","status":400,"symbol":"TEST10USDT"}}),
+        )
+        .await;
+    assert_eq!(
+        code(&get(&client, req("binance", "TEST10/USDT", "1h", 5)).await),
+        "upstream_error"
+    );
 
     let stats = eventually(
         std::time::Duration::from_secs(10),
@@ -95,7 +107,7 @@ async fn stats_add_up_across_the_cluster() {
             let r = &s["requests"];
             let hits = r["l1"].as_u64()? + r["redis"].as_u64()?;
             // Each worker adds its counts on its own schedule: wait for all of them.
-            (r["error"] == 1 && r["exchange"] == 10 && hits == 10).then_some(s)
+            (r["error"] == 2 && r["exchange"] == 10 && hits == 10).then_some(s)
         },
     )
     .await;
@@ -106,11 +118,22 @@ async fn stats_add_up_across_the_cluster() {
         "{stats}"
     );
     assert_eq!(stats["hit_ratio"], 0.5);
-    // 10 candle requests and one load of the market list, for the whole cluster.
-    assert_eq!(stats["exchange_calls"]["binance"], 11);
+    assert_eq!((&r["refused"], &r["failed"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        stats["errors_by_code"],
+        json!({"unknown_exchange": 1, "upstream_error": 1})
+    );
+    // 11 candle requests and one load of the market list, for the whole cluster.
+    assert_eq!(stats["exchange_calls"]["binance"], 12);
     assert_eq!(stats["dlq_depth"], 0);
     let (_, table) = cli(&stack, &["stats"]).await;
     assert!(table.contains("cache hit ratio   50.0%"), "{table}");
+    assert!(
+        table.contains(
+            "stale / errors    0 / 2  (refused: unknown_exchange 1; failed: upstream_error 1)"
+        ),
+        "{table}"
+    );
 }
 
 /// A producer's W3C `traceparent` is followed: the cold request's trace id is on every log

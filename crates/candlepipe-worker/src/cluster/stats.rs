@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use candlepipe_core::{Exchange, Source};
+use candlepipe_core::{ErrorCode, Exchange, Source};
 use candlepipe_store::Redis;
 use tokio_util::sync::CancellationToken;
 
@@ -14,52 +14,71 @@ use tokio_util::sync::CancellationToken;
 pub enum Field {
     Requests(Source),
     RequestsStale,
-    RequestsError,
+    /// Requests answered with an error, by its code.
+    RequestsError(ErrorCode),
     ExchangeCalls(Exchange),
     DeadLetters,
 }
 
-/// Every field, in a fixed order (its index is the atomic's).
-const FIELDS: [(Field, &str); 10] = [
-    (Field::Requests(Source::L1), "requests:l1"),
-    (Field::Requests(Source::Redis), "requests:redis"),
-    (Field::Requests(Source::Exchange), "requests:exchange"),
-    (Field::Requests(Source::Stream), "requests:stream"),
-    (Field::RequestsStale, "requests:stale"),
-    (Field::RequestsError, "requests:error"),
-    (
-        Field::ExchangeCalls(Exchange::Binance),
-        "exchange_calls:binance",
-    ),
-    (
-        Field::ExchangeCalls(Exchange::Coinbase),
-        "exchange_calls:coinbase",
-    ),
-    (
-        Field::ExchangeCalls(Exchange::Kraken),
-        "exchange_calls:kraken",
-    ),
-    (Field::DeadLetters, "dead_letters"),
-];
+const SOURCES: [Source; 4] = [Source::L1, Source::Redis, Source::Exchange, Source::Stream];
+/// How many fields there are: one atomic each.
+const COUNT: usize = SOURCES.len() + 1 + ErrorCode::ALL.len() + Exchange::ALL.len() + 1;
+
+impl Field {
+    /// Every field, in a fixed order (its position is its atomic's).
+    fn all() -> impl Iterator<Item = Field> {
+        SOURCES
+            .into_iter()
+            .map(Field::Requests)
+            .chain([Field::RequestsStale])
+            .chain(ErrorCode::ALL.into_iter().map(Field::RequestsError))
+            .chain(Exchange::ALL.into_iter().map(Field::ExchangeCalls))
+            .chain([Field::DeadLetters])
+    }
+
+    fn index(self) -> Option<usize> {
+        Field::all().position(|f| f == self)
+    }
+
+    /// Its name in the hash: `requests:l1`, `requests:error:timeout`, `exchange_calls:kraken`….
+    pub fn name(self) -> String {
+        match self {
+            Field::Requests(s) => format!("requests:{}", s.as_str()),
+            Field::RequestsStale => "requests:stale".into(),
+            Field::RequestsError(code) => format!("{ERRORS}{code}"),
+            Field::ExchangeCalls(ex) => format!("exchange_calls:{ex}"),
+            Field::DeadLetters => "dead_letters".into(),
+        }
+    }
+}
+
+/// The prefix of the error counts' names (`requests:error:<code>`).
+pub const ERRORS: &str = "requests:error:";
 
 /// This process's counts since its last flush.
-#[derive(Default)]
 pub struct Counters {
-    counts: [AtomicU64; 10],
+    counts: [AtomicU64; COUNT],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 impl Counters {
     pub fn add(&self, field: Field, n: u64) {
-        if let Some(i) = FIELDS.iter().position(|(f, _)| *f == field) {
+        if let Some(i) = field.index() {
             self.counts[i].fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// What `field` counted since the last flush.
     pub fn count(&self, field: Field) -> u64 {
-        FIELDS
-            .iter()
-            .position(|(f, _)| *f == field)
+        field
+            .index()
             .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
     }
 
@@ -74,8 +93,8 @@ impl Counters {
             return;
         }
         let mut pipe = redis::pipe();
-        for (i, n) in taken.iter().enumerate().filter(|(_, n)| **n > 0) {
-            pipe.hincr(key, FIELDS[i].1, *n).ignore();
+        for (field, n) in Field::all().zip(&taken).filter(|(_, n)| **n > 0) {
+            pipe.hincr(key, field.name(), *n).ignore();
         }
         if let Err(e) = pipe.query_async::<()>(conn).await {
             tracing::debug!(error = %e, "stats not flushed; keeping them for the next try");

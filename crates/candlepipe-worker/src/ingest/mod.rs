@@ -276,7 +276,7 @@ fn record(ctx: &Context, answered: Result<&Answer, &WireError>, started: Instant
         match answered {
             Ok(a) if a.stale => Field::RequestsStale,
             Ok(a) => Field::Requests(a.source),
-            Err(_) => Field::RequestsError,
+            Err(e) => Field::RequestsError(e.code),
         },
         1,
     );
