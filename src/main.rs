@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod connect;
+mod errors;
 mod otlp;
 mod telemetry;
 mod times;
@@ -54,6 +55,20 @@ enum Command {
     Export(commands::export::Args),
     /// Generate load and measure throughput and latency (HDR histograms).
     Bench(candlepipe_bench::Args),
+}
+
+impl Command {
+    /// Whether the command prints JSON: then its errors are JSON on stdout too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Get(a) => a.json,
+            Command::Watch(a) => a.json,
+            Command::Analyze(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Dlq(a) => a.json(),
+            _ => false,
+        }
+    }
 }
 
 /// The default log filter.
@@ -120,10 +135,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let traces = init_logging();
+    let json = cli.command.json();
     let cfg = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            errors::report(&anyhow::Error::new(errors::Input(e.to_string())), json);
             return ExitCode::from(2);
         }
     };
@@ -151,7 +167,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errors::report(&e, json);
             ExitCode::FAILURE
         }
     }

@@ -7,20 +7,23 @@ use candlepipe_core::Millis;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime};
 
+use crate::errors::Input;
+
 /// The smallest number taken as milliseconds (1973-03-03): below it, a number is seconds
 /// (up to the year 5138) far more likely than a moment of 1970.
 const LEAST_MS: i64 = 100_000_000_000;
 
 /// The instant `s` names, in ms UTC.
-pub fn parse_instant(s: &str) -> anyhow::Result<Millis> {
+pub fn parse_instant(s: &str) -> Result<Millis, Input> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
-        anyhow::ensure!(
-            n >= LEAST_MS,
-            "{s} reads as seconds; give milliseconds ({}) or RFC 3339 ({})",
-            n.saturating_mul(1000),
-            format_instant(n.saturating_mul(1000))
-        );
+        if n < LEAST_MS {
+            return Err(Input(format!(
+                "{s} reads as seconds; give milliseconds ({}) or RFC 3339 ({})",
+                n.saturating_mul(1000),
+                format_instant(n.saturating_mul(1000))
+            )));
+        }
         return Ok(n);
     }
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
@@ -28,10 +31,10 @@ pub fn parse_instant(s: &str) -> anyhow::Result<Millis> {
     }
     match date(s) {
         Some(d) => Ok(d.midnight().assume_utc().unix_timestamp() * 1000),
-        None => anyhow::bail!(
+        None => Err(Input(format!(
             "{s:?} is not a time: give RFC 3339 (2026-12-01T00:00:00Z), a date (2026-12-01) \
              or milliseconds since the epoch"
-        ),
+        ))),
     }
 }
 

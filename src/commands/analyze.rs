@@ -5,11 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use candlepipe_client::{Client, Error};
+use candlepipe_client::Client;
 use candlepipe_core::analysis::{LlmNote, SymbolAnalysis};
-use candlepipe_core::request::ErrorReply;
-use candlepipe_core::{AnalysisReply, AnalysisRequest, WireError};
+use candlepipe_core::{AnalysisReply, AnalysisRequest};
 
 use crate::config::Config;
 use crate::connect;
@@ -31,7 +29,7 @@ pub struct Args {
     llm: bool,
     /// Print the reply as JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// How long to wait for the analysis (sent as the request's `timeout_ms`).
     #[arg(long, default_value_t = 60_000)]
     timeout_ms: u64,
@@ -67,16 +65,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Err(Error::Service { code, message, .. }) => {
-            if args.json {
-                let reply = ErrorReply::new(WireError::new(code, message));
-                let _ = writeln!(out, "{}", serde_json::to_string(&reply)?);
-            } else {
-                eprintln!("error: {code}: {message}");
-            }
-            Ok(ExitCode::FAILURE)
-        }
-        Err(e) => Err(anyhow::anyhow!(e)).context("no answer (are analyze workers running?)"),
+        // Said by main, as every command's error (JSON on stdout with --json).
+        Err(e) => Err(e.into()),
     }
 }
 

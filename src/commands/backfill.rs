@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use candlepipe_core::closing::closed_bound;
-use candlepipe_core::{now_ms, BuiltFrom, Exchange, Interval, Millis, SeriesKey, Symbol};
+use candlepipe_core::{
+    now_ms, BuiltFrom, ErrorCode, Exchange, Interval, Millis, SeriesKey, Symbol, WireError,
+};
 use candlepipe_exchange::binance_archive::{self, Period, Piece};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_store::Records;
@@ -22,6 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::connect;
+use crate::errors::Input;
 use crate::times::{format_instant, parse_instant};
 
 /// A series and a range of its closed candles (shared with `candlepipe export`).
@@ -107,8 +110,10 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     };
     let filled = fill_range(cfg, &series, from, to, args.page, route).await?;
     println!(
-        "backfilled {series}: {} candle slots from {from} to {to}, {} candles fetched, {} already cached; {}",
+        "backfilled {series}: {} candle slots from {} to {}, {} candles fetched, {} already cached; {}",
         filled.slots,
+        format_instant(from),
+        format_instant(to),
         filled.stored,
         filled.already,
         filled.route(series.exchange)
@@ -137,17 +142,20 @@ fn resolve(
     until: Option<&str>,
 ) -> anyhow::Result<(SeriesKey, Millis, Millis)> {
     let series = SeriesKey::new(
-        Exchange::parse(exchange).map_err(|e| anyhow::anyhow!(e.message))?,
-        Symbol::parse(&super::unified_symbol(exchange, symbol))
-            .map_err(|e| anyhow::anyhow!(e.message))?,
-        Interval::parse(interval).map_err(|e| anyhow::anyhow!(e.message))?,
+        Exchange::parse(exchange)?,
+        Symbol::parse(&super::unified_symbol(exchange, symbol))?,
+        Interval::parse(interval)?,
     );
-    anyhow::ensure!(
-        series.exchange.source_interval(series.interval).is_some(),
-        "{} does not serve {} candles",
-        series.exchange,
-        series.interval
-    );
+    if series.exchange.source_interval(series.interval).is_none() {
+        return Err(WireError::new(
+            ErrorCode::UnsupportedInterval,
+            format!(
+                "{} does not serve {} candles",
+                series.exchange, series.interval
+            ),
+        )
+        .into());
+    }
     let iv = series.interval;
     let from = iv.open_of(parse_instant(since).context("--since")?);
     let last_closed = closed_bound(iv, now_ms());
@@ -157,16 +165,18 @@ fn resolve(
             .min(last_closed),
         None => last_closed,
     };
-    anyhow::ensure!(
-        from <= to,
-        "nothing to do: --since ({}) is after {} ({})",
-        format_instant(from),
-        match until {
-            Some(_) if to < last_closed => "--until",
-            _ => "the last closed candle",
-        },
-        format_instant(to)
-    );
+    if from > to {
+        return Err(Input(format!(
+            "nothing to do: --since ({}) is after {} ({})",
+            format_instant(from),
+            match until {
+                Some(_) if to < last_closed => "--until",
+                _ => "the last closed candle",
+            },
+            format_instant(to)
+        ))
+        .into());
+    }
     Ok((series, from, to))
 }
 
@@ -268,7 +278,7 @@ pub(crate) async fn fill_range(
     let market = markets
         .market(&series, &client)
         .await
-        .map_err(|e| anyhow::anyhow!("{series}: {e}"))?;
+        .with_context(|| series.to_string())?;
     if series.exchange == Exchange::Kraken && market.decimals.is_none() {
         eprintln!("note: Kraken's AssetPairs gives no decimals for {}: only its 720 most recent candles can be fetched", market.native);
     }
@@ -357,7 +367,13 @@ pub(crate) async fn fill_range(
             let fetched = client
                 .fetch(&series, &market, cursor, end, now, Demand::Bulk)
                 .await
-                .with_context(|| format!("fetching {series} from {cursor} to {end}"))?;
+                .with_context(|| {
+                    format!(
+                        "fetching {series} from {} to {}",
+                        format_instant(cursor),
+                        format_instant(end)
+                    )
+                })?;
             stored += fetched.candles.len() as u64;
             from_trades += fetched
                 .candles

@@ -4,18 +4,22 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use candlepipe_core::{now_ms, Exchange, Interval, SeriesKey, Symbol};
+use candlepipe_core::{now_ms, Exchange, Interval, SeriesKey, Subjects, Symbol};
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::markets::Market;
+use candlepipe_exchange::stream::{self, socket};
 use candlepipe_exchange::{ExchangeClient, FetchError};
 use candlepipe_llm::LlmClient;
+use candlepipe_worker::cluster::roll_call;
 
 use crate::config::Config;
 use crate::connect::{self, redact};
+use crate::errors;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Skip the exchange requests (e.g. on a machine without internet).
+    /// Skip the exchanges' REST requests and WebSocket connections (e.g. on a machine
+    /// without internet).
     #[arg(long)]
     no_exchanges: bool,
 }
@@ -95,6 +99,68 @@ async fn check_llm(cfg: &Config, r: &mut Report) {
     }
 }
 
+/// The roll call: which roles the running processes have. Candles need an ingest and a
+/// fill worker; analyses and live streams their own roles, said when none runs.
+async fn check_workers(cfg: &Config, nats: &async_nats::Client, r: &mut Report) {
+    let subject = Subjects::new(&cfg.prefix).roll_call();
+    let present = match roll_call::call(nats, subject.clone(), ROLL_CALL_WAIT).await {
+        Ok(p) => p,
+        Err(e) => return r.line(Err(format!("roll call on {subject}: {e}")), "workers"),
+    };
+    let count = |role: &str| {
+        present
+            .iter()
+            .filter(|p| p.roles.iter().any(|r| r == role))
+            .count()
+    };
+    let roles = ["ingest", "fill", "analyze", "stream", "gateway"];
+    let running: Vec<String> = roles
+        .iter()
+        .map(|role| (role, count(role)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(role, n)| format!("{role} {n}"))
+        .collect();
+    if present.is_empty() {
+        return r.line(
+            Err(format!(
+                "no worker answered the roll call on {subject}: requests would go unanswered \
+                 (start one with `candlepipe run all`)"
+            )),
+            "workers",
+        );
+    }
+    let processes = match present.len() {
+        1 => "1 process".to_string(),
+        n => format!("{n} processes"),
+    };
+    let summary = format!("{processes}: {}", running.join(", "));
+    let lacking: Vec<&str> = ["ingest", "fill"]
+        .into_iter()
+        .filter(|role| count(role) == 0)
+        .collect();
+    if !lacking.is_empty() {
+        return r.line(
+            Err(format!(
+                "{summary}; no {} worker: candles.get cannot be answered",
+                lacking.join(" or ")
+            )),
+            "workers",
+        );
+    }
+    r.line(Ok(summary), "workers");
+    for (role, without) in [
+        ("analyze", "analyses are not answered"),
+        ("stream", "no series is kept live (REST only)"),
+    ] {
+        if count(role) == 0 {
+            println!("warn  {:<10} no {role} worker: {without}", "workers");
+        }
+    }
+}
+
+/// How long the roll call waits for answers.
+const ROLL_CALL_WAIT: Duration = Duration::from_millis(500);
+
 fn probe_symbol(ex: Exchange) -> &'static str {
     match ex {
         Exchange::Binance => "BTC/USDT",
@@ -152,10 +218,13 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             Some(c)
         }
         Err(e) => {
-            r.line(Err(format!("{e:#}")), "nats");
+            r.line(Err(errors::text(&e)), "nats");
             None
         }
     };
+    if let Some(nats) = &nats {
+        check_workers(cfg, nats, &mut r).await;
+    }
     drop(nats);
 
     match connect::redis(cfg, Duration::ZERO).await {
@@ -167,7 +236,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
                 "redis",
             );
         }
-        Err(e) => r.line(Err(format!("{e:#}")), "redis"),
+        Err(e) => r.line(Err(errors::text(&e)), "redis"),
     }
 
     if !args.no_exchanges {
@@ -207,6 +276,20 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| format!("{url}: {e}"));
             r.line(res, ex.as_str());
+        }
+        // The streams' WebSockets: connected to and closed (the stream role's only way to
+        // the exchanges' live candles).
+        let live = cfg.role_settings().live;
+        for ex in Exchange::ALL {
+            let url = stream::url(ex, live.url(ex));
+            let res = match socket::connect(&url, Duration::from_secs(10)).await {
+                Ok(mut ws) => {
+                    let _ = ws.close(None).await;
+                    Ok(format!("{url}: connected"))
+                }
+                Err(e) => Err(format!("{url}: {e}")),
+            };
+            r.line(res, &format!("{ex} ws"));
         }
     }
     check_llm(cfg, &mut r).await;

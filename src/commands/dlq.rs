@@ -57,6 +57,13 @@ enum Action {
     },
 }
 
+impl Args {
+    /// Whether it prints JSON (`list --json`).
+    pub fn json(&self) -> bool {
+        matches!(self.action, Action::List { json: true, .. })
+    }
+}
+
 /// A dead letter's series in the table: the first, and how many more.
 fn series_column(series: &[String]) -> String {
     match series {

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use candlepipe_core::{Candle, Millis};
+use candlepipe_core::{Candle, ErrorCode, Millis, WireError};
 use parquet::basic::Compression;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
 use parquet::file::properties::WriterProperties;
@@ -28,6 +28,7 @@ use parquet::schema::parser::parse_message_type;
 
 use super::backfill;
 use crate::config::Config;
+use crate::errors::Input;
 use crate::times::format_instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -58,16 +59,22 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let (series, from, to) = args.range.resolve()?;
     let step = series.interval.millis();
     let slots = (to - from) / step + 1;
-    anyhow::ensure!(
-        slots as usize <= cfg.history_cap,
-        "{series} from {} to {} is {slots} candles, more than the store keeps per series \
-         (CANDLEPIPE_HISTORY_CAP={}): export at most {} candles at a time (a shorter \
-         --since/--until), or raise CANDLEPIPE_HISTORY_CAP",
-        format_instant(from),
-        format_instant(to),
-        cfg.history_cap,
-        cfg.history_cap
-    );
+    if slots as usize > cfg.history_cap {
+        return Err(Input(format!(
+            "{series} from {} to {} is {slots} candles, more than the store keeps per series \
+             (CANDLEPIPE_HISTORY_CAP={}): export at most {} candles at a time (a shorter \
+             --since/--until), or raise CANDLEPIPE_HISTORY_CAP",
+            format_instant(from),
+            format_instant(to),
+            cfg.history_cap,
+            cfg.history_cap
+        ))
+        .into());
+    }
+    // Written next to the target, then moved over it: a reader never sees half a file. Both
+    // places are tried before anything is fetched.
+    let partial = args.out.with_extension("partial");
+    writable(&partial, &args.out)?;
     let filled =
         backfill::fill_range(cfg, &series, from, to, 1000, backfill::Route::Cheapest).await?;
     let mut candles: Vec<Candle> = Vec::with_capacity(filled.slots as usize);
@@ -95,15 +102,17 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             .map(|(a, b)| format!("{} to {}", format_instant(*a), format_instant(*b)))
             .collect();
         let slots_missing: i64 = missing.iter().map(|(a, b)| (b - a) / step + 1).sum();
-        anyhow::bail!(
-            "{series}: {slots_missing} of {slots} candles could not be had (nothing written to {}): {}{}",
-            args.out.display(),
-            ranges.join(", "),
-            if missing.len() > 10 { ", …" } else { "" }
-        );
+        return Err(WireError::new(
+            ErrorCode::HistoryUnavailable,
+            format!(
+                "{series}: {slots_missing} of {slots} candles could not be had (nothing written to {}): {}{}",
+                args.out.display(),
+                ranges.join(", "),
+                if missing.len() > 10 { ", …" } else { "" }
+            ),
+        )
+        .into());
     }
-    // Written next to the target, then moved over it: a reader never sees half a file.
-    let partial = args.out.with_extension("partial");
     match args.format {
         Format::Csv => write_csv(&partial, &candles),
         Format::Parquet => write_parquet(&partial, &candles),
@@ -120,6 +129,22 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
         filled.route(series.exchange)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses an output path the export could not write or move into place: a directory, a
+/// folder that does not exist or is not writable.
+fn writable(partial: &Path, out: &Path) -> anyhow::Result<()> {
+    let refuse = |why: String| -> anyhow::Result<()> {
+        Err(Input(format!("--out {}: {why}", out.display())).into())
+    };
+    if out.is_dir() {
+        return refuse("is a directory".into());
+    }
+    if let Err(e) = std::fs::File::create(partial) {
+        return refuse(format!("cannot write {} ({e})", partial.display()));
+    }
+    let _ = std::fs::remove_file(partial);
+    Ok(())
 }
 
 fn write_csv(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {

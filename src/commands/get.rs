@@ -5,9 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use candlepipe_client::{Client, Error};
-use candlepipe_core::request::ErrorReply;
-use candlepipe_core::{CandlesRequest, Encoding, WireError};
+use candlepipe_client::Client;
+use candlepipe_core::{CandlesRequest, Encoding};
 
 use crate::config::Config;
 use crate::connect;
@@ -38,7 +37,7 @@ pub struct Args {
     fill_gaps: FillGaps,
     /// Print the reply as JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Send the request as MessagePack.
     #[arg(long)]
     msgpack: bool,
@@ -98,27 +97,8 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             };
             Ok(ExitCode::SUCCESS)
         }
-        Err(Error::Service {
-            code,
-            message,
-            retry_after,
-        }) => {
-            if args.json {
-                let mut error = WireError::new(code, message);
-                error.retry_after_ms = retry_after.map(|d| d.as_millis() as u64);
-                let _ = writeln!(out, "{}", serde_json::to_string(&ErrorReply::new(error))?);
-            } else {
-                match retry_after {
-                    Some(d) => eprintln!(
-                        "error: {code}: {message} (retry after {} ms)",
-                        d.as_millis()
-                    ),
-                    None => eprintln!("error: {code}: {message}"),
-                }
-            }
-            Ok(ExitCode::FAILURE)
-        }
-        Err(e) => Err(anyhow::anyhow!(e)).context("no answer (are ingest workers running?)"),
+        // Said by main, as every command's error (JSON on stdout with --json).
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -65,10 +65,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     roles.sort();
     roles.dedup();
     cfg.require_hmac_key(args.dev)?;
-    let names: Vec<String> = roles
-        .iter()
-        .map(|r| format!("{r:?}").to_lowercase())
-        .collect();
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let nats = connect::nats(
         cfg,
         &format!("candlepipe-{}", names.join("-")),

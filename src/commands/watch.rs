@@ -22,7 +22,7 @@ pub struct Args {
     interval: String,
     /// Print each candle as the JSON object published on the live subject.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Exit after this many updates, at least 1 (default: run until interrupted).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,

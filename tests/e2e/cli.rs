@@ -165,3 +165,244 @@ async fn symbols_are_taken_as_people_type_them_and_arguments_checked_by_the_pars
         "{err}"
     );
 }
+
+/// `candlepipe <args>` with the stack's environment changed by `env`.
+async fn cli_in(
+    stack: &Stack,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut vars = stack.worker_env();
+    vars.retain(|(k, _)| !env.iter().any(|(e, _)| e == k));
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let out = tokio::process::Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(vars)
+        .output()
+        .await
+        .expect("run candlepipe");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The one JSON line a command printed.
+fn json_line(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+#[tokio::test]
+async fn every_error_is_said_once_with_its_code_and_as_json_on_stdout_with_json() {
+    let stack = stack().await;
+
+    // With --json, errors are the service's error object on stdout: the CLI's own input…
+    let (status, out, err) = cli_output(
+        &stack,
+        &[
+            "get",
+            "binance",
+            "BTC/USDT",
+            "1m",
+            "--json",
+            "--end",
+            "yesterday",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(1), "{err}");
+    let reply = json_line(&out);
+    assert_eq!(reply["ok"], false);
+    assert_eq!(reply["error"]["code"], "bad_request", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("--end: \"yesterday\" is not a time"),
+        "{reply}"
+    );
+    // …nobody to answer (no worker runs yet)…
+    let (status, out, _) =
+        cli_output(&stack, &["get", "binance", "BTC/USDT", "1m", "--json"]).await;
+    assert_eq!(status, Some(1));
+    let reply = json_line(&out);
+    assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nobody serves candlepipe.candles.get"),
+        "{reply}"
+    );
+    // …and NATS out of reach: said once, not the cause's text twice.
+    let dead = [("CANDLEPIPE_NATS_URL", "nats://127.0.0.1:1".to_string())];
+    for args in [
+        &["stats", "--json"][..],
+        &["dlq", "list", "--json"],
+        &["get", "kraken", "BTC/USD", "1h", "--json"],
+    ] {
+        let (status, out, err) = cli_in(&stack, &dead, args).await;
+        assert_eq!(status, Some(1), "{args:?}: {err}");
+        let reply = json_line(&out);
+        assert_eq!(reply["error"]["code"], "unavailable", "{args:?}: {reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert_eq!(message.matches("refused").count(), 1, "{args:?}: {message}");
+    }
+    let (status, out, err) = cli_in(&stack, &dead, &["dlq", "list"]).await;
+    assert_eq!((status, out.as_str()), (Some(1), ""), "{err}");
+    assert!(
+        err.starts_with("error: connecting to NATS at nats://127.0.0.1:1")
+            && err.matches("refused").count() == 1,
+        "{err}"
+    );
+
+    // Backfill's errors carry the codes get's do.
+    let (status, _, err) = cli_output(
+        &stack,
+        &[
+            "backfill",
+            "ftx",
+            "BTC/USDT",
+            "1m",
+            "--since",
+            "2026-11-01",
+            "--dev",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(1));
+    assert!(
+        err.contains("error: unknown_exchange: unknown exchange 'ftx'"),
+        "{err}"
+    );
+    let (status, _, err) = cli_output(
+        &stack,
+        &[
+            "backfill",
+            "binance",
+            "NOPE/USDT",
+            "1h",
+            "--since",
+            "2026-11-01",
+            "--dev",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(1));
+    assert!(err.contains("error: unknown_symbol: "), "{err}");
+    let (status, _, err) = cli_output(
+        &stack,
+        &[
+            "backfill",
+            "coinbase",
+            "BTC/USD",
+            "7m",
+            "--since",
+            "2026-11-01",
+            "--dev",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(1));
+    assert!(err.contains("error: unsupported_interval: "), "{err}");
+
+    // Export refuses a place it cannot write before it fetches anything.
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("no-such-folder").join("out.csv");
+    let asked = stack.sim.requests("binance").await;
+    for out in [nowhere.to_str().unwrap(), dir.path().to_str().unwrap()] {
+        let (status, _, err) = cli_output(
+            &stack,
+            &[
+                "export",
+                "binance",
+                "BTC/USDT",
+                "1h",
+                "--since",
+                "2026-11-01",
+                "--format",
+                "csv",
+                "--out",
+                out,
+                "--dev",
+            ],
+        )
+        .await;
+        assert_eq!(status, Some(1), "{err}");
+        assert!(err.contains(&format!("error: --out {out}")), "{err}");
+    }
+    assert_eq!(
+        stack.sim.requests("binance").await,
+        asked,
+        "nothing fetched"
+    );
+}
+
+#[tokio::test]
+async fn check_names_the_running_roles_and_probes_the_websockets() {
+    let stack = stack().await;
+    // Nobody runs: candles would go unanswered.
+    let (status, out) = cli(&stack, &["check", "--no-exchanges"]).await;
+    assert_eq!(status, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "FAIL  workers    no worker answered the roll call on candlepipe.control.ping"
+        ),
+        "{out}"
+    );
+
+    // Ingest and fill: candles work, analyses and live series do not.
+    let a = stack.worker(&["ingest", "fill"]).await;
+    let (status, out) = cli(&stack, &["check", "--no-exchanges"]).await;
+    assert_eq!(status, Some(0), "{out}");
+    assert!(
+        out.contains("ok    workers    1 process: ingest 1, fill 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warn  workers    no analyze worker")
+            && out.contains("warn  workers    no stream worker"),
+        "{out}"
+    );
+    drop(a);
+
+    // Only a stream worker: nothing answers candles.get.
+    let _s = stack.worker(&["stream"]).await;
+    let (status, out) = cli(&stack, &["check", "--no-exchanges"]).await;
+    assert_eq!(status, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  workers    1 process: stream 1; no ingest or fill worker"),
+        "{out}"
+    );
+    let _all = stack.worker(&["all"]).await;
+    let (status, out) = cli(&stack, &["check"]).await;
+    assert_eq!(status, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "ok    workers    2 processes: ingest 1, fill 1, analyze 1, stream 2, gateway 1"
+        ),
+        "{out}"
+    );
+    // Each exchange's REST and WebSocket (the simulator's, as configured).
+    for ex in ["binance", "coinbase", "kraken"] {
+        assert!(out.contains(&format!("ok    {ex:<10} ")), "{out}");
+        assert!(out.contains(&format!("ok    {ex} ws ")), "{out}");
+    }
+    // A WebSocket that is not there is a failure.
+    let (status, out, _) = cli_in(
+        &stack,
+        &[(
+            "CANDLEPIPE_KRAKEN_WS_URL",
+            "ws://127.0.0.1:1/v2".to_string(),
+        )],
+        &["check"],
+    )
+    .await;
+    assert_eq!(status, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL  kraken ws  ws://127.0.0.1:1/v2"),
+        "{out}"
+    );
+}

@@ -96,6 +96,11 @@ impl Subjects {
         format!("{}.jobs.analyze", self.prefix)
     }
 
+    /// The roll call every worker process answers with its roles (`candlepipe check`).
+    pub fn roll_call(&self) -> String {
+        format!("{}.control.ping", self.prefix)
+    }
+
     /// Broadcast of the LLM route (canary weight) to every analysis worker.
     pub fn llm_route(&self) -> String {
         format!("{}.control.llm.route", self.prefix)

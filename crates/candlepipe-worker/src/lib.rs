@@ -47,6 +47,18 @@ pub enum Role {
     Gateway,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Fill => "fill",
+            Role::Analyze => "analyze",
+            Role::Stream => "stream",
+            Role::Gateway => "gateway",
+        }
+    }
+}
+
 /// Runs the roles until `shutdown` is cancelled, then drains them. An error in one role
 /// stops the others.
 pub async fn run(
@@ -57,6 +69,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BoxError> {
     let mut tasks = tokio::task::JoinSet::new();
+    // The roll call (`candlepipe check`), answered by every process but a gateway alone
+    // (whose NATS user may not publish on inboxes).
+    if roles.iter().any(|r| *r != Role::Gateway) {
+        let me = cluster::roll_call::Present {
+            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let (nats, subject) = (ctx.nats.clone(), ctx.settings.subjects.roll_call());
+        let stop = shutdown.clone();
+        tokio::spawn(cluster::roll_call::answer(nats, subject, me, stop));
+    }
     for role in roles {
         let (ctx, stop) = (ctx.clone(), shutdown.clone());
         match role {

@@ -56,21 +56,34 @@ pub enum Disposition {
 
 pub fn wire_code(e: &JobError) -> ErrorCode {
     match e {
-        JobError::Fetch(f) => match f {
-            FetchError::UnknownSymbol(_) => ErrorCode::UnknownSymbol,
-            FetchError::UnsupportedInterval(_) => ErrorCode::UnsupportedInterval,
-            FetchError::RateLimited { .. } => ErrorCode::RateLimited,
-            FetchError::Timeout | FetchError::NoWaiter => ErrorCode::Timeout,
-            FetchError::Budget(_) => ErrorCode::Unavailable,
-            FetchError::Status { .. }
-            | FetchError::Connect(_)
-            | FetchError::Malformed(_)
-            | FetchError::CircuitOpen => ErrorCode::UpstreamError,
-        },
+        JobError::Fetch(f) => fetch_code(f),
         JobError::Store(_) | JobError::Publish(_) | JobError::NoMarketList(_) => {
             ErrorCode::Unavailable
         }
         JobError::BadJob(_) => ErrorCode::BadRequest,
+    }
+}
+
+/// The code of an exchange request's failure (a job's, or a CLI command's).
+pub fn fetch_code(f: &FetchError) -> ErrorCode {
+    match f {
+        FetchError::UnknownSymbol(_) => ErrorCode::UnknownSymbol,
+        FetchError::UnsupportedInterval(_) => ErrorCode::UnsupportedInterval,
+        FetchError::RateLimited { .. } => ErrorCode::RateLimited,
+        FetchError::Timeout | FetchError::NoWaiter => ErrorCode::Timeout,
+        FetchError::Budget(_) => ErrorCode::Unavailable,
+        FetchError::Status { .. }
+        | FetchError::Connect(_)
+        | FetchError::Malformed(_)
+        | FetchError::CircuitOpen => ErrorCode::UpstreamError,
+    }
+}
+
+/// The code of a failure to name a series' market (as [`wire_code`] of its [`JobError`]).
+pub fn market_code(e: &MarketError) -> ErrorCode {
+    match e {
+        MarketError::Fetch(f) => fetch_code(f),
+        MarketError::Store(_) | MarketError::NoList(_) => ErrorCode::Unavailable,
     }
 }
 

@@ -62,7 +62,9 @@ pub struct LiveSettings {
 }
 
 impl LiveSettings {
-    fn url(&self, ex: Exchange) -> &str {
+    /// The configured base of `ex`'s WebSocket URL ([`candlepipe_exchange::stream::url`]
+    /// makes the one connected to).
+    pub fn url(&self, ex: Exchange) -> &str {
         match ex {
             Exchange::Binance => &self.binance_ws_url,
             Exchange::Kraken => &self.kraken_ws_url,
