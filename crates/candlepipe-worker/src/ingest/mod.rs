@@ -92,11 +92,29 @@ fn history_check(series: &SeriesKey, state: &SeriesState, w: &Window) -> Result<
             ErrorCode::HistoryUnavailable,
             format!(
                 "{} serves {} {} candles only from open time {}; the window ends at {}",
-                series.exchange, series.symbol, series.interval, state.history_from, w.to
+                series.exchange,
+                series.symbol,
+                series.interval,
+                instant(state.history_from),
+                instant(w.to)
             ),
         ));
     }
     Ok(())
+}
+
+/// `ms` as people read it in a message: RFC 3339 UTC, with the milliseconds.
+fn instant(ms: Millis) -> String {
+    let rfc = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+    match rfc {
+        Some(rfc) => format!("{rfc} ({ms} ms)"),
+        None => format!("{ms} ms"),
+    }
 }
 
 /// What one ingest process keeps across requests.
@@ -748,5 +766,37 @@ async fn dispatch_ready(ctx: Context, waiters: Waiters, mut ready: async_nats::S
             let series = event.series.clone();
             waiters.deliver(&series, Outcome { event, snapshot });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candlepipe_core::{Exchange, Interval, Symbol};
+
+    use super::*;
+
+    #[test]
+    fn history_unavailable_says_its_times_as_people_read_them() {
+        let series = SeriesKey::new(
+            Exchange::Kraken,
+            Symbol::parse("BTC/USD").unwrap(),
+            Interval::M1,
+        );
+        let state = SeriesState {
+            history_from: 1_796_083_200_000,
+            ..SeriesState::default()
+        };
+        let w = Window {
+            from: 1_796_000_000_000,
+            to: 1_796_000_060_000,
+            includes_open: false,
+        };
+        let e = history_check(&series, &state, &w).unwrap_err();
+        assert_eq!(e.code, ErrorCode::HistoryUnavailable);
+        assert_eq!(
+            e.message,
+            "kraken serves BTC/USD 1m candles only from open time 2026-12-01T00:00:00Z \
+             (1796083200000 ms); the window ends at 2026-11-30T00:54:20Z (1796000060000 ms)"
+        );
     }
 }
