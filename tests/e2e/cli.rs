@@ -166,29 +166,6 @@ async fn symbols_are_taken_as_people_type_them_and_arguments_checked_by_the_pars
     );
 }
 
-/// `candlepipe <args>` with the stack's environment changed by `env`.
-async fn cli_in(
-    stack: &Stack,
-    env: &[(&str, String)],
-    args: &[&str],
-) -> (Option<i32>, String, String) {
-    let mut vars = stack.worker_env();
-    vars.retain(|(k, _)| !env.iter().any(|(e, _)| e == k));
-    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let out = tokio::process::Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .envs(vars)
-        .output()
-        .await
-        .expect("run candlepipe");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The one JSON line a command printed.
 fn json_line(out: &str) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"))

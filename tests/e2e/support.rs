@@ -124,10 +124,22 @@ pub async fn cli(stack: &Stack, args: &[&str]) -> (Option<i32>, String) {
 
 /// Like [`cli`], with stderr too.
 pub async fn cli_output(stack: &Stack, args: &[&str]) -> (Option<i32>, String, String) {
+    cli_in(stack, &[], args).await
+}
+
+/// Like [`cli_output`], with the stack's environment changed by `env`.
+pub async fn cli_in(
+    stack: &Stack,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut vars = stack.worker_env();
+    vars.retain(|(k, _)| !env.iter().any(|(e, _)| e == k));
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
     let out = tokio::process::Command::new(BIN)
         .args(args)
         .env_clear()
-        .envs(stack.worker_env())
+        .envs(vars)
         .output()
         .await
         .expect("run candlepipe");
