@@ -107,7 +107,8 @@ async fn stats_add_up_across_the_cluster() {
             let r = &s["requests"];
             let hits = r["l1"].as_u64()? + r["redis"].as_u64()?;
             // Each worker adds its counts on its own schedule: wait for all of them.
-            (r["error"] == 2 && r["exchange"] == 10 && hits == 10).then_some(s)
+            let calls = &s["exchange_calls"]["binance"];
+            (r["error"] == 2 && r["exchange"] == 10 && hits == 10 && calls == 12).then_some(s)
         },
     )
     .await;
