@@ -21,12 +21,7 @@ export CANDLEPIPE_LOG="warn,candlepipe_worker::fill=debug"
 ensure_python_packages
 export PYTHONPATH="$CANDLEPIPE_PYTHONPATH"
 
-echo "== building (release)"
-cargo build --release --quiet --bin candlepipe
-bin="$root/target/release/candlepipe"
-rm -rf "$CANDLEPIPE_RUN_DIR" && mkdir -p "$CANDLEPIPE_RUN_DIR"
-trap stop_all EXIT
-scripts/services.sh start
+bench_stack
 
 start exchange python3 scripts/independent_exchange.py 48080 0.02
 for _ in $(seq 1 50); do curl -fsS -o /dev/null "$sim_url/api/v3/exchangeInfo" 2>/dev/null && break; sleep 0.2; done

@@ -20,12 +20,7 @@ use_ports 24222 26379 28080 28090 28091
 export CANDLEPIPE_HMAC_KEY="bench-hmac-key-0123456789" CANDLEPIPE_LOG=warn
 command -v wrk >/dev/null || apt_install wrk
 
-echo "== building (release)"
-cargo build --release --quiet --bin candlepipe
-bin="$root/target/release/candlepipe"
-rm -rf "$CANDLEPIPE_RUN_DIR" && mkdir -p "$CANDLEPIPE_RUN_DIR"
-trap stop_all EXIT
-scripts/services.sh start
+bench_stack
 
 start sim "$bin" sim --addr "127.0.0.1:28080"
 wait_for sim "listening on"

@@ -16,12 +16,7 @@ use_ports 25222 27379 29080
 export CANDLEPIPE_HMAC_KEY="bench-hmac-key-0123456789" CANDLEPIPE_LOG=warn
 export CANDLEPIPE_HISTORY_CAP=200000
 
-echo "== building (release)"
-cargo build --release --quiet --bin candlepipe
-bin="$root/target/release/candlepipe"
-rm -rf "$CANDLEPIPE_RUN_DIR" && mkdir -p "$CANDLEPIPE_RUN_DIR"
-trap stop_all EXIT
-scripts/services.sh start
+bench_stack
 start sim "$bin" sim --addr "127.0.0.1:29080"
 wait_for sim "listening on"
 

@@ -32,6 +32,17 @@ wait_for() {
   exit 1
 }
 
+# The start of every benchmark: a release build ($bin), an empty $CANDLEPIPE_RUN_DIR, the
+# servers of scripts/services.sh, and everything stopped on exit.
+bench_stack() {
+  echo "== building (release)"
+  cargo build --release --quiet --bin candlepipe
+  bin="$root/target/release/candlepipe"
+  rm -rf "$CANDLEPIPE_RUN_DIR" && mkdir -p "$CANDLEPIPE_RUN_DIR"
+  trap stop_all EXIT
+  scripts/services.sh start
+}
+
 # Stops everything started here, then the servers of scripts/services.sh.
 stop_all() {
   local f

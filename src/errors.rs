@@ -23,7 +23,7 @@ pub struct Input(pub String);
 pub fn text(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
-        // The service's and the exchange's codes are said apart ([`report`], [`wire`]).
+        // The service's and the exchange's codes are said apart ([`report`]).
         let t = match (
             cause.downcast_ref::<WireError>(),
             cause.downcast_ref::<ClientError>(),
@@ -62,11 +62,12 @@ fn given(e: &anyhow::Error) -> Option<(ErrorCode, Option<u64>)> {
     })
 }
 
-/// The error as the service would answer it: its own code, `bad_request` for input,
+/// The error as the service would answer it — its own code, `bad_request` for input,
 /// `timeout` when no answer came in time, else `unavailable` (something the command needs
-/// cannot be reached or used).
-pub fn wire(e: &anyhow::Error) -> WireError {
-    let (code, retry_after_ms) = given(e).unwrap_or_else(|| {
+/// cannot be reached or used) — and whether the code is the service's or the exchange's own.
+fn wire(e: &anyhow::Error) -> (WireError, bool) {
+    let given = given(e);
+    let (code, retry_after_ms) = given.unwrap_or_else(|| {
         let code = e
             .chain()
             .find_map(|cause| {
@@ -81,17 +82,18 @@ pub fn wire(e: &anyhow::Error) -> WireError {
             .unwrap_or(ErrorCode::Unavailable);
         (code, None)
     });
-    WireError {
+    let w = WireError {
         code,
         message: text(e),
         retry_after_ms,
-    }
+    };
+    (w, given.is_some())
 }
 
 /// Says `e`: with `json`, `{"ok":false,"error":{…}}` on stdout; else `error: …` on stderr,
 /// with the code first when the service or the exchange gave one.
 pub fn report(e: &anyhow::Error, json: bool) {
-    let w = wire(e);
+    let (w, given) = wire(e);
     if json {
         if let Ok(line) = serde_json::to_string(&ErrorReply::new(w)) {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
@@ -102,9 +104,9 @@ pub fn report(e: &anyhow::Error, json: bool) {
         .retry_after_ms
         .map(|ms| format!(" (retry after {ms} ms)"))
         .unwrap_or_default();
-    match given(e) {
-        Some(_) => eprintln!("error: {}: {}{after}", w.code, w.message),
-        None => eprintln!("error: {}{after}", w.message),
+    match given {
+        true => eprintln!("error: {}: {}{after}", w.code, w.message),
+        false => eprintln!("error: {}{after}", w.message),
     }
 }
 
@@ -123,7 +125,7 @@ mod tests {
             text(&e),
             "connecting to NATS at nats://h:1: IO error: Connection refused"
         );
-        assert_eq!(wire(&e).code, ErrorCode::Unavailable);
+        assert_eq!(wire(&e).0.code, ErrorCode::Unavailable);
     }
 
     #[test]
@@ -133,7 +135,7 @@ mod tests {
             message: "busy".into(),
             retry_after: Some(std::time::Duration::from_millis(1500)),
         });
-        let w = wire(&service);
+        let w = wire(&service).0;
         assert_eq!(
             (w.code, w.retry_after_ms),
             (ErrorCode::RateLimited, Some(1500))
@@ -141,14 +143,14 @@ mod tests {
         assert_eq!(w.message, "busy", "the code is said apart");
         let fetch = anyhow::Error::new(FetchError::UnknownSymbol("no FOOUSDT".into()))
             .context("binance:FOO-USDT:1m");
-        assert_eq!(wire(&fetch).code, ErrorCode::UnknownSymbol);
+        assert_eq!(wire(&fetch).0.code, ErrorCode::UnknownSymbol);
         let input = anyhow::Error::new(Input("not a time".into())).context("--since");
-        assert_eq!(wire(&input).code, ErrorCode::BadRequest);
-        assert_eq!(wire(&input).message, "--since: not a time");
+        assert_eq!(wire(&input).0.code, ErrorCode::BadRequest);
+        assert_eq!(wire(&input).0.message, "--since: not a time");
         let timed_out = anyhow::Error::new(ClientError::TimedOut {
             subject: "s".into(),
             after: std::time::Duration::from_secs(1),
         });
-        assert_eq!(wire(&timed_out).code, ErrorCode::Timeout);
+        assert_eq!(wire(&timed_out).0.code, ErrorCode::Timeout);
     }
 }

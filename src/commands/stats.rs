@@ -154,40 +154,32 @@ impl Errors {
         }
     }
 
-    fn sum(&self, transient: bool) -> u64 {
-        self.by_code
-            .iter()
-            .filter(|(code, _)| {
-                ErrorCode::parse(code).is_some_and(|c| c.is_transient() == transient)
-            })
-            .map(|(_, n)| n)
-            .sum()
+    /// The codes of one kind (transient: failures; else refused input) and their counts.
+    fn of_kind(&self, transient: bool) -> impl Iterator<Item = (&String, &u64)> {
+        self.by_code.iter().filter(move |(code, _)| {
+            ErrorCode::parse(code).is_some_and(|c| c.is_transient() == transient)
+        })
     }
 
     fn refused(&self) -> u64 {
-        self.sum(false)
+        self.of_kind(false).map(|(_, n)| n).sum()
     }
 
     fn failed(&self) -> u64 {
-        self.sum(true)
+        self.of_kind(true).map(|(_, n)| n).sum()
     }
 
     /// `  (refused: unknown_symbol 3; failed: timeout 1)`, or nothing without errors.
     fn breakdown(&self) -> String {
-        let list = |transient: bool| {
-            self.by_code
-                .iter()
-                .filter(|(code, _)| {
-                    ErrorCode::parse(code).is_some_and(|c| c.is_transient() == transient)
-                })
-                .map(|(code, n)| format!("{code} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let parts: Vec<String> = [("refused", list(false)), ("failed", list(true))]
+        let parts: Vec<String> = [("refused", false), ("failed", true)]
             .into_iter()
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(what, l)| format!("{what}: {l}"))
+            .filter_map(|(what, transient)| {
+                let list: Vec<String> = self
+                    .of_kind(transient)
+                    .map(|(code, n)| format!("{code} {n}"))
+                    .collect();
+                (!list.is_empty()).then(|| format!("{what}: {}", list.join(", ")))
+            })
             .collect();
         match parts.is_empty() {
             true => String::new(),
