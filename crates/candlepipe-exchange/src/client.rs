@@ -380,7 +380,7 @@ impl ExchangeClient {
                 // OHLC keeps the newest 720 intervals; what is older is built from the
                 // trades (when the pair's decimals are known), and a window wholly older
                 // than OHLC keeps does not ask OHLC at all.
-                let ohlc_keeps = iv.open_of(now) - kraken::PAGE * step;
+                let ohlc_keeps = kraken::oldest_kept(iv, now);
                 let mut from_trades = None;
                 if to >= ohlc_keeps - step || market.decimals.is_none() {
                     let q = kraken::query(native, iv, from);

@@ -19,6 +19,12 @@ pub const PATH: &str = "/0/public/OHLC";
 /// `since` asks.
 pub const PAGE: i64 = 720;
 
+/// The oldest open time of `iv` Kraken's OHLC still serves at `now`: [`PAGE`] committed
+/// intervals before the forming one (a recorded 721-row page spans exactly that).
+pub fn oldest_kept(iv: Interval, now: Millis) -> Millis {
+    iv.open_of(now) - PAGE * iv.millis()
+}
+
 /// `native` is the pair's `altname` from Kraken's market list (`XBTUSD`): Kraken's names
 /// for assets are its own, so there is no rule to make one from a unified symbol.
 pub fn query(native: &str, iv: Interval, from: Millis) -> Vec<(&'static str, String)> {

@@ -45,10 +45,7 @@ pub fn pages_history(
     now: candlepipe_core::Millis,
 ) -> bool {
     match ex {
-        Exchange::Kraken => {
-            let base = ex.source_interval(iv).unwrap_or(iv);
-            from < base.open_of(now) - (kraken::PAGE - 1) * base.millis()
-        }
+        Exchange::Kraken => from < kraken::oldest_kept(ex.source_interval(iv).unwrap_or(iv), now),
         Exchange::Binance | Exchange::Coinbase => false,
     }
 }
@@ -66,8 +63,9 @@ mod tests {
         let now: i64 = 1_700_000_000_000 + 30_000;
         let open = now - now.rem_euclid(M);
         let kraken = Exchange::Kraken;
-        assert!(!pages_history(kraken, Interval::M1, open - 719 * M, now));
-        assert!(pages_history(kraken, Interval::M1, open - 720 * M, now));
+        // OHLC keeps 720 committed minutes before the forming one.
+        assert!(!pages_history(kraken, Interval::M1, open - 720 * M, now));
+        assert!(pages_history(kraken, Interval::M1, open - 721 * M, now));
         // 3m is built from Kraken's minutes: what counts is the minutes OHLC keeps.
         assert!(!pages_history(kraken, Interval::M3, open - 600 * M, now));
         assert!(pages_history(kraken, Interval::M3, open - 900 * M, now));
