@@ -11,6 +11,7 @@ use candlepipe_exchange::stream::{self, socket};
 use candlepipe_exchange::{ExchangeClient, FetchError};
 use candlepipe_llm::LlmClient;
 use candlepipe_worker::cluster::roll_call;
+use candlepipe_worker::Role;
 
 use crate::config::Config;
 use crate::connect::{self, redact};
@@ -113,10 +114,9 @@ async fn check_workers(cfg: &Config, nats: &async_nats::Client, r: &mut Report) 
             .filter(|p| p.roles.iter().any(|r| r == role))
             .count()
     };
-    let roles = ["ingest", "fill", "analyze", "stream", "gateway"];
-    let running: Vec<String> = roles
+    let running: Vec<String> = Role::ALL
         .iter()
-        .map(|role| (role, count(role)))
+        .map(|role| (role.as_str(), count(role.as_str())))
         .filter(|(_, n)| *n > 0)
         .map(|(role, n)| format!("{role} {n}"))
         .collect();

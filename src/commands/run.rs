@@ -53,13 +53,7 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
             RoleArg::Analyze => vec![Role::Analyze],
             RoleArg::Stream => vec![Role::Stream],
             RoleArg::Gateway => vec![Role::Gateway],
-            RoleArg::All => vec![
-                Role::Ingest,
-                Role::Fill,
-                Role::Analyze,
-                Role::Stream,
-                Role::Gateway,
-            ],
+            RoleArg::All => Role::ALL.to_vec(),
         })
         .collect();
     roles.sort();

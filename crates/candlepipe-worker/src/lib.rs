@@ -48,6 +48,14 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Ingest,
+        Role::Fill,
+        Role::Analyze,
+        Role::Stream,
+        Role::Gateway,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Ingest => "ingest",
