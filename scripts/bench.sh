@@ -52,13 +52,20 @@ measure hot
 # The transport's limit for replies as large as the hot ones (100 candles).
 hot_bytes=$(python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1])][-1]["reply_bytes"])' "$results")
 measure echo --reply-bytes "$hot_bytes"
-measure zipf
+# Plain cold misses, before anything asks for wider windows: each fill asks the exchange for
+# the 100 candles its request wants.
 measure cold
 # The exchange's own latency: the cold requests sent straight to the simulator, with
 # candlepipe's HTTP client and with a plain keep-alive client.
 measure direct
 echo "== plain keep-alive client (${secs}s)"
 python3 scripts/plain_client.py "$sim_url" "$secs" | tee -a "$results"
+measure zipf
+# Widened cold misses: zipf asked for up to 500 1m candles, so ingest widens each 1m miss to
+# 500 candles (ingest/widest.rs), one exchange page, written as eight chunks.
+echo "== cold, widened at 1 concurrent requester (${secs}s)"
+"$bin" bench --workload cold --cold-interval 1m --concurrency 1 --duration "$secs" --json |
+  sed 's/"workload":"cold"/"workload":"cold, widened"/' | tee -a "$results"
 
 echo "== restarting ingest with L1 disabled for the redis workload"
 kill "$(cat "$CANDLEPIPE_RUN_DIR/ingest.pid")"; sleep 1

@@ -8,7 +8,8 @@
 # reply). Prints; writes nothing.
 #   scripts/bench_cold.sh [seconds per run, default 8] [rounds, default 2]
 # Starts its own nats-server, redis-server (ports 44222/46379), exchange (48080) and worker,
-# and stops them at the end. Release build.
+# and stops them at the end. Release build. CANDLEPIPE_LOG overrides the worker's log
+# filter (the default keeps the fill at debug: the step breakdown reads its log).
 # shellcheck source=scripts/prelude.sh
 source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
 
@@ -17,7 +18,7 @@ rounds="${2:-2}"
 export CANDLEPIPE_RUN_DIR="$root/.run/bench-cold"
 use_ports 44222 46379 48080
 export CANDLEPIPE_HMAC_KEY="bench-hmac-key-0123456789" CANDLEPIPE_BINANCE_RPS=100000
-export CANDLEPIPE_LOG="warn,candlepipe_worker::fill=debug"
+export CANDLEPIPE_LOG="${CANDLEPIPE_LOG:-warn,candlepipe_worker::fill=debug}"
 ensure_python_packages
 export PYTHONPATH="$CANDLEPIPE_PYTHONPATH"
 

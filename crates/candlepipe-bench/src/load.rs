@@ -81,6 +81,12 @@ pub struct Args {
     /// live workload, to set its stream rate).
     #[arg(long)]
     sim_url: Option<String>,
+    /// With `--workload cold` or `direct`: every window of this interval (default: 1m, 3m,
+    /// 5m and 15m in turn, 2,000 requests each). Ingest widens a miss to the widest window
+    /// asked for on the exchange and interval lately, so a fixed interval after a run that
+    /// asked for wider windows of it measures widened misses.
+    #[arg(long, value_parser = parse_interval)]
+    cold_interval: Option<Interval>,
     /// With `--workload live`: live candles a second, in all.
     #[arg(long, default_value_t = 2000)]
     rate: u64,
@@ -91,6 +97,10 @@ pub struct Args {
     /// that the service's default for streamed series applies).
     #[arg(long, default_value = "2000")]
     max_age_ms: String,
+}
+
+fn parse_interval(s: &str) -> Result<Interval, String> {
+    Interval::parse(s).map_err(|e| e.message)
 }
 
 /// Series per exchange for the streams scenario: Binance, Kraken, Coinbase.
@@ -120,6 +130,7 @@ struct Requests {
     workload: Workload,
     zipf_cdf: Vec<f64>,
     cold_base: u64,
+    cold_interval: Option<Interval>,
 }
 
 const ZIPF_S: f64 = 1.1;
@@ -131,7 +142,7 @@ const COLD_INTERVALS: [Interval; 4] = [Interval::M1, Interval::M3, Interval::M5,
 const COLD_WINDOWS: u64 = 2000 * 4 * 125;
 
 impl Requests {
-    fn new(workload: Workload, series: usize) -> Self {
+    fn new(workload: Workload, series: usize, cold_interval: Option<Interval>) -> Self {
         let mut cdf = Vec::with_capacity(series);
         let mut total = 0.0;
         for k in 1..=series.max(1) {
@@ -145,6 +156,7 @@ impl Requests {
             workload,
             zipf_cdf: cdf,
             cold_base,
+            cold_interval,
         }
     }
 
@@ -159,12 +171,15 @@ impl Requests {
     }
 
     /// Cold request `k`: a window of 100 closed candles nobody asked for, one of
-    /// [`COLD_WINDOWS`] (2,000 listed series × 4 intervals × 125 windows back in time, a
-    /// page (1,000 candles) apart, so that no fill widened to an earlier request's width
-    /// holds a later one's).
-    fn cold(k: u64) -> serde_json::Value {
-        let iv = COLD_INTERVALS[(k / 2000 % 4) as usize];
-        let back = (k / 8000 + 1) as i64 * 1000 * iv.millis();
+    /// [`COLD_WINDOWS`] (2,000 listed series × 4 intervals, or the one `interval`, × 125
+    /// windows back in time, a page (1,000 candles) apart, so that no fill widened to an
+    /// earlier request's width holds a later one's).
+    fn cold(k: u64, interval: Option<Interval>) -> serde_json::Value {
+        let (iv, window) = match interval {
+            Some(iv) => (iv, k / 2000 % 125),
+            None => (COLD_INTERVALS[(k / 2000 % 4) as usize], k / 8000),
+        };
+        let back = (window + 1) as i64 * 1000 * iv.millis();
         let end = iv.open_of(candlepipe_core::now_ms()) - back;
         json!({"exchange":"binance","symbol":format!("TEST{}/USDT", k % 2000),
                "interval":iv.as_str(),"limit":100,"end":end})
@@ -187,7 +202,9 @@ impl Requests {
                 let hot = Self::hot_series();
                 hot[(n % hot.len() as u64) as usize].clone()
             }
-            Workload::Cold | Workload::Direct => Self::cold((self.cold_base + n) % COLD_WINDOWS),
+            Workload::Cold | Workload::Direct => {
+                Self::cold((self.cold_base + n) % COLD_WINDOWS, self.cold_interval)
+            }
             Workload::Zipf => {
                 let u: f64 = rng.random();
                 Self::zipf(self.zipf_cdf.partition_point(|c| *c < u))
@@ -421,7 +438,11 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let requests = Arc::new(Requests::new(args.workload, args.series));
+    let requests = Arc::new(Requests::new(
+        args.workload,
+        args.series,
+        args.cold_interval,
+    ));
 
     // Warm the hot series so the measurement sees only hits (through the typed client;
     // the measurement itself sends pre-encoded bytes, as the echo it is compared with).
@@ -596,4 +617,33 @@ pub async fn run(setup: &Setup, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn window(v: &serde_json::Value) -> (String, String, i64) {
+        (
+            v["symbol"].as_str().unwrap_or_default().to_string(),
+            v["interval"].as_str().unwrap_or_default().to_string(),
+            v["end"].as_i64().unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn cold_windows_of_one_interval_are_all_of_it_and_never_repeat_within_a_run() {
+        let ks = 123_456..123_456 + 10_000;
+        let windows: Vec<_> = ks
+            .clone()
+            .map(|k| window(&Requests::cold(k, Some(Interval::M1))))
+            .collect();
+        assert!(windows.iter().all(|w| w.1 == "1m"));
+        assert_eq!(windows.iter().collect::<HashSet<_>>().len(), 10_000);
+        // Without one, the intervals take turns, 2,000 requests each.
+        let mixed: HashSet<String> = ks.map(|k| window(&Requests::cold(k, None)).1).collect();
+        assert_eq!(mixed.len(), 4);
+    }
 }
