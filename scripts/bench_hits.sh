@@ -5,9 +5,11 @@
 # 100-candle reply, then Redis hits (an ingest with CANDLEPIPE_L1_CAPACITY=0); with `hot`
 # as the third argument, L1 hits instead; with `cold`, cold misses at 1 and 16 requesters
 # beside `direct` (the same exchange requests without candlepipe; simulator at 20 ms, no
-# budget); with `cold-wide`, the same after a zipf run (bench.sh's `cold, widened`): its requests of up
-# to 500 candles widen later fills of 1m and 5m windows to 500 candles for ten minutes
-# (ingest's `widest.rs`). Prints one line per measurement; writes nothing.
+# budget); with `cold-wide`, the same after a zipf run: its requests of up to 500 candles
+# widen later fills of 1m and 5m windows to 500 candles for ten minutes (ingest's
+# `widest.rs`; the cold windows take 1m, 3m, 5m and 15m in turn, so only some runs are
+# widened: bench.sh's `cold, widened` fixes 1m). Prints one line per measurement; writes
+# nothing.
 #   scripts/bench_hits.sh [seconds per run, default 5] [rounds, default 3] [redis|hot|cold|cold-wide]
 #   CANDLEPIPE_BENCH_BIN=path  another build of candlepipe for the workers (compare two)
 # Starts its own nats-server, redis-server (ports 24222/26379), simulator (28080) and
