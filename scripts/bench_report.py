@@ -284,19 +284,44 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    the call (admission, lock and state, the turn) and after it (the ingest's read once
    `ready` arrives), and the write's size (each run is stored in JSON and msgpack).
 
+11. **Redis hits: the MAC once per value, not once per read** (issue #26). Profile of the
+   ingest (`perf record -g`, `scripts/bench_hits.sh 20 1 redis`, 64 requesters, at fb8e919):
+   `sha2::sha256::x86::digest_blocks` (SHA-NI) 21.8% of its samples, memmove 10.3%, socket
+   system calls ~21%, the Redis reply's parser 4-5%, mimalloc ~6%; 50-51 µs of ingest CPU
+   per hit. A build that skipped the MAC altogether (an upper bound, not a candidate) ran
+   at 0.62-0.63x the sized echo with the ingest at 36.5-37.0 µs, against 0.51-0.55x for
+   the base build alternating with it. A cheaper MAC does not get there: SPEC §4 names
+   HMAC-SHA256, and keyed BLAKE3 (the `blake3` crate, AVX-512 here) is no faster at a
+   run's size (2.8 KB: 1.55 µs against HMAC-SHA256's 1.69; 1.4 KB: 1.16 against 0.92; it
+   wins from ~5 KB, 3x at 17.5 KB). Instead each process keeps the values it verified
+   (`candlepipe-store/src/verified.rs`, `CANDLEPIPE_VERIFIED_CAPACITY`, 32 MiB by
+   default), and a value read again is verified by comparing its bytes and Redis key with
+   the kept copy (ARCHITECTURE.md's invariants: what is verified, when, against what
+   attack). A/B, alternating release builds on one stack (`bench_hits.sh 5 1 redis` with
+   `CANDLEPIPE_BENCH_BIN`): before 13.1-14.0k req/s against echoes of 25.5-25.9k
+   (0.51-0.55x), ingest 50.6-51.0 µs per hit, nats-server 45-47; after 14.9-16.7k against
+   25.1-27.1k (0.59-0.65x), ingest 37.4-37.7 µs, nats-server 41-45; the comparison shows as
+   memcmp 2.8% and the lookup 0.8% of the ingest's samples. What is left in the ingest:
+   socket copies (~9%), the reply's copy of its fragments (3.2%), tokio copying each
+   handler's future (~10 KB: every path a request may take) into its task and out (3.7%),
+   the Redis reply's parse (2.2% of copies, 4% parsing), scheduling (~6%). Tried and not
+   kept: spawning the handler boxed (ingest 35.0-37.7 µs, throughput within the runs'
+   spread). nats-server's CPU per request moves by 5 µs between runs of the same build and
+   decides much of the ratio: on two cores the load generator, nats-server, redis-server
+   and the ingest share the CPU.
+
 **What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~0.9-1.0x
 the sized echo; the trivial echo's 90-byte replies are about twice as fast at 64
 requesters on this machine, so 0.70x of it is out of reach for 100-candle replies however
 little the ingest does). Redis hits: CPU, on two cores shared by nats-server,
-redis-server, the ingest and the load generator. Per request (`scripts/bench_hits.sh`, at
-76422e6) the sized echo costs nats-server 15-17 µs of CPU and the echo 4.3; a Redis hit
-nats-server 20-23, the ingest 24-27 and redis-server 5.3-5.9, with the load generator's
-own share on top of both. The SPEC's 0.65x of the sized echo's throughput would leave the
-ingest and redis-server together ~10 µs per hit plus about half the load generator's share
-(now ~31 µs). Of the ingest's, the HMAC-SHA256 of the fragments
-served (SPEC §4: every value verified; ~115 candles of ~120 bytes, 14 KB at this CPU's
-1.8 GB/s SHA-NI) is 21% (~6 µs), the Redis round trip (writing the command, parsing the
-reply) ~25%; no decoding or formatting is left. Cold misses: serial round trips on the
+redis-server, the ingest and the load generator. Per request (`scripts/bench_hits.sh` on
+this machine, 11) the sized echo costs nats-server 35-37 µs of CPU and the echo ~10; a Redis
+hit nats-server 41-47, the ingest ~37 and redis-server ~9, with the load generator's own
+share (~35) on top of both. The SPEC's 0.65x leaves ~125 µs of the two cores per hit for
+all four; with the MAC taken off repeated reads (11) the runs land at 0.59-0.65x, and what
+is left in the ingest is moving bytes (socket copies, the reply's fragments, the Redis
+reply's parse) and scheduling; no decoding, formatting or hashing of unchanged values.
+Cold misses: serial round trips on the
 fill path (Redis lock/read, budget, write) and the JetStream publish acknowledgement, and
 the widened exchange call (8).""")
 

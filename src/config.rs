@@ -586,7 +586,8 @@ fn keyring(l: &Lookup) -> Result<(Keyring, bool), ConfigError> {
         ));
     }
     let insecure = key.is_none();
-    let mut ring = Keyring::new(&id, key.as_deref().unwrap_or(DEV_HMAC_KEY));
+    let mut ring = Keyring::new(&id, key.as_deref().unwrap_or(DEV_HMAC_KEY))
+        .remembering(l.get("verified_capacity", 32 << 20)?);
     for setting in ["hmac_previous_keys", "hmac_next_keys"] {
         let Ok(list) = std::env::var(Lookup::env_name(setting)) else {
             continue;

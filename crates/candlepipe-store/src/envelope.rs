@@ -12,6 +12,8 @@ use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::verified::Verified;
+
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// 2: chunk bodies are packed candles ([`crate::packed`]). 3: the meta names each chunk's
@@ -29,6 +31,8 @@ pub struct Keyring {
     current_id: Arc<str>,
     /// Each key's HMAC already keyed (its pads hashed once, not per value).
     keys: Arc<HashMap<String, HmacSha256>>,
+    /// Values that verified, so identical bytes read again are not MAC'd again.
+    verified: Arc<Verified>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for Keyring {
         f.debug_struct("Keyring")
             .field("current_id", &self.current_id)
             .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .field("verified_bytes", &self.verified.bytes())
             .finish()
     }
 }
@@ -46,8 +51,20 @@ impl Keyring {
         Keyring {
             current_id: current_id.into(),
             keys: Arc::new(HashMap::new()),
+            verified: Arc::new(Verified::new(0)),
         }
         .with_previous(current_id, current_key)
+    }
+
+    /// Keeps up to `capacity` bytes of values that verified (see [`crate::verified`]).
+    pub fn remembering(mut self, capacity: usize) -> Self {
+        self.verified = Arc::new(Verified::new(capacity));
+        self
+    }
+
+    /// Bytes of verified values kept.
+    pub fn verified_bytes(&self) -> usize {
+        self.verified.bytes()
     }
 
     /// Adds a key that verifies but does not sign: one of before a rotation, or of after it
@@ -102,7 +119,9 @@ impl Keyring {
         rmp_serde::to_vec_named(&env).unwrap_or_default()
     }
 
-    /// Checks a stored value; anything that does not verify is an error, never data.
+    /// Checks a stored value; anything that does not verify is an error, never data. Bytes
+    /// identical to a value that verified under the same key before are not MAC'd again
+    /// ([`crate::verified`]).
     pub fn open<'a>(&self, redis_key: &str, bytes: &'a [u8]) -> Result<Opened<'a>, Tampered> {
         let env: Envelope = rmp_serde::from_slice(bytes).map_err(|_| Tampered::Undecodable)?;
         // Nothing may follow the envelope: `seal` writes the MAC last, borrowed from the
@@ -119,10 +138,13 @@ impl Keyring {
         if env.f != FORMAT_VERSION {
             return Err(Tampered::Format(env.f));
         }
-        let mac = self
-            .mac(&env.kid, redis_key, env.ver, env.wt, &env.body)
-            .ok_or_else(|| Tampered::UnknownKey(env.kid.to_string()))?;
-        mac.verify_slice(&env.mac).map_err(|_| Tampered::BadMac)?;
+        if !self.verified.holds(&env.mac, redis_key, bytes) {
+            let mac = self
+                .mac(&env.kid, redis_key, env.ver, env.wt, &env.body)
+                .ok_or_else(|| Tampered::UnknownKey(env.kid.to_string()))?;
+            mac.verify_slice(&env.mac).map_err(|_| Tampered::BadMac)?;
+            self.verified.keep(&env.mac, redis_key, bytes);
+        }
         Ok(Opened {
             version: env.ver,
             written_at: env.wt,
@@ -230,6 +252,29 @@ mod tests {
                 .unwrap_err(),
             Tampered::BadMac
         );
+    }
+
+    #[test]
+    fn remembered_values_open_again_and_altered_ones_still_fail() {
+        let ring = Keyring::new("k1", b"secret").remembering(1 << 20);
+        let sealed = ring.seal("cp:a", 7, 99, b"hello");
+        assert!(ring.open("cp:a", &sealed).is_ok());
+        assert!(ring.verified_bytes() > sealed.len(), "kept once verified");
+        let again = ring.open("cp:a", &sealed).unwrap();
+        assert_eq!((again.version, &again.body[..]), (7, &b"hello"[..]));
+        assert_eq!(ring.open("cp:b", &sealed).unwrap_err(), Tampered::BadMac);
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                ring.open("cp:a", &bad).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
+        }
+        // A value signed under another key never enters, whatever its MAC field says.
+        let forged = Keyring::new("k1", b"other").seal("cp:a", 7, 99, b"hello");
+        assert_eq!(ring.open("cp:a", &forged).unwrap_err(), Tampered::BadMac);
+        assert_eq!(ring.open("cp:a", &forged).unwrap_err(), Tampered::BadMac);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod packed;
 pub mod records;
 pub mod redis_conn;
 pub mod series_store;
+pub mod verified;
 
 pub use candlepipe_core::Fetched;
 pub use envelope::Keyring;
