@@ -308,7 +308,11 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    kept: spawning the handler boxed (ingest 35.0-37.7 µs, throughput within the runs'
    spread). nats-server's CPU per request moves by 5 µs between runs of the same build and
    decides much of the ratio: on two cores the load generator, nats-server, redis-server
-   and the ingest share the CPU.
+   and the ingest share the CPU. In `scripts/bench.sh 5` at 164fb11 (the table above):
+   Redis hits at 64 0.60x the sized echo, p99 1.46x (the run before, at fb8e919: 0.57x,
+   1.30x): better, still short of 0.65x. The same run had L1 hits at 0.88x and cold misses
+   3.6 ms over `plain` (the run before: 0.93x and 2.9 ms) with no change on their paths: on
+   this shared machine one run of either line moves that much (§10).
 
 **What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~0.9-1.0x
 the sized echo; the trivial echo's 90-byte replies are about twice as fast at 64
