@@ -154,10 +154,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
             INGEST_QUEUE_GROUP.to_string(),
         )
         .await?;
-    let l1 = ctx.l1.clone();
+    let (l1, store) = (ctx.l1.clone(), ctx.store.clone());
     let gauges = tokio::spawn(async move {
         loop {
             metrics::gauge!("candlepipe_l1_entries").set(l1.entries() as f64);
+            metrics::gauge!("candlepipe_verified_bytes").set(store.verified_bytes() as f64);
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
