@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use candlepipe_testkit::{flip_a_byte, Worker};
+use candlepipe_testkit::flip_a_byte;
 
 use crate::support::*;
 
@@ -72,13 +72,12 @@ async fn altered_redis_values_are_refetched_not_served() {
 async fn a_value_altered_after_it_was_verified_is_not_served_by_the_same_process() {
     // One process throughout, without L1, so every hit reads Redis: the runs it verified
     // are kept (`verified.rs`), and altered bytes must not pass for them.
-    let stack = stack().await;
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_L1_CAPACITY", "0");
     let mut conn = stack.redis_conn().await;
     let client = stack.client().await;
     let request = json!({"exchange":"binance","symbol":"ETH/USDT","interval":"1h","limit":24,"end":closed_end(3_600_000)});
-    let mut env = stack.worker_env();
-    env.push(("CANDLEPIPE_L1_CAPACITY".into(), "0".into()));
-    let _worker = Worker::start(&stack.bin, &["all"], &env).await;
+    let _worker = stack.worker(&["all"]).await;
     let original = get(&client, request.clone()).await;
     assert_eq!(source(&original), "exchange");
     for _ in 0..2 {
@@ -168,7 +167,7 @@ async fn an_older_chunk_put_back_is_not_served() {
 
 #[tokio::test]
 async fn a_key_rotation_in_two_steps_deletes_and_refetches_nothing() {
-    use candlepipe_testkit::TEST_HMAC_KEY;
+    use candlepipe_testkit::{Worker, TEST_HMAC_KEY};
     const NEW_KEY: &str = "the-new-hmac-key-0123456789";
     let stack = stack().await;
     let client = stack.client().await;

@@ -269,13 +269,13 @@ return 0
 "#;
 
 impl SeriesStore {
-    /// `history_cap` is the number of candles kept per series (at least 1,000, the largest
-    /// `limit`, plus one chunk of slack).
     /// Bytes of values this process keeps once verified ([`crate::verified`]).
     pub fn verified_bytes(&self) -> usize {
         self.keyring.verified_bytes()
     }
 
+    /// `history_cap` is the number of candles kept per series (at least 1,000, the largest
+    /// `limit`, plus one chunk of slack).
     pub fn new(conn: Redis, keyring: Keyring, prefix: &str, history_cap: usize) -> Self {
         let chunks = (history_cap as i64 + CHUNK_CANDLES - 1) / CHUNK_CANDLES + 1;
         SeriesStore {

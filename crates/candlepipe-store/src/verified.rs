@@ -7,7 +7,7 @@
 //! its MAC; a later value read under the same Redis key whose bytes are identical to a kept
 //! one is verified by comparing them.
 //!
-//! What this accepts is exactly what the HMAC accepts: only values that verified enter, a
+//! What this accepts is a subset of what the HMAC accepts: only values that verified enter, a
 //! kept value is matched on every byte and on the Redis key it verified under (its MAC
 //! covers that key), and the keyring a process verifies with never changes while it runs
 //! (keys are added or retired by restarting), so the same bytes would verify again. Whoever
@@ -48,8 +48,13 @@ struct Value {
 
 impl Value {
     fn cost(&self) -> usize {
-        self.redis_key.len() + self.bytes.len() + ENTRY_OVERHEAD
+        cost(&self.redis_key, &self.bytes)
     }
+}
+
+/// What keeping `bytes` under `redis_key` counts against the budget.
+fn cost(redis_key: &str, bytes: &[u8]) -> usize {
+    redis_key.len() + bytes.len() + ENTRY_OVERHEAD
 }
 
 impl Verified {
@@ -86,11 +91,7 @@ impl Verified {
         let Ok(tag) = Tag::try_from(tag) else {
             return;
         };
-        let value = Value {
-            redis_key: redis_key.into(),
-            bytes: bytes.into(),
-        };
-        let cost = value.cost();
+        let cost = cost(redis_key, bytes);
         if cost > self.capacity {
             return;
         }
@@ -106,6 +107,10 @@ impl Verified {
                 kept.bytes -= gone.cost();
             }
         }
+        let value = Value {
+            redis_key: redis_key.into(),
+            bytes: bytes.into(),
+        };
         kept.by_tag.insert(tag, value);
         kept.order.push_back(tag);
         kept.bytes += cost;
