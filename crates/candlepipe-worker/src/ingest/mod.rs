@@ -117,6 +117,15 @@ fn instant(ms: Millis) -> String {
     }
 }
 
+/// What every request's task holds, behind one `Arc`: a task's future is copied into the
+/// task as it is spawned and again as it finishes, so it holds a reference count rather
+/// than a copy of the context (BENCHMARKS.md §11).
+struct Shared {
+    ctx: Context,
+    waiters: Waiters,
+    local: Local,
+}
+
 /// What one ingest process keeps across requests.
 struct Local {
     widest: Widest,
@@ -131,13 +140,13 @@ struct Local {
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
     let waiters = Waiters::default();
     let (replies, replier) = Replies::start(ctx.nats.clone());
-    let local = Arc::new(Local {
+    let local = Local {
         replies,
         widest: Widest::default(),
         hot: Hot::new(ctx.settings.hot_per_minute),
         leases: Leases::new(ctx.redis.clone(), &ctx.settings.redis_prefix),
         warming: Arc::default(),
-    });
+    };
     // Subscribe to ready events before taking requests, so no event can be missed.
     let ready = ctx
         .nats
@@ -165,9 +174,15 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     // Ready means the server routes requests here: the subscription is flushed.
     ctx.nats.flush().await?;
     tracing::info!(subject = %ctx.settings.subjects.candles_get(), "ingest ready");
+    let shared = Arc::new(Shared {
+        ctx,
+        waiters,
+        local,
+    });
     answer_requests(requests, shutdown, |msg| {
-        let (ctx, waiters, local) = (ctx.clone(), waiters.clone(), local.clone());
+        let shared = shared.clone();
         async move {
+            let Shared { ctx, waiters, local } = &*shared;
             // A producer's trace is followed; an untraced request costs nothing more (a
             // miss starts a trace on its fill job).
             match traces::from_headers(msg.headers.as_ref()) {
@@ -184,7 +199,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     gauges.abort();
     lists.abort();
     // The last replies leave once the last handle on them is gone.
-    drop(local);
+    drop(shared);
     if let Err(e) = replier.await {
         tracing::warn!(error = %e, "reply task failed");
     }
@@ -192,7 +207,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     Ok(())
 }
 
-async fn handle(ctx: Context, waiters: Waiters, local: Arc<Local>, msg: Message) {
+async fn handle(ctx: &Context, waiters: &Waiters, local: &Local, msg: Message) {
     let Some(reply_to) = msg.reply.clone() else {
         tracing::debug!("request without reply subject dropped");
         return;
@@ -202,12 +217,12 @@ async fn handle(ctx: Context, waiters: Waiters, local: Arc<Local>, msg: Message)
     }
     let enc = crate::requests::answer::encoding_of(msg.headers.as_ref());
     let started = Instant::now();
-    let answered = answer(&ctx, &waiters, &local, &msg.payload, enc, started)
+    let answered = answer(ctx, waiters, local, &msg.payload, enc, started)
         .await
         .and_then(|(a, fill)| Ok((a.or_history_unavailable()?, fill)));
-    record(&ctx, answered.as_ref().map(|(a, _)| a), started);
+    record(ctx, answered.as_ref().map(|(a, _)| a), started);
     let body = match answered {
-        Ok((a, fill)) => encode_answer(&ctx, &a, enc, fill),
+        Ok((a, fill)) => encode_answer(ctx, &a, enc, fill),
         Err(e) => {
             tracing::debug!(code = %e.code, message = %e.message, "request failed");
             Bytes::from(enc.encode(&ErrorReply::new(e)))
@@ -798,6 +813,29 @@ mod tests {
             e.message,
             "kraken serves BTC/USD 1m candles only from open time 2026-12-01T00:00:00Z \
              (1796083200000 ms); the window ends at 2026-11-30T00:54:20Z (1796000060000 ms)"
+        );
+    }
+
+    /// The size of the future `make` returns; `make` is never called.
+    fn future_size<F: std::future::Future>(_: &impl Fn() -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every request's future is copied as its task is spawned and again as it finishes:
+    /// it holds references into the shared state, not a copy of the context (936 bytes),
+    /// and a trace around it does not hold it twice. At 11 KB these copies were 13% of the
+    /// ingest's CPU on Redis hits (BENCHMARKS.md §11).
+    #[test]
+    #[allow(unreachable_code, clippy::diverging_sub_expression)]
+    fn a_request_task_stays_small() {
+        let untraced = future_size(&|| handle(todo!(), todo!(), todo!(), todo!()));
+        let traced = future_size(&|| {
+            traces::within(todo!(), todo!(), handle(todo!(), todo!(), todo!(), todo!()))
+        });
+        assert!(untraced <= 4096, "a request's future is {untraced} bytes");
+        assert!(
+            traced <= untraced + 256,
+            "a traced request's future is {traced} bytes, the request's {untraced}"
         );
     }
 }

@@ -28,8 +28,13 @@ pub fn from_headers_or_start(headers: Option<&HeaderMap>) -> TraceParent {
 }
 
 /// Runs `work` as the current trace, in a span named `span` (ingest `request`, `fill`,
-/// `analysis`) carrying the trace id.
-pub async fn within<F: Future>(trace: TraceParent, span: tracing::Span, work: F) -> F::Output {
+/// `analysis`) carrying the trace id. Not an `async fn`: that would hold `work` twice (as
+/// its argument and inside the scope it awaits), doubling the task of every traced request.
+pub fn within<F: Future>(
+    trace: TraceParent,
+    span: tracing::Span,
+    work: F,
+) -> impl Future<Output = F::Output> {
     span.record("trace_id", trace.trace_id.as_str());
     // For the OTLP export, when on (`OTEL_EXPORTER_OTLP_ENDPOINT`): the span's parent is
     // the sender's. Without the export layer this does nothing.
@@ -46,7 +51,7 @@ pub async fn within<F: Future>(trace: TraceParent, span: tracing::Span, work: F)
         );
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
     }
-    CURRENT.scope(trace, work.instrument(span)).await
+    CURRENT.scope(trace, work.instrument(span))
 }
 
 /// Adds the current trace to `headers` (as a span of this process), if there is one.
