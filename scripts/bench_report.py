@@ -216,7 +216,7 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    first and announcing `ready` before the older ones was tried (a temporary build, same
    harness): no measurable change at 1 or 16 requesters, not kept.
 
-9. **Cold misses on an exchange server no one on the team wrote** (issue #26, open).
+9. **Cold misses on an exchange server no one on the team wrote** (issue #26).
    `scripts/bench_cold.sh 6 2` (2026-12-05, release build at 92fa322, `candlepipe run all`,
    `scripts/independent_exchange.py`: aiohttp, 20 ms per request, headers and body written
    apart), 1 requester, the same kind of klines requests (100 1m candles of a TEST series):
@@ -238,7 +238,7 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    the exchange answered (write before `ready`, then the ingest's read): that is where the
    remaining work on the ≤ 3 ms target is (10).
 
-10. **Cold misses step by step, ingest and fill apart** (issue #26, open). A temporary
+10. **Cold misses step by step, ingest and fill apart** (issue #26). A temporary
    build logged a debug line at every step; `run fill` and `run ingest` as in bench.sh,
    the simulator at 20 ms, 1 requester, both logs merged by timestamp (one clock); medians
    of 680-710 cold misses per run, three runs (each log line adds a little):
@@ -314,20 +314,51 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    3.6 ms over `plain` (the run before: 0.93x and 2.9 ms) with no change on their paths: on
    this shared machine one run of either line moves that much (§10).
 
-**What bounds each workload now.** L1 hits: the transport moving an 11 KB reply (~0.9-1.0x
-the sized echo; the trivial echo's 90-byte replies are about twice as fast at 64
-requesters on this machine, so 0.70x of it is out of reach for 100-candle replies however
-little the ingest does). Redis hits: CPU, on two cores shared by nats-server,
-redis-server, the ingest and the load generator. Per request (`scripts/bench_hits.sh` on
-this machine, 11) the sized echo costs nats-server 35-37 µs of CPU and the echo ~10; a Redis
-hit nats-server 41-47, the ingest ~37 and redis-server ~9, with the load generator's own
-share (~35) on top of both. The SPEC's 0.65x leaves ~125 µs of the two cores per hit for
-all four; with the MAC taken off repeated reads (11) the runs land at 0.59-0.65x, and what
-is left in the ingest is moving bytes (socket copies, the reply's fragments, the Redis
-reply's parse) and scheduling; no decoding, formatting or hashing of unchanged values.
-Cold misses: serial round trips on the
-fill path (Redis lock/read, budget, write) and the JetStream publish acknowledgement, and
-the widened exchange call (8).""")
+12. **Redis hits: each request's task was 11 KB, and tokio copies it** (issue #26). This
+   and the table above ran on another machine than 1-11 (AMD EPYC, where those had an Intel
+   Xeon; same two cores); every comparison here alternates builds on this one. A profile
+   with DWARF call graphs (`perf record --call-graph dwarf`, `bench_hits.sh 14 1 redis`, 64
+   requesters, at 80313e1) found memmove at 20.7% of the ingest's samples, 13% of them
+   copying request tasks: tokio's `Core::set_stage` as a task finished (9.1%) and
+   `Cell::new` as it was spawned (3.9%). (The 3.7% in 11 came from frame-pointer call
+   graphs, which lost most of memmove's callers.) A task's future was 11.3 KB: its closure
+   held a copy of the worker's `Context` (936 bytes, cloned for every request with its
+   reference counts), and `traces::within`, an `async fn`, held the handler twice, as its
+   argument and inside the scope it awaited. Each task now holds one `Arc` of what every
+   request shares (`ingest/mod.rs`, `Shared`) and `within` returns the scope itself: the
+   future is 3.0 KB, bounded by the unit test `a_request_task_stays_small`. A/B,
+   alternating release builds on one stack (`bench_hits.sh 5 3 redis` with
+   `CANDLEPIPE_BENCH_BIN`, twice each): before 15.3-17.6k req/s, ingest 34.6-41.2 µs of CPU
+   per hit, nats-server 37.6-42.9; after 16.8-19.5k, ingest 27.8-33.1 µs, nats-server
+   34.6-40.8. The sized echo moved between 23.7k and 31.7k req/s across these runs (it is
+   the same build in both), so their ratios overlap (0.56-0.74x before, 0.55-0.66x after);
+   the absolute rate and the ingest's CPU are what moved. Afterwards memmove is 9.1% of the
+   ingest's samples, and by call graph its CPU goes to: the Redis connection's task 32%
+   (its reply parser 14%), the NATS connection 19%, building the reply from its fragments
+   6.8%, verification (the kept-value comparison of 11 included) 6.2%, spawning tasks 2.3%,
+   and the rest of answering a request ~7%: the Redis round trip, the transport, the
+   verification and the reply's bytes. Cold misses did not move (same A/B, `bench_hits.sh 5
+   3 cold`: 1.98-3.03 ms over `direct` at 1 requester after, 2.05-3.28 before; the interval
+   is not fixed there). `scripts/bench_cold.sh 6 2` on the independent aiohttp exchange at
+   416fd0f: curl 20.66/20.70 ms, `plain` 20.95/20.81, `direct` 20.91/20.91, through
+   candlepipe 22.51/22.88, i.e. 1.56-2.07 ms added (9 had 3.6-3.9 on the other machine at
+   92fa322); medians of its steps: request → job queued 0.44 ms, exchange answered → `ready`
+   1.07, `ready` → reply 0.59. In `scripts/bench.sh 5` at 416fd0f (the table above) Redis
+   hits at 64 are 0.72x the sized echo with p99 1.21x, L1 hits 1.05x, and cold misses 2.33
+   ms over `plain`: every target of SPEC §6 in this table is met in this run.
+
+**What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
+(~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
+fast at 64 requesters on this machine, so 0.70x of it is out of reach for 100-candle
+replies however little the ingest does). Redis hits: CPU, on two cores shared by
+nats-server, redis-server, the ingest and the load generator. Per request
+(`scripts/bench_hits.sh`, 12) the sized echo costs nats-server 29-37 µs of CPU and the echo
+8-13; a Redis hit nats-server 35-41, the ingest 28-33 and redis-server 9-11, with the load
+generator's own share on top of both. What is left in the ingest is the Redis round trip,
+the transport, verification and moving the reply's bytes (12); no decoding, formatting or
+hashing of unchanged values. Cold misses: serial round trips on the fill path (Redis
+lock/read, budget, write) and the JetStream publish acknowledgement, each from idle at 1
+requester (10), and the widened exchange call (8).""")
 
 def scenario_section():
     """The scenarios of `candlepipe bench --scenario`, judged against issue #11's targets."""
