@@ -119,7 +119,7 @@ fn instant(ms: Millis) -> String {
 
 /// What every request's task holds, behind one `Arc`: a task's future is copied into the
 /// task as it is spawned and again as it finishes, so it holds a reference count rather
-/// than a copy of the context (BENCHMARKS.md §11).
+/// than a copy of the context (BENCHMARKS.md §12).
 struct Shared {
     ctx: Context,
     waiters: Waiters,
@@ -824,7 +824,7 @@ mod tests {
     /// Every request's future is copied as its task is spawned and again as it finishes:
     /// it holds references into the shared state, not a copy of the context (936 bytes),
     /// and a trace around it does not hold it twice. At 11 KB these copies were 13% of the
-    /// ingest's CPU on Redis hits (BENCHMARKS.md §11).
+    /// ingest's CPU on Redis hits (BENCHMARKS.md §12).
     #[test]
     #[allow(unreachable_code, clippy::diverging_sub_expression)]
     fn a_request_task_stays_small() {
