@@ -1,6 +1,8 @@
 //! Deep history: Kraken's candles older than the 720 its OHLC keeps, built from its trades
 //! exactly as its OHLC writes them, within its budget.
 
+use std::time::Duration;
+
 use candlepipe_sim::market::{Habits, Series};
 use serde_json::{json, Value};
 
@@ -406,4 +408,49 @@ async fn archived_days_in_milliseconds_and_in_microseconds_read_alike() {
         2,
         "answered from the cache"
     );
+}
+
+/// Binance's archive is another host than its REST API (data.binance.vision): while the
+/// simulator builds archive files (a month of 1m klines written, deflated and hashed), its
+/// REST API still answers at once. Were the files built on the runtime's workers, a backfill
+/// would hold up every cold request beside it, and the benchmark of live requests beside a
+/// backfill would measure the simulator.
+#[tokio::test]
+async fn the_simulator_answers_rest_while_it_builds_archive_files() {
+    let sim = candlepipe_testkit::Sim::start(BIN).await;
+    let http = reqwest::Client::new();
+    // More months at once than the simulator's runtime has workers on this machine.
+    let building: Vec<_> = ["2025-09", "2025-10", "2025-11", "2025-12"]
+        .into_iter()
+        .map(|month| {
+            let url = format!(
+                "{}/data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-{month}.zip",
+                sim.url
+            );
+            let http = http.clone();
+            tokio::spawn(async move {
+                let reply = http.get(url).send().await.expect("archive");
+                assert_eq!(reply.status(), 200);
+                reply.bytes().await.expect("archive body").len()
+            })
+        })
+        .collect();
+    // The four requests are in the simulator before the REST one.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let klines = http
+        .get(format!(
+            "{}/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=5",
+            sim.url
+        ))
+        .send()
+        .await
+        .expect("klines");
+    assert_eq!(klines.status(), 200);
+    let rows: Vec<Value> = klines.json().await.expect("klines body");
+    assert_eq!(rows.len(), 5);
+    let unfinished = building.iter().filter(|b| !b.is_finished()).count();
+    assert_eq!(unfinished, 4, "REST waited for archive files to be built");
+    for b in building {
+        assert!(b.await.expect("archive task") > 100_000, "a month's zip");
+    }
 }

@@ -90,10 +90,18 @@ pub(crate) async fn file(
     if now < end + habits.late_ms || faults.missing.contains(&stem) {
         return no_such_key(&key);
     }
-    let zip = zipped(
-        &format!("{stem}.csv"),
-        &csv(&sim, &base, &quote, iv, from, end),
-    );
+    // A month of 1m klines is ~200 ms of CPU to write, deflate and hash. The real archive is
+    // another host than the REST API, so building a file here must not hold up the REST
+    // requests the same runtime serves: it is built on the blocking pool.
+    let csv_name = format!("{stem}.csv");
+    let built = tokio::task::spawn_blocking(move || {
+        zipped(&csv_name, &csv(&sim, &base, &quote, iv, from, end))
+    })
+    .await;
+    let zip = match built {
+        Ok(zip) => zip,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
     if is_checksum {
         let sum = match faults.bad_checksum.contains(&stem) {
             true => Sha256::digest(b"not this file"),
