@@ -343,9 +343,35 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    416fd0f: curl 20.66/20.70 ms, `plain` 20.95/20.81, `direct` 20.91/20.91, through
    candlepipe 22.51/22.88, i.e. 1.56-2.07 ms added (9 had 3.6-3.9 on the other machine at
    92fa322); medians of its steps: request → job queued 0.44 ms, exchange answered → `ready`
-   1.07, `ready` → reply 0.59. In `scripts/bench.sh 5` at 416fd0f (the table above) Redis
-   hits at 64 are 0.72x the sized echo with p99 1.21x, L1 hits 1.05x, and cold misses 2.33
-   ms over `plain`: every target of SPEC §6 in this table is met in this run.
+   1.07, `ready` → reply 0.59. Two `scripts/bench.sh 5` runs of this build, an hour apart:
+   at 416fd0f Redis hits at 64 were 18.6k req/s, 0.72x a sized echo of 25.9k, p99 1.21x,
+   with L1 hits 1.05x and cold misses 2.33 ms over `plain`, every target met; at c4bc6ba
+   (the table above; only the simulator changed, 13) Redis hits were 17.2k req/s but the
+   sized echo 32.8k, so 0.52x (NOT met), with L1 hits 0.97x and cold misses 2.89 ms over
+   `plain`. The sized echo is measured minutes before the Redis hits in bench.sh, and on
+   this machine it moved between 23.7k and 32.8k req/s today; L1 hits, which cost what
+   the transport costs, move with it, while Redis hits, bound by CPU, do not. Side by
+   side within seconds (`bench_hits.sh`, above) Redis hits are 0.55-0.66x: the 0.65x
+   target is not met robustly yet.
+
+13. **Two verdicts below measured the harness, not candlepipe.** `backfill` (cold Binance
+   p99 beside a backfill, against alone) was 13.6x and 25.8x in the two tables before this
+   one. The fill's debug log showed live exchange calls taking 0.4-0.7 s and finishing at
+   the same instant: the simulator built each archive file (a month of 1m klines written as
+   CSV, deflated and hashed, once for the file and once for its `.CHECKSUM`) on its
+   runtime's workers, and its REST API waited for them. Binance's archive is another host
+   than its API; the simulator now builds files on tokio's blocking pool
+   (`candlepipe-sim/src/archive.rs`, test
+   `the_simulator_answers_rest_while_it_builds_archive_files`, which fails without it). The
+   scenario alone, same stack, before and after: 712.7 ms against 33.7 alone, then 28.8
+   against 29.7; with Redis's SLOWLOG at 5 ms, its slowest commands were the backfill's
+   write scripts of ~7,500 keys at 16-22 ms. The backfill reads Binance's archive and ends
+   within the 5 s phase, as its row says. The streams row's verdict asked for no Kraken
+   REST call and every answer from the stream; SPEC §6 asks ≥ 95% from the stream and REST
+   only for first loads, confirmations and repairs, and Kraken's closes are confirmed by
+   REST as those built from Coinbase's trades are (ARCHITECTURE.md). It now follows SPEC,
+   with Kraken's confirmations bounded as Coinbase's (the scenario's
+   `confirmations_at_most`).
 
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
@@ -443,20 +469,29 @@ def live_section():
         w, s = r["warmup"], r["steady"]
         rest = sum(s["rest_calls"].values()) if isinstance(s["rest_calls"], dict) else "?"
         warm = sum(w["rest_calls"].values()) if isinstance(w["rest_calls"], dict) else "?"
-        fresh = s["not_fresh"] == 0 and set(s["outcomes"]) == {"stream"}
+        # SPEC §6: ≥ 95% from the stream, none stale, none late; REST only for first loads,
+        # confirmations and repairs. Binance's closes are its record (`x`); Kraken's and
+        # those built from Coinbase's trades are confirmed by REST (ARCHITECTURE.md).
+        answered = sum(s["outcomes"].values())
+        streamed = s["outcomes"].get("stream", 0) / answered if answered else 0
+        fresh = (s["not_fresh"] == 0 and streamed >= 0.95
+                 and set(s["outcomes"]) <= {"stream", "exchange", "l1", "redis"})
         calls = s["rest_calls"] if isinstance(s["rest_calls"], dict) else {}
-        confirm_max = r.get("confirmations_at_most", {}).get("coinbase", 0)
-        rest_ok = (calls.get("binance") == 0 and calls.get("kraken") == 0
-                   and calls.get("coinbase", 0) <= confirm_max)
+        confirm = r.get("confirmations_at_most", {})
+        rest_ok = (calls.get("binance") == 0
+                   and all(calls.get(ex, 0) <= confirm.get(ex, 0) for ex in ("kraken", "coinbase")))
         out.append(f"| 300 hot series, 20 s warm-up | {w['requests']} requests: "
                    + ", ".join(f"{k} {v}" for k, v in sorted(w["outcomes"].items()))
                    + f"; {warm} REST calls (first loads) | REST only for the first load | — |")
         out.append(f"| 300 hot series, then {s['requests'] // 300} s | {s['requests']} requests: "
                    + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))
-                   + f"; {s['not_fresh']} not fresh; p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; "
+                   + f" ({100 * streamed:.2f}% from the stream); {s['not_fresh']} not fresh; "
+                   f"p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; "
                    f"{rest} REST calls (" + ", ".join(f"{k} {v}" for k, v in sorted(calls.items()))
-                   + f"; Coinbase's are confirmations of candles built from trades, at most {confirm_max}) "
-                   f"| every answer fresh; no REST call but confirmations and back-fills "
+                   + "; Kraken's and Coinbase's confirm closes that are not their record, at most "
+                   f"{confirm.get('kraken', 0)} and {confirm.get('coinbase', 0)}) "
+                   f"| ≥ 95% from the stream, every answer fresh, none stale or failed; REST only "
+                   f"for confirmations and repairs "
                    f"| **{'met' if fresh and rest_ok else 'NOT met'}** |")
     if live:
         met = live["p99_ms"] <= 5 and live["updates_per_s"] >= 1900
