@@ -182,7 +182,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     answer_requests(requests, shutdown, |msg| {
         let shared = shared.clone();
         async move {
-            let Shared { ctx, waiters, local } = &*shared;
+            let Shared {
+                ctx,
+                waiters,
+                local,
+            } = &*shared;
             // A producer's trace is followed; an untraced request costs nothing more (a
             // miss starts a trace on its fill job).
             match traces::from_headers(msg.headers.as_ref()) {
