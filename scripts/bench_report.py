@@ -8,7 +8,9 @@ import sys
 results_path, secs, sim_latency_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
 lines = [json.loads(line) for line in open(results_path) if line.strip()]
 live = next((r for r in lines if r.get("workload") == "live"), None)
-rows = [r for r in lines if "workload" in r and r["workload"] != "live"]
+rows = [r for r in lines if "workload" in r and r["workload"] != "live" and "round" not in r]
+# Redis hits and the sized echo measured beside each other, round by round.
+paired = [r for r in lines if "round" in r]
 scenarios = {r["scenario"]: r for r in lines if "scenario" in r}
 echoes = [r for r in rows if r["workload"] == "echo"]
 small = min((r["reply_bytes"] for r in echoes), default=0)
@@ -56,9 +58,53 @@ for r in rows:
 def target(workload, conc=64):
     return next((r for r in rows if r["workload"] == workload and r["concurrency"] == conc), None)
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return (xs[n // 2] + xs[(n - 1) // 2]) / 2
+
+def rounds_of(reference, measured):
+    """(round, reference row, measured row) for each round that measured both."""
+    found = []
+    for k in sorted({r["round"] for r in paired}):
+        e = next((r for r in paired if r["round"] == k and r["workload"] == reference), None)
+        h = next((r for r in paired if r["round"] == k and r["workload"] == measured), None)
+        if e and h:
+            found.append((k, e, h))
+    return found
+
+beside = rounds_of("echo, sized", "redis")
+cold_beside = rounds_of("plain", "cold")
+if beside:
+    out.append("\nRedis hits at 64 requesters beside the sized echo at 64, measured one right after the "
+               "other in each round: on this shared machine the transport's own rate drifts by a third "
+               "within minutes (§12, §14), so the target is judged on these rounds.\n")
+    out.append("| round | sized echo req/s | Redis hits req/s | × sized echo | echo p99 ms | Redis p99 ms | × its p99 | errors |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, e, h in beside:
+        out.append(f"| {k} | {e['rps']:.0f} | {h['rps']:.0f} | {h['rps'] / e['rps']:.2f} | {ms(e['p99_us'])} | "
+                   f"{ms(h['p99_us'])} | {h['p99_us'] / e['p99_us']:.2f} | {h['errors']} |")
+if cold_beside:
+    out.append("\nCold misses at 1 requester beside the plain keep-alive client, measured one right after "
+               "the other in each round, before anything asks for wider windows:\n")
+    out.append("| round | `plain` p50 ms | cold p50 ms | added ms | cold p99 ms | errors |")
+    out.append("|---:|---:|---:|---:|---:|---:|")
+    for k, p, c in cold_beside:
+        out.append(f"| {k} | {ms(p['p50_us'])} | {ms(c['p50_us'])} | {ms(c['p50_us'] - p['p50_us'])} | "
+                   f"{ms(c['p99_us'])} | {c['errors']} |")
+
 out.append("\n## Against the targets (SPEC §6)\n")
 for workload, need in [("hot", 0.90), ("redis", 0.65)]:
     r, z = target(workload), sized.get(64)
+    if workload == "redis" and beside:
+        thr = median([h["rps"] / e["rps"] for _, e, h in beside])
+        p99 = median([h["p99_us"] / e["p99_us"] for _, e, h in beside])
+        errors = sum(h["errors"] for _, _, h in beside)
+        verdict = "met" if thr >= need and p99 <= 1.5 and errors == 0 else "NOT met"
+        out.append(f"- `redis` at 64: {thr:.2f}× the sized echo measured beside it (the median of "
+                   f"{len(beside)} rounds; target ≥ {need:.2f}), p99 {p99:.2f}× its p99 (median; target "
+                   f"≤ 1.5×), {errors} errors: **{verdict}**.")
+        continue
     if r and z:
         thr = r["rps"] / z["rps"]
         p99 = r["p99_us"] / z["p99_us"] if z["p99_us"] else float("inf")
@@ -66,7 +112,19 @@ for workload, need in [("hot", 0.90), ("redis", 0.65)]:
         out.append(f"- `{workload}` at 64: {thr:.2f}× the sized echo's throughput (target ≥ {need:.2f}), "
                    f"p99 {p99:.2f}× its p99 (target ≤ 1.5×): **{verdict}**.")
 cold, direct, plain = target("cold", 1), target("direct", 1), target("plain", 1)
-if cold and plain:
+if cold_beside:
+    added = median([(c["p50_us"] - p["p50_us"]) / 1000 for _, p, c in cold_beside])
+    errors = sum(c["errors"] for _, _, c in cold_beside)
+    verdict = "met" if added <= 3.0 and errors == 0 else "NOT met"
+    out.append(f"- cold miss at 1 requester: {added:.3f} ms p50 added over the same requests from a plain "
+               f"keep-alive HTTP client (`plain`, Python's http.client) measured beside it (the median of "
+               f"{len(cold_beside)} rounds; target ≤ 3 ms), {errors} errors: **{verdict}**. In the table's "
+               f"own lines: cold {cold['p50_us'] / 1000:.3f} ms, `plain` {plain['p50_us'] / 1000:.3f}, "
+               f"candlepipe's own HTTP client (`direct`) {direct['p50_us'] / 1000:.3f}."
+               if cold and plain and direct else
+               f"- cold miss at 1 requester: {added:.3f} ms p50 added over `plain` measured beside it "
+               f"(the median of {len(cold_beside)} rounds; target ≤ 3 ms): **{verdict}**.")
+elif cold and plain:
     added = (cold["p50_us"] - plain["p50_us"]) / 1000
     verdict = "met" if added <= 3.0 else "NOT met"
     nominal = cold["p50_us"] / 1000 - sim_latency_ms
@@ -373,16 +431,66 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    with Kraken's confirmations bounded as Coinbase's (the scenario's
    `confirmations_at_most`).
 
+14. **Redis hits, judged beside the sized echo** (issue #26). This and the table above ran
+   on an Intel Xeon again (12 and 13 on an AMD EPYC; same two cores). bench.sh measured
+   the sized echo minutes before the Redis hits, and 12 found the echo alone moving by a
+   third between such minutes: the verdict compared two moments, not two workloads. bench.sh
+   now runs three rounds of the sized echo at 64 requesters followed at once by Redis hits
+   at 64, and three rounds of `plain` followed at once by cold misses at 1 requester (the
+   tables before the targets), and judges each target on the median of its rounds. The
+   first run so (at c5837e9, with the Redis rounds only) had Redis hits at 0.60, 0.62 and 0.62x the
+   sized echo beside them (13.7-14.2k req/s against 22.4-22.8k), while the same run's
+   one-off lines gave 0.68x (13.2k against a sized echo of 19.5k measured minutes before):
+   the old verdict would have said met. The run in the table above: 0.64, 0.62 and 0.62x
+   beside the echo (18.2-18.7k against 29.1-29.8k) and 0.72x by the one-off lines; cold
+   misses 3.65, 3.37 and 2.83 ms over `plain` (3.41 by the one-off lines; the first run's
+   one-off lines 4.44). **Neither target is met** on this machine. `bench_hits.sh 5 2
+   cold`: 25.21 and 25.77 ms against `direct` 22.02 and 22.56, i.e. 3.2 ms added; the
+   cold-path CPU per request at 1 requester is 1.4-1.7 ms in the fill and as much in
+   nats-server, most of it the processes' idle-time work spread over 39 requests a second
+   (at 16 requesters the fill takes 0.62-0.69 ms; its profile spreads over the Redis write's
+   send 10%, parsing the klines 6%, the HTTP client 6%, sealing values 5%, fragments 3%).
+   `bench_hits.sh 5 3 redis` at c5837e9, the same pairing: 0.64, 0.60 and 0.65x
+   (14.1k/22.2k, 12.8k/21.3k, 13.3k/20.5k req/s); per hit the ingest took 41.6-44.6 µs of CPU, nats-server 48-53,
+   redis-server 11.8-12.2; per echo request nats-server 42-44 and the echo 12. Profile of
+   the ingest at c5837e9 (`perf record --call-graph dwarf`, `bench_hits.sh 20 1 redis`),
+   samples by their innermost recognisable frame: tokio's scheduler and its system calls
+   34.6% (the `writev` of replies 11%, most of it waking nats-server; parking in
+   `epoll_wait` 3%), the Redis connection's task 15.3% (copying replies out of the socket
+   4.5%), its reply parser 12.2%, the rest of answering 13.2%, decoding envelopes and the
+   meta 6.1%, building the reply 5.9% (memcpy 3.5%), the NATS connection 5.7%,
+   verification 3.8%. System calls (the `sys_enter` tracepoints, 3 s at 64 requesters):
+   replies left about 8 to a `writev`, as the echo's do (11), but each MGET left in a write
+   of its own, 1.8 commands to a `writev` on average. Tried and not kept, in alternating
+   A/B runs of release builds on one stack: (a) a task that sends the MGETs of the requests
+   running together as one pipeline, as replies are batched: 13 MGETs to a `writev`, 7x
+   fewer writes to Redis, but redis-server rose from 11.5-12.6 to 14.1 µs per hit (a
+   pipeline's ~290 KB of replies no longer leaves in one write per event) while the ingest
+   stayed at 41-42 µs: 12.5k and 12.8k req/s against 12.7k and 13.1k for the base build;
+   (b) `TOKIO_WORKER_THREADS=4` for the ingest: 11.8k and 12.0k against 11.5k and 13.0k.
+   The two cores are not saturated at 64 requesters: `/proc/stat` over 5 s showed 20% idle
+   during the sized echo and 17% during Redis hits, with the load generator at 18.5 µs per
+   echo request and 20 µs per hit. What is left in the ingest is the transport (NATS and
+   the scheduler's system calls, ~40%), the Redis round trip (~28%), verification (4%),
+   copying fragments into the reply (6%), and ~19% of request handling (the request's
+   decoding and validation, key names, envelope and meta decoding): of candlepipe's own
+   functions, building the reply 4.9% (its memcpy), the kept-value comparison 3.7%,
+   envelope decoding 3.3%, the meta's 2.7%, the request's 1.5%, key names 1.6%. Redis
+   hits at 64 were 13.2-14.2k req/s in the first run and 18.2-18.7k in the table's, and the
+   sized echo 19.5-22.8k and 26.0-29.8k: the machine's speed moved by a third within the
+   hour, and the ratio beside the echo stayed at 0.60-0.64x.
+
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
 fast at 64 requesters on this machine, so 0.70x of it is out of reach for 100-candle
 replies however little the ingest does). Redis hits: CPU, on two cores shared by
 nats-server, redis-server, the ingest and the load generator. Per request
-(`scripts/bench_hits.sh`, 12) the sized echo costs nats-server 29-37 µs of CPU and the echo
-8-13; a Redis hit nats-server 35-41, the ingest 28-33 and redis-server 9-11, with the load
-generator's own share on top of both. What is left in the ingest is the Redis round trip,
-the transport, verification and moving the reply's bytes (12); no decoding, formatting or
-hashing of unchanged values. Cold misses: serial round trips on the fill path (Redis
+(`scripts/bench_hits.sh`) the sized echo costs nats-server 29-37 µs of CPU and the echo
+8-13, a Redis hit nats-server 35-41, the ingest 28-33 and redis-server 9-11 on the AMD
+machine (12); on the Intel one (14) 42-44 and 12 against 48-53, 41-45 and 12, with the
+load generator's own share (18-20 µs) on top of both. What is left in the ingest is the
+transport, the Redis round trip, verification and moving the reply's bytes, and about a
+fifth of request handling (14); no formatting or hashing of unchanged values. Cold misses: serial round trips on the fill path (Redis
 lock/read, budget, write) and the JetStream publish acknowledgement, each from idle at 1
 requester (10), and the widened exchange call (8).""")
 
