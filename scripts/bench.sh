@@ -42,6 +42,9 @@ wait_for fill "fill ready"
 CANDLEPIPE_LOG=info start ingest "$bin" run ingest
 wait_for ingest "ingest ready" 1
 
+# Marks the JSON line on stdin as round $2 of workload $1, named $3 if given (bench and
+# plain_client.py write the field without and with a space).
+round_of() { sed "s/\"workload\": *\"$1\"/\"workload\":\"${3:-$1}\",\"round\":$2/"; }
 measure() { # workload [bench flags...]
   local workload=$1; shift
   for c in 1 16 64; do
@@ -68,9 +71,9 @@ python3 scripts/plain_client.py "$sim_url" "$secs" | tee -a "$results"
 for round in 1 2 3; do
   echo "== cold misses beside the plain client, round $round (${secs}s each)"
   python3 scripts/plain_client.py "$sim_url" "$secs" |
-    sed "s/\"workload\": *\"plain\"/\"workload\":\"plain\",\"round\":$round/" | tee -a "$results"
+    round_of plain "$round" | tee -a "$results"
   "$bin" bench --workload cold --concurrency 1 --duration "$secs" --json |
-    sed "s/\"workload\":\"cold\"/\"workload\":\"cold\",\"round\":$round/" | tee -a "$results"
+    round_of cold "$round" | tee -a "$results"
 done
 measure zipf
 # Widened cold misses: zipf asked for up to 500 1m candles, so ingest widens each 1m miss to
@@ -89,9 +92,9 @@ measure redis
 for round in 1 2 3; do
   echo "== Redis hits beside the sized echo at 64, round $round (${secs}s each)"
   "$bin" bench --workload echo --reply-bytes "$hot_bytes" --concurrency 64 --duration "$secs" --json |
-    sed "s/\"workload\":\"echo\"/\"workload\":\"echo, sized\",\"round\":$round/" | tee -a "$results"
+    round_of echo "$round" "echo, sized" | tee -a "$results"
   "$bin" bench --workload redis --concurrency 64 --duration "$secs" --json |
-    sed "s/\"workload\":\"redis\"/\"workload\":\"redis\",\"round\":$round/" | tee -a "$results"
+    round_of redis "$round" | tee -a "$results"
 done
 
 echo "== the scenarios, at the default budgets (Binance 20, Coinbase 10, Kraken 1 a second)"
