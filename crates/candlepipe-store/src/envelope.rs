@@ -12,7 +12,9 @@ use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::verified::Verified;
+use bytes::Bytes;
+
+use crate::verified::{KeptValue, Verified};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -119,37 +121,101 @@ impl Keyring {
         rmp_serde::to_vec_named(&env).unwrap_or_default()
     }
 
+    /// The value this process verified and kept last under `redis_key`, if still kept: a
+    /// read takes it instead of reading the key if the meta names its version
+    /// ([`crate::verified`]).
+    pub fn latest(&self, redis_key: &str) -> Option<KeptValue> {
+        self.verified.latest(redis_key)
+    }
+
     /// Checks a stored value; anything that does not verify is an error, never data. Bytes
     /// identical to a value that verified under the same key before are not MAC'd again
     /// ([`crate::verified`]).
     pub fn open<'a>(&self, redis_key: &str, bytes: &'a [u8]) -> Result<Opened<'a>, Tampered> {
-        let env: Envelope = rmp_serde::from_slice(bytes).map_err(|_| Tampered::Undecodable)?;
-        // Nothing may follow the envelope: `seal` writes the MAC last, borrowed from the
-        // input by the zero-copy decoder, so it must end where the input ends.
-        let mac_end = match &env.mac {
-            Cow::Borrowed(mac) => {
-                (mac.as_ptr() as usize + mac.len()).checked_sub(bytes.as_ptr() as usize)
+        self.verify(redis_key, bytes, || Bytes::copy_from_slice(bytes))
+    }
+
+    /// [`Keyring::open`] for a value as a read found it: one Redis sent is verified (and
+    /// kept without a copy); a kept one was verified under its key when it was kept.
+    pub fn open_stored<'a>(
+        &self,
+        redis_key: &str,
+        stored: &'a Stored,
+    ) -> Result<Opened<'a>, Tampered> {
+        match stored {
+            Stored::Sent(bytes) => self.verify(redis_key, bytes, || bytes.clone()),
+            Stored::Kept(kept) if kept.redis_key() == redis_key => {
+                decode(kept.bytes()).map(Opened::from)
             }
-            Cow::Owned(_) => None,
-        };
-        if mac_end != Some(bytes.len()) {
-            return Err(Tampered::Undecodable);
+            // Kept under another key: its MAC does not cover this one.
+            Stored::Kept(_) => Err(Tampered::BadMac),
         }
-        if env.f != FORMAT_VERSION {
-            return Err(Tampered::Format(env.f));
-        }
+    }
+
+    fn verify<'a>(
+        &self,
+        redis_key: &str,
+        bytes: &'a [u8],
+        to_keep: impl FnOnce() -> Bytes,
+    ) -> Result<Opened<'a>, Tampered> {
+        let env = decode(bytes)?;
         if !self.verified.holds(&env.mac, redis_key, bytes) {
             let mac = self
                 .mac(&env.kid, redis_key, env.ver, env.wt, &env.body)
                 .ok_or_else(|| Tampered::UnknownKey(env.kid.to_string()))?;
             mac.verify_slice(&env.mac).map_err(|_| Tampered::BadMac)?;
-            self.verified.keep(&env.mac, redis_key, bytes);
+            self.verified.keep(&env.mac, redis_key, &to_keep());
         }
-        Ok(Opened {
+        Ok(Opened::from(env))
+    }
+}
+
+/// Decodes an envelope of the current format, not yet verified.
+fn decode(bytes: &[u8]) -> Result<Envelope<'_>, Tampered> {
+    let env: Envelope = rmp_serde::from_slice(bytes).map_err(|_| Tampered::Undecodable)?;
+    // Nothing may follow the envelope: `seal` writes the MAC last, borrowed from the input
+    // by the zero-copy decoder, so it must end where the input ends.
+    let mac_end = match &env.mac {
+        Cow::Borrowed(mac) => {
+            (mac.as_ptr() as usize + mac.len()).checked_sub(bytes.as_ptr() as usize)
+        }
+        Cow::Owned(_) => None,
+    };
+    if mac_end != Some(bytes.len()) {
+        return Err(Tampered::Undecodable);
+    }
+    if env.f != FORMAT_VERSION {
+        return Err(Tampered::Format(env.f));
+    }
+    Ok(env)
+}
+
+impl<'a> From<Envelope<'a>> for Opened<'a> {
+    fn from(env: Envelope<'a>) -> Self {
+        Opened {
             version: env.ver,
             written_at: env.wt,
             body: env.body,
-        })
+        }
+    }
+}
+
+/// A value as a read found it.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// The bytes Redis sent.
+    Sent(Bytes),
+    /// The value this process kept for the key, taken instead of reading it (whether it is
+    /// of the version the meta names is the reader's to check).
+    Kept(KeptValue),
+}
+
+impl Stored {
+    pub fn bytes(&self) -> &Bytes {
+        match self {
+            Stored::Sent(bytes) => bytes,
+            Stored::Kept(kept) => kept.bytes(),
+        }
     }
 }
 

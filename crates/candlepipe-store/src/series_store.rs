@@ -2,6 +2,7 @@
 //!
 //! Layout, per series (the `{…}` hash tag keeps one series in one Redis Cluster slot):
 //! - `cp:s:{binance:BTC-USDT:1m}:ver`   plain integer: the write version, for compare-and-set
+//!   (a series' first is its write time in microseconds, then one more per write)
 //! - `cp:s:{binance:BTC-USDT:1m}:meta`  envelope of [`MetaBody`]: fetch time, coverage, chunks
 //! - `cp:s:{binance:BTC-USDT:1m}:c:<t>` envelope of up to 64 candles starting at chunk `t`,
 //!   packed as integers ([`crate::packed`]): what fills merge into and L1 loads
@@ -32,8 +33,9 @@ use crate::Redis;
 use candlepipe_core::{Candle, Coverage, Encoding, Fetched, Millis, SeriesKey, SeriesState};
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{Keyring, Unusable};
+use crate::envelope::{Keyring, Stored, Unusable};
 use crate::StoreError;
+use bytes::Bytes;
 
 /// Candles per chunk value. A read decodes and verifies whole chunks, so a window of
 /// `limit` candles costs about `limit + CHUNK_CANDLES` candles of work; a write rewrites
@@ -143,7 +145,7 @@ pub struct StoredReply {
     /// One per stored candle in the window, ascending.
     pub rows: Vec<FragmentRow>,
     /// The values read; rows point into them.
-    values: Vec<Vec<u8>>,
+    values: Vec<Bytes>,
 }
 
 /// A stored candle's open time and where its fragment lies.
@@ -367,11 +369,14 @@ impl SeriesStore {
         let MetaRead {
             meta: raw_meta,
             live,
-            values: raw_chunks,
-        } = read_with_meta(&mut conn, &base, &keys).await?;
+            values: mut raw_chunks,
+        } = self.read_with_meta(&mut conn, &base, &keys).await?;
         let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
             return Ok(None);
         };
+        let named: Vec<Option<u64>> = starts.iter().map(|c| meta.chunks.get(c).copied()).collect();
+        self.confirm_kept(&mut conn, &keys, &mut raw_chunks, &named)
+            .await?;
         let live_at = self.open_live(&mut conn, &base, live).await;
         let mut wanted = Vec::new();
         let mut raws = Vec::new();
@@ -420,7 +425,9 @@ impl SeriesStore {
     }
 
     /// Reads the state and the reply fragments in `enc` of the stored candles of
-    /// `[from, to]`, in one round trip; only the runs the window touches are verified.
+    /// `[from, to]`, in one round trip (two when a run kept once verified was rewritten
+    /// since); only the runs the window touches are verified, and runs kept at the version
+    /// the meta names are not read at all.
     pub async fn read_reply(
         &self,
         s: &SeriesKey,
@@ -445,11 +452,17 @@ impl SeriesStore {
         let MetaRead {
             meta: raw_meta,
             live,
-            values: raw_runs,
-        } = read_with_meta(&mut conn, &base, &keys).await?;
+            values: mut raw_runs,
+        } = self.read_with_meta(&mut conn, &base, &keys).await?;
         let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
             return Ok(ReplyRead::Absent);
         };
+        let named: Vec<Option<u64>> = starts
+            .iter()
+            .map(|&r| meta.chunks.get(&Self::chunk_start(s, r)).copied())
+            .collect();
+        self.confirm_kept(&mut conn, &keys, &mut raw_runs, &named)
+            .await?;
         let live_at = self.open_live(&mut conn, &base, live).await;
         let chunks = meta.chunks;
         let mut reply = StoredReply {
@@ -477,7 +490,7 @@ impl SeriesStore {
                 self.drop_chunk(&mut conn, s, &base, chunk).await;
                 return Ok(ReplyRead::Unserved);
             };
-            if let Err(why) = self.open_run(key, raw, named, (from, to), &mut reply) {
+            if let Err(why) = self.open_run(key, &raw, named, (from, to), &mut reply) {
                 // Altered or outdated: the chunk goes too, so the full read refetches both.
                 let lost = matches!(why, Unusable::Tampered(_) | Unusable::Outdated(_));
                 self.discard(&mut conn, key, why).await;
@@ -495,12 +508,13 @@ impl SeriesStore {
     fn open_run(
         &self,
         key: &str,
-        raw: Vec<u8>,
+        stored: &Stored,
         named: u64,
         (from, to): (Millis, Millis),
         reply: &mut StoredReply,
     ) -> Result<(), Unusable> {
-        let opened = self.keyring.open(key, &raw)?;
+        let opened = self.keyring.open_stored(key, stored)?;
+        let raw = stored.bytes();
         if opened.version != named {
             return Err(Unusable::NotCurrent(format!(
                 "written by version {}, the meta names {named}",
@@ -528,7 +542,7 @@ impl SeriesStore {
                     end: offset + r.end,
                 }),
         );
-        reply.values.push(raw);
+        reply.values.push(raw.clone());
         Ok(())
     }
 
@@ -595,7 +609,7 @@ impl SeriesStore {
         let mut conn = self.conn.clone();
         let mut read_first = !job.is_some_and(|j| j.found_nothing);
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let (cur_ver, raw_meta): (Option<u64>, Option<Vec<u8>>) = match read_first {
+            let (cur_ver, raw_meta): (Option<u64>, Option<Bytes>) = match read_first {
                 true => {
                     redis::pipe()
                         .get(&ver_key)
@@ -608,7 +622,7 @@ impl SeriesStore {
             read_first = true;
             let cur_ver = cur_ver.unwrap_or(0);
             let mut meta = self
-                .open_meta(&mut conn, &meta_key, raw_meta)
+                .open_meta(&mut conn, &meta_key, raw_meta.map(Stored::Sent))
                 .await
                 .map(|(_, m)| m)
                 .unwrap_or_default();
@@ -660,7 +674,7 @@ impl SeriesStore {
                 .map(|(start, by_t)| (start, by_t.into_values().collect()))
                 .collect();
             merge_knowledge(&mut meta, fetched, step, now);
-            let new_ver = cur_ver + 1;
+            let new_ver = next_version(cur_ver, now);
             for start in merged.keys() {
                 meta.chunks.insert(*start, new_ver);
             }
@@ -866,10 +880,10 @@ impl SeriesStore {
     }
 
     /// The time a verified live mark names (0: none); one that fails is discarded.
-    async fn open_live(&self, conn: &mut Redis, base: &str, raw: Option<Vec<u8>>) -> Millis {
+    async fn open_live(&self, conn: &mut Redis, base: &str, raw: Option<Stored>) -> Millis {
         let Some(raw) = raw else { return 0 };
         let key = format!("{base}:live");
-        match self.keyring.open(&key, &raw) {
+        match self.keyring.open_stored(&key, &raw) {
             Ok(opened) => opened.written_at,
             Err(why) => {
                 self.discard(conn, &key, why.into()).await;
@@ -883,10 +897,10 @@ impl SeriesStore {
         &self,
         conn: &mut Redis,
         key: &str,
-        raw: Option<Vec<u8>>,
+        raw: Option<Stored>,
     ) -> Option<(u64, MetaBody)> {
         let raw = raw?;
-        match self.keyring.open(key, &raw) {
+        match self.keyring.open_stored(key, &raw) {
             Ok(opened) => match rmp_serde::from_slice::<MetaBody>(&opened.body) {
                 Ok(meta) => Some((opened.version, meta)),
                 Err(e) => {
@@ -918,14 +932,16 @@ impl SeriesStore {
             .iter()
             .map(|&(c, _)| Self::chunk_key(base, c))
             .collect();
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
+        let values: Vec<Option<Bytes>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
         Ok(self
             .open_chunks(
                 conn,
                 s,
                 base,
                 starts,
-                keys.into_iter().zip(values).collect(),
+                keys.into_iter()
+                    .zip(values.into_iter().map(|v| v.map(Stored::Sent)))
+                    .collect(),
                 window,
             )
             .await)
@@ -940,7 +956,7 @@ impl SeriesStore {
         s: &SeriesKey,
         base: &str,
         starts: &[(Millis, u64)],
-        raws: Vec<(String, Option<Vec<u8>>)>,
+        raws: Vec<(String, Option<Stored>)>,
         (from, to): (Millis, Millis),
     ) -> (BTreeMap<Millis, Vec<Candle>>, Vec<Millis>) {
         let mut good = BTreeMap::new();
@@ -954,7 +970,7 @@ impl SeriesStore {
             };
             let candles = self
                 .keyring
-                .open(&key, &raw)
+                .open_stored(&key, &raw)
                 .map_err(Unusable::from)
                 .and_then(|o| match o.version == *named {
                     true => Ok(o),
@@ -1001,37 +1017,114 @@ impl SeriesStore {
     }
 }
 
-/// What [`read_with_meta`] read: the meta, the stream's live mark and the values asked.
+/// What [`SeriesStore::read_with_meta`] read: the meta, the stream's live mark and the
+/// values asked.
 struct MetaRead {
-    meta: Option<Vec<u8>>,
-    live: Option<Vec<u8>>,
-    values: Vec<Option<Vec<u8>>>,
+    meta: Option<Stored>,
+    live: Option<Stored>,
+    values: Vec<Option<Stored>>,
 }
 
-/// The meta, the live mark and `keys` in one command (so the values are those of the meta
-/// read with them; MGET is atomic).
-async fn read_with_meta(
-    conn: &mut Redis,
-    base: &str,
-    keys: &[String],
-) -> Result<MetaRead, StoreError> {
-    let mut raws: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-        .arg(format!("{base}:meta"))
-        .arg(format!("{base}:live"))
-        .arg(keys)
-        .query_async(conn)
-        .await?;
-    if raws.len() != keys.len() + 2 {
-        return Err(StoreError::Unexpected(format!(
-            "MGET of {} keys answered {} values",
-            keys.len() + 2,
-            raws.len()
-        )));
+impl SeriesStore {
+    /// The meta, the live mark and `keys` in one MGET (atomic, so the values are those of
+    /// the meta read with them). A key this process keeps a verified value for is not read:
+    /// the kept value stands in until [`SeriesStore::confirm_kept`] holds it against the
+    /// meta (see `verified.rs`).
+    async fn read_with_meta(
+        &self,
+        conn: &mut Redis,
+        base: &str,
+        keys: &[String],
+    ) -> Result<MetaRead, StoreError> {
+        let mut values: Vec<Option<Stored>> = keys
+            .iter()
+            .map(|k| self.keyring.latest(k).map(Stored::Kept))
+            .collect();
+        let mut mget = redis::cmd("MGET");
+        mget.arg(format!("{base}:meta")).arg(format!("{base}:live"));
+        for (key, value) in keys.iter().zip(&values) {
+            if value.is_none() {
+                mget.arg(key);
+            }
+        }
+        let mut raws: Vec<Option<Bytes>> = mget.query_async(conn).await?;
+        let wanted = 2 + values.iter().filter(|v| v.is_none()).count();
+        if raws.len() != wanted {
+            return Err(StoreError::Unexpected(format!(
+                "MGET of {wanted} keys answered {} values",
+                raws.len()
+            )));
+        }
+        let mut read = raws.split_off(2).into_iter();
+        for value in values.iter_mut().filter(|v| v.is_none()) {
+            *value = read.next().flatten().map(Stored::Sent);
+        }
+        let live = raws.pop().flatten().map(Stored::Sent);
+        let meta = raws.pop().flatten().map(Stored::Sent);
+        Ok(MetaRead { meta, live, values })
     }
-    let values = raws.split_off(2);
-    let live = raws.pop().flatten();
-    let meta = raws.pop().flatten();
-    Ok(MetaRead { meta, live, values })
+
+    /// Reads again, in one MGET, each value of `keys` that [`SeriesStore::read_with_meta`]
+    /// took from the kept ones and that is not of the version the meta names for it
+    /// (`named`; one the meta does not name is not used and is left). A kept value of the
+    /// version the meta names is the value written then: a write version is written once
+    /// per key (`first_version` keeps that true across a Redis that lost its data).
+    async fn confirm_kept(
+        &self,
+        conn: &mut Redis,
+        keys: &[String],
+        values: &mut [Option<Stored>],
+        named: &[Option<u64>],
+    ) -> Result<(), StoreError> {
+        let stale: Vec<usize> = (0..keys.len())
+            .filter(|&i| {
+                let (Some(key), Some(Some(kept @ Stored::Kept(_))), Some(named)) =
+                    (keys.get(i), values.get(i), named.get(i))
+                else {
+                    return false;
+                };
+                named.is_some_and(|n| {
+                    self.keyring
+                        .open_stored(key, kept)
+                        .map_or(true, |o| o.version != n)
+                })
+            })
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut mget = redis::cmd("MGET");
+        for &i in &stale {
+            mget.arg(&keys[i]);
+        }
+        let raws: Vec<Option<Bytes>> = mget.query_async(conn).await?;
+        if raws.len() != stale.len() {
+            return Err(StoreError::Unexpected(format!(
+                "MGET of {} keys answered {} values",
+                stale.len(),
+                raws.len()
+            )));
+        }
+        for (i, raw) in stale.into_iter().zip(raws) {
+            if let Some(value) = values.get_mut(i) {
+                *value = raw.map(Stored::Sent);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The write version after `cur` for a write at `now`. A series' first version is its
+/// write time in microseconds, not 1, so a version is written once per key even across a
+/// Redis that lost its data (or only the version key): a process may serve a value it
+/// verified before for as long as the meta names its version (`verified.rs`), and a
+/// restart from 1 would name again versions it kept from before, of other candles. Still
+/// monotonic per series, and below 2^53 (exact as a JSON number) until the year 2255.
+fn next_version(cur: u64, now: Millis) -> u64 {
+    match cur {
+        0 => (now.max(1) as u64).saturating_mul(1000),
+        _ => cur + 1,
+    }
 }
 
 /// Adds what a fetch at `now` confirmed, asked and learnt of the history to the meta.

@@ -73,11 +73,29 @@ async fn written(store: &SeriesStore) {
     store.write(&s, &second, BASE + 201 * M).await.unwrap();
 }
 
+/// The fragments of every row, as bytes.
+fn fragments(reply: &StoredReply) -> Vec<Vec<u8>> {
+    reply
+        .rows
+        .iter()
+        .map(|r| reply.fragment(r).to_vec())
+        .collect()
+}
+
 #[tokio::test]
 async fn fragments_are_the_stored_candles_encoded() {
     let server = RedisServer::start();
     let (store, _) = connect(&server).await;
     written(&store).await;
+    stored_candles_encoded(&store).await;
+    // A store that keeps what it verified answers its second read from the kept values:
+    // the same fragments.
+    let remembering = common::remembering_store(&server).await;
+    stored_candles_encoded(&remembering).await;
+    stored_candles_encoded(&remembering).await;
+}
+
+async fn stored_candles_encoded(store: &SeriesStore) {
     for (from, to) in [
         (BASE, BASE + 99 * M),
         (BASE + 5 * M, BASE + 104 * M),
@@ -89,7 +107,7 @@ async fn fragments_are_the_stored_candles_encoded() {
         let read = store.read(&series(), from, to).await.unwrap().unwrap();
         assert!(!read.candles.is_empty(), "{from}..{to}");
         for enc in [Encoding::Json, Encoding::Msgpack] {
-            let reply = served(&store, from, to, enc).await;
+            let reply = served(store, from, to, enc).await;
             assert_eq!(reply.state.version, read.state.version);
             assert_eq!(reply.state.coverage, read.state.coverage);
             let times: Vec<i64> = reply.rows.iter().map(|r| r.t).collect();
@@ -103,7 +121,7 @@ async fn fragments_are_the_stored_candles_encoded() {
         }
     }
     // The second write's change is what the fragments hold.
-    let last = served(&store, BASE + 189 * M, BASE + 189 * M, Encoding::Json).await;
+    let last = served(store, BASE + 189 * M, BASE + 189 * M, Encoding::Json).await;
     let text = String::from_utf8(last.fragment(&last.rows[0]).to_vec()).unwrap();
     assert!(text.contains("\"v\":\"0.7\",\"closed\":true"), "{text}");
 }
@@ -228,6 +246,64 @@ async fn runs_altered_missing_or_of_another_write_are_not_served() {
         .await
         .unwrap();
     assert!(matches!(read, ReplyRead::Unserved), "{read:?}");
+}
+
+#[tokio::test]
+async fn kept_runs_are_served_while_the_meta_names_them_and_never_after() {
+    let server = RedisServer::start();
+    let store = common::remembering_store(&server).await;
+    let mut raw = server.conn().await;
+    written(&store).await;
+    let s = series();
+    let first = served(&store, BASE, BASE + 99 * M, Encoding::Json).await;
+    assert_eq!(first.rows.len(), 86);
+
+    // Altered behind the kept copy: this store serves the value it verified, of the
+    // version the meta names, without reading it again.
+    let key = run_key("j", BASE + 16 * M);
+    flip_a_byte(&mut raw, &key).await;
+    let again = served(&store, BASE, BASE + 99 * M, Encoding::Json).await;
+    assert_eq!(fragments(&again), fragments(&first));
+    assert_eq!(store.tampered_total(), 0);
+    // A process that kept nothing finds the alteration: deleted with its chunk, counted.
+    let other = common::store(&server).await;
+    let read = other
+        .read_reply(&s, BASE, BASE + 99 * M, Encoding::Json)
+        .await
+        .unwrap();
+    assert!(matches!(read, ReplyRead::Unserved), "{read:?}");
+    assert_eq!(other.tampered_total(), 1);
+
+    // Rewritten: the meta names a newer version, which is read and served, not the kept one.
+    let before = served(&store, BASE + 150 * M, BASE + 189 * M, Encoding::Json).await;
+    let mut changed = candle(BASE + 189 * M, true);
+    changed.v = Decimal::new(9, 1);
+    let third = Fetched {
+        candles: vec![changed],
+        covered: vec![(BASE + 189 * M, BASE + 189 * M)],
+        ..Fetched::default()
+    };
+    store.write(&s, &third, BASE + 202 * M).await.unwrap();
+    let after = served(&store, BASE + 150 * M, BASE + 189 * M, Encoding::Json).await;
+    assert!(after.state.version > before.state.version);
+    let last = |r: &StoredReply| String::from_utf8(fragments(r).pop().unwrap()).unwrap();
+    assert!(last(&before).contains("\"v\":\"0.7\""), "{}", last(&before));
+    assert!(last(&after).contains("\"v\":\"0.9\""), "{}", last(&after));
+
+    // Redis lost everything and the series was written again: its versions start past any
+    // it named before, so no kept value is taken for the new ones.
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut raw).await.unwrap();
+    let mut forming = candle(BASE + 189 * M, false);
+    forming.v = Decimal::new(1, 1);
+    let anew = Fetched {
+        candles: vec![forming],
+        covered: vec![],
+        ..Fetched::default()
+    };
+    other.write(&s, &anew, BASE + 189 * M).await.unwrap();
+    let fresh = served(&store, BASE + 150 * M, BASE + 189 * M, Encoding::Json).await;
+    assert_eq!(fresh.rows.len(), 1);
+    assert!(last(&fresh).contains("\"v\":\"0.1\""), "{}", last(&fresh));
 }
 
 #[tokio::test]

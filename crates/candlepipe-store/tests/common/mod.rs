@@ -7,9 +7,22 @@ use rust_decimal::Decimal;
 
 /// Keys are under `t:`; 5,000 candles kept per series.
 pub async fn store(server: &RedisServer) -> SeriesStore {
+    store_with(server, keyring()).await
+}
+
+/// [`store`] keeping up to 1 MiB of the values it verified, as workers do.
+#[allow(dead_code)] // not every test file reads twice
+pub async fn remembering_store(server: &RedisServer) -> SeriesStore {
+    store_with(server, keyring().remembering(1 << 20)).await
+}
+
+fn keyring() -> Keyring {
+    Keyring::new("k1", b"a test key of 32 bytes, no more.")
+}
+
+async fn store_with(server: &RedisServer, keys: Keyring) -> SeriesStore {
     let client = redis::Client::open(server.url()).unwrap();
     let conn = Redis::Single(redis::aio::ConnectionManager::new(client).await.unwrap());
-    let keys = Keyring::new("k1", b"a test key of 32 bytes, no more.");
     SeriesStore::new(conn, keys, "t:", 5_000)
 }
 
