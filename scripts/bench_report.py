@@ -443,7 +443,7 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    the old verdict would have said met. The second run (at e1b2d88): 0.64, 0.62 and 0.62x
    beside the echo (18.2-18.7k against 29.1-29.8k) and 0.72x by the one-off lines; cold
    misses 3.65, 3.37 and 2.83 ms over `plain` (3.41 by the one-off lines; the first run's
-   one-off lines 4.44), so neither target was met. The table above is a third run of the
+   one-off lines 4.44), so neither target was met. The table then (bd367c8) was a third run of the
    same build 15 minutes later, with the machine faster again (the sized echo 35.1-35.3k):
    Redis hits 0.64, 0.64 and 0.64x (0.645, 0.641, 0.635; 22.4-22.6k req/s), still **not
    met**; cold misses 2.31, 2.14 and 1.78 ms over `plain`, **met**, where the run before
@@ -498,6 +498,28 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    and 35.1-35.3k: the machine's speed moved by half within the hour, and the ratio beside
    the echo stayed at 0.60-0.645x.
 
+15. **Redis hits: runs kept once verified are not read again** (issue #26). 14 left the
+   ingest's Redis round trip at ~28% of its CPU: each hit's MGET brought back ~22 KB of
+   runs that the kept copies of `verified.rs` then matched byte for byte (the Redis
+   client's parser 12.9%, its connection task 17.2% with the copies out of the socket, the
+   comparison 3.2%, in a fresh DWARF profile of `bench_hits.sh 20 1 redis` at c78c2d4).
+   Now a read asks Redis only for the meta, the live mark and the values it keeps no copy
+   of; a kept run or chunk is served if the meta, read and verified in the same MGET, names
+   its write version, and one since rewritten is read in a second MGET (`confirm_kept`). A
+   write version is written once per key: a series' first version is now its write time in
+   microseconds, so a Redis that lost its data does not name a kept version again
+   (ARCHITECTURE.md's invariants say what is verified, when, and against what). Alternating
+   `bench_hits.sh 5 3 redis` runs of release builds on one stack: before (c78c2d4) 0.64,
+   0.62, 0.70 and 0.63, 0.67, 0.67x the sized echo (17.8-19.5k req/s; per hit ingest
+   29.7-32.9 µs of CPU, redis-server 7.8-8.5, nats-server 35.9-39.0); after (7535c55) 0.76,
+   0.74 and 0.79x (21.4-22.8k req/s against 28.9-29.7k; p99 1.21, 1.18 and 1.06x the
+   echo's), per hit ingest 22.9-24.3 µs, redis-server 3.6-3.9, nats-server 32.9-35.7.
+   Tried first and not kept: a Lua read that sent each kept value's MAC and had Redis answer
+   "the same" where the stored value still ended in it (so every hit was still checked
+   against what Redis holds). The ingest fell to 25.3-27.4 µs per hit, but redis-server rose
+   to 13.4-14.1 µs (a script call and one `GETRANGE` or `GET` per key), and the ratios were
+   the base build's: 0.61, 0.64, 0.64 and 0.66, 0.59, 0.63x.
+
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
 fast at 64 requesters on this machine, so 0.70x of it is out of reach for 100-candle
@@ -508,7 +530,8 @@ nats-server, redis-server, the ingest and the load generator. Per request
 machine (12); on the Intel one (14) 42-44 and 12 against 48-53, 41-45 and 12, with the
 load generator's own share (18-20 µs) on top of both. What is left in the ingest is the
 transport, the Redis round trip, verification and moving the reply's bytes, and about a
-fifth of request handling (14); no formatting or hashing of unchanged values. Cold misses: serial round trips on the fill path (Redis
+fifth of request handling (14); no formatting or hashing of unchanged values, and since 15
+no kept run read again: a hit costs the ingest 23-24 µs and redis-server 3.6-3.9. Cold misses: serial round trips on the fill path (Redis
 lock/read, budget, write) and the JetStream publish acknowledgement, each from idle at 1
 requester (10), and the widened exchange call (8).""")
 

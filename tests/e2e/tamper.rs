@@ -20,6 +20,17 @@ async fn get_msgpack(client: &async_nats::Client, request: serde_json::Value) ->
     rmp_serde::from_slice(&msg.payload).expect("msgpack reply")
 }
 
+/// The keys matching `pattern`, at least one.
+async fn keys(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "{pattern}");
+    keys
+}
+
 #[tokio::test]
 async fn altered_redis_values_are_refetched_not_served() {
     let stack = stack().await;
@@ -69,9 +80,12 @@ async fn altered_redis_values_are_refetched_not_served() {
 }
 
 #[tokio::test]
-async fn a_value_altered_after_it_was_verified_is_not_served_by_the_same_process() {
-    // One process throughout, without L1, so every hit reads Redis: the runs it verified
-    // are kept (`verified.rs`), and altered bytes must not pass for them.
+async fn a_value_altered_after_it_was_verified_is_never_served_by_the_same_process() {
+    // One process throughout, without L1, so every hit reads Redis. The runs it verified
+    // are kept (`verified.rs`): while the series' meta, read and verified on every hit,
+    // names their version, the kept bytes stand in for Redis's, so altered bytes there
+    // are neither read nor served. Once the meta no longer verifies, the series is
+    // refetched and written afresh, and hits read the new runs.
     let mut stack = stack().await;
     stack.set("CANDLEPIPE_L1_CAPACITY", "0");
     let mut conn = stack.redis_conn().await;
@@ -85,23 +99,33 @@ async fn a_value_altered_after_it_was_verified_is_not_served_by_the_same_process
         assert_eq!(source(&hit), "redis");
         assert_eq!(ok(&hit), ok(&original));
     }
-    let runs: Vec<String> = redis::cmd("KEYS")
-        .arg("cp:s:*:j:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(!runs.is_empty());
-    for key in &runs {
-        flip_a_byte(&mut conn, key).await;
+    for key in keys(&mut conn, "cp:s:*:j:*").await {
+        flip_a_byte(&mut conn, &key).await;
+    }
+    let kept = get(&client, request.clone()).await;
+    assert_eq!(source(&kept), "redis", "the kept verified run stands in");
+    assert_eq!(ok(&kept), ok(&original), "the altered bytes were served");
+    assert_eq!(stack.sim.requests("binance").await, 1);
+    // The meta is read on every hit: altered, it fails verification, and the series is
+    // refetched rather than any kept run served under it.
+    for key in keys(&mut conn, "cp:s:*:meta").await {
+        flip_a_byte(&mut conn, &key).await;
     }
     let again = get(&client, request.clone()).await;
-    assert_eq!(source(&again), "exchange", "an altered run was served");
+    assert_eq!(
+        source(&again),
+        "exchange",
+        "a run was served under an altered meta"
+    );
     assert_eq!(ok(&again), ok(&original));
     assert_eq!(stack.sim.requests("binance").await, 2);
-    // Rewritten and verified afresh: a Redis hit again.
-    let after = get(&client, request).await;
-    assert_eq!(source(&after), "redis");
-    assert_eq!(ok(&after), ok(&original));
+    // Rewritten and verified afresh: a Redis hit again, of the new runs.
+    for _ in 0..2 {
+        let after = get(&client, request.clone()).await;
+        assert_eq!(source(&after), "redis");
+        assert_eq!(ok(&after), ok(&original));
+    }
+    assert_eq!(stack.sim.requests("binance").await, 2);
 }
 
 #[tokio::test]
