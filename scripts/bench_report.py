@@ -518,7 +518,18 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    "the same" where the stored value still ended in it (so every hit was still checked
    against what Redis holds). The ingest fell to 25.3-27.4 µs per hit, but redis-server rose
    to 13.4-14.1 µs (a script call and one `GETRANGE` or `GET` per key), and the ratios were
-   the base build's: 0.61, 0.64, 0.64 and 0.66, 0.59, 0.63x.
+   the base build's: 0.61, 0.64, 0.64 and 0.66, 0.59, 0.63x. The table above is
+   `scripts/bench.sh 5` at 57192d8 (the same code as 7535c55), with the machine slower than
+   in 14's last run (the sized echo 28.3-28.7k against 35.1-35.3k): Redis hits 0.70, 0.68
+   and 0.71x the sized echo beside them (19.6-20.2k req/s), p99 1.23, 1.29 and 1.22x its
+   p99, **met**. Cold misses in the same run: 3.43, 3.55 and 3.75 ms over `plain`, **not
+   met** (2.31, 2.14 and 1.78 in 14's last run, 3.65, 3.37 and 2.83 in the one before);
+   the table's own lines have candlepipe's client alone (`direct`) 0.5 ms behind `plain`
+   this time (22.19 against 21.68 ms; equal in 14's run), and three alternating pairs of
+   5 s runs on a separate simulator right after it gave `plain` 21.71-21.76 ms, `direct`
+   21.90-22.75 and `direct` on a one-thread runtime 21.73-22.62: the spread between runs of
+   the same client is as large as the gap, so no change was made to the client. What is
+   left for the cold target is 10's list: serial round trips before the call and after it.
 
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
