@@ -366,17 +366,28 @@ impl SeriesStore {
         let count = ((to - first).div_euclid(span) + 1).clamp(1, MAX_CHUNKS_PER_READ);
         let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
         let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(&base, c)).collect();
-        let MetaRead {
-            meta: raw_meta,
-            live,
-            values: mut raw_chunks,
-        } = self.read_with_meta(&mut conn, &base, &keys).await?;
-        let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
-            return Ok(None);
+        // Kept values first; read again without them if a write came between the reads.
+        let mut kept = true;
+        let (version, meta, live, raw_chunks) = loop {
+            let MetaRead {
+                meta: raw_meta,
+                live,
+                values: mut raw_chunks,
+            } = self.read_with_meta(&mut conn, &base, &keys, kept).await?;
+            let sent = raw_meta.as_ref().map(|m| m.bytes().clone());
+            let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
+                return Ok(None);
+            };
+            let named: Vec<Option<u64>> =
+                starts.iter().map(|c| meta.chunks.get(c).copied()).collect();
+            if self
+                .confirm_kept(&mut conn, &base, &keys, &mut raw_chunks, &named, sent)
+                .await?
+            {
+                break (version, meta, live, raw_chunks);
+            }
+            kept = false;
         };
-        let named: Vec<Option<u64>> = starts.iter().map(|c| meta.chunks.get(c).copied()).collect();
-        self.confirm_kept(&mut conn, &keys, &mut raw_chunks, &named)
-            .await?;
         let live_at = self.open_live(&mut conn, &base, live).await;
         let mut wanted = Vec::new();
         let mut raws = Vec::new();
@@ -449,20 +460,30 @@ impl SeriesStore {
             .map(|&r| Self::run_key(&base, enc, r))
             .collect();
         let mut conn = self.conn.clone();
-        let MetaRead {
-            meta: raw_meta,
-            live,
-            values: mut raw_runs,
-        } = self.read_with_meta(&mut conn, &base, &keys).await?;
-        let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
-            return Ok(ReplyRead::Absent);
+        // Kept values first; read again without them if a write came between the reads.
+        let mut kept = true;
+        let (version, meta, live, raw_runs) = loop {
+            let MetaRead {
+                meta: raw_meta,
+                live,
+                values: mut raw_runs,
+            } = self.read_with_meta(&mut conn, &base, &keys, kept).await?;
+            let sent = raw_meta.as_ref().map(|m| m.bytes().clone());
+            let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
+                return Ok(ReplyRead::Absent);
+            };
+            let named: Vec<Option<u64>> = starts
+                .iter()
+                .map(|&r| meta.chunks.get(&Self::chunk_start(s, r)).copied())
+                .collect();
+            if self
+                .confirm_kept(&mut conn, &base, &keys, &mut raw_runs, &named, sent)
+                .await?
+            {
+                break (version, meta, live, raw_runs);
+            }
+            kept = false;
         };
-        let named: Vec<Option<u64>> = starts
-            .iter()
-            .map(|&r| meta.chunks.get(&Self::chunk_start(s, r)).copied())
-            .collect();
-        self.confirm_kept(&mut conn, &keys, &mut raw_runs, &named)
-            .await?;
         let live_at = self.open_live(&mut conn, &base, live).await;
         let chunks = meta.chunks;
         let mut reply = StoredReply {
@@ -1027,18 +1048,22 @@ struct MetaRead {
 
 impl SeriesStore {
     /// The meta, the live mark and `keys` in one MGET (atomic, so the values are those of
-    /// the meta read with them). A key this process keeps a verified value for is not read:
-    /// the kept value stands in until [`SeriesStore::confirm_kept`] holds it against the
-    /// meta (see `verified.rs`).
+    /// the meta read with them). With `kept`, a key this process keeps a verified value for
+    /// is not read: the kept value stands in until [`SeriesStore::confirm_kept`] holds it
+    /// against the meta (see `verified.rs`).
     async fn read_with_meta(
         &self,
         conn: &mut Redis,
         base: &str,
         keys: &[String],
+        kept: bool,
     ) -> Result<MetaRead, StoreError> {
         let mut values: Vec<Option<Stored>> = keys
             .iter()
-            .map(|k| self.keyring.latest(k).map(Stored::Kept))
+            .map(|k| match kept {
+                true => self.keyring.latest(k).map(Stored::Kept),
+                false => None,
+            })
             .collect();
         let mut mget = redis::cmd("MGET");
         mget.arg(format!("{base}:meta")).arg(format!("{base}:live"));
@@ -1064,18 +1089,23 @@ impl SeriesStore {
         Ok(MetaRead { meta, live, values })
     }
 
-    /// Reads again, in one MGET, each value of `keys` that [`SeriesStore::read_with_meta`]
-    /// took from the kept ones and that is not of the version the meta names for it
-    /// (`named`; one the meta does not name is not used and is left). A kept value of the
-    /// version the meta names is the value written then: a write version is written once
-    /// per key (`first_version` keeps that true across a Redis that lost its data).
+    /// Reads again, in one MGET with the meta, each value of `keys` that
+    /// [`SeriesStore::read_with_meta`] took from the kept ones and that is not of the version
+    /// the meta names for it (`named`; one the meta does not name is not used and is left).
+    /// A kept value of the version the meta names is the value written then: a write
+    /// version is written once per key (`next_version` keeps that true across a Redis that
+    /// lost its data). Whether the values now go with the meta read first (`meta`, as Redis
+    /// sent it): `false` when a write came between the two reads, and the caller reads
+    /// again without kept values, in one MGET.
     async fn confirm_kept(
         &self,
         conn: &mut Redis,
+        base: &str,
         keys: &[String],
         values: &mut [Option<Stored>],
         named: &[Option<u64>],
-    ) -> Result<(), StoreError> {
+        meta: Option<Bytes>,
+    ) -> Result<bool, StoreError> {
         let stale: Vec<usize> = (0..keys.len())
             .filter(|&i| {
                 let (Some(key), Some(Some(kept @ Stored::Kept(_))), Some(named)) =
@@ -1091,26 +1121,31 @@ impl SeriesStore {
             })
             .collect();
         if stale.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut mget = redis::cmd("MGET");
+        mget.arg(format!("{base}:meta"));
         for &i in &stale {
             mget.arg(&keys[i]);
         }
-        let raws: Vec<Option<Bytes>> = mget.query_async(conn).await?;
-        if raws.len() != stale.len() {
+        let mut raws: Vec<Option<Bytes>> = mget.query_async(conn).await?;
+        if raws.len() != 1 + stale.len() {
             return Err(StoreError::Unexpected(format!(
                 "MGET of {} keys answered {} values",
-                stale.len(),
+                1 + stale.len(),
                 raws.len()
             )));
         }
-        for (i, raw) in stale.into_iter().zip(raws) {
+        let values_read = raws.split_off(1);
+        if raws.pop().flatten() != meta {
+            return Ok(false);
+        }
+        for (i, raw) in stale.into_iter().zip(values_read) {
             if let Some(value) = values.get_mut(i) {
                 *value = raw.map(Stored::Sent);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -369,3 +369,59 @@ async fn values_of_the_format_before_fragments_are_plain_misses() {
         .unwrap();
     assert_eq!(meta, 0, "the old meta is deleted");
 }
+
+#[tokio::test]
+async fn kept_values_never_make_a_read_racing_writes_see_damage() {
+    // A reader that kept every run and chunk it verified, against a writer rewriting one
+    // of their chunks without pause: each read finds the meta naming newer versions than
+    // it kept and reads those again, while the writer may write once more in between.
+    // Whatever the interleaving, every read must be whole: the meta's coverage and every
+    // candle of it, and every run served.
+    let server = RedisServer::start();
+    let reader = common::remembering_store(&server).await;
+    let writer = common::store(&server).await;
+    written(&writer).await;
+    let s = series();
+    let whole = reader
+        .read(&s, BASE, BASE + 189 * M)
+        .await
+        .unwrap()
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writing = tokio::spawn({
+        let (stop, s) = (stop.clone(), s.clone());
+        async move {
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let mut c = candle(BASE + 189 * M, true);
+                c.v = Decimal::new(n, 1);
+                let fetched = Fetched {
+                    candles: vec![c],
+                    covered: vec![(BASE + 189 * M, BASE + 189 * M)],
+                    ..Fetched::default()
+                };
+                writer
+                    .write(&s, &fetched, BASE + 202 * M + n)
+                    .await
+                    .unwrap();
+            }
+            n
+        }
+    });
+    for i in 0..400 {
+        let read = reader
+            .read(&s, BASE, BASE + 189 * M)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.state.coverage, whole.state.coverage, "read {i}");
+        assert_eq!(read.candles.len(), whole.candles.len(), "read {i}");
+        let reply = served(&reader, BASE, BASE + 189 * M, Encoding::Json).await;
+        assert_eq!(reply.rows.len(), whole.candles.len(), "reply {i}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writing.await.unwrap();
+    assert!(writes >= 50, "only {writes} writes raced the reads");
+    assert_eq!(reader.tampered_total(), 0);
+}
