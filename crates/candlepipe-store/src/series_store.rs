@@ -357,7 +357,6 @@ impl SeriesStore {
         to: Millis,
     ) -> Result<Option<SeriesRead>, StoreError> {
         let base = self.base(s);
-        let meta_key = format!("{base}:meta");
         let mut conn = self.conn.clone();
         // One round trip: the meta and every chunk the window can touch. The meta's chunk
         // list then says which of those count (and which are missing).
@@ -366,27 +365,18 @@ impl SeriesStore {
         let count = ((to - first).div_euclid(span) + 1).clamp(1, MAX_CHUNKS_PER_READ);
         let starts: Vec<Millis> = (0..count).map(|i| first + i * span).collect();
         let keys: Vec<String> = starts.iter().map(|&c| Self::chunk_key(&base, c)).collect();
-        // Kept values first; read again without them if a write came between the reads.
-        let mut kept = true;
-        let (version, meta, live, raw_chunks) = loop {
-            let MetaRead {
-                meta: raw_meta,
-                live,
-                values: mut raw_chunks,
-            } = self.read_with_meta(&mut conn, &base, &keys, kept).await?;
-            let sent = raw_meta.as_ref().map(|m| m.bytes().clone());
-            let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
-                return Ok(None);
-            };
-            let named: Vec<Option<u64>> =
-                starts.iter().map(|c| meta.chunks.get(c).copied()).collect();
-            if self
-                .confirm_kept(&mut conn, &base, &keys, &mut raw_chunks, &named, sent)
-                .await?
-            {
-                break (version, meta, live, raw_chunks);
-            }
-            kept = false;
+        let Some(Current {
+            version,
+            meta,
+            live,
+            values: raw_chunks,
+        }) = self
+            .read_current(&mut conn, &base, &keys, |meta| {
+                starts.iter().map(|c| meta.chunks.get(c).copied()).collect()
+            })
+            .await?
+        else {
+            return Ok(None);
         };
         let live_at = self.open_live(&mut conn, &base, live).await;
         let mut wanted = Vec::new();
@@ -447,7 +437,6 @@ impl SeriesStore {
         enc: Encoding,
     ) -> Result<ReplyRead, StoreError> {
         let base = self.base(s);
-        let meta_key = format!("{base}:meta");
         let span = RUN_CANDLES * s.interval.millis();
         let first = Self::run_start(s, from);
         let count = (to - first).div_euclid(span) + 1;
@@ -460,29 +449,21 @@ impl SeriesStore {
             .map(|&r| Self::run_key(&base, enc, r))
             .collect();
         let mut conn = self.conn.clone();
-        // Kept values first; read again without them if a write came between the reads.
-        let mut kept = true;
-        let (version, meta, live, raw_runs) = loop {
-            let MetaRead {
-                meta: raw_meta,
-                live,
-                values: mut raw_runs,
-            } = self.read_with_meta(&mut conn, &base, &keys, kept).await?;
-            let sent = raw_meta.as_ref().map(|m| m.bytes().clone());
-            let Some((version, meta)) = self.open_meta(&mut conn, &meta_key, raw_meta).await else {
-                return Ok(ReplyRead::Absent);
-            };
-            let named: Vec<Option<u64>> = starts
-                .iter()
-                .map(|&r| meta.chunks.get(&Self::chunk_start(s, r)).copied())
-                .collect();
-            if self
-                .confirm_kept(&mut conn, &base, &keys, &mut raw_runs, &named, sent)
-                .await?
-            {
-                break (version, meta, live, raw_runs);
-            }
-            kept = false;
+        let Some(Current {
+            version,
+            meta,
+            live,
+            values: raw_runs,
+        }) = self
+            .read_current(&mut conn, &base, &keys, |meta| {
+                starts
+                    .iter()
+                    .map(|&r| meta.chunks.get(&Self::chunk_start(s, r)).copied())
+                    .collect()
+            })
+            .await?
+        else {
+            return Ok(ReplyRead::Absent);
         };
         let live_at = self.open_live(&mut conn, &base, live).await;
         let chunks = meta.chunks;
@@ -1046,7 +1027,54 @@ struct MetaRead {
     values: Vec<Option<Stored>>,
 }
 
+/// What [`SeriesStore::read_current`] read: the opened meta, the live mark and the values
+/// of the keys asked, each the one the meta was read with (or kept at the version it names).
+struct Current {
+    version: u64,
+    meta: MetaBody,
+    live: Option<Stored>,
+    values: Vec<Option<Stored>>,
+}
+
 impl SeriesStore {
+    /// The series' meta, live mark and `keys` as of one moment: [`SeriesStore::read_with_meta`]
+    /// with kept values, confirmed by [`SeriesStore::confirm_kept`] against the versions
+    /// `named` says the meta gives each key; if a write came between those two reads, read
+    /// again without kept values, in one MGET. `None`: no meta (or one that does not open).
+    async fn read_current(
+        &self,
+        conn: &mut Redis,
+        base: &str,
+        keys: &[String],
+        named: impl Fn(&MetaBody) -> Vec<Option<u64>>,
+    ) -> Result<Option<Current>, StoreError> {
+        let meta_key = format!("{base}:meta");
+        let mut kept = true;
+        loop {
+            let MetaRead {
+                meta: raw_meta,
+                live,
+                mut values,
+            } = self.read_with_meta(conn, base, keys, kept).await?;
+            let sent = raw_meta.as_ref().map(|m| m.bytes().clone());
+            let Some((version, meta)) = self.open_meta(conn, &meta_key, raw_meta).await else {
+                return Ok(None);
+            };
+            if self
+                .confirm_kept(conn, base, keys, &mut values, &named(&meta), sent)
+                .await?
+            {
+                return Ok(Some(Current {
+                    version,
+                    meta,
+                    live,
+                    values,
+                }));
+            }
+            kept = false;
+        }
+    }
+
     /// The meta, the live mark and `keys` in one MGET (atomic, so the values are those of
     /// the meta read with them). With `kept`, a key this process keeps a verified value for
     /// is not read: the kept value stands in until [`SeriesStore::confirm_kept`] holds it
