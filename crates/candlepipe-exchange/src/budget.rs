@@ -53,6 +53,19 @@ pub trait Budget: Send + Sync {
         cost: u32,
     ) -> BoxFuture<'a, Result<(), BudgetError>>;
 
+    /// Takes one request's turn for `demand` if the budget grants it at once, in one try
+    /// (false: nothing was taken). A turn taken so, ahead of its request, is settled with
+    /// [`Budget::settle_ahead`]: counted when its request went out, given back when not.
+    fn try_now<'a>(
+        &'a self,
+        ex: Exchange,
+        demand: Demand<'a>,
+    ) -> BoxFuture<'a, Result<bool, BudgetError>>;
+
+    /// Settles a turn [`Budget::try_now`] took: `used` counts it as a request sent;
+    /// otherwise it is given back, as if it had never been taken.
+    fn settle_ahead(&self, ex: Exchange, used: bool) -> BoxFuture<'_, ()>;
+
     /// Holds every worker off `ex` for `hold` (after a 429/418 or a weight warning).
     fn pause(&self, ex: Exchange, hold: Duration, reason: String) -> BoxFuture<'_, ()>;
 }

@@ -6,6 +6,7 @@
 //! (tokio's mutex is fair), so the jobs a lane took first are served first. Without one
 //! (`candlepipe check`, `bench --workload direct`), governor spaces this process's requests.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,9 @@ pub struct ExchangeClient {
     /// request waits for its permit, so requests of a priority are served in arrival order.
     queues: Arc<[[tokio::sync::Mutex<()>; 2]; 3]>,
     breakers: Arc<[Breaker; 3]>,
+    /// Turns live jobs took ahead of their first request ([`ExchangeClient::take_turn_ahead`]),
+    /// by job id, with when they were taken.
+    ahead: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
     /// Spaces this process's requests for Binance's archived files.
     archive_limiter: Arc<DefaultDirectRateLimiter>,
 }
@@ -98,6 +102,10 @@ const RATE_LIMITED_TRIES: usize = 3;
 /// Binance's request weight per minute, and the share of it we stop at.
 const BINANCE_WEIGHT_LIMIT: u64 = 6_000;
 const BINANCE_WEIGHT_STOP: u64 = BINANCE_WEIGHT_LIMIT * 9 / 10;
+/// A turn taken ahead of its request is used only this soon after: one taken longer ago is
+/// given back, and the request waits for a turn of its own, so that requests never go out
+/// closer together than the budget granted them.
+const AHEAD_FOR: Duration = Duration::from_millis(100);
 
 fn limiter(e: &Endpoint) -> DefaultDirectRateLimiter {
     let rps = NonZeroU32::new(e.rps).unwrap_or(NonZeroU32::MIN);
@@ -177,6 +185,7 @@ impl ExchangeClient {
             ))),
             budget: None,
             queues: Arc::new(Default::default()),
+            ahead: Arc::default(),
             breakers: Arc::new([
                 Breaker::new(settings.breaker),
                 Breaker::new(settings.breaker),
@@ -652,6 +661,54 @@ impl ExchangeClient {
         result
     }
 
+    /// Takes the turn of live job `demand`'s first request now, if the budget grants it at
+    /// once and no request of this process waits for one: the fill asks for it alongside
+    /// its series' lock and stored state, one round trip less before the request. Whether
+    /// it was taken; the job's first request uses it (within [`AHEAD_FOR`]), and a turn
+    /// the job did not use goes back with [`ExchangeClient::give_back_turn`].
+    pub async fn take_turn_ahead(&self, ex: Exchange, demand: Demand<'_>) -> bool {
+        let (Some(budget), Demand::Live { job }) = (&self.budget, demand) else {
+            return false;
+        };
+        if !self.breakers[slot(ex)].would_admit(Instant::now()) {
+            return false;
+        }
+        let queue = &self.queues[slot(ex)][demand.priority() as usize];
+        let Ok(_turn) = queue.try_lock() else {
+            return false;
+        };
+        match budget.try_now(ex, demand).await {
+            Ok(true) => {
+                let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+                ahead.retain(|_, taken| taken.elapsed() < Duration::from_secs(60));
+                ahead.insert(job.to_string(), Instant::now());
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::debug!(error = %e, exchange = %ex, "no turn taken ahead");
+                false
+            }
+        }
+    }
+
+    /// Gives back the turn job `demand` took ahead and did not use (its series was fresh,
+    /// its lock held, its request failed before it went out); nothing if it has none.
+    pub async fn give_back_turn(&self, ex: Exchange, demand: Demand<'_>) {
+        if let (Some(_), Some(budget)) = (self.take_ahead(demand), &self.budget) {
+            budget.settle_ahead(ex, false).await;
+        }
+    }
+
+    /// The turn `demand` took ahead, taken out of the map.
+    fn take_ahead(&self, demand: Demand<'_>) -> Option<Instant> {
+        let Demand::Live { job } = demand else {
+            return None;
+        };
+        let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        ahead.remove(job)
+    }
+
     /// Waits until a request to `ex` for `demand` could go out, without taking the turn: a
     /// bulk job waits here before it locks its series, so that it holds no lock a live job
     /// would wait for while it waits for live work to pass.
@@ -668,6 +725,15 @@ impl ExchangeClient {
         demand: Demand<'_>,
         cost: u32,
     ) -> Result<(), FetchError> {
+        if let Some(taken) = self.take_ahead(demand) {
+            let used = cost == 1 && taken.elapsed() <= AHEAD_FOR;
+            if let Some(b) = &self.budget {
+                b.settle_ahead(ex, used).await;
+            }
+            if used {
+                return Ok(());
+            }
+        }
         let waiting = Instant::now();
         match &self.budget {
             Some(b) => {

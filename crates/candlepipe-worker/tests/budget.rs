@@ -157,3 +157,37 @@ async fn a_live_job_set_aside_lets_the_bulk_job_it_waits_for_go_first() {
     assert_eq!(turn(&r, Turn::Live("live")).await, Grant::Now);
     assert_eq!(gcra::set_aside(&r, &keys(), "gone").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_turn_given_back_is_there_again_for_the_next_job() {
+    let server = RedisServer::start();
+    let r = redis(&server).await;
+    for job in ["job-a", "job-b"] {
+        let a = gcra::admit(&r, &keys(), RATE, job, LONG, MARGIN)
+            .await
+            .unwrap();
+        assert!(a.admitted);
+    }
+    // job-a takes the turn ahead of its request, then finds its series fresh and gives it
+    // back: job-b goes at once instead of a second later.
+    assert_eq!(turn(&r, Turn::Live("job-a")).await, Grant::Now);
+    assert!(matches!(
+        turn(&r, Turn::Live("job-b")).await,
+        Grant::Wait(_)
+    ));
+    gcra::give_back(&r, &keys(), RATE).await.unwrap();
+    assert_eq!(turn(&r, Turn::Live("job-b")).await, Grant::Now);
+    // A turn given back never lends one ahead: after job-b's turn the next one waits, and
+    // two turns given back (one more than was taken since) leave one turn, not two.
+    assert!(matches!(
+        turn(&r, Turn::Live("job-a")).await,
+        Grant::Wait(_)
+    ));
+    gcra::give_back(&r, &keys(), RATE).await.unwrap();
+    gcra::give_back(&r, &keys(), RATE).await.unwrap();
+    assert_eq!(turn(&r, Turn::Live("job-a")).await, Grant::Now);
+    assert!(matches!(
+        turn(&r, Turn::Live("job-b")).await,
+        Grant::Wait(_)
+    ));
+}

@@ -101,6 +101,24 @@ return {1, wait}
     )
 });
 
+/// Gives back one cell taken and not used: the bucket's theoretical arrival time moves one
+/// emission interval back, as if the cell had never been taken, never before now (cells
+/// are interchangeable, so this holds whoever took cells since). KEYS: bucket. ARGV:
+/// interval µs.
+static GIVE_BACK: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = math.max(tonumber(stored) - tonumber(ARGV[1]), now)
+redis.call('SET', KEYS[1], tat, 'KEEPTTL')
+return 1
+"#,
+    )
+});
+
 static PAUSE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -264,6 +282,17 @@ pub async fn admit(
         admitted: admitted == 1,
         wait: Duration::from_millis(wait_ms.max(0) as u64),
     })
+}
+
+/// Gives back one cell of `keys`' bucket (see [`GIVE_BACK`]).
+pub async fn give_back(conn: &Redis, keys: &LaneKeys, rate: Rate) -> Result<(), redis::RedisError> {
+    let mut conn = conn.clone();
+    GIVE_BACK
+        .key(&keys.bucket)
+        .arg(rate.interval_us)
+        .invoke_async::<i64>(&mut conn)
+        .await
+        .map(|_| ())
 }
 
 /// Takes a finished live job out of the waiting set.

@@ -245,6 +245,44 @@ impl Budget for RedisBudget {
         })
     }
 
+    fn try_now<'a>(
+        &'a self,
+        ex: Exchange,
+        demand: Demand<'a>,
+    ) -> BoxFuture<'a, Result<bool, BudgetError>> {
+        Box::pin(async move {
+            if self.paused_until.borrow()[slot(ex)] > now_ms() {
+                return Ok(false);
+            }
+            let turn = match demand {
+                Demand::Live { job } => Turn::Live(job),
+                Demand::Bulk => Turn::Bulk,
+                Demand::Upkeep => Turn::Upkeep,
+            };
+            let grant =
+                gcra::acquire_turn(&self.conn, &self.keys(ex), self.rates[slot(ex)], 1, turn)
+                    .await
+                    .map_err(|e| BudgetError::Unavailable(e.to_string()))?;
+            match grant {
+                Grant::Now => Ok(true),
+                Grant::Wait(_) => Ok(false),
+                Grant::NoWaiter => Err(BudgetError::NoWaiter),
+            }
+        })
+    }
+
+    fn settle_ahead(&self, ex: Exchange, used: bool) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if used {
+                self.stats.add(Field::ExchangeCalls(ex), 1);
+            } else if let Err(e) =
+                gcra::give_back(&self.conn, &self.keys(ex), self.rates[slot(ex)]).await
+            {
+                tracing::debug!(error = %e, exchange = %ex, "unused turn not given back; the budget is one request short for a moment");
+            }
+        })
+    }
+
     fn pause(&self, ex: Exchange, hold: Duration, reason: String) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let until = now_ms() + hold.as_millis() as Millis;

@@ -215,14 +215,33 @@ async fn fill(
     // The first try reads the stored state alongside, to save a round trip on the usual,
     // uncontended path. The lock is asked first on the same connection, so the read sees
     // what the previous holder wrote; were it ever older, the versioned write would still
-    // merge correctly.
-    let (lock, first_read) = tokio::join!(
+    // merge correctly. A live job that need not wait for its fetch time asks for its
+    // exchange's turn in the same round trip (if it is free at once), and gives it back
+    // when it does not use it.
+    let ex = job.series.exchange;
+    let ahead = priority == Priority::Live && !(job.includes_open && job.fresh_after > now_ms());
+    let (lock, first_read, _) = tokio::join!(
         ctx.store.try_lock(&job.series, &token, ttl),
-        stored_state(ctx, job)
+        stored_state(ctx, job),
+        async { ahead && exchange.take_turn_ahead(ex, demand).await }
     );
-    let mut locked = lock?.is_ok();
-    let mut state = locked.then_some(first_read).transpose()?;
+    let lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => {
+            exchange.give_back_turn(ex, demand).await;
+            return Err(e.into());
+        }
+    };
+    let mut locked = lock.is_ok();
+    let mut state = match locked.then_some(first_read).transpose() {
+        Ok(state) => state,
+        Err(e) => {
+            exchange.give_back_turn(ex, demand).await;
+            return Err(e);
+        }
+    };
     if !locked {
+        exchange.give_back_turn(ex, demand).await;
         locked = wait_for_lock(ctx, job, &token, demand).await?;
     }
     tracing::debug!(series = %job.series, from = job.from, to = job.to, open = job.includes_open, "filling");
@@ -239,7 +258,11 @@ async fn fill(
         Some(s) => s,
         None => stored_state(ctx, job).await?,
     };
-    let work = fill_locked(ctx, exchange, job, id, state, demand);
+    let work = async {
+        let result = fill_locked(ctx, exchange, job, id, state, demand).await;
+        exchange.give_back_turn(ex, demand).await;
+        result
+    };
     let result = if locked {
         holding_lock(ctx, job, &token, work).await
     } else {

@@ -25,8 +25,9 @@ use candlepipe_core::reply_parts;
 use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
 use candlepipe_core::{
-    now_ms, CandleQuery, CandlesRequest, Completeness, Encoding, ErrorCode, FillGaps, FillJob,
-    Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, Source, Verdict, WireError,
+    now_ms, CandleQuery, CandlesRequest, Completeness, Encoding, ErrorCode, Exchange, FillGaps,
+    FillJob, Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, Source, Verdict,
+    WireError,
 };
 use candlepipe_exchange::{page_candles, pages_history};
 use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
@@ -135,6 +136,9 @@ struct Local {
     replies: Replies,
     /// Series being loaded into L1 in the background after a Redis hit.
     warming: Arc<Mutex<HashSet<SeriesKey>>>,
+    /// Series this process found stored lately: a miss of any other is taken for a cold
+    /// one, its job admitted alongside the read ([`ahead_of_read`]).
+    stored: moka::sync::Cache<SeriesKey, ()>,
 }
 
 pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
@@ -146,6 +150,10 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         hot: Hot::new(ctx.settings.hot_per_minute),
         leases: Leases::new(ctx.redis.clone(), &ctx.settings.redis_prefix),
         warming: Arc::default(),
+        stored: moka::sync::Cache::builder()
+            .max_capacity(STORED_SERIES)
+            .time_to_idle(Duration::from_secs(600))
+            .build(),
     };
     // Subscribe to ready events before taking requests, so no event can be missed.
     let ready = ctx
@@ -332,6 +340,9 @@ fn record(ctx: &Context, answered: Result<&Answer, &WireError>, started: Instant
     }
 }
 
+/// How many series [`Local::stored`] remembers.
+const STORED_SERIES: u64 = 100_000;
+
 /// Replies leave this long before the producer's deadline, so they arrive in time.
 const REPLY_GUARD: Duration = Duration::from_millis(20);
 
@@ -402,20 +413,145 @@ async fn answer_query(
     }
 
     let w = q.window(now);
-    let mut stale: Option<Arc<Snapshot>> = l1.filter(|s| !s.slice(w.from, w.to).is_empty());
+    let stale: Option<Arc<Snapshot>> = l1
+        .as_ref()
+        .filter(|s| !s.slice(w.from, w.to).is_empty())
+        .cloned();
+    let deadline = deadline_of(ctx, q, received);
+    // A series this process has not seen stored is likely a cold miss: its live job is
+    // admitted in the same round trip as the read, and released if the read answers.
+    let ahead = ahead_of_read(ctx, local, q, w, now, l1.is_some())
+        .await
+        .map(|job| {
+            let id = job.msg_id(now);
+            (job, id)
+        });
+    let (cached, admitted) = match &ahead {
+        Some((_, id)) => {
+            // Boxed: both futures at once would make every request's task larger (a
+            // cold miss pays for the allocation, a hit does not).
+            let (cached, admitted) = Box::pin(async {
+                tokio::join!(
+                    from_store(ctx, local, q, w, enc, now, stale),
+                    admit(ctx, q, id, deadline)
+                )
+            })
+            .await;
+            (cached, Some(admitted))
+        }
+        None => (from_store(ctx, local, q, w, enc, now, stale).await, None),
+    };
+    let (miss, stale) = match (cached, ahead, admitted) {
+        (Cached::Answered(answer), ahead, admitted) => {
+            if let (Some((_, id)), Some(Ok(()))) = (ahead, admitted) {
+                release_in_background(ctx, q.series.exchange, id);
+            }
+            return answer;
+        }
+        (Cached::Miss(stale), Some((job, id)), Some(admitted)) => {
+            let admitted = Some(Admitted { id, admitted });
+            (Miss { job, admitted }, stale)
+        }
+        (Cached::Miss(stale), _, _) => {
+            let job = fill_job(local, q, w, now);
+            let admitted = None;
+            (Miss { job, admitted }, stale)
+        }
+    };
+    let answer = wait_for_fill(ctx, waiters, q, miss, w, stale, deadline).await;
+    if answer.as_ref().is_ok_and(|a| !a.stale) {
+        local.stored.insert(q.series.clone(), ());
+    }
+    answer
+}
+
+/// The fill job for a miss of window `w`, widened to the widest window asked for lately.
+fn fill_job(local: &Local, q: &CandleQuery, w: Window, now: Millis) -> FillJob {
+    let mut job = FillJob::new(q, w, now);
+    let ex = q.series.exchange;
+    let wide = local.widest.note(ex, q.series.interval, q.limit);
+    job.widen(i64::from(wide).min(page_candles(ex, q.series.interval)));
+    job
+}
+
+/// The live job to admit alongside the read, for a series this process has not seen
+/// stored lately (nor holds in L1, `seen`): listed by its exchange, and not paging through
+/// history.
+async fn ahead_of_read(
+    ctx: &Context,
+    local: &Local,
+    q: &CandleQuery,
+    w: Window,
+    now: Millis,
+    seen: bool,
+) -> Option<FillJob> {
+    if seen || q.fill_gaps != FillGaps::None || local.stored.contains_key(&q.series) {
+        return None;
+    }
+    let job = fill_job(local, q, w, now);
+    if pages_history(q.series.exchange, q.series.interval, job.from, now) {
+        return None;
+    }
+    ctx.markets.check(&q.series).await.ok()?;
+    Some(job)
+}
+
+/// A miss's fill job, and its admission when it was asked ahead of the read.
+struct Miss {
+    job: FillJob,
+    admitted: Option<Admitted>,
+}
+
+/// A live job admitted ahead of the read, and what admission said.
+struct Admitted {
+    id: String,
+    admitted: Result<(), WireError>,
+}
+
+/// Takes a live job admitted ahead of a read that answered out of its exchange's waiting
+/// set. The id names window and time bucket, so another producer's job of the same id was
+/// admitted and read at about the same moment and found what this read found; were one
+/// queued all the same, its fill would find no waiter and run it in the bulk lane.
+fn release_in_background(ctx: &Context, ex: Exchange, id: String) {
+    let budget = ctx.budget.clone();
+    tokio::spawn(async move { budget.release(ex, &id).await });
+}
+
+/// What L1 and Redis made of a request.
+enum Cached {
+    /// Served (fresh, or stale as allowed), or a final error.
+    Answered(Result<Answer, WireError>),
+    /// To be filled; with a stale copy to answer if the fill fails.
+    Miss(Option<Arc<Snapshot>>),
+}
+
+/// The answer from Redis when it holds the window fresh (or stale, as the request allows).
+async fn from_store(
+    ctx: &Context,
+    local: &Local,
+    q: &CandleQuery,
+    w: Window,
+    enc: Encoding,
+    now: Millis,
+    mut stale: Option<Arc<Snapshot>>,
+) -> Cached {
     // Synthetic candles are made from decoded ones: `fill_gaps` requests read them.
     let stored = match q.fill_gaps {
         FillGaps::None => from_fragments(ctx, local, q, w, enc, now).await,
         FillGaps::Previous => Fragments::FullRead,
     };
+    if matches!(stored, Fragments::Answered(_) | Fragments::FullRead) {
+        local.stored.insert(q.series.clone(), ());
+    }
     let read = match stored {
-        Fragments::Answered(answer) => return answer,
+        Fragments::Answered(answer) => return Cached::Answered(answer),
         Fragments::NotStored => Ok(None),
         Fragments::FullRead => ctx.store.read(&q.series, w.from, w.to).await,
         Fragments::Failed(e) => Err(e),
     };
     match read {
         Ok(Some(read)) => {
+            local.stored.insert(q.series.clone(), ());
             let snap = ctx.l1.put(
                 &q.series,
                 Snapshot::new(q.series.clone(), read.state, w.from, w.to, read.candles),
@@ -423,7 +559,7 @@ async fn answer_query(
             if let Verdict::Fresh(w) = snap.state.verdict(q, now) {
                 if snap.holds(&w) {
                     let source = from_cache(ctx, Source::Redis, &snap.state, now);
-                    return Ok(Answer::slice(source, false, snap, w));
+                    return Cached::Answered(Ok(Answer::slice(source, false, snap, w)));
                 }
             }
             if !snap.slice(w.from, w.to).is_empty() {
@@ -433,16 +569,15 @@ async fn answer_query(
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(error = %e, series = %q.series, "redis read failed");
-            return match stale {
+            return Cached::Answered(match stale {
                 Some(snap) => Ok(Answer::slice(Source::L1, true, snap, w)),
                 None => Err(WireError::new(
                     ErrorCode::Unavailable,
                     "the cache store is unavailable",
                 )),
-            };
+            });
         }
     }
-
     if q.allow_stale {
         if let Some(snap) = stale {
             // Nobody waits for the refresh: it runs in the bulk lane.
@@ -455,15 +590,10 @@ async fn answer_query(
                     tracing::warn!(error = %e, "background refresh not published");
                 }
             });
-            return Ok(Answer::slice(Source::Redis, true, snap, w));
+            return Cached::Answered(Ok(Answer::slice(Source::Redis, true, snap, w)));
         }
     }
-    let deadline = deadline_of(ctx, q, received);
-    let mut job = FillJob::new(q, w, now);
-    let ex = q.series.exchange;
-    let wide = local.widest.note(ex, q.series.interval, q.limit);
-    job.widen(i64::from(wide).min(page_candles(ex, q.series.interval)));
-    wait_for_fill(ctx, waiters, q, job, w, stale, deadline).await
+    Cached::Miss(stale)
 }
 
 /// What the store's reply fragments made of a request.
@@ -595,16 +725,18 @@ async fn admit(
     }
 }
 
-/// Publishes `job` for the producer's query `q` (window `w`) and waits for its `ready`.
+/// Publishes the miss's job for the producer's query `q` (window `w`), admitted first unless
+/// it was ahead of the read, and waits for its `ready`.
 async fn wait_for_fill(
     ctx: &Context,
     waiters: &Waiters,
     q: &CandleQuery,
-    job: FillJob,
+    miss: Miss,
     w: Window,
     stale: Option<Arc<Snapshot>>,
     deadline: Instant,
 ) -> Result<Answer, WireError> {
+    let Miss { job, admitted } = miss;
     let now = now_ms();
     // A window that pages through history (Kraken's trades) is bulk work: it runs on the
     // bulk lane, without a place in the live queue, and this producer waits for it as long
@@ -620,13 +752,29 @@ async fn wait_for_fill(
         Some(snap) => Ok(Answer::slice(Source::Redis, true, snap.clone(), w)),
         None => Err(err),
     };
-    // A symbol the exchange does not have costs no call: no job, no place in the queue.
-    ctx.markets.check(&q.series).await?;
-    let mut id = job.msg_id(now);
-    if !history {
-        if let Err(refused) = admit(ctx, q, &id, deadline).await {
-            return stale_or(refused);
+    // A symbol the exchange does not have costs no call: no job, no place in the queue
+    // (a job admitted ahead of the read was checked before it).
+    let mut id = match &admitted {
+        Some(a) => a.id.clone(),
+        None => {
+            ctx.markets.check(&q.series).await?;
+            job.msg_id(now)
         }
+    };
+    let admission = match admitted {
+        Some(a) if !history => a.admitted,
+        Some(a) => {
+            // The window began to page through history since: the job runs in bulk.
+            if a.admitted.is_ok() {
+                release_in_background(ctx, q.series.exchange, a.id);
+            }
+            Ok(())
+        }
+        None if !history => admit(ctx, q, &id, deadline).await,
+        None => Ok(()),
+    };
+    if let Err(refused) = admission {
+        return stale_or(refused);
     }
     let mut waiter = waiters.register(&q.series, w.from, w.to);
     // Publish the job. If JetStream already had it (or a neighbour in this process published
