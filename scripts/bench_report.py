@@ -518,18 +518,50 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    "the same" where the stored value still ended in it (so every hit was still checked
    against what Redis holds). The ingest fell to 25.3-27.4 µs per hit, but redis-server rose
    to 13.4-14.1 µs (a script call and one `GETRANGE` or `GET` per key), and the ratios were
-   the base build's: 0.61, 0.64, 0.64 and 0.66, 0.59, 0.63x. The table above is
+   the base build's: 0.61, 0.64, 0.64 and 0.66, 0.59, 0.63x. In
    `scripts/bench.sh 5` at 57192d8 (the same code as 7535c55), with the machine slower than
    in 14's last run (the sized echo 28.3-28.7k against 35.1-35.3k): Redis hits 0.70, 0.68
    and 0.71x the sized echo beside them (19.6-20.2k req/s), p99 1.23, 1.29 and 1.22x its
    p99, **met**. Cold misses in the same run: 3.43, 3.55 and 3.75 ms over `plain`, **not
    met** (2.31, 2.14 and 1.78 in 14's last run, 3.65, 3.37 and 2.83 in the one before);
-   the table's own lines have candlepipe's client alone (`direct`) 0.5 ms behind `plain`
-   this time (22.19 against 21.68 ms; equal in 14's run), and three alternating pairs of
+   that run's own lines had candlepipe's client alone (`direct`) 0.5 ms behind `plain`
+   (22.19 against 21.68 ms; equal in 14's run), and three alternating pairs of
    5 s runs on a separate simulator right after it gave `plain` 21.71-21.76 ms, `direct`
    21.90-22.75 and `direct` on a one-thread runtime 21.73-22.62: the spread between runs of
    the same client is as large as the gap, so no change was made to the client. What is
    left for the cold target is 10's list: serial round trips before the call and after it.
+
+16. **Cold misses: two serial round trips fewer** (issue #26, 4155f09). Of 10's list, the
+   two Redis round trips that could be folded into others without changing what anyone
+   sees: (a) the ingest admits the live job in the same round trip as its read when the
+   series is one it has not found stored lately (a cold miss is likely; a set of 100,000
+   series per process) and takes the job out of the waiting set again when the read
+   answers; (b) the fill asks for a live job's exchange turn alongside its lock and stored
+   state when the budget grants it at once, and gives it back (GCRA time one interval
+   back, never before now) when the job does not use it within 100 ms (series fresh, lock
+   held, request not sent). Measured: `scripts/bench_cold.sh 6 2` (independent aiohttp
+   exchange), the new build and then the old one on the same machine minutes apart: request
+   → fill job queued 0.50 ms against 0.61 (the admission's round trip); job queued →
+   exchange answered 21.98 against 21.97 (the turn's ~0.14 ms is inside the call's own
+   spread); request → reply 25.03 against 24.98, cold minus `plain` 3.82 and 2.78 against
+   3.49 and 3.67. Alternating A/B (one stack, workers restarted for each arm, `bench
+   --workload cold --cold-interval 1m` 5 s beside `plain_client.py` 5 s, six rounds each):
+   old build 3.05, 3.27 and 3.25 ms over `plain` (medians of three runs), with the turn
+   alone 2.88, with both 3.08 and 3.23. Each round trip saved is ~0.1-0.15 ms and shows in
+   the step that holds it; end to end it is smaller than the machine's run-to-run spread
+   (single rounds of the same build move 2.2-3.8 ms). Where the rest goes now (a temporary
+   build timing the fill's write, 557 cold misses): merging 38 µs, encoding and sealing the
+   27 values (56.5 KB: packed chunks, JSON and MessagePack runs) 174 µs, the write script's
+   round trip 642 µs; then `ready` and the ingest's read and reply (~0.8 ms in
+   `cold_steps.py`). Tried and not kept: acking the job and leaving the waiting set 2 ms
+   after `ready` (2.73 against 2.74 ms over `plain`, medians of six rounds), one tokio
+   worker thread in the ingest and the fill (no change). Checked and ruled out: that the
+   simulator's 1 ms timer locks the phase of back-to-back requests (http.client with 0 to
+   1.2 ms of busy pause between requests: p50 22.01-22.25 ms, no step with the pause).
+   The table above is `scripts/bench.sh 5` at 4155f09: cold misses 2.75, 3.22 and 3.30 ms
+   over `plain` (3.43, 3.55 and 3.75 at 57192d8 in 15's run), **not met**; Redis hits 0.70,
+   0.77 and 0.69x the sized echo, p99 1.38, 1.24 and 1.39x, met; `burst` took 450 Binance
+   requests for 450 answered from the exchange (no turn lost to the ones given back).
 
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
