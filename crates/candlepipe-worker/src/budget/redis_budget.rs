@@ -207,6 +207,15 @@ impl RedisBudget {
     }
 }
 
+/// The budget script's turn for `demand`.
+fn turn_of(demand: Demand<'_>) -> Turn<'_> {
+    match demand {
+        Demand::Live { job } => Turn::Live(job),
+        Demand::Bulk => Turn::Bulk,
+        Demand::Upkeep => Turn::Upkeep,
+    }
+}
+
 impl Budget for RedisBudget {
     fn acquire<'a>(
         &'a self,
@@ -215,11 +224,7 @@ impl Budget for RedisBudget {
         cost: u32,
     ) -> BoxFuture<'a, Result<(), BudgetError>> {
         Box::pin(async move {
-            let turn = match demand {
-                Demand::Live { job } => Turn::Live(job),
-                Demand::Bulk => Turn::Bulk,
-                Demand::Upkeep => Turn::Upkeep,
-            };
+            let turn = turn_of(demand);
             let keys = self.keys(ex);
             loop {
                 let heard = self.paused_until.borrow()[slot(ex)] - now_ms();
@@ -254,11 +259,7 @@ impl Budget for RedisBudget {
             if self.paused_until.borrow()[slot(ex)] > now_ms() {
                 return Ok(false);
             }
-            let turn = match demand {
-                Demand::Live { job } => Turn::Live(job),
-                Demand::Bulk => Turn::Bulk,
-                Demand::Upkeep => Turn::Upkeep,
-            };
+            let turn = turn_of(demand);
             let grant =
                 gcra::acquire_turn(&self.conn, &self.keys(ex), self.rates[slot(ex)], 1, turn)
                     .await

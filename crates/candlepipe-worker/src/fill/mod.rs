@@ -187,6 +187,20 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
 /// turn before locking, so it normally holds the lock only for its exchange call.
 const BULK_LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
+/// Fills the job's series ([`lock_and_fill`]); a turn it took ahead of its first request
+/// and did not use (its series was fresh, an error came first) goes back to the budget.
+async fn fill(
+    ctx: &Context,
+    exchange: &ExchangeClient,
+    job: &FillJob,
+    id: &str,
+    demand: Demand<'_>,
+) -> Result<Written, JobError> {
+    let result = lock_and_fill(ctx, exchange, job, id, demand).await;
+    exchange.give_back_turn(job.series.exchange, demand).await;
+    result
+}
+
 /// Runs [`fill_locked`] holding the series' cluster-wide lock, so that jobs for one series
 /// run one after another and each sees what the previous one wrote. The holder renews the
 /// lock while it works; a job finding it held waits for the holder's `ready` event (or the
@@ -194,7 +208,7 @@ const BULK_LOCK_PATIENCE: Duration = Duration::from_secs(2);
 /// when it goes on without the lock (writes stay correct without it). A bulk job waits for
 /// its exchange's turn before it locks, so that it never holds the lock while live work
 /// passes it.
-async fn fill(
+async fn lock_and_fill(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
@@ -216,8 +230,8 @@ async fn fill(
     // uncontended path. The lock is asked first on the same connection, so the read sees
     // what the previous holder wrote; were it ever older, the versioned write would still
     // merge correctly. A live job that need not wait for its fetch time asks for its
-    // exchange's turn in the same round trip (if it is free at once), and gives it back
-    // when it does not use it.
+    // exchange's turn in the same round trip (if it is free at once); one that must wait
+    // for the lock gives it back first.
     let ex = job.series.exchange;
     let ahead = priority == Priority::Live && !(job.includes_open && job.fresh_after > now_ms());
     let (lock, first_read, _) = tokio::join!(
@@ -225,21 +239,8 @@ async fn fill(
         stored_state(ctx, job),
         async { ahead && exchange.take_turn_ahead(ex, demand).await }
     );
-    let lock = match lock {
-        Ok(lock) => lock,
-        Err(e) => {
-            exchange.give_back_turn(ex, demand).await;
-            return Err(e.into());
-        }
-    };
-    let mut locked = lock.is_ok();
-    let mut state = match locked.then_some(first_read).transpose() {
-        Ok(state) => state,
-        Err(e) => {
-            exchange.give_back_turn(ex, demand).await;
-            return Err(e);
-        }
-    };
+    let mut locked = lock?.is_ok();
+    let mut state = locked.then_some(first_read).transpose()?;
     if !locked {
         exchange.give_back_turn(ex, demand).await;
         locked = wait_for_lock(ctx, job, &token, demand).await?;
@@ -258,11 +259,7 @@ async fn fill(
         Some(s) => s,
         None => stored_state(ctx, job).await?,
     };
-    let work = async {
-        let result = fill_locked(ctx, exchange, job, id, state, demand).await;
-        exchange.give_back_turn(ex, demand).await;
-        result
-    };
+    let work = fill_locked(ctx, exchange, job, id, state, demand);
     let result = if locked {
         holding_lock(ctx, job, &token, work).await
     } else {

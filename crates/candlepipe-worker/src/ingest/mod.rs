@@ -136,8 +136,9 @@ struct Local {
     replies: Replies,
     /// Series being loaded into L1 in the background after a Redis hit.
     warming: Arc<Mutex<HashSet<SeriesKey>>>,
-    /// Series this process found stored lately: a miss of any other is taken for a cold
-    /// one, its job admitted alongside the read ([`ahead_of_read`]).
+    /// Series this process found stored lately, noted when a request taken for a cold miss
+    /// was answered: a miss of any other is taken for a cold one, its job admitted alongside
+    /// the read ([`ahead_of_read`]).
     stored: moka::sync::Cache<SeriesKey, ()>,
 }
 
@@ -420,46 +421,57 @@ async fn answer_query(
     let deadline = deadline_of(ctx, q, received);
     // A series this process has not seen stored is likely a cold miss: its live job is
     // admitted in the same round trip as the read, and released if the read answers.
-    let ahead = ahead_of_read(ctx, local, q, w, now, l1.is_some())
-        .await
-        .map(|job| {
+    let (cached, ahead) = match ahead_of_read(ctx, local, q, w, now, l1.is_some()).await {
+        Some(job) => {
             let id = job.msg_id(now);
-            (job, id)
-        });
-    let (cached, admitted) = match &ahead {
-        Some((_, id)) => {
             // Boxed: both futures at once would make every request's task larger (a
             // cold miss pays for the allocation, a hit does not).
             let (cached, admitted) = Box::pin(async {
                 tokio::join!(
                     from_store(ctx, local, q, w, enc, now, stale),
-                    admit(ctx, q, id, deadline)
+                    admit(ctx, q, &id, deadline)
                 )
             })
             .await;
-            (cached, Some(admitted))
+            (cached, Some((job, Admitted { id, admitted })))
         }
         None => (from_store(ctx, local, q, w, enc, now, stale).await, None),
     };
-    let (miss, stale) = match (cached, ahead, admitted) {
-        (Cached::Answered(answer), ahead, admitted) => {
-            if let (Some((_, id)), Some(Ok(()))) = (ahead, admitted) {
-                release_in_background(ctx, q.series.exchange, id);
+    let guessed = ahead.is_some();
+    let (miss, stale) = match cached {
+        Cached::Answered(answer) => {
+            if let Some((_, a)) = ahead {
+                if a.admitted.is_ok() {
+                    release_in_background(ctx, q.series.exchange, a.id);
+                }
+                if answer.is_ok() {
+                    local.stored.insert(q.series.clone(), ());
+                }
             }
             return answer;
         }
-        (Cached::Miss(stale), Some((job, id)), Some(admitted)) => {
-            let admitted = Some(Admitted { id, admitted });
-            (Miss { job, admitted }, stale)
-        }
-        (Cached::Miss(stale), _, _) => {
-            let job = fill_job(local, q, w, now);
-            let admitted = None;
-            (Miss { job, admitted }, stale)
-        }
+        Cached::Miss(stale) => match ahead {
+            Some((job, a)) => (
+                Miss {
+                    job,
+                    admitted: Some(a),
+                },
+                stale,
+            ),
+            None => {
+                let job = fill_job(local, q, w, now);
+                (
+                    Miss {
+                        job,
+                        admitted: None,
+                    },
+                    stale,
+                )
+            }
+        },
     };
     let answer = wait_for_fill(ctx, waiters, q, miss, w, stale, deadline).await;
-    if answer.as_ref().is_ok_and(|a| !a.stale) {
+    if guessed && answer.is_ok() {
         local.stored.insert(q.series.clone(), ());
     }
     answer
@@ -540,9 +552,6 @@ async fn from_store(
         FillGaps::None => from_fragments(ctx, local, q, w, enc, now).await,
         FillGaps::Previous => Fragments::FullRead,
     };
-    if matches!(stored, Fragments::Answered(_) | Fragments::FullRead) {
-        local.stored.insert(q.series.clone(), ());
-    }
     let read = match stored {
         Fragments::Answered(answer) => return Cached::Answered(answer),
         Fragments::NotStored => Ok(None),
@@ -551,7 +560,6 @@ async fn from_store(
     };
     match read {
         Ok(Some(read)) => {
-            local.stored.insert(q.series.clone(), ());
             let snap = ctx.l1.put(
                 &q.series,
                 Snapshot::new(q.series.clone(), read.state, w.from, w.to, read.candles),
