@@ -385,7 +385,7 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
         ],
     )
     .await;
-    let _worker = stack.worker(&["all"]).await;
+    let worker = stack.worker(&["all"]).await;
     let url = format!("nats://127.0.0.1:{port}");
     let as_user = |user: &'static str, pass: &'static str| {
         let options = async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into());
@@ -453,6 +453,7 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
         ("candlepipe.jobs.>", None),
         ("candlepipe.dlq.>", None),
         ("candlepipe.control.>", None),
+        ("candlepipe.fill.handed.>", None),
         ("$JS.API.>", None),
         ("orders.new", None),
     ] {
@@ -484,6 +485,15 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
     assert_eq!(watch["ok"], true, "{watch}");
     let analysis = analyze(&producer, job).await;
     assert_eq!(analysis["results"]["BTC/USDT"]["candles"], 60, "{analysis}");
+    // None of it took a subject the workers' permissions lack (the server says so in
+    // their logs).
+    let violations: Vec<String> = worker
+        .child
+        .output()
+        .into_iter()
+        .filter(|l| l.to_lowercase().contains("permission"))
+        .collect();
+    assert!(violations.is_empty(), "{violations:?}");
 }
 
 #[tokio::test]

@@ -37,6 +37,9 @@ use crate::envelope::{Keyring, Stored, Unusable};
 use crate::StoreError;
 use bytes::Bytes;
 
+mod handed;
+pub use handed::{Handed, HANDED_MAX_AGE_MS};
+
 /// Candles per chunk value. A read decodes and verifies whole chunks, so a window of
 /// `limit` candles costs about `limit + CHUNK_CANDLES` candles of work; a write rewrites
 /// the chunks it touches. 64 keeps both small (256 made a 100-candle Redis hit decode and
@@ -188,6 +191,8 @@ pub struct Written {
     pub last_t: Option<Millis>,
     /// What the series covers for good after the write.
     pub coverage: Coverage,
+    /// A job's write: the values it set, for the ingests waiting for the job.
+    pub handed: Option<Handed>,
 }
 
 #[derive(Clone)]
@@ -723,10 +728,15 @@ impl SeriesStore {
                     .into_bytes(),
             );
             let run_span = RUN_CANDLES * step;
+            let mut handed_chunks = Vec::new();
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);
                 let body = crate::packed::encode(candles);
-                args.push(self.keyring.seal(&key, new_ver, now, &body));
+                let sealed = self.keyring.seal(&key, new_ver, now, &body);
+                if job.is_some() {
+                    handed_chunks.push((*start, sealed.clone()));
+                }
+                args.push(sealed);
                 keys.push(key);
                 // Every run of the chunk, empty ones too: a run the meta's chunk names and
                 // Redis lacks is damage, not an empty stretch.
@@ -750,6 +760,7 @@ impl SeriesStore {
                 keys.push(self.job_key(s, j.id));
             }
 
+            let handed_meta = job.is_some().then(|| args[2].clone());
             let applied: i64 = redis::Script::new(WRITE_SCRIPT)
                 .key(keys)
                 .arg(args)
@@ -771,6 +782,7 @@ impl SeriesStore {
                     version: new_ver,
                     last_t,
                     coverage: meta.coverage.clone(),
+                    handed: handed_meta.map(|m| Handed::new(s, m, handed_chunks)),
                 });
             }
             tracing::debug!(series = %s, "concurrent write; merging again");

@@ -6,7 +6,8 @@
 //! Owns: the exchanges' REST calls for jobs (within the cluster budget) and the loading of
 //! the market lists.
 //! - NATS: pulls `<prefix>.jobs.fill.<exchange>[.bulk]` (consumers `fill-<exchange>`,
-//!   `fill-<exchange>-bulk`); publishes `<prefix>.candles.ready.<series>`, dead letters on
+//!   `fill-<exchange>-bulk`); publishes what a job wrote on `<prefix>.fill.handed.<series>`
+//!   (for the waiting ingests) and then `<prefix>.candles.ready.<series>`, dead letters on
 //!   `<prefix>.dlq.>` and bulk copies of jobs nobody waits for; hears JetStream's
 //!   max-deliveries advisories.
 //! - Redis: the series' lock, fence, candles and state (`<prefix>s:{…}`), the job's done
@@ -22,7 +23,7 @@ use candlepipe_core::{
 };
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
-use candlepipe_store::{JobWrite, Written};
+use candlepipe_store::{Handed, JobWrite, Written};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -413,6 +414,7 @@ async fn fill_locked(
             version: state.version,
             last_t: state.coverage.last(),
             coverage: state.coverage,
+            handed: None,
         });
     }
 
@@ -470,12 +472,42 @@ async fn finished(ctx: &Context, s: &SeriesKey, lane: Lane, id: &str) {
     tokio::join!(mark_done(ctx, s, id), leave_waiting_set(ctx, lane, id));
 }
 
+/// The largest write handed to the waiting ingests; they read a larger one from Redis.
+const HANDED_MAX_BYTES: usize = 256 * 1024;
+
+/// Hands what the write set to the ingests waiting for the series, just before its `ready`
+/// (on the same connection, so they normally have it first): they answer from it instead
+/// of reading it back from Redis ([`candlepipe_store::Handed`]).
+async fn hand_over(ctx: &Context, handed: &Handed) {
+    if handed.size() > HANDED_MAX_BYTES {
+        return;
+    }
+    let payload = match rmp_serde::to_vec_named(handed) {
+        Ok(p) => Bytes::from(p),
+        Err(e) => {
+            tracing::debug!(error = %e, "write not handed over");
+            return;
+        }
+    };
+    let subject = ctx.settings.subjects.handed(&handed.series);
+    if let Err(e) = ctx.nats.publish(subject, payload).await {
+        tracing::debug!(error = %e, "write not handed over");
+    }
+}
+
 async fn announce(
     ctx: &Context,
     job: &FillJob,
     result: Result<Written, WireError>,
     is_final: bool,
 ) {
+    if let Ok(Written {
+        handed: Some(handed),
+        ..
+    }) = &result
+    {
+        hand_over(ctx, handed).await;
+    }
     let event = match result {
         Ok(w) => ReadyEvent {
             series: job.series.clone(),

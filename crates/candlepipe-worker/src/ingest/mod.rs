@@ -7,7 +7,8 @@
 //! Owns: the L1 cache, the waiters of this process ([`waiters`]), the widest recent window
 //! per exchange and interval ([`widest`]), and which series it is asked for often ([`hot`]).
 //! - NATS: answers `<prefix>.candles.get` on inboxes only; publishes
-//!   `<prefix>.jobs.fill.<exchange>` (JetStream); hears `<prefix>.candles.ready.>`.
+//!   `<prefix>.jobs.fill.<exchange>` (JetStream); hears `<prefix>.candles.ready.>` and the
+//!   fills' writes handed over on `<prefix>.fill.handed.>`.
 //! - Redis: reads the series (`<prefix>s:{<exchange>:<symbol>:<interval>}…`) and the market
 //!   lists; writes a live job into its exchange's waiting set (`<prefix>rl:{<exchange>}:waiting`,
 //!   through [`crate::budget`]) and hot series into `cp:stream:{live}:wanted`
@@ -30,7 +31,7 @@ use candlepipe_core::{
     WireError,
 };
 use candlepipe_exchange::{page_candles, pages_history};
-use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
+use candlepipe_store::{Handed, ReplyKey, ReplyRead, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -161,7 +162,11 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .nats
         .subscribe(ctx.settings.subjects.ready_all())
         .await?;
-    let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready));
+    let handed = ctx
+        .nats
+        .subscribe(ctx.settings.subjects.handed_all())
+        .await?;
+    let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready, handed));
     ctx.markets.read_all().await;
     let lists = tokio::spawn(ctx.markets.clone().follow(shutdown.clone()));
 
@@ -907,42 +912,97 @@ fn after_fill(snap: &Arc<Snapshot>, q: &CandleQuery, fresh_after: Millis) -> Opt
     }
 }
 
-/// Reads each series once per `ready` event and hands the result to its waiters.
-async fn dispatch_ready(ctx: Context, waiters: Waiters, mut ready: async_nats::Subscriber) {
-    while let Some(msg) = ready.next().await {
-        let event: ReadyEvent = match serde_json::from_slice(&msg.payload) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(subject = %msg.subject, error = %e, "undecodable ready event");
-                continue;
-            }
-        };
-        let Some((from, to)) = waiters.window(&event.series) else {
-            continue;
-        };
-        // A fill that ended after an interval boundary answers with the newer window.
-        let to = to.max(event.series.interval.open_of(now_ms()));
-        let (ctx, waiters) = (ctx.clone(), waiters.clone());
-        tokio::spawn(async move {
-            let snapshot = if event.error.is_none() {
-                match ctx.store.read(&event.series, from, to).await {
-                    Ok(Some(read)) => Some(ctx.l1.put(
-                        &event.series,
-                        Snapshot::new(event.series.clone(), read.state, from, to, read.candles),
-                    )),
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, series = %event.series, "redis read after fill failed");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            let series = event.series.clone();
-            waiters.deliver(&series, Outcome { event, snapshot });
-        });
+/// Reads each series once per `ready` event and hands the result to its waiters; a fill's
+/// write handed over before its `ready` is opened instead of reading it back
+/// ([`candlepipe_store::Handed`]), and the `ready` of a version delivered so reads nothing.
+async fn dispatch_ready(
+    ctx: Context,
+    waiters: Waiters,
+    mut ready: async_nats::Subscriber,
+    mut handed: async_nats::Subscriber,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            Some(msg) = handed.next() => take_handed(&ctx, &waiters, &msg.payload),
+            Some(msg) = ready.next() => read_after_ready(&ctx, &waiters, &msg),
+            else => return,
+        }
     }
+}
+
+/// Delivers a handed-over write to the series' waiters, if it holds their window and opens.
+fn take_handed(ctx: &Context, waiters: &Waiters, payload: &[u8]) {
+    let Ok(handed) = rmp_serde::from_slice::<Handed>(payload) else {
+        metrics::counter!("candlepipe_handed_total", "outcome" => "undecodable").increment(1);
+        return;
+    };
+    let series = &handed.series;
+    let Some((from, to)) = waiters.window(series) else {
+        return;
+    };
+    let to = to.max(series.interval.open_of(now_ms()));
+    let Some(read) = ctx.store.open_handed(&handed, from, to, now_ms()) else {
+        metrics::counter!("candlepipe_handed_total", "outcome" => "read_instead").increment(1);
+        return;
+    };
+    metrics::counter!("candlepipe_handed_total", "outcome" => "taken").increment(1);
+    let event = ReadyEvent {
+        series: series.clone(),
+        last_t: read.candles.last().map(|c| c.t),
+        version: read.state.version,
+        error: None,
+        is_final: false,
+    };
+    let snapshot = ctx.l1.put(
+        series,
+        Snapshot::new(series.clone(), read.state, from, to, read.candles),
+    );
+    waiters.deliver(
+        series,
+        Outcome {
+            event,
+            snapshot: Some(snapshot),
+        },
+    );
+}
+
+fn read_after_ready(ctx: &Context, waiters: &Waiters, msg: &Message) {
+    let event: ReadyEvent = match serde_json::from_slice(&msg.payload) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(subject = %msg.subject, error = %e, "undecodable ready event");
+            return;
+        }
+    };
+    let Some((from, to)) = waiters.window(&event.series) else {
+        return;
+    };
+    if event.error.is_none() && waiters.delivered(&event.series, event.version) {
+        return;
+    }
+    // A fill that ended after an interval boundary answers with the newer window.
+    let to = to.max(event.series.interval.open_of(now_ms()));
+    let (ctx, waiters) = (ctx.clone(), waiters.clone());
+    tokio::spawn(async move {
+        let snapshot = if event.error.is_none() {
+            match ctx.store.read(&event.series, from, to).await {
+                Ok(Some(read)) => Some(ctx.l1.put(
+                    &event.series,
+                    Snapshot::new(event.series.clone(), read.state, from, to, read.candles),
+                )),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, series = %event.series, "redis read after fill failed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let series = event.series.clone();
+        waiters.deliver(&series, Outcome { event, snapshot });
+    });
 }
 
 #[cfg(test)]

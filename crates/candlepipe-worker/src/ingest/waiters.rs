@@ -2,7 +2,8 @@
 //!
 //! All waiters of one series in this process share one entry: the first publishes the fill
 //! job, the others only wait. When a `ready` event arrives, the series is read from Redis
-//! once for the union of the waiters' windows and handed to all of them through a `watch`.
+//! once for the union of the waiters' windows (or opened from the write the fill handed
+//! over just before) and handed to all of them through a `watch`.
 //!
 //! A hot series may always have a waiter, so its entry never goes: what it holds stays
 //! bounded anyway. The union is that of the waiters waiting now (each waiter's window goes
@@ -103,6 +104,17 @@ impl Waiters {
         let from = st.windows.values().map(|w| w.0).min()?;
         let to = st.windows.values().map(|w| w.1).max()?;
         Some((from, to))
+    }
+
+    /// Whether the series' waiters were handed its data at `version` or newer already (a
+    /// fill's write handed over before its `ready`).
+    pub fn delivered(&self, series: &SeriesKey, version: u64) -> bool {
+        let pending = lock(&self.map).get(series).cloned();
+        pending.is_some_and(|p| {
+            p.tx.borrow().as_ref().is_some_and(|o| {
+                o.event.error.is_none() && o.snapshot.is_some() && o.event.version >= version
+            })
+        })
     }
 
     pub fn deliver(&self, series: &SeriesKey, outcome: Outcome) {

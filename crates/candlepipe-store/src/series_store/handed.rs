@@ -1,0 +1,103 @@
+//! A fill's write handed to the ingests waiting for it, so that they answer without reading
+//! back from Redis what was just written there: one round trip less between the exchange's
+//! answer and the producer's (issue #26).
+//!
+//! What is handed over is what the write stored, sealed as Redis holds it: the meta and the
+//! packed chunks the write set. It is opened as a read opens those values — each MAC under
+//! its own key's name, each chunk at the version the meta names — so a hand-over is worth
+//! exactly what the same bytes read from Redis would be, whoever could publish it. Only one
+//! written within [`HANDED_MAX_AGE_MS`] of now is taken, so one published again later is
+//! not. Whatever does not open, and a window reaching chunks the write did not set,
+//! answers `None`: the ingest reads Redis, as without a hand-over. The stream's live mark
+//! is not in it: a series opened from a hand-over may look streamed less recently than it
+//! was, never more.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::{MetaBody, SeriesRead, SeriesStore};
+use candlepipe_core::{Millis, SeriesKey, SeriesState};
+
+/// How old (by its write time) a hand-over may be and still be taken. A fill hands over
+/// right after its write; the margin is for clocks that differ between machines.
+pub const HANDED_MAX_AGE_MS: Millis = 5_000;
+
+/// The sealed values a fill's write set: its meta and its chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handed {
+    pub series: SeriesKey,
+    meta: ByteBuf,
+    /// Chunk start → the sealed chunk.
+    chunks: Vec<(Millis, ByteBuf)>,
+}
+
+impl Handed {
+    pub(super) fn new(series: &SeriesKey, meta: Vec<u8>, chunks: Vec<(Millis, Vec<u8>)>) -> Self {
+        Handed {
+            series: series.clone(),
+            meta: ByteBuf::from(meta),
+            chunks: chunks
+                .into_iter()
+                .map(|(start, sealed)| (start, ByteBuf::from(sealed)))
+                .collect(),
+        }
+    }
+
+    /// The bytes of the values it carries.
+    pub fn size(&self) -> usize {
+        self.meta.len() + self.chunks.iter().map(|(_, v)| v.len()).sum::<usize>()
+    }
+}
+
+impl SeriesStore {
+    /// The window `[from, to]` of the hand-over, as [`SeriesStore::read`] would have read it
+    /// just after the write; `None` if the hand-over does not hold all of it or does not
+    /// open (the caller reads Redis then). Nothing is deleted from Redis for a hand-over
+    /// that does not open: Redis's values may be good.
+    pub fn open_handed(
+        &self,
+        handed: &Handed,
+        from: Millis,
+        to: Millis,
+        now: Millis,
+    ) -> Option<SeriesRead> {
+        let s = &handed.series;
+        let base = self.base(s);
+        let meta = self
+            .keyring
+            .open(&format!("{base}:meta"), &handed.meta)
+            .ok()?;
+        if (now - meta.written_at).abs() > HANDED_MAX_AGE_MS {
+            return None;
+        }
+        let version = meta.version;
+        let meta: MetaBody = rmp_serde::from_slice(&meta.body).ok()?;
+        let mut candles = Vec::new();
+        let first = Self::chunk_start(s, from);
+        if first <= to {
+            for (&start, &named) in meta.chunks.range(first..=to) {
+                let (_, sealed) = handed.chunks.iter().find(|(c, _)| *c == start)?;
+                let chunk = self
+                    .keyring
+                    .open(&Self::chunk_key(&base, start), sealed)
+                    .ok()?;
+                if chunk.version != named {
+                    return None;
+                }
+                candles.extend(crate::packed::decode(&chunk.body, from, to).ok()?);
+            }
+        }
+        Some(SeriesRead {
+            state: SeriesState {
+                version,
+                fetched_at: meta.fetched_at,
+                coverage: meta.coverage,
+                asked: meta.asked,
+                history_from: meta.history_from,
+                streamed_at: meta.streamed_at,
+                stream_only: meta.stream_only,
+            },
+            candles,
+        })
+    }
+}
