@@ -182,6 +182,17 @@ pub struct JobWrite<'a> {
     /// attempt writes without reading again (if something was stored since, the swap
     /// fails and the write merges as usual).
     pub found_nothing: bool,
+    /// Where each attempt's values go just before they are swapped in.
+    pub hand_over: Option<HandOver<'a>>,
+}
+
+/// Where a job's write hands its values over ([`Handed`]) while Redis takes them, so that
+/// those waiting for the job need not read them back; `writer` tells this write's attempts
+/// from any other write of the same series and version.
+#[derive(Debug, Clone, Copy)]
+pub struct HandOver<'a> {
+    pub to: &'a tokio::sync::mpsc::UnboundedSender<Handed>,
+    pub writer: u64,
 }
 
 /// What a fill wrote.
@@ -191,8 +202,8 @@ pub struct Written {
     pub last_t: Option<Millis>,
     /// What the series covers for good after the write.
     pub coverage: Coverage,
-    /// A job's write: the values it set, for the ingests waiting for the job.
-    pub handed: Option<Handed>,
+    /// The writer the write was handed over as ([`HandOver::writer`]), if it was.
+    pub handed_as: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -615,6 +626,7 @@ impl SeriesStore {
         let step = s.interval.millis();
         let mut conn = self.conn.clone();
         let mut read_first = !job.is_some_and(|j| j.found_nothing);
+        let hand_over = job.and_then(|j| j.hand_over);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (cur_ver, raw_meta): (Option<u64>, Option<Bytes>) = match read_first {
                 true => {
@@ -733,7 +745,7 @@ impl SeriesStore {
                 let key = Self::chunk_key(&base, *start);
                 let body = crate::packed::encode(candles);
                 let sealed = self.keyring.seal(&key, new_ver, now, &body);
-                if job.is_some() {
+                if hand_over.is_some() {
                     handed_chunks.push((*start, sealed.clone()));
                 }
                 args.push(sealed);
@@ -760,7 +772,11 @@ impl SeriesStore {
                 keys.push(self.job_key(s, j.id));
             }
 
-            let handed_meta = job.is_some().then(|| args[2].clone());
+            if let Some(h) = hand_over {
+                let handed = Handed::new(s, h.writer, args[2].clone(), handed_chunks);
+                // A receiver gone only means nobody takes it.
+                let _ = h.to.send(handed);
+            }
             let applied: i64 = redis::Script::new(WRITE_SCRIPT)
                 .key(keys)
                 .arg(args)
@@ -782,7 +798,7 @@ impl SeriesStore {
                     version: new_ver,
                     last_t,
                     coverage: meta.coverage.clone(),
-                    handed: handed_meta.map(|m| Handed::new(s, m, handed_chunks)),
+                    handed_as: hand_over.map(|h| h.writer),
                 });
             }
             tracing::debug!(series = %s, "concurrent write; merging again");

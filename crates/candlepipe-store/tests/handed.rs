@@ -1,6 +1,6 @@
-//! A fill's write handed to the waiting ingests opens to what a read of Redis would have
-//! given just after the write, and to nothing at all when it is not all there, not
-//! genuine, for another key or old.
+//! A fill's write handed to the waiting ingests opens to what a read of Redis gives once
+//! it landed, and to nothing at all when it is not all there, not genuine, for another key
+//! or old; an attempt whose swap failed is told apart by its version.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use candlepipe_core::{Candle, Fetched, SeriesKey};
 use candlepipe_store::series_store::HANDED_MAX_AGE_MS;
-use candlepipe_store::{Handed, JobWrite, CHUNK_CANDLES};
+use candlepipe_store::{HandOver, Handed, JobWrite, SeriesStore, Written, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
 use common::{flat_candle, series, store};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use tokio::sync::mpsc;
 
 const M: i64 = 60_000;
 
@@ -32,18 +33,39 @@ fn closed_run(from: i64, count: i64) -> Fetched {
     }
 }
 
-fn job(id: &str) -> JobWrite<'_> {
-    JobWrite {
-        id,
+/// A job's write handing over as writer 7; what it handed over, attempt by attempt.
+async fn write_handing_over(
+    store: &SeriesStore,
+    fetched: &Fetched,
+    now: i64,
+    found_nothing: bool,
+) -> (Written, Vec<Handed>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let job = JobWrite {
+        id: "job",
         done_for: Duration::from_secs(60),
-        found_nothing: false,
+        found_nothing,
+        hand_over: Some(HandOver { to: &tx, writer: 7 }),
+    };
+    let written = store
+        .write_for_job(&series(), fetched, now, job)
+        .await
+        .unwrap();
+    drop(tx);
+    let mut handed = Vec::new();
+    while let Ok(h) = rx.try_recv() {
+        assert_eq!(h.writer, 7);
+        handed.push(h);
     }
+    assert_eq!(written.handed_as, Some(7));
+    (written, handed)
 }
 
 /// The hand-over as it goes over the wire, to be tampered with.
 #[derive(Serialize, Deserialize)]
 struct Wire {
     series: SeriesKey,
+    writer: u64,
     meta: ByteBuf,
     chunks: Vec<(i64, ByteBuf)>,
 }
@@ -66,16 +88,15 @@ async fn a_hand_over_opens_to_what_a_read_gives_and_to_nothing_else() {
     let now = base + 10 * span;
 
     // A first write over two chunks and a bit: three chunks handed over.
-    let first = store
-        .write_for_job(
-            &s,
-            &closed_run(base, 2 * CHUNK_CANDLES + 10),
-            now,
-            job("j1"),
-        )
-        .await
-        .unwrap();
-    let handed = first.handed.clone().expect("a job's write is handed over");
+    let (first, mut attempts) = write_handing_over(
+        &store,
+        &closed_run(base, 2 * CHUNK_CANDLES + 10),
+        now,
+        false,
+    )
+    .await;
+    assert_eq!(attempts.len(), 1);
+    let handed = attempts.remove(0);
     assert_eq!(to_wire(&handed).chunks.len(), 3);
     for (from, to) in [
         (base, base + 5 * M),
@@ -104,16 +125,22 @@ async fn a_hand_over_opens_to_what_a_read_gives_and_to_nothing_else() {
     // A second write touching only the third chunk hands over that chunk: a window in it
     // opens, one reaching the first chunk does not (the caller reads Redis).
     let later = now + 1_000;
-    let second = store
-        .write_for_job(
-            &s,
-            &closed_run(base + 2 * CHUNK_CANDLES * M + 10 * M, 5),
-            later,
-            job("j2"),
-        )
-        .await
-        .unwrap();
-    let handed2 = second.handed.clone().unwrap();
+    let (second, mut attempts) = write_handing_over(
+        &store,
+        &closed_run(base + 2 * CHUNK_CANDLES * M + 10 * M, 5),
+        later,
+        false,
+    )
+    .await;
+    let handed2 = attempts.remove(0);
+    assert_eq!(
+        store
+            .open_handed(&handed2, base + 2 * span, base + 2 * span, later)
+            .unwrap()
+            .state
+            .version,
+        second.version
+    );
     assert_eq!(to_wire(&handed2).chunks.len(), 1);
     let in_third = (base + 2 * span, base + 2 * span + 14 * M);
     let opened = store
@@ -164,5 +191,23 @@ async fn a_hand_over_opens_to_what_a_read_gives_and_to_nothing_else() {
         .write(&s, &closed_run(base + 3 * span, 3), later)
         .await
         .unwrap();
-    assert!(plain.handed.is_none());
+    assert_eq!(plain.handed_as, None);
+
+    // A job that thought nothing stored hands over a first attempt whose swap fails, then
+    // the merged one that lands: only the second has the version its `ready` names.
+    let (third, attempts) =
+        write_handing_over(&store, &closed_run(base + 4 * span, 3), later, true).await;
+    assert_eq!(attempts.len(), 2);
+    let versions: Vec<u64> = attempts
+        .iter()
+        .map(|h| {
+            store
+                .open_handed(h, base + 4 * span, base + 4 * span + 2 * M, later)
+                .unwrap()
+                .state
+                .version
+        })
+        .collect();
+    assert_ne!(versions[0], third.version);
+    assert_eq!(versions[1], third.version);
 }

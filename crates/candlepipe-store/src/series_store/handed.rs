@@ -1,16 +1,17 @@
 //! A fill's write handed to the ingests waiting for it, so that they answer without reading
-//! back from Redis what was just written there: one round trip less between the exchange's
-//! answer and the producer's (issue #26).
+//! back from Redis what was just written there (issue #26).
 //!
-//! What is handed over is what the write stored, sealed as Redis holds it: the meta and the
-//! packed chunks the write set. It is opened as a read opens those values — each MAC under
-//! its own key's name, each chunk at the version the meta names — so a hand-over is worth
-//! exactly what the same bytes read from Redis would be, whoever could publish it. Only one
-//! written within [`HANDED_MAX_AGE_MS`] of now is taken, so one published again later is
-//! not. Whatever does not open, and a window reaching chunks the write did not set,
-//! answers `None`: the ingest reads Redis, as without a hand-over. The stream's live mark
-//! is not in it: a series opened from a hand-over may look streamed less recently than it
-//! was, never more.
+//! What is handed over is what one attempt of the write swaps in, sealed as Redis then
+//! holds it: the meta and the packed chunks the attempt sets. The fill hands it over while
+//! Redis takes it, and the ingest opens it as a read opens those values — each MAC under its
+//! own key's name, each chunk at the version the meta names, a meta written within
+//! [`HANDED_MAX_AGE_MS`] of now — but uses it only once the job's `ready` names that
+//! version and that writer: only then is it what Redis holds. Until then nothing of it is
+//! kept (not in L1, not among the verified values): an attempt whose swap failed leaves no
+//! trace. Whatever does not open, and a window reaching chunks the attempt did not set,
+//! answers `None`: the ingest reads Redis after `ready`, as without a hand-over. The
+//! stream's live mark is not in it: a series opened from a hand-over may look streamed less
+//! recently than it was, never more.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -18,23 +19,31 @@ use serde_bytes::ByteBuf;
 use super::{MetaBody, SeriesRead, SeriesStore};
 use candlepipe_core::{Millis, SeriesKey, SeriesState};
 
-/// How old (by its write time) a hand-over may be and still be taken. A fill hands over
-/// right after its write; the margin is for clocks that differ between machines.
+/// How old (by its write time) a hand-over may be and still be taken. A fill hands over as
+/// it writes; the margin is for clocks that differ between machines.
 pub const HANDED_MAX_AGE_MS: Millis = 5_000;
 
-/// The sealed values a fill's write set: its meta and its chunks.
+/// The sealed values one attempt of a job's write swaps in: its meta and its chunks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handed {
     pub series: SeriesKey,
+    /// The write's [`super::HandOver::writer`]: its `ready` names it.
+    pub writer: u64,
     meta: ByteBuf,
     /// Chunk start → the sealed chunk.
     chunks: Vec<(Millis, ByteBuf)>,
 }
 
 impl Handed {
-    pub(super) fn new(series: &SeriesKey, meta: Vec<u8>, chunks: Vec<(Millis, Vec<u8>)>) -> Self {
+    pub(super) fn new(
+        series: &SeriesKey,
+        writer: u64,
+        meta: Vec<u8>,
+        chunks: Vec<(Millis, Vec<u8>)>,
+    ) -> Self {
         Handed {
             series: series.clone(),
+            writer,
             meta: ByteBuf::from(meta),
             chunks: chunks
                 .into_iter()
@@ -50,10 +59,10 @@ impl Handed {
 }
 
 impl SeriesStore {
-    /// The window `[from, to]` of the hand-over, as [`SeriesStore::read`] would have read it
-    /// just after the write; `None` if the hand-over does not hold all of it or does not
-    /// open (the caller reads Redis then). Nothing is deleted from Redis for a hand-over
-    /// that does not open: Redis's values may be good.
+    /// The window `[from, to]` of the hand-over, as [`SeriesStore::read`] would read it once
+    /// the attempt is swapped in; `None` if the hand-over does not hold all of it or does
+    /// not open (the caller reads Redis then). Nothing is kept of it, and nothing deleted
+    /// from Redis for it.
     pub fn open_handed(
         &self,
         handed: &Handed,
@@ -65,7 +74,7 @@ impl SeriesStore {
         let base = self.base(s);
         let meta = self
             .keyring
-            .open(&format!("{base}:meta"), &handed.meta)
+            .open_unkept(&format!("{base}:meta"), &handed.meta)
             .ok()?;
         if (now - meta.written_at).abs() > HANDED_MAX_AGE_MS {
             return None;
@@ -79,7 +88,7 @@ impl SeriesStore {
                 let (_, sealed) = handed.chunks.iter().find(|(c, _)| *c == start)?;
                 let chunk = self
                     .keyring
-                    .open(&Self::chunk_key(&base, start), sealed)
+                    .open_unkept(&Self::chunk_key(&base, start), sealed)
                     .ok()?;
                 if chunk.version != named {
                     return None;

@@ -6,8 +6,9 @@
 //! Owns: the exchanges' REST calls for jobs (within the cluster budget) and the loading of
 //! the market lists.
 //! - NATS: pulls `<prefix>.jobs.fill.<exchange>[.bulk]` (consumers `fill-<exchange>`,
-//!   `fill-<exchange>-bulk`); publishes what a job wrote on `<prefix>.fill.handed.<series>`
-//!   (for the waiting ingests) and then `<prefix>.candles.ready.<series>`, dead letters on
+//!   `fill-<exchange>-bulk`); publishes a job's write on `<prefix>.fill.handed.<series>` as
+//!   Redis takes it (for the waiting ingests) and then `<prefix>.candles.ready.<series>`
+//!   naming the writer that landed, dead letters on
 //!   `<prefix>.dlq.>` and bulk copies of jobs nobody waits for; hears JetStream's
 //!   max-deliveries advisories.
 //! - Redis: the series' lock, fence, candles and state (`<prefix>s:{…}`), the job's done
@@ -18,13 +19,15 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
+use candlepipe_core::job::WRITER_HEADER;
 use candlepipe_core::{
     now_ms, Fetched, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, WireError,
 };
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
-use candlepipe_store::{Handed, JobWrite, Written};
+use candlepipe_store::{HandOver, Handed, JobWrite, Written};
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
@@ -414,7 +417,7 @@ async fn fill_locked(
             version: state.version,
             last_t: state.coverage.last(),
             coverage: state.coverage,
-            handed: None,
+            handed_as: None,
         });
     }
 
@@ -438,12 +441,28 @@ async fn fill_locked(
         fetched.extend(got);
     }
     fetched.tail_fetched_at = job.includes_open.then_some(now);
-    let marking = JobWrite {
-        id,
-        done_for: ctx.settings.streams.dedup_window,
-        found_nothing,
+    // Each attempt's values are handed to the waiting ingests while Redis takes them; the
+    // `ready` after the write says which attempt landed.
+    let (tx, mut handed) = mpsc::unbounded_channel();
+    let write = async move {
+        let marking = JobWrite {
+            id,
+            done_for: ctx.settings.streams.dedup_window,
+            found_nothing,
+            hand_over: Some(HandOver {
+                to: &tx,
+                writer: rand::random(),
+            }),
+        };
+        ctx.store.write_for_job(s, &fetched, now, marking).await
     };
-    Ok(ctx.store.write_for_job(s, &fetched, now, marking).await?)
+    let forward = async {
+        while let Some(h) = handed.recv().await {
+            hand_over(ctx, &h).await;
+        }
+    };
+    let (written, ()) = tokio::join!(write, forward);
+    Ok(written?)
 }
 
 /// Records that the job finished, before announcing it: an ingest whose publish of the
@@ -475,9 +494,9 @@ async fn finished(ctx: &Context, s: &SeriesKey, lane: Lane, id: &str) {
 /// The largest write handed to the waiting ingests; they read a larger one from Redis.
 const HANDED_MAX_BYTES: usize = 256 * 1024;
 
-/// Hands what the write set to the ingests waiting for the series, just before its `ready`
-/// (on the same connection, so they normally have it first): they answer from it instead
-/// of reading it back from Redis ([`candlepipe_store::Handed`]).
+/// Hands what a write attempt swaps in to the ingests waiting for the series, while Redis
+/// takes it: they answer from it once the job's `ready` names its writer
+/// ([`WRITER_HEADER`]) and version, instead of reading it back ([`candlepipe_store::Handed`]).
 async fn hand_over(ctx: &Context, handed: &Handed) {
     if handed.size() > HANDED_MAX_BYTES {
         return;
@@ -501,12 +520,14 @@ async fn announce(
     result: Result<Written, WireError>,
     is_final: bool,
 ) {
+    let mut headers = async_nats::HeaderMap::new();
+    traces::inject(&mut headers);
     if let Ok(Written {
-        handed: Some(handed),
+        handed_as: Some(writer),
         ..
     }) = &result
     {
-        hand_over(ctx, handed).await;
+        headers.insert(WRITER_HEADER, writer.to_string().as_str());
     }
     let event = match result {
         Ok(w) => ReadyEvent {
@@ -526,8 +547,6 @@ async fn announce(
     };
     let subject = ctx.settings.subjects.ready(&job.series);
     let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-    let mut headers = async_nats::HeaderMap::new();
-    traces::inject(&mut headers);
     if let Err(e) = ctx
         .nats
         .publish_with_headers(subject, headers, payload)

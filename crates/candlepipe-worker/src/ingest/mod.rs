@@ -22,6 +22,7 @@ use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
 use candlepipe_core::candle::fill_with_previous;
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
+use candlepipe_core::job::WRITER_HEADER;
 use candlepipe_core::reply_parts;
 use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
@@ -40,7 +41,7 @@ mod waiters;
 mod widest;
 
 use self::hot::{Hot, HOT_FOR};
-use self::waiters::{Outcome, Waiter, Waiters};
+use self::waiters::{Outcome, Parked, Waiter, Waiters};
 use self::widest::Widest;
 use crate::budget::RedisBudget;
 use crate::cluster::leases::Leases;
@@ -913,8 +914,8 @@ fn after_fill(snap: &Arc<Snapshot>, q: &CandleQuery, fresh_after: Millis) -> Opt
 }
 
 /// Reads each series once per `ready` event and hands the result to its waiters; a fill's
-/// write handed over before its `ready` is opened instead of reading it back
-/// ([`candlepipe_store::Handed`]), and the `ready` of a version delivered so reads nothing.
+/// write handed over as it wrote is opened on arrival, parked, and taken instead of the
+/// read when the `ready` names its writer and version ([`candlepipe_store::Handed`]).
 async fn dispatch_ready(
     ctx: Context,
     waiters: Waiters,
@@ -924,50 +925,46 @@ async fn dispatch_ready(
     loop {
         tokio::select! {
             biased;
-            Some(msg) = handed.next() => take_handed(&ctx, &waiters, &msg.payload),
-            Some(msg) = ready.next() => read_after_ready(&ctx, &waiters, &msg),
+            Some(msg) = handed.next() => park_handed(&ctx, &waiters, &msg.payload),
+            Some(msg) = ready.next() => after_ready(&ctx, &waiters, &msg),
             else => return,
         }
     }
 }
 
-/// Delivers a handed-over write to the series' waiters, if it holds their window and opens.
-fn take_handed(ctx: &Context, waiters: &Waiters, payload: &[u8]) {
+/// The window a `ready` is read for: the union of the series' waiters', and the newer
+/// window of a fill that ended after an interval boundary.
+fn ready_window(waiters: &Waiters, series: &SeriesKey) -> Option<(Millis, Millis)> {
+    let (from, to) = waiters.window(series)?;
+    Some((from, to.max(series.interval.open_of(now_ms()))))
+}
+
+/// Opens a handed-over write for the series' waiters and parks it until its `ready`.
+fn park_handed(ctx: &Context, waiters: &Waiters, payload: &[u8]) {
     let Ok(handed) = rmp_serde::from_slice::<Handed>(payload) else {
         metrics::counter!("candlepipe_handed_total", "outcome" => "undecodable").increment(1);
         return;
     };
-    let series = &handed.series;
-    let Some((from, to)) = waiters.window(series) else {
+    let Some((from, to)) = ready_window(waiters, &handed.series) else {
         return;
     };
-    let to = to.max(series.interval.open_of(now_ms()));
-    let Some(read) = ctx.store.open_handed(&handed, from, to, now_ms()) else {
-        metrics::counter!("candlepipe_handed_total", "outcome" => "read_instead").increment(1);
-        return;
-    };
-    metrics::counter!("candlepipe_handed_total", "outcome" => "taken").increment(1);
-    let event = ReadyEvent {
-        series: series.clone(),
-        last_t: read.candles.last().map(|c| c.t),
-        version: read.state.version,
-        error: None,
-        is_final: false,
-    };
-    let snapshot = ctx.l1.put(
-        series,
-        Snapshot::new(series.clone(), read.state, from, to, read.candles),
-    );
-    waiters.deliver(
-        series,
-        Outcome {
-            event,
-            snapshot: Some(snapshot),
-        },
-    );
+    match ctx.store.open_handed(&handed, from, to, now_ms()) {
+        Some(read) => waiters.park(
+            &handed.series,
+            Parked {
+                writer: handed.writer,
+                read,
+                from,
+                to,
+            },
+        ),
+        None => {
+            metrics::counter!("candlepipe_handed_total", "outcome" => "read_instead").increment(1)
+        }
+    }
 }
 
-fn read_after_ready(ctx: &Context, waiters: &Waiters, msg: &Message) {
+fn after_ready(ctx: &Context, waiters: &Waiters, msg: &Message) {
     let event: ReadyEvent = match serde_json::from_slice(&msg.payload) {
         Ok(e) => e,
         Err(e) => {
@@ -975,14 +972,34 @@ fn read_after_ready(ctx: &Context, waiters: &Waiters, msg: &Message) {
             return;
         }
     };
-    let Some((from, to)) = waiters.window(&event.series) else {
+    let Some((from, to)) = ready_window(waiters, &event.series) else {
         return;
     };
-    if event.error.is_none() && waiters.delivered(&event.series, event.version) {
+    let writer = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(WRITER_HEADER))
+        .and_then(|w| w.as_str().parse::<u64>().ok());
+    if let Some(parked) = writer
+        .filter(|_| event.error.is_none())
+        .and_then(|w| waiters.take_parked(&event.series, w, event.version, (from, to)))
+    {
+        metrics::counter!("candlepipe_handed_total", "outcome" => "taken").increment(1);
+        let Parked { read, from, to, .. } = parked;
+        let series = event.series.clone();
+        let snapshot = ctx.l1.put(
+            &series,
+            Snapshot::new(series.clone(), read.state, from, to, read.candles),
+        );
+        waiters.deliver(
+            &series,
+            Outcome {
+                event,
+                snapshot: Some(snapshot),
+            },
+        );
         return;
     }
-    // A fill that ended after an interval boundary answers with the newer window.
-    let to = to.max(event.series.interval.open_of(now_ms()));
     let (ctx, waiters) = (ctx.clone(), waiters.clone());
     tokio::spawn(async move {
         let snapshot = if event.error.is_none() {
