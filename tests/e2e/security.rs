@@ -453,7 +453,6 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
         ("candlepipe.jobs.>", None),
         ("candlepipe.dlq.>", None),
         ("candlepipe.control.>", None),
-        ("candlepipe.fill.handed.>", None),
         ("$JS.API.>", None),
         ("orders.new", None),
     ] {

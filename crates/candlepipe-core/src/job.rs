@@ -74,11 +74,6 @@ impl FillJob {
     }
 }
 
-/// A `ready` event's header naming the write it announces, when that write was handed to
-/// the waiting ingests as it landed (`candlepipe_store::HandOver::writer`): they answer from
-/// the hand-over of that writer and version instead of reading Redis. Producers may ignore it.
-pub const WRITER_HEADER: &str = "Candlepipe-Writer";
-
 /// Published on `candlepipe.candles.ready.<exchange>.<BASE-QUOTE>.<interval>` once Redis
 /// holds the new data, or with `error` when a fill failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,16 +46,6 @@ impl Subjects {
         format!("{}.candles.ready.>", self.prefix)
     }
 
-    /// A fill's write handed to the waiting ingests (workers only; see
-    /// `candlepipe_store::Handed`), published just before its `ready`.
-    pub fn handed(&self, series: &SeriesKey) -> String {
-        format!("{}.fill.handed.{}", self.prefix, series.subject_tokens())
-    }
-
-    pub fn handed_all(&self) -> String {
-        format!("{}.fill.handed.>", self.prefix)
-    }
-
     /// Live fill jobs of an exchange (a producer waits for them).
     pub fn fill_job(&self, exchange: Exchange) -> String {
         format!("{}.jobs.fill.{}", self.prefix, exchange)
@@ -180,10 +170,6 @@ mod tests {
         assert_eq!(s.jobs_stream(), "CANDLEPIPE_JOBS");
         assert_eq!(s.live(&series), "candlepipe.candles.live.kraken.BTC-USD.1h");
         assert_eq!(s.candles_watch(), "candlepipe.candles.watch");
-        assert_eq!(
-            s.handed(&series),
-            "candlepipe.fill.handed.kraken.BTC-USD.1h"
-        );
         assert_eq!(s.dlq_stream(), "CANDLEPIPE_DLQ");
     }
 }

@@ -135,21 +135,6 @@ impl Keyring {
         self.verify(redis_key, bytes, || Bytes::copy_from_slice(bytes))
     }
 
-    /// [`Keyring::open`] without keeping the value or matching it against those kept: for
-    /// bytes not known to be what Redis holds (a write handed over before it lands).
-    pub fn open_unkept<'a>(
-        &self,
-        redis_key: &str,
-        bytes: &'a [u8],
-    ) -> Result<Opened<'a>, Tampered> {
-        let env = decode(bytes)?;
-        self.mac(&env.kid, redis_key, env.ver, env.wt, &env.body)
-            .ok_or_else(|| Tampered::UnknownKey(env.kid.to_string()))?
-            .verify_slice(&env.mac)
-            .map_err(|_| Tampered::BadMac)?;
-        Ok(Opened::from(env))
-    }
-
     /// [`Keyring::open`] for a value as a read found it: one Redis sent is verified (and
     /// kept without a copy); a kept one was verified under its key when it was kept.
     pub fn open_stored<'a>(

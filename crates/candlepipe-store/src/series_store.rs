@@ -37,9 +37,6 @@ use crate::envelope::{Keyring, Stored, Unusable};
 use crate::StoreError;
 use bytes::Bytes;
 
-mod handed;
-pub use handed::{Handed, HANDED_MAX_AGE_MS};
-
 /// Candles per chunk value. A read decodes and verifies whole chunks, so a window of
 /// `limit` candles costs about `limit + CHUNK_CANDLES` candles of work; a write rewrites
 /// the chunks it touches. 64 keeps both small (256 made a 100-candle Redis hit decode and
@@ -182,17 +179,6 @@ pub struct JobWrite<'a> {
     /// attempt writes without reading again (if something was stored since, the swap
     /// fails and the write merges as usual).
     pub found_nothing: bool,
-    /// Where each attempt's values go just before they are swapped in.
-    pub hand_over: Option<HandOver<'a>>,
-}
-
-/// Where a job's write hands its values over ([`Handed`]) while Redis takes them, so that
-/// those waiting for the job need not read them back; `writer` tells this write's attempts
-/// from any other write of the same series and version.
-#[derive(Debug, Clone, Copy)]
-pub struct HandOver<'a> {
-    pub to: &'a tokio::sync::mpsc::UnboundedSender<Handed>,
-    pub writer: u64,
 }
 
 /// What a fill wrote.
@@ -202,8 +188,6 @@ pub struct Written {
     pub last_t: Option<Millis>,
     /// What the series covers for good after the write.
     pub coverage: Coverage,
-    /// The writer the write was handed over as ([`HandOver::writer`]), if it was.
-    pub handed_as: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -626,7 +610,6 @@ impl SeriesStore {
         let step = s.interval.millis();
         let mut conn = self.conn.clone();
         let mut read_first = !job.is_some_and(|j| j.found_nothing);
-        let hand_over = job.and_then(|j| j.hand_over);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (cur_ver, raw_meta): (Option<u64>, Option<Bytes>) = match read_first {
                 true => {
@@ -740,15 +723,10 @@ impl SeriesStore {
                     .into_bytes(),
             );
             let run_span = RUN_CANDLES * step;
-            let mut handed_chunks = Vec::new();
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);
                 let body = crate::packed::encode(candles);
-                let sealed = self.keyring.seal(&key, new_ver, now, &body);
-                if hand_over.is_some() {
-                    handed_chunks.push((*start, sealed.clone()));
-                }
-                args.push(sealed);
+                args.push(self.keyring.seal(&key, new_ver, now, &body));
                 keys.push(key);
                 // Every run of the chunk, empty ones too: a run the meta's chunk names and
                 // Redis lacks is damage, not an empty stretch.
@@ -772,11 +750,6 @@ impl SeriesStore {
                 keys.push(self.job_key(s, j.id));
             }
 
-            if let Some(h) = hand_over {
-                let handed = Handed::new(s, h.writer, args[2].clone(), handed_chunks);
-                // A receiver gone only means nobody takes it.
-                let _ = h.to.send(handed);
-            }
             let applied: i64 = redis::Script::new(WRITE_SCRIPT)
                 .key(keys)
                 .arg(args)
@@ -798,7 +771,6 @@ impl SeriesStore {
                     version: new_ver,
                     last_t,
                     coverage: meta.coverage.clone(),
-                    handed_as: hand_over.map(|h| h.writer),
                 });
             }
             tracing::debug!(series = %s, "concurrent write; merging again");

@@ -117,7 +117,6 @@ async fn a_job_write_marks_its_job_and_merges_even_when_it_thought_nothing_store
         id,
         done_for: Duration::from_secs(60),
         found_nothing: true,
-        hand_over: None,
     };
 
     // A new series: written without a read first, the job marked in the same swap.

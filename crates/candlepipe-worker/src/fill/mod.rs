@@ -6,9 +6,7 @@
 //! Owns: the exchanges' REST calls for jobs (within the cluster budget) and the loading of
 //! the market lists.
 //! - NATS: pulls `<prefix>.jobs.fill.<exchange>[.bulk]` (consumers `fill-<exchange>`,
-//!   `fill-<exchange>-bulk`); publishes a job's write on `<prefix>.fill.handed.<series>` as
-//!   Redis takes it (for the waiting ingests) and then `<prefix>.candles.ready.<series>`
-//!   naming the writer that landed, dead letters on
+//!   `fill-<exchange>-bulk`); publishes `<prefix>.candles.ready.<series>`, dead letters on
 //!   `<prefix>.dlq.>` and bulk copies of jobs nobody waits for; hears JetStream's
 //!   max-deliveries advisories.
 //! - Redis: the series' lock, fence, candles and state (`<prefix>s:{…}`), the job's done
@@ -19,15 +17,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
-use candlepipe_core::job::WRITER_HEADER;
 use candlepipe_core::{
     now_ms, Fetched, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, WireError,
 };
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
-use candlepipe_store::{HandOver, Handed, JobWrite, Written};
+use candlepipe_store::{JobWrite, Written};
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
@@ -417,7 +413,6 @@ async fn fill_locked(
             version: state.version,
             last_t: state.coverage.last(),
             coverage: state.coverage,
-            handed_as: None,
         });
     }
 
@@ -441,28 +436,12 @@ async fn fill_locked(
         fetched.extend(got);
     }
     fetched.tail_fetched_at = job.includes_open.then_some(now);
-    // Each attempt's values are handed to the waiting ingests while Redis takes them; the
-    // `ready` after the write says which attempt landed.
-    let (tx, mut handed) = mpsc::unbounded_channel();
-    let write = async move {
-        let marking = JobWrite {
-            id,
-            done_for: ctx.settings.streams.dedup_window,
-            found_nothing,
-            hand_over: Some(HandOver {
-                to: &tx,
-                writer: rand::random(),
-            }),
-        };
-        ctx.store.write_for_job(s, &fetched, now, marking).await
+    let marking = JobWrite {
+        id,
+        done_for: ctx.settings.streams.dedup_window,
+        found_nothing,
     };
-    let forward = async {
-        while let Some(h) = handed.recv().await {
-            hand_over(ctx, &h).await;
-        }
-    };
-    let (written, ()) = tokio::join!(write, forward);
-    Ok(written?)
+    Ok(ctx.store.write_for_job(s, &fetched, now, marking).await?)
 }
 
 /// Records that the job finished, before announcing it: an ingest whose publish of the
@@ -491,44 +470,12 @@ async fn finished(ctx: &Context, s: &SeriesKey, lane: Lane, id: &str) {
     tokio::join!(mark_done(ctx, s, id), leave_waiting_set(ctx, lane, id));
 }
 
-/// The largest write handed to the waiting ingests; they read a larger one from Redis.
-const HANDED_MAX_BYTES: usize = 256 * 1024;
-
-/// Hands what a write attempt swaps in to the ingests waiting for the series, while Redis
-/// takes it: they answer from it once the job's `ready` names its writer
-/// ([`WRITER_HEADER`]) and version, instead of reading it back ([`candlepipe_store::Handed`]).
-async fn hand_over(ctx: &Context, handed: &Handed) {
-    if handed.size() > HANDED_MAX_BYTES {
-        return;
-    }
-    let payload = match rmp_serde::to_vec_named(handed) {
-        Ok(p) => Bytes::from(p),
-        Err(e) => {
-            tracing::debug!(error = %e, "write not handed over");
-            return;
-        }
-    };
-    let subject = ctx.settings.subjects.handed(&handed.series);
-    if let Err(e) = ctx.nats.publish(subject, payload).await {
-        tracing::debug!(error = %e, "write not handed over");
-    }
-}
-
 async fn announce(
     ctx: &Context,
     job: &FillJob,
     result: Result<Written, WireError>,
     is_final: bool,
 ) {
-    let mut headers = async_nats::HeaderMap::new();
-    traces::inject(&mut headers);
-    if let Ok(Written {
-        handed_as: Some(writer),
-        ..
-    }) = &result
-    {
-        headers.insert(WRITER_HEADER, writer.to_string().as_str());
-    }
     let event = match result {
         Ok(w) => ReadyEvent {
             series: job.series.clone(),
@@ -547,6 +494,8 @@ async fn announce(
     };
     let subject = ctx.settings.subjects.ready(&job.series);
     let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    let mut headers = async_nats::HeaderMap::new();
+    traces::inject(&mut headers);
     if let Err(e) = ctx
         .nats
         .publish_with_headers(subject, headers, payload)

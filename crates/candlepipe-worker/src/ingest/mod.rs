@@ -7,8 +7,7 @@
 //! Owns: the L1 cache, the waiters of this process ([`waiters`]), the widest recent window
 //! per exchange and interval ([`widest`]), and which series it is asked for often ([`hot`]).
 //! - NATS: answers `<prefix>.candles.get` on inboxes only; publishes
-//!   `<prefix>.jobs.fill.<exchange>` (JetStream); hears `<prefix>.candles.ready.>` and the
-//!   fills' writes handed over on `<prefix>.fill.handed.>`.
+//!   `<prefix>.jobs.fill.<exchange>` (JetStream); hears `<prefix>.candles.ready.>`.
 //! - Redis: reads the series (`<prefix>s:{<exchange>:<symbol>:<interval>}…`) and the market
 //!   lists; writes a live job into its exchange's waiting set (`<prefix>rl:{<exchange>}:waiting`,
 //!   through [`crate::budget`]) and hot series into `cp:stream:{live}:wanted`
@@ -22,7 +21,6 @@ use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
 use candlepipe_core::candle::fill_with_previous;
 use candlepipe_core::encoding::CONTENT_TYPE_HEADER;
-use candlepipe_core::job::WRITER_HEADER;
 use candlepipe_core::reply_parts;
 use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
@@ -32,7 +30,7 @@ use candlepipe_core::{
     WireError,
 };
 use candlepipe_exchange::{page_candles, pages_history};
-use candlepipe_store::{Handed, ReplyKey, ReplyRead, Snapshot};
+use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +39,7 @@ mod waiters;
 mod widest;
 
 use self::hot::{Hot, HOT_FOR};
-use self::waiters::{Outcome, Parked, Waiter, Waiters};
+use self::waiters::{Outcome, Waiter, Waiters};
 use self::widest::Widest;
 use crate::budget::RedisBudget;
 use crate::cluster::leases::Leases;
@@ -163,11 +161,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .nats
         .subscribe(ctx.settings.subjects.ready_all())
         .await?;
-    let handed = ctx
-        .nats
-        .subscribe(ctx.settings.subjects.handed_all())
-        .await?;
-    let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready, handed));
+    let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready));
     ctx.markets.read_all().await;
     let lists = tokio::spawn(ctx.markets.clone().follow(shutdown.clone()));
 
@@ -913,113 +907,42 @@ fn after_fill(snap: &Arc<Snapshot>, q: &CandleQuery, fresh_after: Millis) -> Opt
     }
 }
 
-/// Reads each series once per `ready` event and hands the result to its waiters; a fill's
-/// write handed over as it wrote is opened on arrival, parked, and taken instead of the
-/// read when the `ready` names its writer and version ([`candlepipe_store::Handed`]).
-async fn dispatch_ready(
-    ctx: Context,
-    waiters: Waiters,
-    mut ready: async_nats::Subscriber,
-    mut handed: async_nats::Subscriber,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            Some(msg) = handed.next() => park_handed(&ctx, &waiters, &msg.payload),
-            Some(msg) = ready.next() => after_ready(&ctx, &waiters, &msg),
-            else => return,
-        }
-    }
-}
-
-/// The window a `ready` is read for: the union of the series' waiters', and the newer
-/// window of a fill that ended after an interval boundary.
-fn ready_window(waiters: &Waiters, series: &SeriesKey) -> Option<(Millis, Millis)> {
-    let (from, to) = waiters.window(series)?;
-    Some((from, to.max(series.interval.open_of(now_ms()))))
-}
-
-/// Opens a handed-over write for the series' waiters and parks it until its `ready`.
-fn park_handed(ctx: &Context, waiters: &Waiters, payload: &[u8]) {
-    let Ok(handed) = rmp_serde::from_slice::<Handed>(payload) else {
-        metrics::counter!("candlepipe_handed_total", "outcome" => "undecodable").increment(1);
-        return;
-    };
-    let Some((from, to)) = ready_window(waiters, &handed.series) else {
-        return;
-    };
-    match ctx.store.open_handed(&handed, from, to, now_ms()) {
-        Some(read) => waiters.park(
-            &handed.series,
-            Parked {
-                writer: handed.writer,
-                read,
-                from,
-                to,
-            },
-        ),
-        None => {
-            metrics::counter!("candlepipe_handed_total", "outcome" => "read_instead").increment(1)
-        }
-    }
-}
-
-fn after_ready(ctx: &Context, waiters: &Waiters, msg: &Message) {
-    let event: ReadyEvent = match serde_json::from_slice(&msg.payload) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(subject = %msg.subject, error = %e, "undecodable ready event");
-            return;
-        }
-    };
-    let Some((from, to)) = ready_window(waiters, &event.series) else {
-        return;
-    };
-    let writer = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(WRITER_HEADER))
-        .and_then(|w| w.as_str().parse::<u64>().ok());
-    if let Some(parked) = writer
-        .filter(|_| event.error.is_none())
-        .and_then(|w| waiters.take_parked(&event.series, w, event.version, (from, to)))
-    {
-        metrics::counter!("candlepipe_handed_total", "outcome" => "taken").increment(1);
-        let Parked { read, from, to, .. } = parked;
-        let series = event.series.clone();
-        let snapshot = ctx.l1.put(
-            &series,
-            Snapshot::new(series.clone(), read.state, from, to, read.candles),
-        );
-        waiters.deliver(
-            &series,
-            Outcome {
-                event,
-                snapshot: Some(snapshot),
-            },
-        );
-        return;
-    }
-    let (ctx, waiters) = (ctx.clone(), waiters.clone());
-    tokio::spawn(async move {
-        let snapshot = if event.error.is_none() {
-            match ctx.store.read(&event.series, from, to).await {
-                Ok(Some(read)) => Some(ctx.l1.put(
-                    &event.series,
-                    Snapshot::new(event.series.clone(), read.state, from, to, read.candles),
-                )),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, series = %event.series, "redis read after fill failed");
-                    None
-                }
+/// Reads each series once per `ready` event and hands the result to its waiters.
+async fn dispatch_ready(ctx: Context, waiters: Waiters, mut ready: async_nats::Subscriber) {
+    while let Some(msg) = ready.next().await {
+        let event: ReadyEvent = match serde_json::from_slice(&msg.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(subject = %msg.subject, error = %e, "undecodable ready event");
+                continue;
             }
-        } else {
-            None
         };
-        let series = event.series.clone();
-        waiters.deliver(&series, Outcome { event, snapshot });
-    });
+        let Some((from, to)) = waiters.window(&event.series) else {
+            continue;
+        };
+        // A fill that ended after an interval boundary answers with the newer window.
+        let to = to.max(event.series.interval.open_of(now_ms()));
+        let (ctx, waiters) = (ctx.clone(), waiters.clone());
+        tokio::spawn(async move {
+            let snapshot = if event.error.is_none() {
+                match ctx.store.read(&event.series, from, to).await {
+                    Ok(Some(read)) => Some(ctx.l1.put(
+                        &event.series,
+                        Snapshot::new(event.series.clone(), read.state, from, to, read.candles),
+                    )),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, series = %event.series, "redis read after fill failed");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let series = event.series.clone();
+            waiters.deliver(&series, Outcome { event, snapshot });
+        });
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //!
 //! All waiters of one series in this process share one entry: the first publishes the fill
 //! job, the others only wait. When a `ready` event arrives, the series is read from Redis
-//! once for the union of the waiters' windows (or taken from the write the fill handed
-//! over as it wrote, parked here until that `ready`) and handed to all of them through a
-//! `watch`.
+//! once for the union of the waiters' windows and handed to all of them through a `watch`.
 //!
 //! A hot series may always have a waiter, so its entry never goes: what it holds stays
 //! bounded anyway. The union is that of the waiters waiting now (each waiter's window goes
@@ -15,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use candlepipe_core::{Millis, ReadyEvent, SeriesKey};
-use candlepipe_store::{SeriesRead, Snapshot};
+use candlepipe_store::Snapshot;
 use tokio::sync::watch;
 
 /// What a `ready` event brought: the event and, on success, the freshly read series.
@@ -23,14 +21,6 @@ use tokio::sync::watch;
 pub struct Outcome {
     pub event: ReadyEvent,
     pub snapshot: Option<Arc<Snapshot>>,
-}
-
-/// A fill's write handed over ([`candlepipe_store::Handed`]), opened for `[from, to]`.
-pub struct Parked {
-    pub writer: u64,
-    pub read: SeriesRead,
-    pub from: Millis,
-    pub to: Millis,
 }
 
 struct Pending {
@@ -44,8 +34,6 @@ struct PendingState {
     /// The window of every waiter waiting now, by its number.
     windows: HashMap<u64, (Millis, Millis)>,
     next_waiter: u64,
-    /// A fill's write handed over and opened for the union window, until its `ready`.
-    parked: Option<Parked>,
     /// Job ids this process published for the series, and when: a later waiter of the same
     /// job does not publish it again. Forgotten after [`PUBLISHED_MEMORY`] (job ids carry
     /// their time bucket, so an older one is never asked for again).
@@ -86,7 +74,6 @@ impl Waiters {
                         windows: HashMap::new(),
                         next_waiter: 0,
                         published: HashMap::new(),
-                        parked: None,
                     }),
                 })
             })
@@ -116,33 +103,6 @@ impl Waiters {
         let from = st.windows.values().map(|w| w.0).min()?;
         let to = st.windows.values().map(|w| w.1).max()?;
         Some((from, to))
-    }
-
-    /// Keeps a fill's write handed over for the series' waiters until its `ready` (the
-    /// latest attempt only; nothing when none waits).
-    pub fn park(&self, series: &SeriesKey, parked: Parked) {
-        let pending = lock(&self.map).get(series).cloned();
-        if let Some(p) = pending {
-            lock(&p.state).parked = Some(parked);
-        }
-    }
-
-    /// The write parked for the series if it is `writer`'s at `version` and holds
-    /// `[from, to]`; what was parked goes either way (its `ready` came).
-    pub fn take_parked(
-        &self,
-        series: &SeriesKey,
-        writer: u64,
-        version: u64,
-        (from, to): (Millis, Millis),
-    ) -> Option<Parked> {
-        let pending = lock(&self.map).get(series).cloned()?;
-        let parked = lock(&pending.state).parked.take()?;
-        (parked.writer == writer
-            && parked.read.state.version == version
-            && parked.from <= from
-            && to <= parked.to)
-            .then_some(parked)
     }
 
     pub fn deliver(&self, series: &SeriesKey, outcome: Outcome) {
