@@ -558,10 +558,48 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    worker thread in the ingest and the fill (no change). Checked and ruled out: that the
    simulator's 1 ms timer locks the phase of back-to-back requests (http.client with 0 to
    1.2 ms of busy pause between requests: p50 22.01-22.25 ms, no step with the pause).
-   The table above is `scripts/bench.sh 5` at 4155f09: cold misses 2.75, 3.22 and 3.30 ms
+   `scripts/bench.sh 5` at 4155f09: cold misses 2.75, 3.22 and 3.30 ms
    over `plain` (3.43, 3.55 and 3.75 at 57192d8 in 15's run), **not met**; Redis hits 0.70,
    0.77 and 0.69x the sized echo, p99 1.38, 1.24 and 1.39x, met; `burst` took 450 Binance
    requests for 450 answered from the exchange (no turn lost to the ones given back).
+17. **Cold misses: the fill handing its write to the waiting ingests — tried, measured, not
+   kept** (6e06572 and f794782, reverted in the commit after them). The idea of 16's last
+   line: the fill sends the sealed meta and chunks it writes to the waiting ingests on a
+   workers-only subject, and they answer from those (verified as a Redis read verifies
+   them) instead of reading the series back after `ready`. A temporary build stamping each
+   step (270 cold misses, `bench --workload cold --cold-interval 1m` against the independent
+   exchange), with the hand-over sent after the write: exchange answered → written 1.105 ms
+   (merge, encode, seal, the write script's round trip), written → the ingest has the
+   hand-over **0.608 ms**, opening it (four HMACs, decoding 100 candles) 89 µs, L1 14 µs,
+   the waiter woken 21 µs, answered 19 µs, reply encoded 35 µs, handed to the publisher
+   21 µs. The NATS hop from idle costs what the Redis read it saves did: on a bare
+   nats-server here (nats-py, publish to its own subscription) a 100-byte message takes
+   148 µs back to back and 455 µs after 20 ms of idle, 20 KB 206 against 716 µs, 60 KB 272
+   against 968 µs. Sending the hand-over beside the write instead (the ingest parks it and
+   takes it when the job's `ready` names its writer and version) takes the hop off the
+   path but puts nats-server and the ingest's verification on the two cores while
+   redis-server runs the write. Alternating A/B (one stack, workers restarted for each arm,
+   `bench --workload cold --cold-interval 1m` 5 s beside `plain_client.py` 5 s): 3f2f5ee
+   2.91 ms over `plain` against 2.96 with the hand-over beside the write (medians of eight
+   rounds each, 23:06-23:14); an earlier six-round run in a noisier half hour had 4.42
+   against 3.65 for the hand-over after the write. `scripts/bench.sh 5` at f794782: cold
+   3.71, 4.79 and 3.47 ms over `plain` (median 3.71), Redis hits 0.68x. Not worth a new
+   subject, a parked state per series and a header on `ready`.
+   Also tried, on the write itself: Redis's own time for it. SLOWLOG in a cold run puts the
+   write script at 367 µs inside redis-server (median; its MSET 44 µs), the lock-and-state
+   script at 75 µs, the budget's at 42. In isolation a script that does nothing, given the
+   write's 54 KB as arguments, costs 119 µs inside Redis (14 µs with 2.7 KB), where a plain
+   MSET of the same values costs 26 µs: Lua takes arguments in at ~2 µs per KB. Staging
+   the values by plain `SET … PX` under names of the attempt's own in the same round trip
+   and having the script rename them into place cut redis-server's time per write to
+   ~290 µs (the SETs 107, the script 181), but end to end it was slower: 3.65 against 3.30
+   ms over `plain` (six rounds each). Not kept either.
+   What is left is the machine's wake-up from idle on every serial step after the 20 ms
+   exchange call (the Redis write, the `ready` hop, the reply hop: ~0.3 ms each beyond
+   their warm cost) and the JetStream and lock round trips before it (10, 16). The table
+   above is `scripts/bench.sh 5` at 6f73bba (the revert: 3f2f5ee's code), the same evening: cold
+   misses 3.41, 3.26 and 2.98 ms over `plain` (median 3.26), **not met**; Redis hits 0.70,
+   0.73 and 0.75x the sized echo, met.
 
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
