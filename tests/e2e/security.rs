@@ -87,6 +87,14 @@ async fn workers_use_nats_and_redis_credentials_and_never_print_them() {
 }
 
 /// Every line a worker logged, and `check`'s output, are free of `secrets`.
+/// The lines of a process's output where nats-server told it it lacked a permission.
+fn permission_violations(lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .filter(|l| l.to_lowercase().contains("permission"))
+        .collect()
+}
+
 fn assert_never_printed(lines: &[String], secrets: &[&str]) {
     for line in lines {
         for secret in secrets {
@@ -486,12 +494,7 @@ async fn a_producer_account_asks_but_cannot_publish_jobs_or_control_messages() {
     assert_eq!(analysis["results"]["BTC/USDT"]["candles"], 60, "{analysis}");
     // None of it took a subject the workers' permissions lack (the server says so in
     // their logs).
-    let violations: Vec<String> = worker
-        .child
-        .output()
-        .into_iter()
-        .filter(|l| l.to_lowercase().contains("permission"))
-        .collect();
+    let violations = permission_violations(worker.child.output());
     assert!(violations.is_empty(), "{violations:?}");
 }
 
@@ -545,12 +548,7 @@ async fn the_gateway_account_serves_http_and_may_do_nothing_else() {
         "{first:?}"
     );
     drop(live);
-    let violations: Vec<String> = gateway
-        .child
-        .output()
-        .into_iter()
-        .filter(|l| l.to_lowercase().contains("permission"))
-        .collect();
+    let violations = permission_violations(gateway.child.output());
     assert!(violations.is_empty(), "{violations:?}");
 
     // The account itself may not publish jobs or control messages, nor take requests.
