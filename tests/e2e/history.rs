@@ -296,23 +296,25 @@ async fn a_binance_backfill_reads_the_archive_first_and_rest_only_for_what_it_la
     let mut stack = stack().await;
     stack.set("CANDLEPIPE_HISTORY_CAP", 200_000);
     let now = now_ms();
-    let today = now - now.rem_euclid(1440 * M);
     let until = closed_end(M);
-    // From 70 days back: a few days, at least one whole month, the days since, and today.
-    let mut since = today - 70 * 1440 * M;
+    // The range's last day: today, or yesterday in the first hour of a UTC day (the newest
+    // closed candle asked for is an hour old).
+    let last_day = until - until.rem_euclid(1440 * M);
+    // From 70 days back: a few days, at least one whole month, the days since, and the last day.
+    let mut since = last_day - 70 * 1440 * M;
     if day_label(since).ends_with("-01") {
         since += 1440 * M;
     }
     let (d1, d2) = (since + 1440 * M, since + 2 * 1440 * M);
     // The whole month in the range is not published: its days' files instead.
     let month_start = {
-        let d = time::OffsetDateTime::from_unix_timestamp(today / 1000)
+        let d = time::OffsetDateTime::from_unix_timestamp(last_day / 1000)
             .unwrap()
             .date()
             .replace_day(1)
             .unwrap();
         let first = d.midnight().assume_utc().unix_timestamp() * 1000;
-        // The month before the current one.
+        // The month before the last day's.
         let prev = time::OffsetDateTime::from_unix_timestamp(first / 1000 - 86_400)
             .unwrap()
             .date()
@@ -321,6 +323,10 @@ async fn a_binance_backfill_reads_the_archive_first_and_rest_only_for_what_it_la
         prev.midnight().assume_utc().unix_timestamp() * 1000
     };
     let month_label = &day_label(month_start)[..7];
+    // The day before the last one is not published yet, the days before it are: files are
+    // this much late (the day before the last ended at `last_day`; half a day of margin on
+    // either side, whatever the hour).
+    let late_ms = now - last_day + 720 * M;
     stack
         .sim
         .set_faults(
@@ -328,8 +334,7 @@ async fn a_binance_backfill_reads_the_archive_first_and_rest_only_for_what_it_la
             json!({
                 "missing": [format!("BTCUSDT-1m-{month_label}"), format!("BTCUSDT-1m-{}", day_label(d1))],
                 "bad_checksum": [format!("BTCUSDT-1m-{}", day_label(d2))],
-                // Yesterday's file is not published yet (a day late).
-                "late_ms": 1440 * M,
+                "late_ms": late_ms,
             }),
         )
         .await;
@@ -347,12 +352,12 @@ async fn a_binance_backfill_reads_the_archive_first_and_rest_only_for_what_it_la
     );
     assert!(
         stdout.contains("4 not at hand"),
-        "month, missing day, bad checksum, yesterday: {stdout}"
+        "month, missing day, bad checksum, the day before the last: {stdout}"
     );
     // REST only for the missing day and the day after it failing its checksum (one run of
-    // pages), and for yesterday and today (another).
-    let today_minutes = (until - today) / M + 1;
-    let rest_calls = 3 + (1440 + today_minutes + 999) / 1000;
+    // pages), and for the last two days (another).
+    let last_day_minutes = (until - last_day) / M + 1;
+    let rest_calls = 3 + (1440 + last_day_minutes + 999) / 1000;
     assert_eq!(
         stack.sim.requests("binance").await as i64,
         rest_calls,
@@ -370,8 +375,8 @@ async fn a_binance_backfill_reads_the_archive_first_and_rest_only_for_what_it_la
         d2 + 1439 * M,
         since + 5 * 1440 * M,
         month_start + 3000 * M,
-        // Yesterday, from REST.
-        today - 300 * M,
+        // The day before the last, from REST.
+        last_day - 300 * M,
     ] {
         equal_to_rest(&stack, &client, end).await;
     }
