@@ -437,6 +437,8 @@ impl Config {
     /// The settings only one role reads.
     pub fn role_settings(&self) -> RoleSettings {
         RoleSettings {
+            // Set where the process connects (`connect::write_signals`).
+            ingest: Default::default(),
             gateway: self.gateway.clone(),
             llm: self.llm.clone(),
             live: LiveSettings {

@@ -193,6 +193,17 @@ async fn redis_once(cfg: &Config) -> anyhow::Result<Result<Redis, redis::RedisEr
         .map(Redis::Single))
 }
 
+/// The client the ingest hears fill writes land with (a Redis pub/sub connection of its
+/// own): the server, or a cluster's first listed node, since a `PUBLISH` reaches every node.
+pub fn write_signals(cfg: &Config) -> anyhow::Result<redis::Client> {
+    let node = cfg.redis_url.split(',').next().unwrap_or_default().trim();
+    match redis_tls(cfg)? {
+        Some(certs) => redis::Client::build_with_tls(node, certs),
+        None => redis::Client::open(node),
+    }
+    .with_context(|| format!("invalid Redis URL {}", redact(&cfg.redis_url)))
+}
+
 /// Connects to Redis, retrying for `patience`, and puts the process on Redis's clock (the
 /// cluster's, see `candlepipe_worker::cluster::clock`).
 pub async fn redis(cfg: &Config, patience: Duration) -> anyhow::Result<Redis> {

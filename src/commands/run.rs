@@ -126,6 +126,9 @@ pub async fn run(cfg: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let result = {
         let mut own = cfg.role_settings();
         own.gateway.addr = args.gateway_addr.unwrap_or(own.gateway.addr);
+        if roles.contains(&Role::Ingest) {
+            own.ingest.write_signals = Some(connect::write_signals(cfg)?);
+        }
         candlepipe_worker::run(ctx, &roles, own, exchange, shutdown.clone()).await
     };
     // The last counts reach the cluster totals before the process exits.

@@ -141,3 +141,98 @@ async fn smaller_limits_share_the_series_and_refreshes_ask_only_for_new_candles(
     );
     assert_eq!(query_param(refresh, "symbol").as_deref(), Some("BNBUSDT"));
 }
+
+/// A cold miss is answered as its write lands in Redis: the write script announces it on
+/// the store's channel, so the ingest need not wait for the fill's `ready` on NATS. Here the
+/// fill's NATS user may not publish `ready` at all, and the miss is answered all the same.
+#[tokio::test]
+async fn a_cold_miss_is_answered_as_its_write_lands_in_redis() {
+    use futures::StreamExt;
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        conf.path(),
+        r#"authorization { users: [
+            { user: all, password: a },
+            { user: fill, password: f, permissions: { publish: { deny: ["candlepipe.candles.ready.>"] } } }
+        ] }"#,
+    )
+    .unwrap();
+    let nats = candlepipe_testkit::NatsServer::start_with(&["-c", conf.path().to_str().unwrap()]);
+    let port = nats.port;
+    let mut stack = Stack::start_with(BIN, nats, candlepipe_testkit::RedisServer::start()).await;
+    let everyone = format!("nats://all:a@127.0.0.1:{port}");
+    stack.set("CANDLEPIPE_NATS_URL", &everyone);
+    let _ingest = stack.worker(&["ingest"]).await;
+    stack.set(
+        "CANDLEPIPE_NATS_URL",
+        format!("nats://fill:f@127.0.0.1:{port}"),
+    );
+    let _fill = stack.worker(&["fill"]).await;
+    let client = async_nats::ConnectOptions::with_user_and_password("all".into(), "a".into())
+        .connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut ready = client
+        .subscribe("candlepipe.candles.ready.>")
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+
+    for (symbol, limit) in [("BTC/USDT", 5), ("ETH/USDT", 300)] {
+        let reply = get(&client, req("binance", symbol, "1m", limit)).await;
+        assert_eq!(source(&reply), "exchange", "{reply}");
+        assert_eq!(ok(&reply).len(), limit as usize);
+    }
+    // No `ready` reached NATS (this client heard every one there was): the server refused
+    // the fill's.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), ready.next())
+            .await
+            .is_err(),
+        "a ready event was published"
+    );
+}
+
+/// A Redis user without pub/sub channels (Redis 7's default for a new ACL user) costs the
+/// signal, not the write: the ingest answers on the fill's `ready` event, and the data is
+/// stored.
+#[tokio::test]
+async fn without_redis_channels_a_cold_miss_is_answered_on_ready() {
+    let redis = candlepipe_testkit::RedisServer::start_with(&[
+        "--user", "default", "off", "--user", "cp", "on", ">cp-pw", "~*", "+@all",
+    ]);
+    let redis_port = redis.port;
+    let mut stack = Stack::start_with(BIN, candlepipe_testkit::NatsServer::start(), redis).await;
+    stack.set(
+        "CANDLEPIPE_REDIS_URL",
+        format!("redis://cp:cp-pw@127.0.0.1:{redis_port}"),
+    );
+    let mut worker = stack.worker(&["all"]).await;
+    let client = stack.client().await;
+    // Closed candles only, so that the next process has nothing to refetch.
+    let request = json!({"exchange":"binance","symbol":"BTC/USDT","interval":"1m","limit":5,
+                         "end": closed_end(60_000)});
+    let reply = get(&client, request.clone()).await;
+    assert_eq!(source(&reply), "exchange", "{reply}");
+    assert_eq!(ok(&reply).len(), 5);
+    let heard = worker
+        .child
+        .output()
+        .into_iter()
+        .filter(|l| l.contains("cannot hear fill writes on Redis"))
+        .count();
+    assert!(
+        heard >= 1,
+        "the ingest says why it hears no writes on Redis"
+    );
+    // Stored: the next process reads it from Redis.
+    worker.child.signal("TERM");
+    assert_eq!(
+        worker.child.wait_exit(Duration::from_secs(15)).await,
+        Some(0)
+    );
+    let _worker = stack.worker(&["all"]).await;
+    let again = get(&client, request).await;
+    assert_eq!(source(&again), "redis", "{again}");
+    assert_eq!(ok(&again), ok(&reply));
+}

@@ -86,7 +86,6 @@ async fn workers_use_nats_and_redis_credentials_and_never_print_them() {
     }
 }
 
-/// Every line a worker logged, and `check`'s output, are free of `secrets`.
 /// The lines of a process's output where nats-server told it it lacked a permission.
 fn permission_violations(lines: Vec<String>) -> Vec<String> {
     lines
@@ -95,6 +94,7 @@ fn permission_violations(lines: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// Every line a worker logged, and `check`'s output, are free of `secrets`.
 fn assert_never_printed(lines: &[String], secrets: &[&str]) {
     for line in lines {
         for secret in secrets {

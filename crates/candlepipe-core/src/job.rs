@@ -91,6 +91,13 @@ pub struct ReadyEvent {
     pub is_final: bool,
 }
 
+impl ReadyEvent {
+    /// The event as it is published (JSON).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

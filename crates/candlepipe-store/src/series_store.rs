@@ -18,6 +18,8 @@
 //! - `cp:s:{binance:BTC-USDT:1m}:lock`  a fill worker's token while it fills the series
 //! - `cp:s:{binance:BTC-USDT:1m}:job:<Nats-Msg-Id>`  set when a fill job for the series
 //!   finished, for the dedup window (by the job's write itself when it wrote)
+//! - channel `cp:ready`: a fill job's write publishes its `ready` event there as it lands
+//!   ([`JobWrite::signal`]), for the ingests waiting for it
 //!
 //! Requests of every `limit` read the same chunks. A write reads, merges and then swaps in
 //! everything with one Lua script that fails if another writer got there first; the writer
@@ -30,7 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::Redis;
-use candlepipe_core::{Candle, Coverage, Encoding, Fetched, Millis, SeriesKey, SeriesState};
+use candlepipe_core::{
+    Candle, Coverage, Encoding, Fetched, Millis, ReadyEvent, SeriesKey, SeriesState,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Keyring, Stored, Unusable};
@@ -179,6 +183,10 @@ pub struct JobWrite<'a> {
     /// attempt writes without reading again (if something was stored since, the swap
     /// fails and the write merges as usual).
     pub found_nothing: bool,
+    /// Publish the write's `ready` event on [`SeriesStore::ready_channel`] from the swap
+    /// itself: the ingests waiting for the job hear it as the write lands, before the fill
+    /// has its answer from Redis and publishes the event on NATS.
+    pub signal: bool,
 }
 
 /// What a fill wrote.
@@ -203,9 +211,9 @@ pub struct SeriesStore {
 /// KEYS: version, meta, the lease fence, the values to set, the values to delete; then the
 /// job marker if ARGV[4] is not empty (its time to live in ARGV[5]). ARGV[6] is how many
 /// values to set; ARGV[7] the stream holder's lease fence ('' for a fill: REST writes are
-/// not fenced); the values follow. A fence older than the series' refuses the write (-1),
-/// a newer one becomes the series'. Values go in MSETs of at most 500 (Lua's `unpack` has a
-/// limit).
+/// not fenced); ARGV[8] a channel to publish ARGV[9] on once the write is applied ('':
+/// none; a user without the channel loses the signal, not the write); the values follow. A fence older than the series' refuses the write (-1), a newer
+/// one becomes the series'. Values go in MSETs of at most 500 (Lua's `unpack` has a limit).
 const WRITE_SCRIPT: &str = r#"
 if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[7]) then
   return -1
@@ -222,7 +230,7 @@ end
 local kv = {KEYS[1], ARGV[2], KEYS[2], ARGV[3]}
 for i = 1, n do
   kv[#kv + 1] = KEYS[3 + i]
-  kv[#kv + 1] = ARGV[7 + i]
+  kv[#kv + 1] = ARGV[9 + i]
   if #kv >= 1000 then
     redis.call('MSET', unpack(kv))
     kv = {}
@@ -230,6 +238,7 @@ for i = 1, n do
 end
 if #kv > 0 then redis.call('MSET', unpack(kv)) end
 for i = 4 + n, last do redis.call('DEL', KEYS[i]) end
+if ARGV[8] ~= '' then redis.pcall('PUBLISH', ARGV[8], ARGV[9]) end
 return 1
 "#;
 
@@ -291,6 +300,11 @@ impl SeriesStore {
 
     pub fn tampered_total(&self) -> u64 {
         self.tampered.load(Ordering::Relaxed)
+    }
+
+    /// The Redis channel fill writes announce themselves on ([`JobWrite::signal`]).
+    pub fn ready_channel(&self) -> String {
+        format!("{}ready", self.prefix)
     }
 
     fn base(&self, s: &SeriesKey) -> String {
@@ -692,6 +706,25 @@ impl SeriesStore {
                 }
             }
 
+            let last_t = meta
+                .chunks
+                .keys()
+                .next_back()
+                .and_then(|c| merged.get(c))
+                .and_then(|v| v.last())
+                .map(|c| c.t)
+                .or(fetched.candles.last().map(|c| c.t));
+            let signal = match job.is_some_and(|j| j.signal) {
+                true => ReadyEvent {
+                    series: s.clone(),
+                    last_t,
+                    version: new_ver,
+                    error: None,
+                    is_final: false,
+                }
+                .to_json(),
+                false => Vec::new(),
+            };
             let mut keys = vec![ver_key.clone(), meta_key.clone(), format!("{base}:fence")];
             let mut args: Vec<Vec<u8>> = vec![
                 cur_ver.to_string().into_bytes(),
@@ -722,6 +755,11 @@ impl SeriesStore {
                     .unwrap_or_default()
                     .into_bytes(),
             );
+            args.push(match signal.is_empty() {
+                true => Vec::new(),
+                false => self.ready_channel().into_bytes(),
+            });
+            args.push(signal);
             let run_span = RUN_CANDLES * step;
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);
@@ -759,14 +797,6 @@ impl SeriesStore {
                 return Err(StoreError::Fenced);
             }
             if applied == 1 {
-                let last_t = meta
-                    .chunks
-                    .keys()
-                    .next_back()
-                    .and_then(|c| merged.get(c))
-                    .and_then(|v| v.last())
-                    .map(|c| c.t)
-                    .or(fetched.candles.last().map(|c| c.t));
                 return Ok(Written {
                     version: new_ver,
                     last_t,

@@ -117,6 +117,7 @@ async fn a_job_write_marks_its_job_and_merges_even_when_it_thought_nothing_store
         id,
         done_for: Duration::from_secs(60),
         found_nothing: true,
+        signal: false,
     };
 
     // A new series: written without a read first, the job marked in the same swap.
@@ -228,4 +229,89 @@ async fn a_write_of_many_chunks_is_stored_whole() {
         candlepipe_store::ReplyRead::Served(r) => assert_eq!(r.rows.len(), 100),
         other => panic!("not served from fragments: {other:?}"),
     }
+}
+
+/// The next `ready` event heard on the store's channel, if one comes within 300 ms.
+async fn next_event(
+    heard: &mut (impl futures::Stream<Item = redis::Msg> + Unpin),
+) -> Option<candlepipe_core::ReadyEvent> {
+    use futures::StreamExt;
+    let msg = tokio::time::timeout(Duration::from_millis(300), heard.next())
+        .await
+        .ok()
+        .flatten()?;
+    Some(serde_json::from_slice(msg.get_payload_bytes()).unwrap())
+}
+
+#[tokio::test]
+async fn a_signalling_job_write_publishes_its_ready_event_once_as_it_lands() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    assert_eq!(store.ready_channel(), "t:ready");
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(store.ready_channel()).await.unwrap();
+    let mut heard = pubsub.into_on_message();
+    let s = series();
+    let base = 5_000 * CHUNK_CANDLES * M;
+    let job = |id, signal| JobWrite {
+        id,
+        done_for: Duration::from_secs(60),
+        found_nothing: true,
+        signal,
+    };
+
+    // Applied at the first attempt: its event, with the version and newest open time written.
+    let w = store
+        .write_for_job(&s, &closed_run(base, 10), base + 20 * M, job("a", true))
+        .await
+        .unwrap();
+    let event = next_event(&mut heard).await.expect("the write's event");
+    assert_eq!(event.series, s);
+    assert_eq!(event.version, w.version);
+    assert_eq!(event.last_t, Some(base + 9 * M));
+    assert!(event.error.is_none());
+    assert!(
+        next_event(&mut heard).await.is_none(),
+        "one event per write"
+    );
+
+    // Its first swap refused (it thought nothing stored), the merge applied: one event, for
+    // the version that landed.
+    let w = store
+        .write_for_job(
+            &s,
+            &closed_run(base + 10 * M, 10),
+            base + 21 * M,
+            job("b", true),
+        )
+        .await
+        .unwrap();
+    let event = next_event(&mut heard)
+        .await
+        .expect("the merged write's event");
+    assert_eq!(
+        (event.version, event.last_t),
+        (w.version, Some(base + 19 * M))
+    );
+    assert!(
+        next_event(&mut heard).await.is_none(),
+        "the refused swap published nothing"
+    );
+
+    // Writes that do not signal publish nothing.
+    store
+        .write_for_job(
+            &s,
+            &closed_run(base + 20 * M, 5),
+            base + 30 * M,
+            job("c", false),
+        )
+        .await
+        .unwrap();
+    store
+        .write(&s, &closed_run(base + 25 * M, 5), base + 31 * M)
+        .await
+        .unwrap();
+    assert!(next_event(&mut heard).await.is_none());
 }

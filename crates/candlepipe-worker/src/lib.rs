@@ -30,6 +30,8 @@ pub use jobs::StreamSettings;
 /// What only one role reads.
 #[derive(Debug, Clone)]
 pub struct RoleSettings {
+    /// `ingest`: where it hears fill writes land.
+    pub ingest: ingest::IngestSettings,
     /// `analyze`: the LLM providers, prices and spend limits.
     pub llm: analyze::LlmSettings,
     /// `stream`: the exchanges' WebSockets and how live series are held.
@@ -92,7 +94,10 @@ pub async fn run(
     for role in roles {
         let (ctx, stop) = (ctx.clone(), shutdown.clone());
         match role {
-            Role::Ingest => tasks.spawn(async move { ingest::run(ctx, stop).await }),
+            Role::Ingest => {
+                let own = own.ingest.clone();
+                tasks.spawn(async move { ingest::run(ctx, own, stop).await })
+            }
             Role::Fill => {
                 let exchange = exchange.clone();
                 tasks.spawn(async move { fill::run(ctx, exchange, stop).await })

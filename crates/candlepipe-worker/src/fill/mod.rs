@@ -440,6 +440,7 @@ async fn fill_locked(
         id,
         done_for: ctx.settings.streams.dedup_window,
         found_nothing,
+        signal: true,
     };
     Ok(ctx.store.write_for_job(s, &fetched, now, marking).await?)
 }
@@ -493,7 +494,7 @@ async fn announce(
         },
     };
     let subject = ctx.settings.subjects.ready(&job.series);
-    let payload = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    let payload = Bytes::from(event.to_json());
     let mut headers = async_nats::HeaderMap::new();
     traces::inject(&mut headers);
     if let Err(e) = ctx

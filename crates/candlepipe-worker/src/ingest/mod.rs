@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 mod hot;
 mod waiters;
 mod widest;
+mod write_signals;
 
 use self::hot::{Hot, HOT_FOR};
 use self::waiters::{Outcome, Waiter, Waiters};
@@ -142,7 +143,19 @@ struct Local {
     stored: moka::sync::Cache<SeriesKey, ()>,
 }
 
-pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxError> {
+/// What only the ingest role reads.
+#[derive(Debug, Clone, Default)]
+pub struct IngestSettings {
+    /// Where it hears fill writes land ([`write_signals`]): a client of one Redis server
+    /// (any node of a cluster: a `PUBLISH` reaches them all). `None`: `ready` events only.
+    pub write_signals: Option<redis::Client>,
+}
+
+pub async fn run(
+    ctx: Context,
+    own: IngestSettings,
+    shutdown: CancellationToken,
+) -> Result<(), BoxError> {
     let waiters = Waiters::default();
     let (replies, replier) = Replies::start(ctx.nats.clone());
     let local = Local {
@@ -161,7 +174,17 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
         .nats
         .subscribe(ctx.settings.subjects.ready_all())
         .await?;
-    let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready));
+    let (heard, signals) = tokio::sync::mpsc::channel(write_signals::QUEUED_SIGNALS);
+    let listener = own.write_signals.map(|client| {
+        let channel = ctx.store.ready_channel();
+        tokio::spawn(write_signals::hear(
+            client,
+            channel,
+            heard,
+            shutdown.clone(),
+        ))
+    });
+    let dispatcher = tokio::spawn(dispatch_ready(ctx.clone(), waiters.clone(), ready, signals));
     ctx.markets.read_all().await;
     let lists = tokio::spawn(ctx.markets.clone().follow(shutdown.clone()));
 
@@ -209,6 +232,9 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> Result<(), BoxErr
     })
     .await;
     dispatcher.abort();
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     gauges.abort();
     lists.abort();
     // The last replies leave once the last handle on them is gone.
@@ -907,17 +933,41 @@ fn after_fill(snap: &Arc<Snapshot>, q: &CandleQuery, fresh_after: Millis) -> Opt
     }
 }
 
-/// Reads each series once per `ready` event and hands the result to its waiters.
-async fn dispatch_ready(ctx: Context, waiters: Waiters, mut ready: async_nats::Subscriber) {
-    while let Some(msg) = ready.next().await {
-        let event: ReadyEvent = match serde_json::from_slice(&msg.payload) {
+/// Reads each series once per announced write (heard on Redis as it lands, or by its
+/// `ready` event on NATS, whichever comes first) and hands the result to its waiters;
+/// failures come only on NATS.
+async fn dispatch_ready(
+    ctx: Context,
+    waiters: Waiters,
+    mut ready: async_nats::Subscriber,
+    mut signals: tokio::sync::mpsc::Receiver<Bytes>,
+) {
+    let mut hearing = true;
+    loop {
+        let (payload, signal) = tokio::select! {
+            msg = ready.next() => match msg {
+                Some(msg) => (msg.payload, false),
+                None => return,
+            },
+            heard = signals.recv(), if hearing => match heard {
+                Some(payload) => (payload, true),
+                None => {
+                    hearing = false;
+                    continue;
+                }
+            },
+        };
+        let event: ReadyEvent = match serde_json::from_slice(&payload) {
             Ok(e) => e,
             Err(e) => {
-                tracing::warn!(subject = %msg.subject, error = %e, "undecodable ready event");
+                tracing::warn!(error = %e, signal, "undecodable ready event");
                 continue;
             }
         };
-        let Some((from, to)) = waiters.window(&event.series) else {
+        if signal && event.error.is_some() {
+            continue;
+        }
+        let Some((from, to)) = waiters.claim_read(&event.series, event.version) else {
             continue;
         };
         // A fill that ended after an interval boundary answers with the newer window.

@@ -1,8 +1,9 @@
 //! Producers waiting for a fill, coalesced per series.
 //!
 //! All waiters of one series in this process share one entry: the first publishes the fill
-//! job, the others only wait. When a `ready` event arrives, the series is read from Redis
-//! once for the union of the waiters' windows and handed to all of them through a `watch`.
+//! job, the others only wait. When a write is announced (on Redis as it lands, then by its
+//! `ready` event on NATS), the series is read from Redis once for the union of the waiters'
+//! windows and handed to all of them through a `watch`.
 //!
 //! A hot series may always have a waiter, so its entry never goes: what it holds stays
 //! bounded anyway. The union is that of the waiters waiting now (each waiter's window goes
@@ -38,6 +39,9 @@ struct PendingState {
     /// job does not publish it again. Forgotten after [`PUBLISHED_MEMORY`] (job ids carry
     /// their time bucket, so an older one is never asked for again).
     published: HashMap<String, Instant>,
+    /// The newest write version a read was started for: the same write is announced twice
+    /// (on Redis as it lands, then on NATS) and read once.
+    read_version: u64,
 }
 
 /// How long a published job id is remembered.
@@ -74,6 +78,7 @@ impl Waiters {
                         windows: HashMap::new(),
                         next_waiter: 0,
                         published: HashMap::new(),
+                        read_version: 0,
                     }),
                 })
             })
@@ -95,11 +100,19 @@ impl Waiters {
         }
     }
 
-    /// The union window of the series' waiters waiting now, if any wait.
-    pub fn window(&self, series: &SeriesKey) -> Option<(Millis, Millis)> {
+    /// The union window to read for the series' write `version`, unless nobody waits or a
+    /// read for that version or a newer one was started already (`version` 0, a failure,
+    /// is never a repeat).
+    pub fn claim_read(&self, series: &SeriesKey, version: u64) -> Option<(Millis, Millis)> {
         let map = lock(&self.map);
         let p = map.get(series)?;
-        let st = lock(&p.state);
+        let mut st = lock(&p.state);
+        if version != 0 {
+            if version <= st.read_version {
+                return None;
+            }
+            st.read_version = version;
+        }
         let from = st.windows.values().map(|w| w.0).min()?;
         let to = st.windows.values().map(|w| w.1).max()?;
         Some((from, to))
@@ -187,7 +200,7 @@ mod tests {
             if alive.len() > 3 {
                 alive.pop_front();
             }
-            let (from, until) = waiters.window(&series).unwrap();
+            let (from, until) = waiters.claim_read(&series, 0).unwrap();
             assert!(
                 until - from <= 100 * MINUTE,
                 "second {second}: the union grew to {} candles",
@@ -203,7 +216,7 @@ mod tests {
         }
         alive.clear();
         assert!(
-            waiters.window(&series).is_none(),
+            waiters.claim_read(&series, 0).is_none(),
             "the last waiter took the entry with it"
         );
     }
