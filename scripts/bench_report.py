@@ -596,10 +596,35 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    ms over `plain` (six rounds each). Not kept either.
    What is left is the machine's wake-up from idle on every serial step after the 20 ms
    exchange call (the Redis write, the `ready` hop, the reply hop: ~0.3 ms each beyond
-   their warm cost) and the JetStream and lock round trips before it (10, 16). The table
-   above is `scripts/bench.sh 5` at 6f73bba (the revert: 3f2f5ee's code), the same evening: cold
+   their warm cost) and the JetStream and lock round trips before it (10, 16).
+   `scripts/bench.sh 5` at 6f73bba (the revert: 3f2f5ee's code), the same evening: cold
    misses 3.41, 3.26 and 2.98 ms over `plain` (median 3.26), **not met**; Redis hits 0.70,
    0.73 and 0.75x the sized echo, met.
+18. **Cold misses: the write announces itself on Redis, and the ingest reads a NATS hop
+   sooner** (issue #26, e4b7a68). Of 17's list, the `ready` hop: after the write script
+   answered, the fill published `ready` on NATS and nats-server passed it to the ingest,
+   ~0.5 ms from idle (10). The write script now also publishes the same event on the Redis
+   channel `cp:ready` once its compare-and-set applied (`redis.pcall`: a Redis user without
+   the channel loses the signal, never the write), and each ingest, subscribed there on a
+   connection of its own, reads the series on whichever of the two it hears first, once
+   per write version. Redis sends the message in the same pass as the script's answer to
+   the fill, so the fill's wake-up, its publish and nats-server's hop are off the path. A
+   probe build logging both arrivals in the ingest (364 cold misses, 1m, the independent
+   exchange): the Redis signal comes **305 µs** before the NATS event (median; p10 62,
+   p90 664). End to end, alternating A/B (one stack, `run all`, workers restarted for each
+   arm, `bench --workload cold --cold-interval 1m` 5 s beside `plain_client.py` 5 s):
+   d6b8537 3.33 and 3.75 ms over `plain` (medians of 6 and 10 rounds), e4b7a68 3.13 and
+   3.40; over 1m, 3m, 5m and 15m, two rounds each, as the machine slowed: 3.36-3.88 ms
+   (mean 3.70) against 3.13-4.06 (mean 3.57). So the step gains what the probe says, and
+   end to end it is about the size of the machine's drift between minutes. The table above
+   is the second of two `scripts/bench.sh 5` runs at e4b7a68 (01:16-01:33): cold misses
+   2.82, 3.59 and 3.50 ms over `plain` (median 3.50), **not met**; Redis hits 0.72, 0.68
+   and 0.72x the sized echo, p99 1.19x, met. The first (00:59-01:12), on a slower machine
+   (the trivial echo at 1 requester 4.7k req/s, against 5.2k in the second and 6.2k at
+   6f73bba): 4.44, 4.73 and 4.04 ms (its one-off `cold` line 3.12 over `plain`), Redis hits
+   0.70, 0.71 and 0.72x. On this machine the cold line tracks the cost of waking each
+   process, which has moved the same code's median between 2.75 and 3.75 ms (16) and now
+   to 4.7; what is left on the path is 17's list less the `ready` hop.
 
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
