@@ -39,9 +39,12 @@ struct PendingState {
     /// job does not publish it again. Forgotten after [`PUBLISHED_MEMORY`] (job ids carry
     /// their time bucket, so an older one is never asked for again).
     published: HashMap<String, Instant>,
-    /// The newest write version a read was started for: the same write is announced twice
-    /// (on Redis as it lands, then on NATS) and read once.
+    /// The newest write version a read was started for, and `next_waiter` then: the same
+    /// write is announced twice (on Redis as it lands, then on NATS) and read once, unless
+    /// a waiter came since (a job that found the series fresh announces the version it
+    /// found, and its waiter may have come after that version's read).
     read_version: u64,
+    read_for: u64,
 }
 
 /// How long a published job id is remembered.
@@ -79,6 +82,7 @@ impl Waiters {
                         next_waiter: 0,
                         published: HashMap::new(),
                         read_version: 0,
+                        read_for: 0,
                     }),
                 })
             })
@@ -101,17 +105,18 @@ impl Waiters {
     }
 
     /// The union window to read for the series' write `version`, unless nobody waits or a
-    /// read for that version or a newer one was started already (`version` 0, a failure,
-    /// is never a repeat).
+    /// read for that version or a newer one was started already and no waiter came since
+    /// (`version` 0, a failure, is never a repeat).
     pub fn claim_read(&self, series: &SeriesKey, version: u64) -> Option<(Millis, Millis)> {
         let map = lock(&self.map);
         let p = map.get(series)?;
         let mut st = lock(&p.state);
         if version != 0 {
-            if version <= st.read_version {
+            if version <= st.read_version && st.read_for == st.next_waiter {
                 return None;
             }
-            st.read_version = version;
+            st.read_version = st.read_version.max(version);
+            st.read_for = st.next_waiter;
         }
         let from = st.windows.values().map(|w| w.0).min()?;
         let to = st.windows.values().map(|w| w.1).max()?;
@@ -176,6 +181,35 @@ mod tests {
     use candlepipe_core::{Exchange, Interval, Symbol};
 
     const MINUTE: Millis = 60_000;
+
+    fn btc() -> SeriesKey {
+        SeriesKey::new(
+            Exchange::Binance,
+            Symbol::parse("BTC/USDT").unwrap(),
+            Interval::M1,
+        )
+    }
+
+    #[test]
+    fn a_write_announced_twice_is_read_once_unless_a_waiter_came_since() {
+        let waiters = Waiters::default();
+        let series = btc();
+        assert_eq!(waiters.claim_read(&series, 7), None, "nobody waits");
+        let _first = waiters.register(&series, 0, 10 * MINUTE);
+        // The write's signal on Redis, then its `ready` on NATS: one read.
+        assert_eq!(waiters.claim_read(&series, 7), Some((0, 10 * MINUTE)));
+        assert_eq!(waiters.claim_read(&series, 7), None);
+        // An older version heard late: no read either.
+        assert_eq!(waiters.claim_read(&series, 6), None);
+        // A waiter came since, and a job of its found the series fresh at version 7: read.
+        let _second = waiters.register(&series, 5 * MINUTE, 20 * MINUTE);
+        assert_eq!(waiters.claim_read(&series, 7), Some((0, 20 * MINUTE)));
+        assert_eq!(waiters.claim_read(&series, 7), None);
+        // A newer write, and failures (version 0), are always read.
+        assert_eq!(waiters.claim_read(&series, 8), Some((0, 20 * MINUTE)));
+        assert_eq!(waiters.claim_read(&series, 0), Some((0, 20 * MINUTE)));
+        assert_eq!(waiters.claim_read(&series, 0), Some((0, 20 * MINUTE)));
+    }
 
     #[test]
     fn a_series_that_always_has_a_waiter_holds_bounded_state() {
