@@ -11,7 +11,8 @@
 //! - Redis: reads the series (`<prefix>s:{<exchange>:<symbol>:<interval>}…`) and the market
 //!   lists; writes a live job into its exchange's waiting set (`<prefix>rl:{<exchange>}:waiting`,
 //!   through [`crate::budget`]) and hot series into `cp:stream:{live}:wanted`
-//!   ([`crate::cluster::leases`]). Never calls an exchange.
+//!   ([`crate::cluster::leases`]); hears fill writes land on the channel `<prefix>ready`
+//!   ([`write_signals`]). Never calls an exchange.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
