@@ -177,11 +177,7 @@ async fn redis_once(cfg: &Config) -> anyhow::Result<Result<Redis, redis::RedisEr
         let client = builder.build().with_context(invalid)?;
         return Ok(client.get_async_connection().await.map(Redis::Cluster));
     }
-    let client = match tls {
-        Some(certs) => redis::Client::build_with_tls(cfg.redis_url.as_str(), certs),
-        None => redis::Client::open(cfg.redis_url.as_str()),
-    }
-    .with_context(invalid)?;
+    let client = node_client(cfg.redis_url.as_str(), tls).with_context(invalid)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
         .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
@@ -197,11 +193,19 @@ async fn redis_once(cfg: &Config) -> anyhow::Result<Result<Redis, redis::RedisEr
 /// own): the server, or a cluster's first listed node, since a `PUBLISH` reaches every node.
 pub fn write_signals(cfg: &Config) -> anyhow::Result<redis::Client> {
     let node = cfg.redis_url.split(',').next().unwrap_or_default().trim();
-    match redis_tls(cfg)? {
-        Some(certs) => redis::Client::build_with_tls(node, certs),
-        None => redis::Client::open(node),
+    node_client(node, redis_tls(cfg)?)
+        .with_context(|| format!("invalid Redis URL {}", redact(&cfg.redis_url)))
+}
+
+/// A client of one Redis server, over TLS with `tls`.
+fn node_client(
+    url: &str,
+    tls: Option<redis::TlsCertificates>,
+) -> redis::RedisResult<redis::Client> {
+    match tls {
+        Some(certs) => redis::Client::build_with_tls(url, certs),
+        None => redis::Client::open(url),
     }
-    .with_context(|| format!("invalid Redis URL {}", redact(&cfg.redis_url)))
 }
 
 /// Connects to Redis, retrying for `patience`, and puts the process on Redis's clock (the

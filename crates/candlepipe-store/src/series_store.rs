@@ -212,8 +212,9 @@ pub struct SeriesStore {
 /// job marker if ARGV[4] is not empty (its time to live in ARGV[5]). ARGV[6] is how many
 /// values to set; ARGV[7] the stream holder's lease fence ('' for a fill: REST writes are
 /// not fenced); ARGV[8] a channel to publish ARGV[9] on once the write is applied ('':
-/// none; a user without the channel loses the signal, not the write); the values follow. A fence older than the series' refuses the write (-1), a newer
-/// one becomes the series'. Values go in MSETs of at most 500 (Lua's `unpack` has a limit).
+/// none; a user without the channel loses the signal, not the write); the values follow.
+/// A fence older than the series' refuses the write (-1), a newer one becomes the series'.
+/// Values go in MSETs of at most 500 (Lua's `unpack` has a limit).
 const WRITE_SCRIPT: &str = r#"
 if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[7]) then
   return -1
@@ -714,16 +715,19 @@ impl SeriesStore {
                 .and_then(|v| v.last())
                 .map(|c| c.t)
                 .or(fetched.candles.last().map(|c| c.t));
-            let signal = match job.is_some_and(|j| j.signal) {
-                true => ReadyEvent {
-                    series: s.clone(),
-                    last_t,
-                    version: new_ver,
-                    error: None,
-                    is_final: false,
+            // The channel and the event the swap publishes, if it signals.
+            let (channel, event) = match job.is_some_and(|j| j.signal) {
+                true => {
+                    let event = ReadyEvent {
+                        series: s.clone(),
+                        last_t,
+                        version: new_ver,
+                        error: None,
+                        is_final: false,
+                    };
+                    (self.ready_channel().into_bytes(), event.to_json())
                 }
-                .to_json(),
-                false => Vec::new(),
+                false => (Vec::new(), Vec::new()),
             };
             let mut keys = vec![ver_key.clone(), meta_key.clone(), format!("{base}:fence")];
             let mut args: Vec<Vec<u8>> = vec![
@@ -755,11 +759,8 @@ impl SeriesStore {
                     .unwrap_or_default()
                     .into_bytes(),
             );
-            args.push(match signal.is_empty() {
-                true => Vec::new(),
-                false => self.ready_channel().into_bytes(),
-            });
-            args.push(signal);
+            args.push(channel);
+            args.push(event);
             let run_span = RUN_CANDLES * step;
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);

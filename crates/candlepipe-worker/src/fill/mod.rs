@@ -10,8 +10,9 @@
 //!   `<prefix>.dlq.>` and bulk copies of jobs nobody waits for; hears JetStream's
 //!   max-deliveries advisories.
 //! - Redis: the series' lock, fence, candles and state (`<prefix>s:{…}`), the job's done
-//!   mark and its write's signal on `<prefix>ready`, `<prefix>rl:{<exchange>}…` (spends the budget, leaves the waiting set),
-//!   `<prefix>mk:<exchange>` (market lists), `<prefix>jobfail:…`.
+//!   mark and its write's signal on `<prefix>ready`, `<prefix>rl:{<exchange>}…` (spends
+//!   the budget, leaves the waiting set), `<prefix>mk:<exchange>` (market lists),
+//!   `<prefix>jobfail:…`.
 
 use std::time::Duration;
 

@@ -69,15 +69,12 @@ pub async fn hear(
                     Ok(Err(e)) => e.to_string(),
                     _ => "no answer in time".to_string(),
                 };
-                match said {
-                    false => {
-                        tracing::warn!(%error, channel, "cannot hear fill writes on Redis; answering on NATS's ready events until it can (a Redis ACL user needs the channel: &{channel})")
-                    }
-                    true => {
-                        tracing::debug!(%error, channel, "cannot hear fill writes on Redis yet")
-                    }
+                if said {
+                    tracing::debug!(%error, channel, "cannot hear fill writes on Redis yet");
+                } else {
+                    tracing::warn!(%error, channel, "cannot hear fill writes on Redis; answering on NATS's ready events until it can (a Redis ACL user needs the channel: &{channel})");
+                    said = true;
                 }
-                said = true;
             }
         }
         tokio::select! {
