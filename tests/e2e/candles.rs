@@ -144,7 +144,8 @@ async fn smaller_limits_share_the_series_and_refreshes_ask_only_for_new_candles(
 
 /// A cold miss is answered as its write lands in Redis: the write script announces it on
 /// the store's channel, so the ingest need not wait for the fill's `ready` on NATS. Here the
-/// fill's NATS user may not publish `ready` at all, and the miss is answered all the same.
+/// fill's NATS user may not publish `ready` at all, and the miss is answered all the same,
+/// from the values the write carried on that channel (no read of the series after it).
 #[tokio::test]
 async fn a_cold_miss_is_answered_as_its_write_lands_in_redis() {
     use futures::StreamExt;
@@ -162,7 +163,9 @@ async fn a_cold_miss_is_answered_as_its_write_lands_in_redis() {
     let mut stack = Stack::start_with(BIN, nats, candlepipe_testkit::RedisServer::start()).await;
     let everyone = format!("nats://all:a@127.0.0.1:{port}");
     stack.set("CANDLEPIPE_NATS_URL", &everyone);
-    let _ingest = stack.worker(&["ingest"]).await;
+    let mut ingest = stack
+        .worker_with(&["ingest"], &["--metrics-addr", "127.0.0.1:0"])
+        .await;
     stack.set(
         "CANDLEPIPE_NATS_URL",
         format!("nats://fill:f@127.0.0.1:{port}"),
@@ -191,6 +194,15 @@ async fn a_cold_miss_is_answered_as_its_write_lands_in_redis() {
             .is_err(),
         "a ready event was published"
     );
+    // Each answered from the values its write carried, without reading the series back.
+    let metrics = scrape(&ingest.metrics_url().await).await;
+    let read = |from| {
+        sample(
+            &metrics,
+            &format!("candlepipe_fill_writes_read_total{{from=\"{from}\"}}"),
+        )
+    };
+    assert_eq!((read("signal"), read("redis")), (2.0, 0.0), "{metrics}");
 }
 
 /// A Redis user without pub/sub channels (Redis 7's default for a new ACL user) costs the

@@ -10,6 +10,7 @@ pub mod records;
 pub mod redis_conn;
 pub mod series_store;
 pub mod verified;
+pub mod write_signal;
 
 pub use candlepipe_core::Fetched;
 pub use envelope::Keyring;
@@ -20,6 +21,7 @@ pub use series_store::{
     FragmentRow, JobWrite, ReplyRead, SeriesRead, SeriesStore, StoredReply, Written, CHUNK_CANDLES,
     RUN_CANDLES,
 };
+pub use write_signal::WriteSignal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -18,8 +18,9 @@
 //! - `cp:s:{binance:BTC-USDT:1m}:lock`  a fill worker's token while it fills the series
 //! - `cp:s:{binance:BTC-USDT:1m}:job:<Nats-Msg-Id>`  set when a fill job for the series
 //!   finished, for the dedup window (by the job's write itself when it wrote)
-//! - channel `cp:ready`: a fill job's write publishes its `ready` event there as it lands
-//!   ([`JobWrite::signal`]), for the ingests waiting for it
+//! - channel `cp:ready`: a fill job's write publishes its `ready` event there as it lands,
+//!   with the values it stored ([`JobWrite::signal`], [`crate::write_signal`]), for the
+//!   ingests waiting for it
 //!
 //! Requests of every `limit` read the same chunks. A write reads, merges and then swaps in
 //! everything with one Lua script that fails if another writer got there first; the writer
@@ -38,6 +39,7 @@ use candlepipe_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::{Keyring, Stored, Unusable};
+use crate::write_signal::WriteValues;
 use crate::StoreError;
 use bytes::Bytes;
 
@@ -184,8 +186,9 @@ pub struct JobWrite<'a> {
     /// fails and the write merges as usual).
     pub found_nothing: bool,
     /// Publish the write's `ready` event on [`SeriesStore::ready_channel`] from the swap
-    /// itself: the ingests waiting for the job hear it as the write lands, before the fill
-    /// has its answer from Redis and publishes the event on NATS.
+    /// itself, with the values written ([`crate::write_signal`]): the ingests waiting for
+    /// the job hear it as the write lands, before the fill has its answer from Redis and
+    /// publishes the event on NATS, and answer without reading the series back.
     pub signal: bool,
 }
 
@@ -208,13 +211,14 @@ pub struct SeriesStore {
     tampered: Arc<AtomicU64>,
 }
 
-/// KEYS: version, meta, the lease fence, the values to set, the values to delete; then the
-/// job marker if ARGV[4] is not empty (its time to live in ARGV[5]). ARGV[6] is how many
-/// values to set; ARGV[7] the stream holder's lease fence ('' for a fill: REST writes are
-/// not fenced); ARGV[8] a channel to publish ARGV[9] on once the write is applied ('':
-/// none; a user without the channel loses the signal, not the write); the values follow.
-/// A fence older than the series' refuses the write (-1), a newer one becomes the series'.
-/// Values go in MSETs of at most 500 (Lua's `unpack` has a limit).
+/// KEYS: version, meta, the lease fence, the live mark, the values to set, the values to
+/// delete; then the job marker if ARGV[4] is not empty (its time to live in ARGV[5]).
+/// ARGV[6] is how many values to set; ARGV[7] the stream holder's lease fence ('' for a
+/// fill: REST writes are not fenced); ARGV[8] a channel to publish ARGV[9] on, followed by
+/// the live mark, once the write is applied ('': none; a user without the channel loses
+/// the signal, not the write; [`crate::write_signal`]); the values follow. A fence older
+/// than the series' refuses the write (-1), a newer one becomes the series'. Values go in
+/// MSETs of at most 500 (Lua's `unpack` has a limit).
 const WRITE_SCRIPT: &str = r#"
 if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[7]) then
   return -1
@@ -230,7 +234,7 @@ if ARGV[4] ~= '' then
 end
 local kv = {KEYS[1], ARGV[2], KEYS[2], ARGV[3]}
 for i = 1, n do
-  kv[#kv + 1] = KEYS[3 + i]
+  kv[#kv + 1] = KEYS[4 + i]
   kv[#kv + 1] = ARGV[9 + i]
   if #kv >= 1000 then
     redis.call('MSET', unpack(kv))
@@ -238,8 +242,10 @@ for i = 1, n do
   end
 end
 if #kv > 0 then redis.call('MSET', unpack(kv)) end
-for i = 4 + n, last do redis.call('DEL', KEYS[i]) end
-if ARGV[8] ~= '' then redis.pcall('PUBLISH', ARGV[8], ARGV[9]) end
+for i = 5 + n, last do redis.call('DEL', KEYS[i]) end
+if ARGV[8] ~= '' then
+  redis.pcall('PUBLISH', ARGV[8], ARGV[9] .. (redis.call('GET', KEYS[4]) or ''))
+end
 return 1
 "#;
 
@@ -438,6 +444,71 @@ impl SeriesStore {
             },
             candles,
         }))
+    }
+
+    /// The state and the candles of `[from, to]` as the write that published `values` with
+    /// its signal left them ([`crate::write_signal`]), opened as [`SeriesStore::read`] opens
+    /// what it reads: each value's MAC under its key, the meta of write `version`, each
+    /// chunk of the version the meta names. `None` (read the series instead) if the write
+    /// did not carry every chunk of the window the meta names, or anything fails to open.
+    /// Needs no round trip; the values opened are kept as a read keeps them.
+    pub fn read_signalled(
+        &self,
+        s: &SeriesKey,
+        version: u64,
+        values: &WriteValues,
+        from: Millis,
+        to: Millis,
+    ) -> Option<SeriesRead> {
+        let base = self.base(s);
+        let first = Self::chunk_start(s, from);
+        if first > to {
+            return None;
+        }
+        let meta = Stored::Sent(values.meta.clone());
+        let opened = self
+            .keyring
+            .open_stored(&format!("{base}:meta"), &meta)
+            .ok()?;
+        if opened.version != version {
+            return None;
+        }
+        let meta: MetaBody = rmp_serde::from_slice(&opened.body).ok()?;
+        let live_at = match &values.live {
+            Some(raw) => {
+                let live = Stored::Sent(raw.clone());
+                self.keyring
+                    .open_stored(&format!("{base}:live"), &live)
+                    .ok()?
+                    .written_at
+            }
+            None => 0,
+        };
+        let mut candles = Vec::new();
+        for (&start, &named) in meta.chunks.range(first..=to) {
+            let (_, raw) = values.chunks.iter().find(|(c, _)| *c == start)?;
+            let chunk = Stored::Sent(raw.clone());
+            let opened = self
+                .keyring
+                .open_stored(&Self::chunk_key(&base, start), &chunk)
+                .ok()?;
+            if opened.version != named {
+                return None;
+            }
+            candles.extend(crate::packed::decode(&opened.body, from, to).ok()?);
+        }
+        Some(SeriesRead {
+            state: SeriesState {
+                version,
+                fetched_at: meta.fetched_at,
+                coverage: meta.coverage,
+                asked: meta.asked,
+                history_from: meta.history_from,
+                streamed_at: meta.streamed_at.max(live_at),
+                stream_only: meta.stream_only,
+            },
+            candles,
+        })
     }
 
     /// Reads the state and the reply fragments in `enc` of the stored candles of
@@ -715,21 +786,13 @@ impl SeriesStore {
                 .and_then(|v| v.last())
                 .map(|c| c.t)
                 .or(fetched.candles.last().map(|c| c.t));
-            // The channel and the event the swap publishes, if it signals.
-            let (channel, event) = match job.is_some_and(|j| j.signal) {
-                true => {
-                    let event = ReadyEvent {
-                        series: s.clone(),
-                        last_t,
-                        version: new_ver,
-                        error: None,
-                        is_final: false,
-                    };
-                    (self.ready_channel().into_bytes(), event.to_json())
-                }
-                false => (Vec::new(), Vec::new()),
-            };
-            let mut keys = vec![ver_key.clone(), meta_key.clone(), format!("{base}:fence")];
+            let signal = job.is_some_and(|j| j.signal);
+            let mut keys = vec![
+                ver_key.clone(),
+                meta_key.clone(),
+                format!("{base}:fence"),
+                format!("{base}:live"),
+            ];
             let mut args: Vec<Vec<u8>> = vec![
                 cur_ver.to_string().into_bytes(),
                 new_ver.to_string().into_bytes(),
@@ -759,12 +822,20 @@ impl SeriesStore {
                     .unwrap_or_default()
                     .into_bytes(),
             );
-            args.push(channel);
-            args.push(event);
+            // The channel and the message the swap publishes, if it signals (built once the
+            // values it carries are sealed).
+            args.push(match signal {
+                true => self.ready_channel().into_bytes(),
+                false => Vec::new(),
+            });
+            let message_at = args.len();
+            args.push(Vec::new());
+            let mut chunk_at = Vec::with_capacity(to_set.len());
             let run_span = RUN_CANDLES * step;
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);
                 let body = crate::packed::encode(candles);
+                chunk_at.push((*start, args.len()));
                 args.push(self.keyring.seal(&key, new_ver, now, &body));
                 keys.push(key);
                 // Every run of the chunk, empty ones too: a run the meta's chunk names and
@@ -780,6 +851,20 @@ impl SeriesStore {
                         keys.push(key);
                     }
                 }
+            }
+            if signal {
+                let event = ReadyEvent {
+                    series: s.clone(),
+                    last_t,
+                    version: new_ver,
+                    error: None,
+                    is_final: false,
+                };
+                let chunks: Vec<(Millis, &[u8])> = chunk_at
+                    .iter()
+                    .map(|&(start, at)| (start, args[at].as_slice()))
+                    .collect();
+                args[message_at] = crate::write_signal::encode(&event, &args[2], &chunks);
             }
             for &d in &dropped {
                 keys.push(Self::chunk_key(&base, d));

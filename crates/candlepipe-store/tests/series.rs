@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use candlepipe_core::{Candle, Fetched};
-use candlepipe_store::{JobWrite, CHUNK_CANDLES};
+use candlepipe_store::{JobWrite, WriteSignal, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
 use common::{flat_candle, series, store};
 use rust_decimal::Decimal;
@@ -231,20 +232,20 @@ async fn a_write_of_many_chunks_is_stored_whole() {
     }
 }
 
-/// The next `ready` event heard on the store's channel, if one comes within 300 ms.
-async fn next_event(
+/// The next signal heard on the store's channel, if one comes within 300 ms.
+async fn next_signal(
     heard: &mut (impl futures::Stream<Item = redis::Msg> + Unpin),
-) -> Option<candlepipe_core::ReadyEvent> {
+) -> Option<WriteSignal> {
     use futures::StreamExt;
     let msg = tokio::time::timeout(Duration::from_millis(300), heard.next())
         .await
         .ok()
         .flatten()?;
-    Some(serde_json::from_slice(msg.get_payload_bytes()).unwrap())
+    Some(WriteSignal::parse(Bytes::copy_from_slice(msg.get_payload_bytes())).unwrap())
 }
 
 #[tokio::test]
-async fn a_signalling_job_write_publishes_its_ready_event_once_as_it_lands() {
+async fn a_signalling_job_write_publishes_its_ready_event_and_values_once_as_it_lands() {
     let server = RedisServer::start();
     let store = store(&server).await;
     assert_eq!(store.ready_channel(), "t:ready");
@@ -260,24 +261,57 @@ async fn a_signalling_job_write_publishes_its_ready_event_once_as_it_lands() {
         found_nothing: true,
         signal,
     };
+    // What the signal's values open to for `[from, to]`, beside what a read finds.
+    let opened = |sig: &WriteSignal, from, to| {
+        let values = sig.values.as_ref().expect("the write's values");
+        store
+            .read_signalled(&s, sig.event.version, values, from, to)
+            .map(|r| (r.state.version, r.state.coverage, r.candles))
+    };
+    let read = |from, to| {
+        let store = store.clone();
+        let s = s.clone();
+        async move {
+            let r = store.read(&s, from, to).await.unwrap().unwrap();
+            Some((r.state.version, r.state.coverage, r.candles))
+        }
+    };
 
     // Applied at the first attempt: its event, with the version and newest open time written.
     let w = store
         .write_for_job(&s, &closed_run(base, 10), base + 20 * M, job("a", true))
         .await
         .unwrap();
-    let event = next_event(&mut heard).await.expect("the write's event");
+    let sig = next_signal(&mut heard).await.expect("the write's signal");
+    let event = &sig.event;
     assert_eq!(event.series, s);
     assert_eq!(event.version, w.version);
     assert_eq!(event.last_t, Some(base + 9 * M));
     assert!(event.error.is_none());
+    assert_eq!(
+        opened(&sig, base, base + 9 * M),
+        read(base, base + 9 * M).await
+    );
+    assert_eq!(opened(&sig, base + 2 * M, base + 3 * M).unwrap().2.len(), 2);
     assert!(
-        next_event(&mut heard).await.is_none(),
-        "one event per write"
+        store
+            .read_signalled(
+                &s,
+                w.version + 1,
+                sig.values.as_ref().unwrap(),
+                base,
+                base + 9 * M
+            )
+            .is_none(),
+        "values of another version than the event's"
+    );
+    assert!(
+        next_signal(&mut heard).await.is_none(),
+        "one signal per write"
     );
 
-    // Its first swap refused (it thought nothing stored), the merge applied: one event, for
-    // the version that landed.
+    // Its first swap refused (it thought nothing stored), the merge applied: one signal, for
+    // the version that landed, carrying the merged chunk.
     let w = store
         .write_for_job(
             &s,
@@ -287,17 +321,57 @@ async fn a_signalling_job_write_publishes_its_ready_event_once_as_it_lands() {
         )
         .await
         .unwrap();
-    let event = next_event(&mut heard)
+    let sig = next_signal(&mut heard)
         .await
-        .expect("the merged write's event");
+        .expect("the merged write's signal");
     assert_eq!(
-        (event.version, event.last_t),
+        (sig.event.version, sig.event.last_t),
         (w.version, Some(base + 19 * M))
     );
+    let got = opened(&sig, base, base + 19 * M);
+    assert_eq!(got.as_ref().unwrap().2.len(), 20);
+    assert_eq!(got, read(base, base + 19 * M).await);
     assert!(
-        next_event(&mut heard).await.is_none(),
+        next_signal(&mut heard).await.is_none(),
         "the refused swap published nothing"
     );
+
+    // A write to the next chunk carries that chunk only: a window reaching back into the
+    // one it did not rewrite is not opened from it.
+    let next = base + CHUNK_CANDLES * M;
+    store
+        .write_for_job(&s, &closed_run(next, 5), next + 10 * M, job("d", true))
+        .await
+        .unwrap();
+    let sig = next_signal(&mut heard).await.expect("the signal");
+    assert_eq!(
+        opened(&sig, next, next + 4 * M),
+        read(next, next + 4 * M).await
+    );
+    assert!(opened(&sig, base, next + 4 * M).is_none());
+
+    // Altered on its way, a value does not open.
+    store
+        .write_for_job(
+            &s,
+            &closed_run(next + 5 * M, 5),
+            next + 20 * M,
+            job("e", true),
+        )
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures::StreamExt::next(&mut heard),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut payload = msg.get_payload_bytes().to_vec();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let sig = WriteSignal::parse(Bytes::from(payload)).unwrap();
+    assert!(opened(&sig, next, next + 9 * M).is_none());
 
     // Writes that do not signal publish nothing.
     store
@@ -313,5 +387,5 @@ async fn a_signalling_job_write_publishes_its_ready_event_once_as_it_lands() {
         .write(&s, &closed_run(base + 25 * M, 5), base + 31 * M)
         .await
         .unwrap();
-    assert!(next_event(&mut heard).await.is_none());
+    assert!(next_signal(&mut heard).await.is_none());
 }

@@ -27,11 +27,10 @@ use candlepipe_core::request::{CandlesReplyRef, ErrorReply, Window};
 use candlepipe_core::subjects::INGEST_QUEUE_GROUP;
 use candlepipe_core::{
     now_ms, CandleQuery, CandlesRequest, Completeness, Encoding, ErrorCode, Exchange, FillGaps,
-    FillJob, Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, Source, Verdict,
-    WireError,
+    FillJob, Lane, Millis, Priority, SeriesKey, SeriesState, Source, Verdict, WireError,
 };
 use candlepipe_exchange::{page_candles, pages_history};
-use candlepipe_store::{ReplyKey, ReplyRead, Snapshot};
+use candlepipe_store::{ReplyKey, ReplyRead, Snapshot, WriteSignal};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -936,7 +935,8 @@ fn after_fill(snap: &Arc<Snapshot>, q: &CandleQuery, fresh_after: Millis) -> Opt
 
 /// Reads each series once per announced write (heard on Redis as it lands, or by its
 /// `ready` event on NATS, whichever comes first) and hands the result to its waiters;
-/// failures come only on NATS.
+/// failures come only on NATS. A write heard on Redis with its values is opened from them,
+/// without a read.
 async fn dispatch_ready(
     ctx: Context,
     waiters: Waiters,
@@ -945,23 +945,23 @@ async fn dispatch_ready(
 ) {
     let mut hearing = true;
     loop {
-        let (payload, signal) = tokio::select! {
+        let (heard, signal) = tokio::select! {
             msg = ready.next() => match msg {
-                Some(msg) => (msg.payload, false),
+                Some(msg) => (serde_json::from_slice(&msg.payload).map(|event| WriteSignal { event, values: None }).map_err(|e| e.to_string()), false),
                 None => return,
             },
             heard = signals.recv(), if hearing => match heard {
-                Some(payload) => (payload, true),
+                Some(payload) => (WriteSignal::parse(payload).map_err(|e| e.to_string()), true),
                 None => {
                     hearing = false;
                     continue;
                 }
             },
         };
-        let event: ReadyEvent = match serde_json::from_slice(&payload) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, signal, "undecodable ready event");
+        let WriteSignal { event, values } = match heard {
+            Ok(heard) => heard,
+            Err(error) => {
+                tracing::warn!(%error, signal, "undecodable ready event");
                 continue;
             }
         };
@@ -975,20 +975,32 @@ async fn dispatch_ready(
         let to = to.max(event.series.interval.open_of(now_ms()));
         let (ctx, waiters) = (ctx.clone(), waiters.clone());
         tokio::spawn(async move {
-            let snapshot = if event.error.is_none() {
-                match ctx.store.read(&event.series, from, to).await {
-                    Ok(Some(read)) => Some(ctx.l1.put(
-                        &event.series,
-                        Snapshot::new(event.series.clone(), read.state, from, to, read.candles),
-                    )),
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, series = %event.series, "redis read after fill failed");
-                        None
-                    }
+            let s = &event.series;
+            let carried =
+                values.and_then(|v| ctx.store.read_signalled(s, event.version, &v, from, to));
+            let read = match carried {
+                Some(read) => {
+                    metrics::counter!("candlepipe_fill_writes_read_total", "from" => "signal")
+                        .increment(1);
+                    Ok(Some(read))
                 }
-            } else {
-                None
+                None if event.error.is_none() => {
+                    metrics::counter!("candlepipe_fill_writes_read_total", "from" => "redis")
+                        .increment(1);
+                    ctx.store.read(s, from, to).await
+                }
+                None => Ok(None),
+            };
+            let snapshot = match read {
+                Ok(Some(read)) => Some(ctx.l1.put(
+                    s,
+                    Snapshot::new(s.clone(), read.state, from, to, read.candles),
+                )),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, series = %s, "redis read after fill failed");
+                    None
+                }
             };
             let series = event.series.clone();
             waiters.deliver(&series, Outcome { event, snapshot });
