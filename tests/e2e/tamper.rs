@@ -20,15 +20,34 @@ async fn get_msgpack(client: &async_nats::Client, request: serde_json::Value) ->
     rmp_serde::from_slice(&msg.payload).expect("msgpack reply")
 }
 
-/// The keys matching `pattern`, at least one.
-async fn keys(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
-    let keys: Vec<String> = redis::cmd("KEYS")
+async fn matching(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    redis::cmd("KEYS")
         .arg(pattern)
         .query_async(conn)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The keys matching `pattern`, at least one.
+async fn keys(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let keys = matching(conn, pattern).await;
     assert!(!keys.is_empty(), "{pattern}");
     keys
+}
+
+/// Waits (up to 5 s) until every stored chunk has its runs in both formats: a fill writes
+/// them right after the answer its producers waited for.
+async fn runs_written(conn: &mut redis::aio::MultiplexedConnection) {
+    for _ in 0..250 {
+        let chunks = matching(conn, "cp:s:*:c:*").await.len();
+        let json = matching(conn, "cp:s:*:j:*").await.len();
+        let msgpack = matching(conn, "cp:s:*:m:*").await.len();
+        if chunks > 0 && json == 4 * chunks && msgpack == 4 * chunks {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("runs of reply fragments not written");
 }
 
 #[tokio::test]
@@ -41,6 +60,7 @@ async fn altered_redis_values_are_refetched_not_served() {
     let worker = stack.worker(&["all"]).await;
     let original = get(&client, request.clone()).await;
     assert_eq!(source(&original), "exchange");
+    runs_written(&mut conn).await;
     drop(worker);
 
     // Packed chunks are what `fill_gaps` requests (and fills, and L1 loads) read; JSON and
@@ -54,14 +74,8 @@ async fn altered_redis_values_are_refetched_not_served() {
         ("cp:s:*:meta", request.clone(), false),
     ];
     for (round, (pattern, ask, msgpack)) in rounds.into_iter().enumerate() {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(pattern)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert!(!keys.is_empty(), "{pattern}");
-        for key in &keys {
-            flip_a_byte(&mut conn, key).await;
+        for key in keys(&mut conn, pattern).await {
+            flip_a_byte(&mut conn, &key).await;
         }
         // A fresh process has an empty L1, so it must read Redis.
         let _worker = stack.worker(&["all"]).await;
@@ -76,6 +90,8 @@ async fn altered_redis_values_are_refetched_not_served() {
         );
         assert_eq!(ok(&again), ok(&original));
         assert_eq!(stack.sim.requests("binance").await, 2 + round as u64);
+        // The refetch's runs are written before its process goes.
+        runs_written(&mut conn).await;
     }
 }
 
@@ -94,6 +110,7 @@ async fn a_value_altered_after_it_was_verified_is_never_served_by_the_same_proce
     let _worker = stack.worker(&["all"]).await;
     let original = get(&client, request.clone()).await;
     assert_eq!(source(&original), "exchange");
+    runs_written(&mut conn).await;
     for _ in 0..2 {
         let hit = get(&client, request.clone()).await;
         assert_eq!(source(&hit), "redis");

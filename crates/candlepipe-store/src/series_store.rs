@@ -8,8 +8,10 @@
 //!   packed as integers ([`crate::packed`]): what fills merge into and L1 loads
 //! - `cp:s:{binance:BTC-USDT:1m}:j:<r>` and `…:m:<r>`: envelopes of the same candles' reply
 //!   fragments, JSON and MessagePack ([`crate::fragments`]), per run of 16 open times
-//!   starting at `r`; written with their chunk (same version, same Lua swap), so a Redis hit
-//!   verifies and copies the runs its window touches instead of decoding chunks
+//!   starting at `r`; written with their chunk's version, in the same Lua swap or (a fill
+//!   job's write) in a second script right after it, so a Redis hit verifies and copies the
+//!   runs its window touches instead of decoding chunks (a hit finding runs missing within
+//!   [`RUNS_GRACE_MS`] of the swap reads the chunks; later, they are damage)
 //! - `cp:s:{binance:BTC-USDT:1m}:live`  envelope whose write time is when the stream last
 //!   proved the series had no undelivered trade (Kraken: any message on its connection;
 //!   Coinbase: the product's heartbeat), read with the meta
@@ -34,7 +36,7 @@ use std::sync::Arc;
 
 use crate::Redis;
 use candlepipe_core::{
-    Candle, Coverage, Encoding, Fetched, Millis, ReadyEvent, SeriesKey, SeriesState,
+    now_ms, Candle, Coverage, Encoding, Fetched, Millis, ReadyEvent, SeriesKey, SeriesState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +65,10 @@ const MAX_CHUNKS_PER_READ: i64 = MAX_WINDOW / CHUNK_CANDLES + 2;
 /// Runs a reply read fetches in its single round trip: enough for the largest window.
 const MAX_RUNS_PER_READ: i64 = MAX_WINDOW / RUN_CANDLES + 2;
 
+/// How long after a write its chunks' runs may be missing without being damage: a fill
+/// writes them in a second script right after its swap ([`JobWrite::signal`]).
+const RUNS_GRACE_MS: Millis = 10_000;
+
 /// How long a stream's live mark outlives its last renewal (it only ever says "live at
 /// that time"; an old one answers nothing).
 const LIVE_MARK_TTL_MS: u64 = 600_000;
@@ -90,6 +96,11 @@ struct MetaBody {
     /// a REST read: REST's record may still replace their candles. A subset of `coverage`.
     #[serde(default)]
     stream_only: Coverage,
+    /// When (on the writer's clock) the last write that left its chunks' runs to follow it
+    /// swapped in (0: none did): a run missing within [`RUNS_GRACE_MS`] of it may still be
+    /// to come, and is not damage yet.
+    #[serde(default)]
+    runs_follow: Millis,
 }
 
 /// How settled a candle is, lowest first. A write replaces a stored candle only with one
@@ -188,17 +199,33 @@ pub struct JobWrite<'a> {
     /// Publish the write's `ready` event on [`SeriesStore::ready_channel`] from the swap
     /// itself, with the values written ([`crate::write_signal`]): the ingests waiting for
     /// the job hear it as the write lands, before the fill has its answer from Redis and
-    /// publishes the event on NATS, and answer without reading the series back.
+    /// publishes the event on NATS, and answer without reading the series back. The swap
+    /// then holds the meta and the packed chunks only; the chunks' runs of reply fragments
+    /// (what Redis hits serve, not what the waiting ingests need) follow in a second
+    /// script, so that encoding and storing them is not on a cold miss's path.
     pub signal: bool,
 }
 
 /// What a fill wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Written {
     pub version: u64,
     pub last_t: Option<Millis>,
     /// What the series covers for good after the write.
     pub coverage: Coverage,
+    /// The runs a signalling job write left to write ([`SeriesStore::write_runs`]).
+    pub runs: Option<Runs>,
+}
+
+/// The runs of reply fragments of the chunks a signalling job write swapped in, still to be
+/// written ([`JobWrite::signal`], [`SeriesStore::write_runs`]).
+#[derive(Debug, Clone)]
+pub struct Runs {
+    series: SeriesKey,
+    version: u64,
+    written_at: Millis,
+    /// Per chunk: its start, its candles and its value as the swap set it.
+    chunks: Vec<(Millis, Vec<Candle>, Vec<u8>)>,
 }
 
 #[derive(Clone)]
@@ -247,6 +274,27 @@ if ARGV[8] ~= '' then
   redis.pcall('PUBLISH', ARGV[8], ARGV[9] .. (redis.call('GET', KEYS[4]) or ''))
 end
 return 1
+"#;
+
+/// KEYS: per chunk, its key and then its runs' keys (ARGV[1] runs per chunk). ARGV after
+/// the first: per chunk, its value as written and then its runs' values. Sets a chunk's
+/// runs only while the chunk holds that value; returns how many chunks' runs it set.
+const RUNS_SCRIPT: &str = r#"
+local per = tonumber(ARGV[1])
+local set = 0
+for c = 0, #KEYS / (per + 1) - 1 do
+  local k = c * (per + 1)
+  if redis.call('GET', KEYS[k + 1]) == ARGV[k + 2] then
+    local kv = {}
+    for r = 1, per do
+      kv[#kv + 1] = KEYS[k + 1 + r]
+      kv[#kv + 1] = ARGV[k + 2 + r]
+    end
+    redis.call('MSET', unpack(kv))
+    set = set + 1
+  end
+end
+return set
 "#;
 
 /// KEYS: the lease fence, the live mark. ARGV: the holder's fence, the mark, its time to
@@ -552,7 +600,7 @@ impl SeriesStore {
             return Ok(ReplyRead::Absent);
         };
         let live_at = self.open_live(&mut conn, &base, live).await;
-        let chunks = meta.chunks;
+        let (chunks, runs_follow) = (meta.chunks, meta.runs_follow);
         let mut reply = StoredReply {
             state: SeriesState {
                 version,
@@ -574,6 +622,11 @@ impl SeriesStore {
                 continue; // nothing stored there: coverage says what that means
             };
             let Some(raw) = raw else {
+                // A fill's runs follow its swap within milliseconds ([`JobWrite::signal`]);
+                // missing past that, they are damage.
+                if now_ms() - runs_follow < RUNS_GRACE_MS {
+                    return Ok(ReplyRead::Unserved);
+                }
                 tracing::warn!(series = %s, key, "run listed in meta is missing; refetching its chunk");
                 self.drop_chunk(&mut conn, s, &base, chunk).await;
                 return Ok(ReplyRead::Unserved);
@@ -696,6 +749,9 @@ impl SeriesStore {
         let step = s.interval.millis();
         let mut conn = self.conn.clone();
         let mut read_first = !job.is_some_and(|j| j.found_nothing);
+        // A signalling write carries its values to the waiting ingests and writes its runs
+        // after the swap ([`JobWrite::signal`]).
+        let signal = job.is_some_and(|j| j.signal);
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let (cur_ver, raw_meta): (Option<u64>, Option<Bytes>) = match read_first {
                 true => {
@@ -762,6 +818,9 @@ impl SeriesStore {
                 .map(|(start, by_t)| (start, by_t.into_values().collect()))
                 .collect();
             merge_knowledge(&mut meta, fetched, step, now);
+            if signal {
+                meta.runs_follow = now_ms();
+            }
             let new_ver = next_version(cur_ver, now);
             for start in merged.keys() {
                 meta.chunks.insert(*start, new_ver);
@@ -786,7 +845,6 @@ impl SeriesStore {
                 .and_then(|v| v.last())
                 .map(|c| c.t)
                 .or(fetched.candles.last().map(|c| c.t));
-            let signal = job.is_some_and(|j| j.signal);
             let mut keys = vec![
                 ver_key.clone(),
                 meta_key.clone(),
@@ -813,8 +871,11 @@ impl SeriesStore {
                 .filter(|(k, _)| !dropped.contains(k))
                 .map(|(k, v)| (*k, v))
                 .collect();
-            // Values to set: each chunk and its runs in every format.
-            let per_chunk = 1 + RUNS_PER_CHUNK as usize * FRAGMENT_FORMATS.len();
+            // Values to set: each chunk and (unless they follow) its runs in every format.
+            let per_chunk = match signal {
+                true => 1,
+                false => 1 + RUNS_PER_CHUNK as usize * FRAGMENT_FORMATS.len(),
+            };
             args.push((to_set.len() * per_chunk).to_string().into_bytes());
             args.push(
                 fence
@@ -831,25 +892,16 @@ impl SeriesStore {
             let message_at = args.len();
             args.push(Vec::new());
             let mut chunk_at = Vec::with_capacity(to_set.len());
-            let run_span = RUN_CANDLES * step;
             for (start, candles) in &to_set {
                 let key = Self::chunk_key(&base, *start);
                 let body = crate::packed::encode(candles);
                 chunk_at.push((*start, args.len()));
                 args.push(self.keyring.seal(&key, new_ver, now, &body));
                 keys.push(key);
-                // Every run of the chunk, empty ones too: a run the meta's chunk names and
-                // Redis lacks is damage, not an empty stretch.
-                for i in 0..RUNS_PER_CHUNK {
-                    let run = start + i * run_span;
-                    let lo = candles.partition_point(|c| c.t < run);
-                    let hi = candles.partition_point(|c| c.t < run + run_span);
-                    for enc in FRAGMENT_FORMATS {
-                        let key = Self::run_key(&base, enc, run);
-                        let body = crate::fragments::encode(enc, &candles[lo..hi]);
-                        args.push(self.keyring.seal(&key, new_ver, now, &body));
-                        keys.push(key);
-                    }
+                if !signal {
+                    let (run_keys, runs) = self.runs_of(s, &base, *start, candles, new_ver, now);
+                    keys.extend(run_keys);
+                    args.extend(runs);
                 }
             }
             if signal {
@@ -870,28 +922,112 @@ impl SeriesStore {
                 keys.push(Self::chunk_key(&base, d));
                 keys.extend(Self::run_keys(s, &base, d));
             }
+            // The runs to follow replace the rewritten chunks' runs: those go now, so that
+            // none of another version is read meanwhile.
+            if signal {
+                for (start, _) in &to_set {
+                    keys.extend(Self::run_keys(s, &base, *start));
+                }
+            }
             if let Some(j) = job.filter(|j| !j.id.is_empty()) {
                 keys.push(self.job_key(s, j.id));
             }
 
             let applied: i64 = redis::Script::new(WRITE_SCRIPT)
                 .key(keys)
-                .arg(args)
+                .arg(&args)
                 .invoke_async(&mut conn)
                 .await?;
             if applied == -1 {
                 return Err(StoreError::Fenced);
             }
             if applied == 1 {
+                let runs = signal.then(|| {
+                    let mut merged = merged;
+                    Runs {
+                        series: s.clone(),
+                        version: new_ver,
+                        written_at: now,
+                        chunks: chunk_at
+                            .iter()
+                            .map(|&(start, at)| {
+                                let candles = merged.remove(&start).unwrap_or_default();
+                                (start, candles, std::mem::take(&mut args[at]))
+                            })
+                            .collect(),
+                    }
+                });
                 return Ok(Written {
                     version: new_ver,
                     last_t,
                     coverage: meta.coverage.clone(),
+                    runs,
                 });
             }
             tracing::debug!(series = %s, "concurrent write; merging again");
         }
         Err(StoreError::Conflict)
+    }
+
+    /// The keys and sealed values of every run of chunk `start` (its `candles`), empty
+    /// ones too: a run the meta's chunk names and Redis lacks is damage, not an empty
+    /// stretch.
+    fn runs_of(
+        &self,
+        s: &SeriesKey,
+        base: &str,
+        start: Millis,
+        candles: &[Candle],
+        version: u64,
+        now: Millis,
+    ) -> (Vec<String>, Vec<Vec<u8>>) {
+        let run_span = RUN_CANDLES * s.interval.millis();
+        let mut keys = Vec::with_capacity(RUNS_PER_CHUNK as usize * FRAGMENT_FORMATS.len());
+        let mut values = Vec::with_capacity(keys.capacity());
+        for i in 0..RUNS_PER_CHUNK {
+            let run = start + i * run_span;
+            let lo = candles.partition_point(|c| c.t < run);
+            let hi = candles.partition_point(|c| c.t < run + run_span);
+            for enc in FRAGMENT_FORMATS {
+                let key = Self::run_key(base, enc, run);
+                let body = crate::fragments::encode(enc, &candles[lo..hi]);
+                values.push(self.keyring.seal(&key, version, now, &body));
+                keys.push(key);
+            }
+        }
+        (keys, values)
+    }
+
+    /// Writes the runs a signalling job write left ([`Written::runs`]), each chunk's only
+    /// while Redis still holds the chunk value the swap set: a writer that replaced it
+    /// writes its own. Failing here costs speed, not data: a Redis hit that finds runs
+    /// missing reads the chunks, and past [`RUNS_GRACE_MS`] after the swap refetches them.
+    pub async fn write_runs(&self, runs: Runs) {
+        if runs.chunks.is_empty() {
+            return;
+        }
+        let s = &runs.series;
+        let base = self.base(s);
+        let mut keys = Vec::new();
+        let mut args: Vec<Vec<u8>> = vec![(RUNS_PER_CHUNK as usize * FRAGMENT_FORMATS.len())
+            .to_string()
+            .into_bytes()];
+        for (start, candles, chunk) in runs.chunks {
+            let (run_keys, values) =
+                self.runs_of(s, &base, start, &candles, runs.version, runs.written_at);
+            keys.push(Self::chunk_key(&base, start));
+            args.push(chunk);
+            keys.extend(run_keys);
+            args.extend(values);
+        }
+        let set: Result<i64, _> = redis::Script::new(RUNS_SCRIPT)
+            .key(keys)
+            .arg(args)
+            .invoke_async(&mut self.conn.clone())
+            .await;
+        if let Err(e) = set {
+            tracing::warn!(error = %e, series = %s, "runs not written; Redis hits read the chunks until they are");
+        }
     }
 
     /// Takes the series' cluster-wide fill lock for `ttl` if it is free; `Err(holder)`

@@ -8,8 +8,9 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
+use candlepipe_core::Encoding;
 use candlepipe_core::{Candle, Fetched};
-use candlepipe_store::{JobWrite, WriteSignal, CHUNK_CANDLES};
+use candlepipe_store::{JobWrite, ReplyRead, WriteSignal, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
 use common::{flat_candle, series, store};
 use rust_decimal::Decimal;
@@ -309,6 +310,21 @@ async fn a_signalling_job_write_publishes_its_ready_event_and_values_once_as_it_
         next_signal(&mut heard).await.is_none(),
         "one signal per write"
     );
+    // Its runs follow the swap: until they are written a Redis hit reads the chunks (and
+    // drops nothing), then it is served from them.
+    let hit = |from, to| store.read_reply(&s, from, to, Encoding::Json);
+    assert!(matches!(
+        hit(base, base + 9 * M).await.unwrap(),
+        ReplyRead::Unserved
+    ));
+    assert_eq!(read(base, base + 9 * M).await.unwrap().2.len(), 10);
+    store
+        .write_runs(w.runs.clone().expect("runs to follow"))
+        .await;
+    match hit(base, base + 9 * M).await.unwrap() {
+        ReplyRead::Served(r) => assert_eq!(r.rows.len(), 10),
+        other => panic!("not served from its runs: {other:?}"),
+    }
 
     // Its first swap refused (it thought nothing stored), the merge applied: one signal, for
     // the version that landed, carrying the merged chunk.
@@ -335,6 +351,18 @@ async fn a_signalling_job_write_publishes_its_ready_event_and_values_once_as_it_
         next_signal(&mut heard).await.is_none(),
         "the refused swap published nothing"
     );
+    // A write that replaced the chunk before the runs came keeps its own runs.
+    store
+        .write(&s, &closed_run(base + 10 * M, 12), base + 22 * M)
+        .await
+        .unwrap();
+    store
+        .write_runs(w.runs.clone().expect("runs to follow"))
+        .await;
+    match hit(base, base + 21 * M).await.unwrap() {
+        ReplyRead::Served(r) => assert_eq!(r.rows.len(), 22),
+        other => panic!("the later write's runs were replaced: {other:?}"),
+    }
 
     // A write to the next chunk carries that chunk only: a window reaching back into the
     // one it did not rewrite is not opened from it.
@@ -374,7 +402,7 @@ async fn a_signalling_job_write_publishes_its_ready_event_and_values_once_as_it_
     assert!(opened(&sig, next, next + 9 * M).is_none());
 
     // Writes that do not signal publish nothing.
-    store
+    let w = store
         .write_for_job(
             &s,
             &closed_run(base + 20 * M, 5),
@@ -383,6 +411,7 @@ async fn a_signalling_job_write_publishes_its_ready_event_and_values_once_as_it_
         )
         .await
         .unwrap();
+    assert!(w.runs.is_none(), "its runs came in the swap");
     store
         .write(&s, &closed_run(base + 25 * M, 5), base + 31 * M)
         .await

@@ -1,7 +1,9 @@
 //! The fill role: one durable pull consumer per lane (each exchange's live and bulk jobs),
 //! each with its own concurrency, so one exchange's backlog or pause holds no capacity
 //! another could use. For each job it fetches only what the store lacks, writes Redis,
-//! announces `ready`, then acks. Failures go through [`crate::jobs::disposition::decide`].
+//! announces `ready`, acks, and then writes the runs of reply fragments of the chunks it
+//! wrote (what later Redis hits serve; the waiting ingests had the chunks from the write's
+//! signal). Failures go through [`crate::jobs::disposition::decide`].
 //!
 //! Owns: the exchanges' REST calls for jobs (within the cluster budget) and the loading of
 //! the market lists.
@@ -145,13 +147,18 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
         .await
         {
             // The job is marked finished already (by its write, or beside the write it did
-            // not need): announce first, then leave the waiting set and ack.
-            Ok(written) => {
+            // not need): announce first, then leave the waiting set and ack; then store the
+            // reply fragments of what it wrote, which only later Redis hits read.
+            Ok(mut written) => {
+                let runs = written.runs.take();
                 announce(ctx, &job, Ok(written), false).await;
                 tokio::join!(
                     leave_waiting_set(ctx, lane, &id),
                     finish(&msg, AckKind::Ack)
                 );
+                if let Some(runs) = runs {
+                    ctx.store.write_runs(runs).await;
+                }
                 return;
             }
             Err(e) => (Some(job), e),
@@ -414,6 +421,7 @@ async fn fill_locked(
             version: state.version,
             last_t: state.coverage.last(),
             coverage: state.coverage,
+            runs: None,
         });
     }
 
