@@ -164,6 +164,7 @@ async fn an_older_chunk_put_back_is_not_served() {
 
     let worker = stack.worker(&["all"]).await;
     assert_eq!(source(&get(&client, ask(3, end - 3 * H)).await), "exchange");
+    runs_written(&mut conn).await;
     // Keep the chunk and its runs as that first write left them: validly signed, for
     // their keys.
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -186,6 +187,7 @@ async fn an_older_chunk_put_back_is_not_served() {
     // A later write of the same chunk (three more candles), then the old values put back.
     let newer = get(&client, ask(3, end)).await;
     assert_eq!(source(&newer), "exchange");
+    runs_written(&mut conn).await;
     drop(worker);
     for (key, value) in old {
         let _: () = redis::cmd("SET")

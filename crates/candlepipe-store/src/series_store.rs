@@ -245,7 +245,8 @@ pub struct SeriesStore {
 /// the live mark, once the write is applied ('': none; a user without the channel loses
 /// the signal, not the write; [`crate::write_signal`]); the values follow. A fence older
 /// than the series' refuses the write (-1), a newer one becomes the series'. Values go in
-/// MSETs of at most 500 (Lua's `unpack` has a limit).
+/// MSETs of at most 500 (Lua's `unpack` has a limit); the keys to delete (a few dropped
+/// chunks' and the rewritten chunks' runs) in one DEL.
 const WRITE_SCRIPT: &str = r#"
 if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[7]) then
   return -1
@@ -269,7 +270,7 @@ for i = 1, n do
   end
 end
 if #kv > 0 then redis.call('MSET', unpack(kv)) end
-for i = 5 + n, last do redis.call('DEL', KEYS[i]) end
+if last >= 5 + n then redis.call('DEL', unpack(KEYS, 5 + n, last)) end
 if ARGV[8] ~= '' then
   redis.pcall('PUBLISH', ARGV[8], ARGV[9] .. (redis.call('GET', KEYS[4]) or ''))
 end
