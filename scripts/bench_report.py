@@ -625,6 +625,48 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    0.70, 0.71 and 0.72x. On this machine the cold line tracks the cost of waking each
    process, which has moved the same code's median between 2.75 and 3.75 ms (16) and now
    to 4.7; what is left on the path is 17's list less the `ready` hop.
+19. **Cold misses: the write hands the waiting ingests what it stored, and its runs follow
+   it** (issue #26, d15fe89 and 5cd4259). Two changes after the exchange has answered.
+   (a) The message the write script publishes on `cp:ready` (18) now carries the sealed
+   meta and packed chunks the swap stored (up to 64 KB; ~10 KB for 100 candles) and the
+   series' live mark (`candlepipe-store/src/write_signal.rs`); the ingest opens them as a
+   read opens what it reads (MACs under their keys, the meta of the event's version, each
+   chunk of the version the meta names) and answers its waiters without reading the
+   series back: 10's "ingest's read of the series" (0.32-0.35 ms) is gone, and unlike
+   17's hand-over the values take no hop of their own, they ride the message that already
+   wakes the ingest. When anything fails to open, or the window needs a chunk the write
+   did not rewrite, it reads as before (`candlepipe_fill_writes_read_total{from}` counts
+   both). (b) A fill job's swap now holds the meta and the packed chunks only; the JSON and
+   MessagePack runs (four fifths of the bytes, and all of the fragment encoding) are
+   written by a second script after the job's ack, each chunk's only while Redis still
+   holds the chunk value the swap set, and the swap deletes the chunk's older runs. A
+   Redis hit in between reads the chunks (a run missing within 10 s of such a write is
+   not damage; later it is, and the chunk is refetched as before).
+   Redis's own time (`SLOWLOG` at threshold 0 over 5 s of `bench --workload cold
+   --cold-interval 1m` against `scripts/independent_exchange.py`, one binary after the
+   other on one stack): the swap 514 µs (median) at 4861b73, 537 µs with (a) (its message
+   repeats the chunks), 451 µs with (a) and (b) (the runs' script, after the ack, 454 µs);
+   MGETs per cold miss 3.6, 2.4 and 2.5 (675, 467 and 459 for 188, 191 and 184 misses:
+   the ingest's read after the write is gone). End to end, alternating A/B as in 18 (ten
+   rounds per pair; the machine slow all along, 4861b73 at 4.2-5.8 ms over `plain` where
+   it had 2.8-3.6 the day before): 4861b73 against (a) 4.43 and 4.08 ms (medians; mean
+   paired difference -0.36); (a) against (a) with no runs written at all (a prototype
+   bounding what (b) can gain) -0.54 over twenty rounds; against (b) written before the
+   ack -0.20, after it -0.12; 4861b73 against (a) and (b) together **4.72 and 3.70 ms**,
+   lower in nine rounds of ten, mean paired difference -0.96 ms.
+   As bench.sh runs it (`candlepipe sim` at 20 ms, `run fill` and `run ingest` apart, the
+   cold workload's intervals as the clock picks them), alternating eight rounds each at
+   04:12-04:16: 4861b73 3.75 ms over `plain` (median), 20122f7 3.47, lower in six rounds of
+   eight, mean paired difference -0.29. `scripts/bench.sh 5` twice, at 5cd4259
+   (03:42-03:53) and at 20122f7 (03:58-04:09, the tables above): cold misses 4.02, 6.15
+   and 5.03 ms over `plain`, then 4.47, 5.78 and 4.51 (median 4.51), **not met**; in both
+   runs the machine was at its slowest of these sessions (the trivial echo at 1 requester
+   4.6-4.9k req/s against 5.2-6.2k before; the live latency's p99 8.2 ms in the first,
+   3.6 the day before) and every cold line moved with it (4861b73's own A/B rounds the
+   same half hour: 4.2-5.8). Redis hits 0.71, 0.70 and 0.72x the sized echo, p99 1.15x,
+   met. Left on the path: the serial hops themselves, each from idle (producer → ingest,
+   the ingest's read and admission, JetStream to the fill, the lock and state, the
+   swap, its message to the ingest, the reply).
 
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
@@ -637,9 +679,11 @@ machine (12); on the Intel one (14) 42-44 and 12 against 48-53, 41-45 and 12, wi
 load generator's own share (18-20 µs) on top of both. What is left in the ingest is the
 transport, the Redis round trip, verification and moving the reply's bytes, and about a
 fifth of request handling (14); no formatting or hashing of unchanged values, and since 15
-no kept run read again: a hit costs the ingest 23-24 µs and redis-server 3.6-3.9. Cold misses: serial round trips on the fill path (Redis
-lock/read, budget, write) and the JetStream publish acknowledgement, each from idle at 1
-requester (10), and the widened exchange call (8).""")
+no kept run read again: a hit costs the ingest 23-24 µs and redis-server 3.6-3.9. Cold
+misses: the serial hops of a miss, each from idle at 1 requester (10, 19): the producer's
+request to the ingest, its Redis read and admission, JetStream to the fill, the lock and
+stored state, the swap and its message to the ingest, the reply; and the widened exchange
+call (8).""")
 
 def scenario_section():
     """The scenarios of `candlepipe bench --scenario`, judged against issue #11's targets."""
