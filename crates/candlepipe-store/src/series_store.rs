@@ -103,6 +103,22 @@ struct MetaBody {
     runs_follow: Millis,
 }
 
+impl MetaBody {
+    /// The series' state as this meta of write `version` and a live mark of `live_at`
+    /// (0: none) describe it.
+    fn into_state(self, version: u64, live_at: Millis) -> SeriesState {
+        SeriesState {
+            version,
+            fetched_at: self.fetched_at,
+            coverage: self.coverage,
+            asked: self.asked,
+            history_from: self.history_from,
+            streamed_at: self.streamed_at.max(live_at),
+            stream_only: self.stream_only,
+        }
+    }
+}
+
 /// How settled a candle is, lowest first. A write replaces a stored candle only with one
 /// that stands at least as high ("confirmed wins"): nothing replaces a closed, covered
 /// candle but another confirmation, and a REST-confirmed one only another REST read.
@@ -478,21 +494,10 @@ impl SeriesStore {
             chunks.extend(more);
             damaged.extend(bad);
         }
-        let mut coverage = meta.coverage;
-        remove_spans(&mut coverage, s, &damaged);
+        let mut state = meta.into_state(version, live_at);
+        remove_spans(&mut state.coverage, s, &damaged);
         let candles = chunks.into_values().flatten().collect();
-        Ok(Some(SeriesRead {
-            state: SeriesState {
-                version,
-                fetched_at: meta.fetched_at,
-                coverage,
-                asked: meta.asked,
-                history_from: meta.history_from,
-                streamed_at: meta.streamed_at.max(live_at),
-                stream_only: meta.stream_only,
-            },
-            candles,
-        }))
+        Ok(Some(SeriesRead { state, candles }))
     }
 
     /// The state and the candles of `[from, to]` as the write that published `values` with
@@ -547,15 +552,7 @@ impl SeriesStore {
             candles.extend(crate::packed::decode(&opened.body, from, to).ok()?);
         }
         Some(SeriesRead {
-            state: SeriesState {
-                version,
-                fetched_at: meta.fetched_at,
-                coverage: meta.coverage,
-                asked: meta.asked,
-                history_from: meta.history_from,
-                streamed_at: meta.streamed_at.max(live_at),
-                stream_only: meta.stream_only,
-            },
+            state: meta.into_state(version, live_at),
             candles,
         })
     }
@@ -586,7 +583,7 @@ impl SeriesStore {
         let mut conn = self.conn.clone();
         let Some(Current {
             version,
-            meta,
+            mut meta,
             live,
             values: raw_runs,
         }) = self
@@ -601,17 +598,9 @@ impl SeriesStore {
             return Ok(ReplyRead::Absent);
         };
         let live_at = self.open_live(&mut conn, &base, live).await;
-        let (chunks, runs_follow) = (meta.chunks, meta.runs_follow);
+        let (chunks, runs_follow) = (std::mem::take(&mut meta.chunks), meta.runs_follow);
         let mut reply = StoredReply {
-            state: SeriesState {
-                version,
-                fetched_at: meta.fetched_at,
-                coverage: meta.coverage,
-                asked: meta.asked,
-                history_from: meta.history_from,
-                streamed_at: meta.streamed_at.max(live_at),
-                stream_only: meta.stream_only,
-            },
+            state: meta.into_state(version, live_at),
             rows: Vec::with_capacity(
                 ((to - from) / s.interval.millis() + 1).clamp(1, 1024) as usize
             ),
