@@ -945,18 +945,28 @@ async fn dispatch_ready(
 ) {
     let mut hearing = true;
     loop {
-        let (heard, signal) = tokio::select! {
+        let (payload, signal) = tokio::select! {
             msg = ready.next() => match msg {
-                Some(msg) => (serde_json::from_slice(&msg.payload).map(|event| WriteSignal { event, values: None }).map_err(|e| e.to_string()), false),
+                Some(msg) => (msg.payload, false),
                 None => return,
             },
             heard = signals.recv(), if hearing => match heard {
-                Some(payload) => (WriteSignal::parse(payload).map_err(|e| e.to_string()), true),
+                Some(payload) => (payload, true),
                 None => {
                     hearing = false;
                     continue;
                 }
             },
+        };
+        let heard = match signal {
+            true => WriteSignal::parse(payload).map_err(|e| e.to_string()),
+            // NATS's event is the JSON alone: it carries no values.
+            false => serde_json::from_slice(&payload)
+                .map(|event| WriteSignal {
+                    event,
+                    values: None,
+                })
+                .map_err(|e| e.to_string()),
         };
         let WriteSignal { event, values } = match heard {
             Ok(heard) => heard,
