@@ -18,8 +18,8 @@ pub use l1::{L1Cache, ReplyKey, Snapshot};
 pub use records::Records;
 pub use redis_conn::Redis;
 pub use series_store::{
-    FragmentRow, JobWrite, ReplyRead, Runs, SeriesRead, SeriesStore, StoredReply, Written,
-    CHUNK_CANDLES, RUN_CANDLES,
+    FragmentRow, JobWrite, ReplyRead, Runs, SeriesRead, SeriesStore, StoredReply, WriteBasis,
+    Written, CHUNK_CANDLES, RUN_CANDLES,
 };
 pub use write_signal::WriteSignal;
 

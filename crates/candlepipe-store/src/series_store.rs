@@ -158,6 +158,17 @@ pub struct SeriesRead {
     pub state: SeriesState,
     /// Candles with open times in the window, ascending.
     pub candles: Vec<Candle>,
+    /// What a write merges into, as this read found it ([`JobWrite::basis`]).
+    pub basis: WriteBasis,
+}
+
+/// The meta a read found and the write version it names: what a later write of the series
+/// merges into without reading them again, if no write came between (its swap checks the
+/// version). The default is a series with nothing stored.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBasis {
+    version: u64,
+    meta: MetaBody,
 }
 
 /// A window read as reply fragments ([`SeriesStore::read_reply`]).
@@ -208,10 +219,11 @@ pub struct JobWrite<'a> {
     pub id: &'a str,
     /// How long the mark stays (the dedup window).
     pub done_for: std::time::Duration,
-    /// The job's read of the series, under its lock, found nothing stored: the first
-    /// attempt writes without reading again (if something was stored since, the swap
-    /// fails and the write merges as usual).
-    pub found_nothing: bool,
+    /// What the job's read of the series, under its lock, found stored
+    /// ([`SeriesRead::basis`]; the default when nothing was): the first attempt merges into
+    /// it without reading the series again. If another write came since, the swap fails on
+    /// the version and the write reads and merges as usual. `None`: read first.
+    pub basis: Option<&'a WriteBasis>,
     /// Publish the write's `ready` event on [`SeriesStore::ready_channel`] from the swap
     /// itself, with the values written ([`crate::write_signal`]): the ingests waiting for
     /// the job hear it as the write lands, before the fill has its answer from Redis and
@@ -494,10 +506,14 @@ impl SeriesStore {
             chunks.extend(more);
             damaged.extend(bad);
         }
-        let mut state = meta.into_state(version, live_at);
+        let mut state = meta.clone().into_state(version, live_at);
         remove_spans(&mut state.coverage, s, &damaged);
         let candles = chunks.into_values().flatten().collect();
-        Ok(Some(SeriesRead { state, candles }))
+        Ok(Some(SeriesRead {
+            state,
+            candles,
+            basis: WriteBasis { version, meta },
+        }))
     }
 
     /// The state and the candles of `[from, to]` as the write that published `values` with
@@ -552,8 +568,9 @@ impl SeriesStore {
             candles.extend(crate::packed::decode(&opened.body, from, to).ok()?);
         }
         Some(SeriesRead {
-            state: meta.into_state(version, live_at),
+            state: meta.clone().into_state(version, live_at),
             candles,
+            basis: WriteBasis { version, meta },
         })
     }
 
@@ -738,28 +755,27 @@ impl SeriesStore {
         let meta_key = format!("{base}:meta");
         let step = s.interval.millis();
         let mut conn = self.conn.clone();
-        let mut read_first = !job.is_some_and(|j| j.found_nothing);
         // A signalling write carries its values to the waiting ingests and writes its runs
         // after the swap ([`JobWrite::signal`]).
         let signal = job.is_some_and(|j| j.signal);
+        let mut basis = job.and_then(|j| j.basis);
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let (cur_ver, raw_meta): (Option<u64>, Option<Bytes>) = match read_first {
-                true => {
-                    redis::pipe()
+            let (cur_ver, mut meta) = match basis.take() {
+                Some(b) => (b.version, b.meta.clone()),
+                None => {
+                    let (cur_ver, raw_meta): (Option<u64>, Option<Bytes>) = redis::pipe()
                         .get(&ver_key)
                         .get(&meta_key)
                         .query_async(&mut conn)
-                        .await?
+                        .await?;
+                    let meta = self
+                        .open_meta(&mut conn, &meta_key, raw_meta.map(Stored::Sent))
+                        .await
+                        .map(|(_, m)| m)
+                        .unwrap_or_default();
+                    (cur_ver.unwrap_or(0), meta)
                 }
-                false => (None, None),
             };
-            read_first = true;
-            let cur_ver = cur_ver.unwrap_or(0);
-            let mut meta = self
-                .open_meta(&mut conn, &meta_key, raw_meta.map(Stored::Sent))
-                .await
-                .map(|(_, m)| m)
-                .unwrap_or_default();
 
             // Chunks the fetch touches, merged with what they hold.
             let touched: Vec<Millis> = {

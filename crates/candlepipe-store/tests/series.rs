@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use candlepipe_core::Encoding;
 use candlepipe_core::{Candle, Fetched};
-use candlepipe_store::{JobWrite, ReplyRead, WriteSignal, CHUNK_CANDLES};
+use candlepipe_store::{JobWrite, ReplyRead, WriteBasis, WriteSignal, CHUNK_CANDLES};
 use candlepipe_testkit::RedisServer;
 use common::{flat_candle, series, store};
 use rust_decimal::Decimal;
@@ -115,10 +115,11 @@ async fn a_job_write_marks_its_job_and_merges_even_when_it_thought_nothing_store
     let store = store(&server).await;
     let s = series();
     let base = 3_000 * CHUNK_CANDLES * M;
+    let nothing = WriteBasis::default();
     let job = |id| JobWrite {
         id,
         done_for: Duration::from_secs(60),
-        found_nothing: true,
+        basis: Some(&nothing),
         signal: false,
     };
 
@@ -162,6 +163,84 @@ async fn a_job_write_marks_its_job_and_merges_even_when_it_thought_nothing_store
         .await
         .unwrap();
     assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+}
+
+/// GETs Redis has run so far (the scripts' own included).
+async fn gets_run(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_job_write_merges_into_what_its_read_found_and_reads_again_if_a_write_came_between() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let mut conn = server.conn().await;
+    let s = series();
+    let base = 3_500 * CHUNK_CANDLES * M;
+    let job = |id, basis| JobWrite {
+        id,
+        done_for: Duration::from_secs(60),
+        basis,
+        signal: false,
+    };
+    let read = |to| store.read(&s, base, to);
+    store
+        .write(&s, &closed_run(base, 10), base + 20 * M)
+        .await
+        .unwrap();
+
+    // A write came between the job's read and its write: the swap fails on the version,
+    // and the write reads and merges on top of it; nothing of either is lost.
+    let before = read(base + 9 * M).await.unwrap().unwrap();
+    let between = store
+        .write(&s, &closed_run(base + 10 * M, 10), base + 21 * M)
+        .await
+        .unwrap();
+    let w = store
+        .write_for_job(
+            &s,
+            &closed_run(base + 20 * M, 10),
+            base + 22 * M,
+            job("job-1", Some(&before.basis)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.version, between.version + 1);
+    let all = read(base + 29 * M).await.unwrap().unwrap();
+    assert_eq!(all.candles.len(), 30);
+    assert!(all.state.coverage.contains(base, base + 29 * M));
+    assert!(store.job_done(&s, "job-1").await.unwrap());
+
+    // Nothing came between: the write merges into what the read found without reading the
+    // series' version and meta again (two GETs fewer than a write that reads first).
+    let write_on = |basis, id, from| {
+        let (store, s) = (&store, &s);
+        async move {
+            store
+                .write_for_job(s, &closed_run(from, 10), from + 20 * M, job(id, basis))
+                .await
+                .unwrap()
+        }
+    };
+    let gets = gets_run(&mut conn).await;
+    let w = write_on(Some(&all.basis), "job-2", base + 30 * M).await;
+    let on_basis = gets_run(&mut conn).await - gets;
+    assert_eq!(w.version, all.state.version + 1);
+    let gets = gets_run(&mut conn).await;
+    write_on(None, "job-3", base + 40 * M).await;
+    let reading_first = gets_run(&mut conn).await - gets;
+    assert_eq!(reading_first, on_basis + 2, "{on_basis} GETs on the basis");
+    let all = read(base + 49 * M).await.unwrap().unwrap();
+    assert_eq!(all.candles.len(), 50);
+    assert!(all.state.coverage.contains(base, base + 49 * M));
 }
 
 #[tokio::test]
@@ -256,10 +335,11 @@ async fn a_signalling_job_write_publishes_its_ready_event_and_values_once_as_it_
     let mut heard = pubsub.into_on_message();
     let s = series();
     let base = 5_000 * CHUNK_CANDLES * M;
+    let nothing = WriteBasis::default();
     let job = |id, signal| JobWrite {
         id,
         done_for: Duration::from_secs(60),
-        found_nothing: true,
+        basis: Some(&nothing),
         signal,
     };
     // What the signal's values open to for `[from, to]`, beside what a read finds.

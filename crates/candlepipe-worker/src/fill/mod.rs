@@ -25,7 +25,7 @@ use candlepipe_core::{
 };
 use candlepipe_exchange::budget::Demand;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
-use candlepipe_store::{JobWrite, Written};
+use candlepipe_store::{JobWrite, WriteBasis, Written};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -385,14 +385,17 @@ fn job_end(job: &FillJob, now: Millis) -> Millis {
     }
 }
 
-/// What the store holds of the job's series (`None`: nothing).
-async fn stored_state(ctx: &Context, job: &FillJob) -> Result<Option<SeriesState>, JobError> {
+/// What the store holds of the job's series (`None`: nothing), and what the job's write
+/// merges into unless another write comes first.
+async fn stored_state(
+    ctx: &Context,
+    job: &FillJob,
+) -> Result<(Option<SeriesState>, WriteBasis), JobError> {
     let to = job_end(job, now_ms());
-    Ok(ctx
-        .store
-        .read(&job.series, job.from, to)
-        .await?
-        .map(|r| r.state))
+    Ok(match ctx.store.read(&job.series, job.from, to).await? {
+        Some(read) => (Some(read.state), read.basis),
+        None => (None, WriteBasis::default()),
+    })
 }
 
 /// Fetches what the store lacks of the job's window, and writes it; marks job `id`
@@ -402,7 +405,7 @@ async fn fill_locked(
     exchange: &ExchangeClient,
     job: &FillJob,
     id: &str,
-    stored: Option<SeriesState>,
+    (stored, basis): (Option<SeriesState>, WriteBasis),
     demand: Demand<'_>,
 ) -> Result<Written, JobError> {
     let s = &job.series;
@@ -410,7 +413,6 @@ async fn fill_locked(
     let step = iv.millis();
     let now = now_ms();
     let to = job_end(job, now);
-    let found_nothing = stored.is_none();
     let state = stored.unwrap_or_default().for_job(job);
     tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
 
@@ -448,7 +450,7 @@ async fn fill_locked(
     let marking = JobWrite {
         id,
         done_for: ctx.settings.streams.dedup_window,
-        found_nothing,
+        basis: Some(&basis),
         signal: true,
     };
     Ok(ctx.store.write_for_job(s, &fetched, now, marking).await?)
