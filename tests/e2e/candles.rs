@@ -205,6 +205,82 @@ async fn a_cold_miss_is_answered_as_its_write_lands_in_redis() {
     assert_eq!((read("signal"), read("redis")), (2.0, 0.0), "{metrics}");
 }
 
+/// A miss of a window none of which this ingest's L1 copy of the series covers is taken for
+/// a cold one: its job is admitted in the same round trip as the Redis read. When another
+/// process filled the window meanwhile, the read answers and the admission goes back: the
+/// exchange is not asked again and no live job is left waiting.
+#[tokio::test]
+async fn a_new_window_of_a_series_in_l1_is_admitted_alongside_its_read() {
+    let stack = stack().await;
+    let mut worker = stack
+        .worker_with(&["ingest", "fill"], &["--metrics-addr", "127.0.0.1:0"])
+        .await;
+    let url = worker.metrics_url().await;
+    let client = stack.client().await;
+    let step = 60_000;
+    let end = closed_end(step) - 3_000 * step;
+    let window = |end: i64| json!({"exchange":"binance","symbol":"TEST7/USDT","interval":"1m","limit":100,"end":end});
+    let counts = || async {
+        let m = scrape(&url).await;
+        let ahead = |o: &str| {
+            sample(
+                &m,
+                &format!("candlepipe_admissions_ahead_total{{outcome=\"{o}\"}}"),
+            )
+        };
+        let calls = sample(
+            &m,
+            r#"candlepipe_exchange_requests_total{exchange="binance",outcome="ok"}"#,
+        );
+        (ahead("used"), ahead("released"), calls)
+    };
+
+    // A series never seen: admitted ahead, and the admission used.
+    assert_eq!(source(&get(&client, window(end)).await), "exchange");
+    let (used, released, calls) = counts().await;
+    assert_eq!((used, released), (1.0, 0.0));
+    // An older window of the series L1 now holds: admitted ahead as well.
+    let older = end - 1_000 * step;
+    let reply = get(&client, window(older)).await;
+    assert_eq!(source(&reply), "exchange", "{reply}");
+    assert_eq!(ok(&reply).len(), 100);
+    assert_eq!(counts().await, (2.0, 0.0, calls + 1.0));
+
+    // A third window filled by a job no producer of this ingest asked for (as another
+    // ingest's would be): this ingest's L1 does not know of it.
+    let oldest = older - 1_000 * step;
+    let js = async_nats::jetstream::new(client.clone());
+    let job = json!({"series":{"exchange":"binance","symbol":"TEST7/USDT","interval":"1m"},
+                     "from": oldest - 99 * step, "to": oldest, "includes_open": false,
+                     "fresh_after": 0});
+    js.publish("candlepipe.jobs.fill.binance.bulk", job.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the job's exchange request",
+        || async { (counts().await.2 == calls + 2.0).then_some(()) },
+    )
+    .await;
+    let reply = get(&client, window(oldest)).await;
+    assert_eq!(source(&reply), "redis", "{reply}");
+    assert_eq!(ok(&reply).len(), 100);
+    assert_eq!(counts().await, (2.0, 1.0, calls + 2.0));
+    // The admission went back: no live job waits, so bulk work may run.
+    let redis = stack.redis_conn().await;
+    eventually(Duration::from_secs(5), "an empty waiting set", || async {
+        let waiting: u64 = redis::cmd("ZCARD")
+            .arg("cp:rl:{binance}:waiting")
+            .query_async(&mut redis.clone())
+            .await
+            .ok()?;
+        (waiting == 0).then_some(())
+    })
+    .await;
+}
+
 /// A Redis user without pub/sub channels (Redis 7's default for a new ACL user) costs the
 /// signal, not the write: the ingest answers on the fill's `ready` event, and the data is
 /// stored.

@@ -80,6 +80,12 @@ impl Coverage {
         cursor > to || ok(cursor, to)
     }
 
+    /// Whether any open time of `[from, to]` is covered.
+    pub fn touches(&self, from: Millis, to: Millis) -> bool {
+        let i = self.ranges.partition_point(|&(_, b)| b < from);
+        self.ranges.get(i).is_some_and(|&(a, _)| a <= to)
+    }
+
     /// Whether open time `t` is covered.
     pub fn covers(&self, t: Millis) -> bool {
         let i = self.ranges.partition_point(|&(_, b)| b < t);
@@ -163,6 +169,20 @@ mod tests {
             cov(&[(20, 30), (0, 4), (6, 19)]).ranges(),
             &[(0, 4), (6, 30)]
         );
+    }
+
+    #[test]
+    fn a_window_touches_coverage_when_any_of_its_open_times_is_covered() {
+        let c = cov(&[(10, 19), (30, 39)]);
+        assert!(!c.touches(0, 9));
+        assert!(!c.touches(20, 29));
+        assert!(!c.touches(40, 50));
+        assert!(c.touches(0, 10));
+        assert!(c.touches(19, 29));
+        assert!(c.touches(25, 30));
+        assert!(c.touches(12, 14));
+        assert!(c.touches(0, 50));
+        assert!(!Coverage::default().touches(0, 50));
     }
 
     #[test]

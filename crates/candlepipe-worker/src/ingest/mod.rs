@@ -445,9 +445,9 @@ async fn answer_query(
         .filter(|s| !s.slice(w.from, w.to).is_empty())
         .cloned();
     let deadline = deadline_of(ctx, q, received);
-    // A series this process has not seen stored is likely a cold miss: its live job is
-    // admitted in the same round trip as the read, and released if the read answers.
-    let (cached, ahead) = match ahead_of_read(ctx, local, q, w, now, l1.is_some()).await {
+    // A likely cold miss ([`ahead_of_read`]): its live job is admitted in the same round
+    // trip as the read, and released if the read answers.
+    let (cached, ahead) = match ahead_of_read(ctx, local, q, w, now, l1.as_deref()).await {
         Some(job) => {
             let id = job.msg_id(now);
             // Boxed: both futures at once would make every request's task larger (a
@@ -467,6 +467,8 @@ async fn answer_query(
     let (miss, stale) = match cached {
         Cached::Answered(answer) => {
             if let Some((_, a)) = ahead {
+                metrics::counter!("candlepipe_admissions_ahead_total", "outcome" => "released")
+                    .increment(1);
                 if a.admitted.is_ok() {
                     release_in_background(ctx, q.series.exchange, a.id);
                 }
@@ -477,13 +479,17 @@ async fn answer_query(
             return answer;
         }
         Cached::Miss(stale) => match ahead {
-            Some((job, a)) => (
-                Miss {
-                    job,
-                    admitted: Some(a),
-                },
-                stale,
-            ),
+            Some((job, a)) => {
+                metrics::counter!("candlepipe_admissions_ahead_total", "outcome" => "used")
+                    .increment(1);
+                (
+                    Miss {
+                        job,
+                        admitted: Some(a),
+                    },
+                    stale,
+                )
+            }
             None => {
                 let job = fill_job(local, q, w, now);
                 (
@@ -512,18 +518,28 @@ fn fill_job(local: &Local, q: &CandleQuery, w: Window, now: Millis) -> FillJob {
     job
 }
 
-/// The live job to admit alongside the read, for a series this process has not seen
-/// stored lately (nor holds in L1, `seen`): listed by its exchange, and not paging through
-/// history.
+/// The live job to admit alongside the read, for a likely cold miss: a series this process
+/// has not seen stored lately, or one L1 holds (`l1`) without any of the window covered and
+/// no stream keeping it live (a new window of a known series: another process may have
+/// filled it since, and then the admission is released). Listed by its exchange, and not
+/// paging through history.
 async fn ahead_of_read(
     ctx: &Context,
     local: &Local,
     q: &CandleQuery,
     w: Window,
     now: Millis,
-    seen: bool,
+    l1: Option<&Snapshot>,
 ) -> Option<FillJob> {
-    if seen || q.fill_gaps != FillGaps::None || local.stored.contains_key(&q.series) {
+    let likely_cold = match l1 {
+        Some(snap) => {
+            let streamed_since = now - ctx.settings.stream_silence.as_millis() as Millis;
+            let streamed = snap.state.streamed_at > 0 && snap.state.streamed_at >= streamed_since;
+            !streamed && !snap.state.coverage.touches(w.from, w.to)
+        }
+        None => !local.stored.contains_key(&q.series),
+    };
+    if !likely_cold || q.fill_gaps != FillGaps::None {
         return None;
     }
     let job = fill_job(local, q, w, now);
