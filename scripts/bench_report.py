@@ -87,7 +87,8 @@ if beside:
                    f"{ms(h['p99_us'])} | {h['p99_us'] / e['p99_us']:.2f} | {h['errors']} |")
 if cold_beside:
     out.append("\nCold misses at 1 requester beside the plain keep-alive client, measured one right after "
-               "the other in each round, before anything asks for wider windows:\n")
+               "the other in each round, before anything asks for wider windows, on the same requests "
+               "(100 candles of a 1m window of a TEST series, `--cold-interval 1m`):\n")
     out.append("| round | `plain` p50 ms | cold p50 ms | added ms | cold p99 ms | errors |")
     out.append("|---:|---:|---:|---:|---:|---:|")
     for k, p, c in cold_beside:
@@ -668,6 +669,64 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    the ingest's read and admission, JetStream to the fill, the lock and state, the
    swap, its message to the ingest, the reply).
 
+20. **Cold misses in bench.sh's own rounds: like with like, and where 3.5 ms goes**
+   (issue #26, 637d23b, e4e077c). bench.sh's rounds sent the cold workload's mixed
+   intervals (1m, 3m, 5m, 15m by the clock) beside `plain`'s 1m requests, and ran after
+   cold misses at 16 and 64 requesters had stored thousands of TEST series. Both mattered:
+   (a) The simulator answers a 15m window slower than a 1m one: the fill's own client
+   straight to it (`bench --workload direct --cold-interval`) 21.65/21.71 ms p50 for 1m,
+   22.26-22.98 for 15m; cold misses over `plain` on one fresh stack, one interval after
+   the other, twice: 1m 3.25/3.14 ms, 3m 3.33/3.49, 5m 3.48/3.47, 15m 4.00/4.16. The rounds
+   now send `--cold-interval 1m`, `plain`'s own requests (100 candles of a 1m window).
+   (b) After the cold lines at 16 and 64, a round's misses are mostly new windows of
+   series already stored: the ingest read Redis before asking admission (it admitted
+   alongside the read only for series it had not seen stored), and the fill's write read
+   the series' version and meta again after the exchange call. Now a window none of which
+   L1's copy of an unstreamed series covers is taken for a cold miss too (admitted in the
+   read's round trip, released if the read answers; `candlepipe_admissions_ahead_total
+   {outcome}` counts both), and a job's write merges into the meta its read under the
+   lock found (`WriteBasis`; the swap's compare-and-set on the version still makes a write
+   that lost a race read and merge again). Alternating A/B of the builds before and after
+   (each arm: `run fill` and `run ingest` started, cold at 16 and 64 for 5 s, then `plain`
+   and cold for 5 s each): mixed intervals 4.52, 5.24, 4.83, 4.94 ms over `plain` before
+   against 4.63, 4.47, 4.70 after; 1m windows 4.63, 4.25, 4.18, 3.61, 3.60 against 4.90,
+   4.21, 3.94, 4.15, 3.71: no difference the rounds' spread can show (two round trips
+   fewer on a known series' miss, each ~0.25 ms, against rounds that move by 0.8 ms from
+   one 5-second run to the next on one stack).
+   Where a miss's time goes now: a temporary build logged a line at every step (`run
+   fill` and `run ingest` apart, `candlepipe sim` at 20 ms, 1m windows, 1 requester,
+   medians of 230-245 misses per run; two runs on a fresh stack, four after cold at 16
+   and 64):
+
+   | step | fresh | after the cold lines |
+   |---|---:|---:|
+   | request heard → job published (L1, Redis read with admission, markets) | 0.32-0.35 | 0.36-0.44 |
+   | → the fill has the job (JetStream) | 0.43-0.44 | 0.39-0.43 |
+   | → locked, stored state and turn (one Redis round trip) | 0.26 | 0.27-0.31 |
+   | → exchange answered and parsed (`plain`: 21.54-21.72) | 21.92-21.93 | 21.86-22.06 |
+   | → write sent (chunks packed and sealed) | 0.09 | 0.09-0.11 |
+   | → the swap's answer (Redis) | 0.40-0.43 | 0.45-0.58 |
+   | → the ingest hears its message | 0.25-0.26 | 0.23-0.26 |
+   | → opened for the waiters | 0.11-0.12 | 0.11-0.14 |
+   | request heard → opened | 23.84-23.95 | 23.88-24.44 |
+   | the load generator's p50 | 24.62-24.83 | 24.56-25.26 |
+
+   No step stands out: each is a process woken from idle and a few tens of µs of work.
+   What a wake-up costs here: a nats-py request to the echo responder (`bench
+   --serve-echo`) takes 0.34-0.35 ms p50 back to back and 0.99-1.00 ms with 22 ms between
+   requests (an L1 hit: 0.41-0.46 and 1.27), i.e. ~0.65 ms for the three processes of a
+   trivial round trip coming to it from idle, where `plain` pays for two (itself and the
+   simulator) and a cold miss for about ten. The VM's kernel has guest halt polling off
+   (`haltpoll.guest_halt_poll_ns=0`); turning it on (200 µs) for one diagnostic run, then
+   back off, changed nothing (the echo with gaps 1.23-1.26 ms): the cost is the host
+   scheduling a descheduled vCPU, not the guest's idle loop. `scripts/bench.sh 5` at
+   e4e077c with the 1m rounds: **3.46, 3.55, 3.57 ms** over `plain` (median 3.55), not met;
+   Redis hits 0.71x the sized echo, p99 1.23x, met. Left: the serial hops themselves.
+   Turning them into fewer would change the protocol (the job published before the read
+   answers, or the exchange's turn granted at admission and the lock taken beside the
+   call: each ~0.25-0.3 ms, each with a race to close between the ingest's admission and
+   the fill's turn).
+
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
 fast at 64 requesters on this machine, so 0.70x of it is out of reach for 100-candle
@@ -680,10 +739,11 @@ load generator's own share (18-20 µs) on top of both. What is left in the inges
 transport, the Redis round trip, verification and moving the reply's bytes, and about a
 fifth of request handling (14); no formatting or hashing of unchanged values, and since 15
 no kept run read again: a hit costs the ingest 23-24 µs and redis-server 3.6-3.9. Cold
-misses: the serial hops of a miss, each from idle at 1 requester (10, 19): the producer's
-request to the ingest, its Redis read and admission, JetStream to the fill, the lock and
-stored state, the swap and its message to the ingest, the reply; and the widened exchange
-call (8).""")
+misses: the serial hops of a miss, each from idle at 1 requester (10, 19, 20; a trivial
+NATS round trip from idle costs ~0.65 ms more than back to back on this VM): the
+producer's request to the ingest, its Redis read and admission, JetStream to the fill, the
+lock and stored state, the swap and its message to the ingest, the reply; and the widened
+exchange call (8).""")
 
 def scenario_section():
     """The scenarios of `candlepipe bench --scenario`, judged against issue #11's targets."""
