@@ -269,9 +269,11 @@ pub struct SeriesStore {
 /// KEYS: version, meta, the lease fence, the live mark, the values to set, the values to
 /// delete; then the job marker if ARGV[4] is not empty (its time to live in ARGV[5]).
 /// ARGV[6] is how many values to set; ARGV[7] the stream holder's lease fence ('' for a
-/// fill: REST writes are not fenced); ARGV[8] a channel to publish ARGV[9] on, followed by
-/// the live mark, once the write is applied ('': none; a user without the channel loses
-/// the signal, not the write; [`crate::write_signal`]); the values follow. A fence older
+/// fill: REST writes are not fenced); ARGV[8] a channel to publish a message on once the
+/// write is applied ('': none; a user without the channel loses the signal, not the write):
+/// ARGV[9], then (if ARGV[10], the frames, is not empty) the meta and per value its frame
+/// prefix from ARGV[10] and the value, then the live mark ([`crate::write_signal`]); the
+/// values follow. A fence older
 /// than the series' refuses the write (-1), a newer one becomes the series'. Values go in
 /// MSETs of at most 500 (Lua's `unpack` has a limit); the keys to delete (a few dropped
 /// chunks' and the rewritten chunks' runs) in one DEL.
@@ -291,7 +293,7 @@ end
 local kv = {KEYS[1], ARGV[2], KEYS[2], ARGV[3]}
 for i = 1, n do
   kv[#kv + 1] = KEYS[4 + i]
-  kv[#kv + 1] = ARGV[9 + i]
+  kv[#kv + 1] = ARGV[10 + i]
   if #kv >= 1000 then
     redis.call('MSET', unpack(kv))
     kv = {}
@@ -300,7 +302,17 @@ end
 if #kv > 0 then redis.call('MSET', unpack(kv)) end
 if last >= 5 + n then redis.call('DEL', unpack(KEYS, 5 + n, last)) end
 if ARGV[8] ~= '' then
-  redis.pcall('PUBLISH', ARGV[8], ARGV[9] .. (redis.call('GET', KEYS[4]) or ''))
+  local parts = {ARGV[9]}
+  local frames = ARGV[10]
+  if frames ~= '' then
+    parts[2] = ARGV[3]
+    for i = 1, (#frames - 1) / 12 do
+      parts[#parts + 1] = string.sub(frames, 12 * i - 10, 12 * i + 1)
+      parts[#parts + 1] = ARGV[10 + i]
+    end
+  end
+  parts[#parts + 1] = redis.call('GET', KEYS[4]) or ''
+  redis.pcall('PUBLISH', ARGV[8], table.concat(parts))
 end
 return 1
 "#;
@@ -889,13 +901,14 @@ impl SeriesStore {
                     .unwrap_or_default()
                     .into_bytes(),
             );
-            // The channel and the message the swap publishes, if it signals (built once the
-            // values it carries are sealed).
+            // The channel, and the head and frames of the message the swap publishes, if it
+            // signals (built once the values it carries are sealed).
             args.push(match signal {
                 true => self.ready_channel().into_bytes(),
                 false => Vec::new(),
             });
             let message_at = args.len();
+            args.push(Vec::new());
             args.push(Vec::new());
             let mut chunk_at = Vec::with_capacity(to_set.len());
             for (start, candles) in &to_set {
@@ -918,11 +931,13 @@ impl SeriesStore {
                     error: None,
                     is_final: false,
                 };
-                let chunks: Vec<(Millis, &[u8])> = chunk_at
+                let chunks: Vec<(Millis, usize)> = chunk_at
                     .iter()
-                    .map(|&(start, at)| (start, args[at].as_slice()))
+                    .map(|&(start, at)| (start, args[at].len()))
                     .collect();
-                args[message_at] = crate::write_signal::encode(&event, &args[2], &chunks);
+                let framing = crate::write_signal::framing(&event, args[2].len(), &chunks);
+                args[message_at] = framing.head;
+                args[message_at + 1] = framing.frames;
             }
             for &d in &dropped {
                 keys.push(Self::chunk_key(&base, d));

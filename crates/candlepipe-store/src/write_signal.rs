@@ -46,26 +46,46 @@ pub enum BadSignal {
     Truncated,
 }
 
-/// The message for `event`, carrying `meta` and `chunks` (start, sealed value) if they
-/// fit in [`MAX_CARRIED_BYTES`]; the write script appends the live mark.
-pub(crate) fn encode(event: &ReadyEvent, meta: &[u8], chunks: &[(Millis, &[u8])]) -> Vec<u8> {
-    let size = meta.len() + chunks.iter().map(|(_, c)| c.len() + 12).sum::<usize>();
-    let mut out = event.to_json();
-    out.push(b'\n');
+/// What the write script publishes the message for `event` from, besides the values it
+/// stores: the message's `head` (the event, the frame count and, when the values are
+/// carried, the meta's frame length) and, when they are carried, `frames`: a marker byte
+/// and each chunk's frame prefix (its length and start). The script sends head, meta, then
+/// per chunk its prefix and its value, then the live mark, so the values cross to Redis
+/// once. Carried only if they fit in [`MAX_CARRIED_BYTES`].
+pub(crate) struct Framing {
+    pub head: Vec<u8>,
+    pub frames: Vec<u8>,
+}
+
+/// Bytes of a chunk's frame prefix in [`Framing::frames`]: its length and its start.
+const PREFIX_BYTES: usize = 12;
+
+/// The [`Framing`] of the message for `event`, whose meta is `meta_len` bytes and whose
+/// chunks are `(start, length)`.
+pub(crate) fn framing(event: &ReadyEvent, meta_len: usize, chunks: &[(Millis, usize)]) -> Framing {
+    let size = meta_len
+        + chunks
+            .iter()
+            .map(|(_, len)| len + PREFIX_BYTES)
+            .sum::<usize>();
+    let mut head = event.to_json();
+    head.push(b'\n');
     if size > MAX_CARRIED_BYTES {
-        out.extend_from_slice(&0u32.to_be_bytes());
-        return out;
+        head.extend_from_slice(&0u32.to_be_bytes());
+        return Framing {
+            head,
+            frames: Vec::new(),
+        };
     }
-    out.reserve(size + 8);
-    out.extend_from_slice(&(1 + chunks.len() as u32).to_be_bytes());
-    out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
-    out.extend_from_slice(meta);
-    for (start, chunk) in chunks {
-        out.extend_from_slice(&(8 + chunk.len() as u32).to_be_bytes());
-        out.extend_from_slice(&start.to_be_bytes());
-        out.extend_from_slice(chunk);
+    head.extend_from_slice(&(1 + chunks.len() as u32).to_be_bytes());
+    head.extend_from_slice(&(meta_len as u32).to_be_bytes());
+    let mut frames = Vec::with_capacity(1 + chunks.len() * PREFIX_BYTES);
+    frames.push(b'v');
+    for (start, len) in chunks {
+        frames.extend_from_slice(&(8 + *len as u32).to_be_bytes());
+        frames.extend_from_slice(&start.to_be_bytes());
     }
-    out
+    Framing { head, frames }
 }
 
 impl WriteSignal {
@@ -123,6 +143,21 @@ fn take_frame(buf: &mut Bytes) -> Result<Bytes, BadSignal> {
 mod tests {
     use super::*;
     use candlepipe_core::{Exchange, Interval, SeriesKey, Symbol};
+
+    /// The message as the write script assembles it.
+    fn encode(event: &ReadyEvent, meta: &[u8], chunks: &[(Millis, &[u8])]) -> Vec<u8> {
+        let lens: Vec<(Millis, usize)> = chunks.iter().map(|(t, c)| (*t, c.len())).collect();
+        let Framing { head, frames } = framing(event, meta.len(), &lens);
+        let mut out = head;
+        if !frames.is_empty() {
+            out.extend_from_slice(meta);
+            for (prefix, (_, chunk)) in frames[1..].chunks(PREFIX_BYTES).zip(chunks) {
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(chunk);
+            }
+        }
+        out
+    }
 
     fn event() -> ReadyEvent {
         ReadyEvent {
