@@ -727,6 +727,22 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    call: each ~0.25-0.3 ms, each with a race to close between the ingest's admission and
    the fill's turn).
 
+21. **A cold miss's chunks cross to Redis once** (issue #26, 46d8a2d). The fill sent each
+   sealed chunk twice, as the value to set and inside the message for `cp:ready`; the
+   write script now assembles the message from the values it stores (the fill sends the
+   message's head and each chunk's 12-byte frame prefix). Same stack, `SLOWLOG` at
+   threshold 0 and `INFO stats` over 5 s of `bench --workload cold --cold-interval 1m`
+   (`scripts/independent_exchange.py`, `run all`), 147b6da and 46d8a2d alternating, twice:
+   bytes into Redis per cold miss 98.1 and 98.2 KB before, 84.1 and 82.2 KB after (the
+   runs' script after the ack is most of the rest); the swap 342 and 364 µs median before,
+   291 and 366 after. Tried and not kept: writing the runs 5 ms after the ack, so that
+   their encoding and script (~360-410 µs of Redis, after the ack) do not share the two
+   cores with the reply on its way; alternating A/B on one stack (bench.sh's set-up, 1m
+   windows, 6 rounds each way, the machine very noisy: `plain` 21.8-23.0 ms) gave paired
+   differences of -0.39, -3.13, -0.49, -1.34, -0.21, -0.12 ms, then with the order swapped
+   -0.68, -0.11, +0.35, +0.68, +0.11, -1.27: no effect the rounds can show, and it would
+   hold each fill slot 5 ms longer.
+
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
 fast at 64 requesters on this machine, so 0.70x of it is out of reach for 100-candle
