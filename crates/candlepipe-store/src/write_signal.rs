@@ -10,9 +10,10 @@
 //!
 //! Layout: the event's JSON, a newline (compact JSON has none), a big-endian `u32` count
 //! of frames, the frames (each a big-endian `u32` length and its bytes: first the sealed
-//! meta, then per chunk its start as a big-endian `i64` and the sealed chunk), and last,
-//! appended by the write script, the series' live mark as the swap found it (nothing: no
-//! mark). A count of 0 carries no values; then nothing follows it.
+//! meta, then per chunk its start as a big-endian `i64` and the sealed chunk), and last the
+//! series' live mark as the swap found it (nothing: no mark). A count of 0 carries no values
+//! (what follows it is not read). The write script assembles the message from the values
+//! it stores and what [`framing`] gives, so that the values cross to Redis once.
 
 use bytes::{Buf, Bytes};
 use candlepipe_core::{Millis, ReadyEvent};
