@@ -1,5 +1,6 @@
 //! The exchange budget's priorities, against a real redis-server: live work before bulk
-//! work, admission against the deadline, and nothing for a job nobody waits for.
+//! work, admission against the deadline, and nothing for a job nobody waits for (or whose
+//! admission was refused).
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,6 +21,7 @@ fn keys() -> LaneKeys {
         pause: "t:rl:{x}:pause".into(),
         waiting: "t:rl:{x}:waiting".into(),
         bulk: "t:rl:{x}:bulk".into(),
+        refused: "t:rl:{x}:refused".into(),
     }
 }
 
@@ -113,6 +115,21 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
         "{:?}",
         late.wait
     );
+    // Its job, were it published already, is dropped rather than run; a job whose
+    // producers merely left is not.
+    assert_eq!(turn(&r, Turn::Live("job-6")).await, Grant::Refused);
+    assert_eq!(turn(&r, Turn::Live("never-asked")).await, Grant::NoWaiter);
+    // A producer admitted for the same job later (it waits longer) makes it run.
+    assert!(
+        gcra::admit(&r, &keys(), RATE, "job-6", Duration::from_secs(10), MARGIN)
+            .await
+            .unwrap()
+            .admitted
+    );
+    assert!(matches!(
+        turn(&r, Turn::Live("job-6")).await,
+        Grant::Wait(_) | Grant::Now
+    ));
     // One that waits 10 s is admitted; and a job already waiting is admitted again.
     assert!(
         gcra::admit(&r, &keys(), RATE, "job-7", Duration::from_secs(10), MARGIN)

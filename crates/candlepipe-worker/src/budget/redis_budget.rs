@@ -5,7 +5,7 @@
 //! is set. With burst 1, requests are spaced 1/rps apart, so no 1-second window holds more
 //! than `rps`. Live requests are served while their job is in the exchange's waiting set
 //! (the ingest put it there when it admitted a producer); bulk requests only while that set
-//! is empty.
+//! is empty; a live job whose admission was refused is not run at all.
 //! A 429/418 sets the pause for everyone, and is announced on
 //! `<prefix>.control.pause.<exchange>` so each process stops asking until it passes.
 
@@ -43,6 +43,11 @@ pub struct BudgetState {
     /// How much longer the exchange is paused (after a 429/418), in ms; 0 when not.
     pub paused_ms: u64,
 }
+
+/// How long a live job that is neither waited for nor refused keeps asking for its turn
+/// before it is taken for one nobody waits for: its admission, sent beside the job, may
+/// still be on its way ([`gcra`]'s module note).
+const ADMISSION_GRACE: Duration = Duration::from_millis(250);
 
 pub struct RedisBudget {
     conn: Redis,
@@ -153,6 +158,7 @@ impl RedisBudget {
             pause: format!("{base}:pause"),
             waiting: format!("{base}:waiting"),
             bulk: format!("{base}:bulk"),
+            refused: format!("{base}:refused"),
             bucket: base,
         }
     }
@@ -175,6 +181,14 @@ impl RedisBudget {
             margin,
         )
         .await
+    }
+
+    /// Takes live job `job`, published ahead of a read that answered after all, out of the
+    /// waiting set, and has it dropped rather than run ([`gcra::withdraw`]).
+    pub async fn withdraw(&self, ex: Exchange, job: &str) {
+        if let Err(e) = gcra::withdraw(&self.conn, &self.keys(ex), job).await {
+            tracing::debug!(error = %e, exchange = %ex, "live job not withdrawn; it expires at its deadline");
+        }
     }
 
     /// Takes a finished (or failed for good) live job out of the waiting set.
@@ -226,6 +240,7 @@ impl Budget for RedisBudget {
         Box::pin(async move {
             let turn = turn_of(demand);
             let keys = self.keys(ex);
+            let asked = std::time::Instant::now();
             loop {
                 let heard = self.paused_until.borrow()[slot(ex)] - now_ms();
                 if heard > 0 {
@@ -244,7 +259,13 @@ impl Budget for RedisBudget {
                         return Ok(());
                     }
                     Grant::Wait(d) => tokio::time::sleep(d).await,
+                    // Perhaps not admitted yet: the ingest publishes a likely cold miss's job
+                    // beside its admission, which a busy Redis connection may hold back.
+                    Grant::NoWaiter if asked.elapsed() < ADMISSION_GRACE => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
                     Grant::NoWaiter => return Err(BudgetError::NoWaiter),
+                    Grant::Refused => return Err(BudgetError::Refused),
                 }
             }
         })
@@ -268,6 +289,7 @@ impl Budget for RedisBudget {
                 Grant::Now => Ok(true),
                 Grant::Wait(_) => Ok(false),
                 Grant::NoWaiter => Err(BudgetError::NoWaiter),
+                Grant::Refused => Err(BudgetError::Refused),
             }
         })
     }

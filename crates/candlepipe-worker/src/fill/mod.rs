@@ -169,6 +169,9 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
     let wire = WireError::new(wire_code(&err), err.to_string());
     match disposition {
         Disposition::Demote => tracing::debug!(%lane, job = %id, "nobody waits for the job"),
+        Disposition::Drop => {
+            tracing::debug!(%lane, job = %id, "the job's admission was refused; not run")
+        }
         _ => tracing::warn!(
             series = job.as_ref().map(|j| j.series.to_string()).unwrap_or_default(),
             %lane, code = %wire.code, error = %err, delivered, ?disposition, "fill failed"
@@ -180,6 +183,9 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
             Disposition::Nak(_) => announce(ctx, job, Err(wire.clone()), false).await,
             // It goes on in the bulk lane; nobody waits for an answer.
             Disposition::Demote => {}
+            // Nobody was promised its answer: marked finished (a producer whose publish of
+            // the same id was deduplicated publishes it anew), nothing announced.
+            Disposition::Drop => mark_done(ctx, &job.series, &id).await,
             Disposition::Ack | Disposition::Term | Disposition::DeadLetter => {
                 finished(ctx, &job.series, lane, &id).await;
                 announce(ctx, job, Err(wire.clone()), true).await;

@@ -96,13 +96,14 @@ impl Queue {
         wire: &WireError,
         delivered: u64,
     ) {
-        // A demoted job did not fail: it goes on in the bulk lane.
+        // A demoted job did not fail: it goes on in the bulk lane; a dropped one was never
+        // to run.
         let first_failure = match disposition {
-            Disposition::Demote => now_ms(),
+            Disposition::Demote | Disposition::Drop => now_ms(),
             _ => self.remember_failure(msg).await,
         };
         match disposition {
-            Disposition::Ack => finish(msg, AckKind::Ack).await,
+            Disposition::Ack | Disposition::Drop => finish(msg, AckKind::Ack).await,
             Disposition::Nak(delay) => finish(msg, AckKind::Nak(Some(delay))).await,
             Disposition::Term => finish(msg, AckKind::Term).await,
             Disposition::Demote => match self.demote(msg).await {
