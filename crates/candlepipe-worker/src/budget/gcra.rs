@@ -74,7 +74,9 @@ return 0
 /// A job already waiting is admitted again, its deadline raised to the later one.
 /// Otherwise the job's turn is estimated from the bucket, a pause, and one emission
 /// interval for every live job already waiting; returns `{admitted (0|1), wait ms}`. A
-/// refused job is noted as refused (unless it waits already), an admitted one not.
+/// refused job is noted as refused (unless it waits already). A job noted so is not
+/// admitted again (`{2, 0}`: retired): a fill may have dropped it already, so the producer
+/// asks for a job of a fresh id.
 ///
 /// KEYS: bucket, pause, waiting, refused. ARGV: interval µs, tolerance µs, member,
 /// remaining ms (until the producer's deadline), margin ms (what the job needs after its
@@ -89,12 +91,13 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
 local remaining = tonumber(ARGV[4])
 local deadline = now_ms + remaining
 local function wait_for(member)
-  redis.call('ZREM', KEYS[4], member)
   redis.call('ZADD', KEYS[3], deadline, member)
   if redis.call('PTTL', KEYS[3]) < remaining + 60000 then
     redis.call('PEXPIRE', KEYS[3], remaining + 60000)
   end
 end
+local refused = redis.call('ZSCORE', KEYS[4], ARGV[3])
+if refused and tonumber(refused) > now_ms then return {2, 0} end
 local have = redis.call('ZSCORE', KEYS[3], ARGV[3])
 if have then
   if deadline > tonumber(have) then wait_for(ARGV[3]) end
@@ -297,6 +300,9 @@ pub async fn acquire_turn(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission {
     pub admitted: bool,
+    /// Not admitted because the job was refused (or withdrawn) before: its fill may drop
+    /// it, so the producer needs a job of a fresh id.
+    pub retired: bool,
     /// About how long until the job's turn.
     pub wait: Duration,
 }
@@ -327,6 +333,7 @@ pub async fn admit(
         .await?;
     Ok(Admission {
         admitted: admitted == 1,
+        retired: admitted == 2,
         wait: Duration::from_millis(wait_ms.max(0) as u64),
     })
 }

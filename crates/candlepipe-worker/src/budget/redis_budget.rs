@@ -44,11 +44,6 @@ pub struct BudgetState {
     pub paused_ms: u64,
 }
 
-/// How long a live job that is neither waited for nor refused keeps asking for its turn
-/// before it is taken for one nobody waits for: its admission, sent beside the job, may
-/// still be on its way ([`gcra`]'s module note).
-const ADMISSION_GRACE: Duration = Duration::from_millis(250);
-
 pub struct RedisBudget {
     conn: Redis,
     prefix: String,
@@ -240,7 +235,6 @@ impl Budget for RedisBudget {
         Box::pin(async move {
             let turn = turn_of(demand);
             let keys = self.keys(ex);
-            let asked = std::time::Instant::now();
             loop {
                 let heard = self.paused_until.borrow()[slot(ex)] - now_ms();
                 if heard > 0 {
@@ -259,11 +253,6 @@ impl Budget for RedisBudget {
                         return Ok(());
                     }
                     Grant::Wait(d) => tokio::time::sleep(d).await,
-                    // Perhaps not admitted yet: the ingest publishes a likely cold miss's job
-                    // beside its admission, which a busy Redis connection may hold back.
-                    Grant::NoWaiter if asked.elapsed() < ADMISSION_GRACE => {
-                        tokio::time::sleep(Duration::from_millis(10)).await
-                    }
                     Grant::NoWaiter => return Err(BudgetError::NoWaiter),
                     Grant::Refused => return Err(BudgetError::Refused),
                 }

@@ -456,7 +456,8 @@ async fn answer_query(
             // miss pays for the allocation, a hit does not). The admission is sent before
             // the job: a fill asks for the job's turn only once JetStream handed it over,
             // two hops later, and finds the admission's answer (a job it finds neither
-            // waited for nor refused goes on in the bulk lane).
+            // waited for nor refused asks again within 250 ms of its publish, then goes on
+            // in the bulk lane).
             let (cached, admitted, published) = Box::pin(async {
                 tokio::join!(
                     from_store(ctx, local, q, w, enc, now, stale),
@@ -483,7 +484,7 @@ async fn answer_query(
                 metrics::counter!("candlepipe_admissions_ahead_total", "outcome" => "released")
                     .increment(1);
                 let created = matches!(a.published, Some(Ok(true)));
-                if a.admitted.is_ok() {
+                if a.admitted == Ok(Place::Taken) {
                     match created {
                         true => withdraw_in_background(ctx, q.series.exchange, a.id),
                         false => release_in_background(ctx, q.series.exchange, a.id),
@@ -573,7 +574,7 @@ struct Miss {
 /// in this process published it).
 struct Ahead {
     id: String,
-    admitted: Result<(), WireError>,
+    admitted: Result<Place, WireError>,
     waiter: Waiter,
     published: Option<Result<bool, WireError>>,
 }
@@ -779,6 +780,19 @@ fn warm_l1(ctx: &Context, local: &Local, series: &SeriesKey, w: Window) {
     });
 }
 
+/// How many refused ids of a window's job a producer steps past before it is refused too.
+const RETIRED_IDS: usize = 3;
+
+/// What admission said of a job it did not refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In the exchange's queue of live jobs.
+    Taken,
+    /// The id was refused (or withdrawn) before and its job may be dropped by its fill:
+    /// the producer needs a job of a fresh id.
+    Retired,
+}
+
 /// Asks for a place in the exchange's queue of live jobs for job `id`, due before
 /// `deadline`. `Err` is the answer to give at once: the job's turn would come too late.
 /// When the budget cannot be asked (Redis trouble), the job is queued all the same.
@@ -787,7 +801,7 @@ async fn admit(
     q: &CandleQuery,
     id: &str,
     deadline: Instant,
-) -> Result<(), WireError> {
+) -> Result<Place, WireError> {
     let ex = q.series.exchange;
     let remaining = deadline.saturating_duration_since(Instant::now());
     match ctx
@@ -795,7 +809,8 @@ async fn admit(
         .admit(ex, id, remaining, ctx.settings.admission_margin)
         .await
     {
-        Ok(a) if a.admitted => Ok(()),
+        Ok(a) if a.admitted => Ok(Place::Taken),
+        Ok(a) if a.retired => Ok(Place::Retired),
         Ok(a) => {
             let after = a.wait.as_millis() as u64;
             metrics::counter!("candlepipe_admission_refused_total", "exchange" => ex.as_str())
@@ -810,7 +825,7 @@ async fn admit(
         }
         Err(e) => {
             tracing::warn!(error = %e, exchange = %ex, "admission not asked; queueing the job anyway");
-            Ok(())
+            Ok(Place::Taken)
         }
     }
 }
@@ -856,22 +871,46 @@ async fn wait_for_fill(
         Some(a) => {
             // The window began to page through history since: nobody waits for the live
             // job, its fill moves it to the bulk lane.
-            if a.admitted.is_ok() {
+            if a.admitted == Ok(Place::Taken) {
                 release_in_background(ctx, q.series.exchange, a.id);
             }
-            (Ok(()), Some((a.waiter, a.published)))
+            (Ok(Place::Taken), Some((a.waiter, a.published)))
         }
         None if !history => (admit(ctx, q, &id, deadline).await, None),
-        None => (Ok(()), None),
+        None => (Ok(Place::Taken), None),
     };
     // A refused job published ahead of the read is dropped by the fill that takes it.
-    if let Err(refused) = admission {
-        return stale_or(refused);
-    }
+    let mut place = match admission {
+        Ok(place) => place,
+        Err(refused) => return stale_or(refused),
+    };
     let (mut waiter, mut published) = match ahead {
         Some((waiter, published)) => (waiter, Some(published)),
         None => (waiters.register(&q.series, w.from, w.to), None),
     };
+    // A job of an id refused before may be dropped unrun by the fill that takes it (were
+    // this producer to wait for it, no `ready` might come): the producers who come after
+    // the refusal share a job of the next id.
+    for _ in 0..RETIRED_IDS {
+        if place != Place::Retired {
+            break;
+        }
+        id.push_str(".r");
+        published = None;
+        place = match admit(ctx, q, &id, deadline).await {
+            Ok(place) => place,
+            Err(refused) => return stale_or(refused),
+        };
+    }
+    if place == Place::Retired {
+        return stale_or(WireError::rate_limited(
+            format!(
+                "{}'s request budget refused this window's jobs {RETIRED_IDS} times in a row",
+                q.series.exchange
+            ),
+            1_000,
+        ));
+    }
     // Publish the job (unless it was, ahead of the read). If JetStream already had it (or a
     // neighbour in this process published it), the data may be stored already; and if that
     // job finished without satisfying us (the data was lost since), publish it once more
