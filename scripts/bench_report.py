@@ -743,55 +743,39 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    -0.68, -0.11, +0.35, +0.68, +0.11, -1.27: no effect the rounds can show, and it would
    hold each fill slot 5 ms longer.
 
-22. **Cold misses: the job published beside the read** (issue #26, 03ce253). The first of
-   20's two protocol changes. For a likely cold miss the ingest sent its Redis read and the
-   job's admission in one round trip and published the job once both had answered; it now
-   publishes the job with them, one serial round trip (~0.2-0.3 ms from idle) fewer. The
-   fill asks for the job's turn two hops later, by when the admission is normally in place;
-   a job it finds neither waited for nor refused on its first delivery asks again until
-   250 ms after its publish (nats-server's timestamp; a busy connection can hold an
-   admission back: 30 cold requests at once in the `restarts` tests did, and without this
-   their jobs moved to bulk and the producers timed out), then moves to bulk as before.
-   The first version (03ce253) asked again inside the budget while holding the process's
-   live queue of the exchange, for every job nobody waited for: bench.sh's `streams`
-   scenario then answered 68% from the stream with p99 5.0 s (jobs of producers who had
-   left held the queue 250 ms each); with the grace in the fill, on first deliveries only
-   (the commit after it), 40 s of the scenario: p99 25 ms, every answer from the stream or
-   L1. A wrong guess costs little and no exchange request a producer
-   was refused: a refused admission is noted in `cp:rl:{exchange}:refused` (5 min), a job
-   whose read answered after all is withdrawn (out of the waiting set, noted the same way),
-   and the fill drops such a job unrun and unannounced (`Disposition::Drop`; `lanes::a_burst
-   _past_the_budget_is_answered_before_every_deadline` still finds exchange requests equal
-   to the producers served). A withdrawn job costs a JetStream message and the fill's lock
-   round trip; if its fill asked for the turn before the withdrawal landed, it finds the
-   window stored and makes no request (unless the job was widened past what is stored).
-   Alternating A/B as in 19 (bench.sh's set-up: `candlepipe sim` at 20 ms, `run fill` and
-   `run ingest` restarted for each arm, 1m windows, 5 s of `plain` then 5 s of cold), eight
-   rounds per pair: cd40e8e against the prototype 2.71 and 2.55 ms over `plain` (medians;
-   lower in 6 rounds of 8, mean paired difference -0.20 ms), then against 03ce253 3.29 and
-   2.78 (lower in 6 of 8, -0.45) as the machine slowed. `scripts/bench.sh 5` twice at
-   03ce253 (11:03-11:14 and 11:22-11:35): cold misses 2.87, 2.34 and 2.64 ms over `plain`
-   (median 2.64), then 2.81, 2.72 and 2.69 (median 2.72), **met**; Redis hits 0.73, 0.71
-   and 0.76x the sized echo (p99 1.10x), then 0.76, 0.71 and 0.72x (p99 1.13x), met (their
-   `streams` lines show the regression above). With the fix, at b5a418f
-   (12:02-12:14; the tables above): cold misses 2.99, 3.10 and 3.30 ms over `plain`
-   (median 3.10), **not met**; Redis hits 0.72, 0.69 and 0.70x (p99 1.27x), met; the
-   `streams` scenario 99.97% from the stream, p99 35.6 ms, met (cd40e8e's run: 12 stale
-   answers, not met). So the cold line now sits at the target and crosses it from run to
-   run: 2.64, 2.72 and 3.10 ms (medians) in three runs within the hour, the trivial echo
-   about as fast in each (6.0-6.7k req/s at 1 requester); the fill's change does not touch
-   a miss that is admitted (nothing asks again, the admission's script one `ZSCORE`
-   longer). The first two were on a faster machine than 20's (the trivial echo at 1
-   requester 6.3k req/s against 4.7k, `plain` 21.6 ms against 21.9): of the drop from 20's
-   3.55 ms, the A/B rounds put 0.2-0.45 ms on this change and the rest on the machine
-   (cd40e8e itself measured 2.27-3.80 ms over `plain` in these rounds).
-   Tried and not kept: the swap's `cp:ready` message published in parts (the head, the
-   meta, per chunk its frame prefix and its value, the live mark: each a `PUBLISH` of a
-   string Lua already holds, joined again by the ingest) instead of joined by
-   `table.concat`. In isolation (a fresh redis-server, the script with 18 KB of values,
-   22 ms between calls) the script's time fell from 143 to 93 µs (median); in cold runs
-   (`SLOWLOG` at threshold 0, 100-candle windows, ~10 KB of values, the same 23 keys) 181
-   against 174 µs: not worth a message in parts and a joiner in every ingest.
+22. **Cold misses: the job published beside the read — tried, measured, reverted**
+   (03ce253 and b5a418f, reverted in the commit after them). The first of 20's two
+   protocol changes: for a likely cold miss the ingest published the job together with its
+   Redis read and admission instead of after both answered (one serial round trip fewer).
+   It needed a way to drop the job of a refused admission unrun (refusals noted in a Redis
+   set the budget script read; a job whose read answered after all withdrawn the same way;
+   later producers of a refused id sent to the window's next id) and a grace for a job
+   whose admission was still on its way when its fill asked for the turn (30 cold requests
+   at once in the `restarts` tests: without it their jobs moved to bulk and the producers
+   timed out). Measured: alternating A/B as in 19 (bench.sh's set-up, 1m windows, 5 s of
+   `plain` then 5 s of cold, eight rounds per pair): cd40e8e 2.71 against 2.55 ms over
+   `plain` (medians; lower in 6 rounds of 8, mean paired difference -0.20 ms), then 3.29
+   against 2.78 (6 of 8, -0.45). `scripts/bench.sh 5` three times within the hour (the
+   trivial echo at 1 requester 6.0-6.7k req/s in each, against 4.7k in 20's run): cold
+   misses 2.87, 2.34 and 2.64 ms over `plain` (median 2.64), 2.81, 2.72 and 2.69 (2.72),
+   2.99, 3.10 and 3.30 (3.10); Redis hits 0.73, 0.72 and 0.70x the sized echo (medians),
+   p99 1.10-1.27x. Reverted for two faults the suite and bench.sh found: (a) the first
+   grace lived in the budget's turn loop and held the process's live queue of the exchange
+   250 ms for every job nobody waited for, so bench.sh's `streams` scenario fell to 68%
+   answers from the stream with p99 5.0 s (moved into the fill, first deliveries within
+   250 ms of the publish only, the scenario came back to 99.97% and p99 35.6 ms); (b) the
+   fill can now decide before the ingest's read has looked: a fresh process's read of a
+   series whose runs were altered in Redis must lead to a refetch
+   (`tamper::altered_redis_values_are_refetched_not_served`), and it was answered from
+   Redis (in the clean-clone CI run; as we read it, the job published beside the read was
+   judged fresh from the unaltered chunks before the read had found the altered runs; not
+   traced further). Closing (b) means the fill must learn what the read found, which is
+   the round trip the change saves. Also tried and not kept: the swap's `cp:ready` message published
+   in parts (the head, the meta, per chunk its frame prefix and its value, the live mark,
+   each a `PUBLISH` of a string Lua already holds, joined again by the ingest) instead of
+   joined by `table.concat`: in isolation (a fresh redis-server, 18 KB of values, 22 ms
+   between calls) the script's time fell from 143 to 93 µs (median), in cold runs
+   (`SLOWLOG` at threshold 0, 100-candle windows, the same 23 keys) 181 against 174 µs.
 
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
@@ -807,9 +791,9 @@ fifth of request handling (14); no formatting or hashing of unchanged values, an
 no kept run read again: a hit costs the ingest 23-24 µs and redis-server 3.6-3.9. Cold
 misses: the serial hops of a miss, each from idle at 1 requester (10, 19, 20; a trivial
 NATS round trip from idle costs ~0.65 ms more than back to back on this VM): the
-producer's request to the ingest, its Redis read and admission (with the job's publish
-beside them, 22), JetStream to the fill, the lock and stored state, the swap and its
-message to the ingest, the reply; and the widened exchange call (8).""")
+producer's request to the ingest, its Redis read and admission, JetStream to the fill, the
+lock and stored state, the swap and its message to the ingest, the reply; and the widened
+exchange call (8).""")
 
 def scenario_section():
     """The scenarios of `candlepipe bench --scenario`, judged against issue #11's targets."""

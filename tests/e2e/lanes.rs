@@ -133,41 +133,6 @@ async fn a_burst_past_the_budget_is_answered_before_every_deadline() {
     assert_eq!(count(&replies, "ok"), 40, "{replies:?}");
 }
 
-/// Producers of the same windows, some who wait 2 s and some 60 s, all at once: a refused
-/// producer's job (published beside its admission) is dropped by its fill, so a producer
-/// who comes for the window after the refusal gets a job of the window's next id, and
-/// every one who waits 60 s is served, at one exchange request per series.
-#[tokio::test]
-async fn producers_after_a_refusal_of_their_window_are_served_by_a_job_of_its_own() {
-    let mut stack = stack().await;
-    stack.set("CANDLEPIPE_BINANCE_RPS", 10);
-    let _worker = stack.worker(&["ingest", "fill"]).await;
-    let client = stack.client().await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-
-    let mut requests: Vec<Value> = (0..30).map(|i| cold("binance", i, 2_000)).collect();
-    requests.extend((0..30).map(|i| cold("binance", i, 60_000)));
-    let replies = all_at_once(&client, requests).await;
-    let (short, long) = replies.split_at(30);
-    assert!(
-        count(short, "rate_limited") >= 5,
-        "the burst was refused in part: {short:?}"
-    );
-    assert_eq!(count(long, "ok"), 30, "{long:?}");
-    for r in long {
-        assert_eq!(ok(r).len(), 5, "{r}");
-    }
-    // One request per series: a dropped job cost the exchange nothing.
-    assert_eq!(stack.sim.requests("binance").await, 30);
-    let redis = stack.redis_conn().await;
-    let refused: u64 = redis::cmd("ZCARD")
-        .arg("cp:rl:{binance}:refused")
-        .query_async(&mut redis.clone())
-        .await
-        .unwrap();
-    assert!(refused >= 5, "{refused} refusals noted");
-}
-
 #[tokio::test]
 async fn producers_who_wait_are_served_before_jobs_whose_producers_left() {
     let mut stack = stack().await;

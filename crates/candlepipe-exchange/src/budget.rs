@@ -41,9 +41,6 @@ pub enum BudgetError {
     /// The live job's producers have all stopped waiting.
     #[error("no producer waits for this job any more")]
     NoWaiter,
-    /// The live job's admission was refused: no producer was promised its answer.
-    #[error("this job's admission was refused")]
-    Refused,
 }
 
 pub trait Budget: Send + Sync {

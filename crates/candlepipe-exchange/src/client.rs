@@ -128,7 +128,6 @@ fn outcome(r: &Result<bytes::Bytes, FetchError>) -> &'static str {
         Err(FetchError::CircuitOpen) => "circuit_open",
         Err(FetchError::Budget(_)) => "budget_unavailable",
         Err(FetchError::NoWaiter) => "no_waiter",
-        Err(FetchError::NotAdmitted) => "not_admitted",
     }
 }
 
@@ -136,12 +135,9 @@ fn outcome(r: &Result<bytes::Bytes, FetchError>) -> &'static str {
 fn health(r: &Result<bytes::Bytes, FetchError>) -> Outcome {
     match r {
         Ok(_) => Outcome::Healthy,
-        Err(
-            FetchError::RateLimited { .. }
-            | FetchError::Budget(_)
-            | FetchError::NoWaiter
-            | FetchError::NotAdmitted,
-        ) => Outcome::Inconclusive,
+        Err(FetchError::RateLimited { .. } | FetchError::Budget(_) | FetchError::NoWaiter) => {
+            Outcome::Inconclusive
+        }
         Err(e) if e.is_exchange_failure() => Outcome::Failed,
         Err(_) => Outcome::Healthy,
     }

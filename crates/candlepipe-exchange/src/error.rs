@@ -34,10 +34,6 @@ pub enum FetchError {
     /// A live job's producers all stopped waiting before it got its turn; nothing was sent.
     #[error("no producer waits for this request any more")]
     NoWaiter,
-    /// A live job published before its admission answered, and refused it; nothing was
-    /// sent, and the job is not to run.
-    #[error("the job's admission was refused")]
-    NotAdmitted,
     /// A 200 whose body is not what the exchange documents.
     #[error("malformed response: {0}")]
     Malformed(String),
@@ -83,7 +79,6 @@ impl From<BudgetError> for FetchError {
         match e {
             BudgetError::Unavailable(why) => FetchError::Budget(why),
             BudgetError::NoWaiter => FetchError::NoWaiter,
-            BudgetError::Refused => FetchError::NotAdmitted,
         }
     }
 }

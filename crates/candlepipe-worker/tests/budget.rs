@@ -1,6 +1,5 @@
 //! The exchange budget's priorities, against a real redis-server: live work before bulk
-//! work, admission against the deadline, and nothing for a job nobody waits for (or whose
-//! admission was refused).
+//! work, admission against the deadline, and nothing for a job nobody waits for.
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,7 +20,6 @@ fn keys() -> LaneKeys {
         pause: "t:rl:{x}:pause".into(),
         waiting: "t:rl:{x}:waiting".into(),
         bulk: "t:rl:{x}:bulk".into(),
-        refused: "t:rl:{x}:refused".into(),
     }
 }
 
@@ -115,17 +113,6 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
         "{:?}",
         late.wait
     );
-    // Its job, were it published already, is dropped rather than run; a job whose
-    // producers merely left is not.
-    assert_eq!(turn(&r, Turn::Live("job-6")).await, Grant::Refused);
-    assert_eq!(turn(&r, Turn::Live("never-asked")).await, Grant::NoWaiter);
-    // A producer who comes for the same job later (and would wait long enough) is told
-    // that the id is retired: a fill may have dropped its job already. The job stays refused.
-    let again = gcra::admit(&r, &keys(), RATE, "job-6", Duration::from_secs(10), MARGIN)
-        .await
-        .unwrap();
-    assert!(!again.admitted && again.retired, "{again:?}");
-    assert_eq!(turn(&r, Turn::Live("job-6")).await, Grant::Refused);
     // One that waits 10 s is admitted; and a job already waiting is admitted again.
     assert!(
         gcra::admit(&r, &keys(), RATE, "job-7", Duration::from_secs(10), MARGIN)

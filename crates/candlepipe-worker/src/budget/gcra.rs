@@ -8,11 +8,6 @@
 //! to it when it admits a producer ([`admit`]); a live request is refused once its job has
 //! left the set (every producer's deadline passed); a bulk request is refused while any
 //! live job waits. Expired members are purged by every script that reads the set.
-//!
-//! A job whose admission was refused is noted in a second set (scored by when the note
-//! lapses, [`REFUSAL_MEMORY`]): the ingest may publish a likely cold miss's job before its
-//! admission answers, and a refused job is dropped by the fill ([`Grant::Refused`]), never
-//! run (a refused producer costs the exchange nothing).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -21,16 +16,16 @@ use candlepipe_store::Redis;
 
 /// A request of `cost` cells moves the bucket's theoretical arrival time by `cost` emission
 /// intervals: a large cost is let through when the bucket is empty, and later requests wait
-/// until it is paid off. Returns 0 (granted), the µs to wait, -1 (live job no longer
-/// waited for) or -2 (live job not waited for, and its admission was refused).
+/// until it is paid off. Returns 0 (granted), the µs to wait, or -1 (live job no longer
+/// waited for).
 ///
 /// A bulk permit never delays live work: when the last permit was bulk (the bucket's time
 /// equals the bulk marker), a live request may go one emission interval early. Pure live
 /// traffic keeps the exact spacing; a second right after a bulk permit may see one request
 /// more than the rate allows otherwise.
 ///
-/// KEYS: bucket, pause[, waiting, bulk marker, refused]. ARGV: interval µs, tolerance µs,
-/// cost, mode (`plain`, `live`, `bulk`), member (live).
+/// KEYS: bucket, pause[, waiting, bulk marker]. ARGV: interval µs, tolerance µs, cost, mode
+/// (`plain`, `live`, `bulk`), member (live).
 static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -40,11 +35,7 @@ local interval = tonumber(ARGV[1])
 local mode = ARGV[4]
 if mode ~= 'plain' then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', math.floor(now / 1000))
-  if mode == 'live' and not redis.call('ZSCORE', KEYS[3], ARGV[5]) then
-    local refused = redis.call('ZSCORE', KEYS[5], ARGV[5])
-    if refused and tonumber(refused) > now / 1000 then return -2 end
-    return -1
-  end
+  if mode == 'live' and not redis.call('ZSCORE', KEYS[3], ARGV[5]) then return -1 end
 end
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then return paused * 1000 end
@@ -73,14 +64,10 @@ return 0
 /// Admits a live job if its first request could go out before its producer's deadline.
 /// A job already waiting is admitted again, its deadline raised to the later one.
 /// Otherwise the job's turn is estimated from the bucket, a pause, and one emission
-/// interval for every live job already waiting; returns `{admitted (0|1), wait ms}`. A
-/// refused job is noted as refused (unless it waits already). A job noted so is not
-/// admitted again (`{2, 0}`: retired): a fill may have dropped it already, so the producer
-/// asks for a job of a fresh id.
+/// interval for every live job already waiting; returns `{admitted (0|1), wait ms}`.
 ///
-/// KEYS: bucket, pause, waiting, refused. ARGV: interval µs, tolerance µs, member,
-/// remaining ms (until the producer's deadline), margin ms (what the job needs after its
-/// turn), how long a refusal is remembered (ms).
+/// KEYS: bucket, pause, waiting. ARGV: interval µs, tolerance µs, member, remaining ms
+/// (until the producer's deadline), margin ms (what the job needs after its turn).
 static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -96,8 +83,6 @@ local function wait_for(member)
     redis.call('PEXPIRE', KEYS[3], remaining + 60000)
   end
 end
-local refused = redis.call('ZSCORE', KEYS[4], ARGV[3])
-if refused and tonumber(refused) > now_ms then return {2, 0} end
 local have = redis.call('ZSCORE', KEYS[3], ARGV[3])
 if have then
   if deadline > tonumber(have) then wait_for(ARGV[3]) end
@@ -109,13 +94,7 @@ local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 and now + paused * 1000 > start then start = now + paused * 1000 end
 start = start + redis.call('ZCARD', KEYS[3]) * tonumber(ARGV[1])
 local wait = math.floor((start - now) / 1000)
-if wait > 0 and wait + tonumber(ARGV[5]) > remaining then
-  local memory = tonumber(ARGV[6])
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now_ms)
-  redis.call('ZADD', KEYS[4], now_ms + memory, ARGV[3])
-  redis.call('PEXPIRE', KEYS[4], memory)
-  return {0, wait}
-end
+if wait > 0 and wait + tonumber(ARGV[5]) > remaining then return {0, wait} end
 wait_for(ARGV[3])
 return {1, wait}
 "#,
@@ -135,22 +114,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = math.max(tonumber(stored) - tonumber(ARGV[1]), now)
 redis.call('SET', KEYS[1], tat, 'KEEPTTL')
-return 1
-"#,
-    )
-});
-
-/// KEYS: waiting, refused. ARGV: member, how long the refusal is remembered (ms).
-static WITHDRAW: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local memory = tonumber(ARGV[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
-redis.call('ZADD', KEYS[2], now_ms + memory, ARGV[1])
-redis.call('PEXPIRE', KEYS[2], memory)
 return 1
 "#,
     )
@@ -207,8 +170,6 @@ pub struct LaneKeys {
     pub waiting: String,
     /// The bucket's time right after the last bulk permit.
     pub bulk: String,
-    /// Live jobs whose admission was refused, scored by when that is forgotten.
-    pub refused: String,
 }
 
 /// Whose turn a request on a [`LaneKeys`] budget asks for.
@@ -229,14 +190,7 @@ pub enum Grant {
     Wait(Duration),
     /// The live job left the waiting set: nobody waits for it.
     NoWaiter,
-    /// The live job is not in the waiting set because its admission was refused: nobody
-    /// was promised an answer, and it must not run.
-    Refused,
 }
-
-/// How long a refused admission is remembered: longer than a job waits in its stream
-/// before a fill takes it.
-pub const REFUSAL_MEMORY: Duration = Duration::from_secs(300);
 
 /// Takes `cost` cells from `bucket` now, or says how many µs to wait first (also while
 /// `pause` is set).
@@ -280,7 +234,6 @@ pub async fn acquire_turn(
         .key(&keys.pause)
         .key(&keys.waiting)
         .key(&keys.bulk)
-        .key(&keys.refused)
         .arg(rate.interval_us)
         .arg(rate.tolerance_us)
         .arg(cost)
@@ -290,7 +243,6 @@ pub async fn acquire_turn(
         .await?;
     Ok(match wait {
         0 => Grant::Now,
-        -2 => Grant::Refused,
         w if w < 0 => Grant::NoWaiter,
         w => Grant::Wait(Duration::from_micros(w as u64)),
     })
@@ -300,9 +252,6 @@ pub async fn acquire_turn(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission {
     pub admitted: bool,
-    /// Not admitted because the job was refused (or withdrawn) before: its fill may drop
-    /// it, so the producer needs a job of a fresh id.
-    pub retired: bool,
     /// About how long until the job's turn.
     pub wait: Duration,
 }
@@ -322,18 +271,15 @@ pub async fn admit(
         .key(&keys.bucket)
         .key(&keys.pause)
         .key(&keys.waiting)
-        .key(&keys.refused)
         .arg(rate.interval_us)
         .arg(rate.tolerance_us)
         .arg(member)
         .arg(remaining.as_millis() as u64)
         .arg(margin.as_millis() as u64)
-        .arg(REFUSAL_MEMORY.as_millis() as u64)
         .invoke_async(&mut conn)
         .await?;
     Ok(Admission {
         admitted: admitted == 1,
-        retired: admitted == 2,
         wait: Duration::from_millis(wait_ms.max(0) as u64),
     })
 }
@@ -356,25 +302,6 @@ pub async fn release(conn: &Redis, keys: &LaneKeys, member: &str) -> Result<(), 
         .arg(&keys.waiting)
         .arg(member)
         .query_async::<i64>(&mut conn)
-        .await
-        .map(|_| ())
-}
-
-/// Takes a live job out of the waiting set that nobody is to wait for (a likely cold miss's
-/// read answered after all, its job already published): noted as refused, so that the job
-/// is dropped rather than run in the bulk lane.
-pub async fn withdraw(
-    conn: &Redis,
-    keys: &LaneKeys,
-    member: &str,
-) -> Result<(), redis::RedisError> {
-    let mut conn = conn.clone();
-    WITHDRAW
-        .key(&keys.waiting)
-        .key(&keys.refused)
-        .arg(member)
-        .arg(REFUSAL_MEMORY.as_millis() as u64)
-        .invoke_async::<i64>(&mut conn)
         .await
         .map(|_| ())
 }

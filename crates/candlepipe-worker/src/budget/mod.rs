@@ -5,7 +5,7 @@
 //! - [`redis_budget`]: [`RedisBudget`], the exchange client's budget on those scripts, and
 //!   the pause announced on `<prefix>.control.pause.<exchange>`.
 //!
-//! Redis keys: `<prefix>rl:{<exchange>}` and its `:pause`, `:waiting`, `:bulk`, `:refused`. Imports nothing from the roles.
+//! Redis keys: `<prefix>rl:{<exchange>}` and its `:pause`, `:waiting`, `:bulk`. Imports nothing from the roles.
 
 pub mod gcra;
 pub mod redis_budget;

@@ -5,7 +5,7 @@
 //! is set. With burst 1, requests are spaced 1/rps apart, so no 1-second window holds more
 //! than `rps`. Live requests are served while their job is in the exchange's waiting set
 //! (the ingest put it there when it admitted a producer); bulk requests only while that set
-//! is empty; a live job whose admission was refused is not run at all.
+//! is empty.
 //! A 429/418 sets the pause for everyone, and is announced on
 //! `<prefix>.control.pause.<exchange>` so each process stops asking until it passes.
 
@@ -153,7 +153,6 @@ impl RedisBudget {
             pause: format!("{base}:pause"),
             waiting: format!("{base}:waiting"),
             bulk: format!("{base}:bulk"),
-            refused: format!("{base}:refused"),
             bucket: base,
         }
     }
@@ -176,14 +175,6 @@ impl RedisBudget {
             margin,
         )
         .await
-    }
-
-    /// Takes live job `job`, published ahead of a read that answered after all, out of the
-    /// waiting set, and has it dropped rather than run ([`gcra::withdraw`]).
-    pub async fn withdraw(&self, ex: Exchange, job: &str) {
-        if let Err(e) = gcra::withdraw(&self.conn, &self.keys(ex), job).await {
-            tracing::debug!(error = %e, exchange = %ex, "live job not withdrawn; it expires at its deadline");
-        }
     }
 
     /// Takes a finished (or failed for good) live job out of the waiting set.
@@ -254,7 +245,6 @@ impl Budget for RedisBudget {
                     }
                     Grant::Wait(d) => tokio::time::sleep(d).await,
                     Grant::NoWaiter => return Err(BudgetError::NoWaiter),
-                    Grant::Refused => return Err(BudgetError::Refused),
                 }
             }
         })
@@ -278,7 +268,6 @@ impl Budget for RedisBudget {
                 Grant::Now => Ok(true),
                 Grant::Wait(_) => Ok(false),
                 Grant::NoWaiter => Err(BudgetError::NoWaiter),
-                Grant::Refused => Err(BudgetError::Refused),
             }
         })
     }

@@ -133,7 +133,6 @@ fn job_id(msg: &Message) -> String {
 
 async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Message) {
     let delivered = msg.info().map(|i| i.delivered as u64).unwrap_or(1);
-    let grace = admission_grace(&msg, delivered);
     let id = job_id(&msg);
     let demand = match lane.priority {
         Priority::Live => Demand::Live { job: &id },
@@ -143,7 +142,7 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
         Ok(job) => match with_progress(
             &msg,
             ctx.settings.streams.ack_wait,
-            fill(ctx, exchange, &job, &id, demand, grace),
+            fill(ctx, exchange, &job, &id, demand),
         )
         .await
         {
@@ -170,9 +169,6 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
     let wire = WireError::new(wire_code(&err), err.to_string());
     match disposition {
         Disposition::Demote => tracing::debug!(%lane, job = %id, "nobody waits for the job"),
-        Disposition::Drop => {
-            tracing::debug!(%lane, job = %id, "the job's admission was refused; not run")
-        }
         _ => tracing::warn!(
             series = job.as_ref().map(|j| j.series.to_string()).unwrap_or_default(),
             %lane, code = %wire.code, error = %err, delivered, ?disposition, "fill failed"
@@ -184,9 +180,6 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
             Disposition::Nak(_) => announce(ctx, job, Err(wire.clone()), false).await,
             // It goes on in the bulk lane; nobody waits for an answer.
             Disposition::Demote => {}
-            // Nobody was promised its answer: marked finished (a producer whose publish of
-            // the same id was deduplicated publishes it anew), nothing announced.
-            Disposition::Drop => mark_done(ctx, &job.series, &id).await,
             Disposition::Ack | Disposition::Term | Disposition::DeadLetter => {
                 finished(ctx, &job.series, lane, &id).await;
                 announce(ctx, job, Err(wire.clone()), true).await;
@@ -196,21 +189,6 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
     ctx.jobs
         .settle_failure(&msg, disposition, &wire, delivered)
         .await;
-}
-
-/// How long after its publish a live job's admission may still be on its way: the ingest
-/// publishes a likely cold miss's job beside the admission, and a busy Redis connection can
-/// hold the admission back until the job's fill asks for its turn.
-const ADMISSION_GRACE: Duration = Duration::from_millis(250);
-
-/// Until when a job that finds itself neither waited for nor refused asks again rather than
-/// move to bulk: within [`ADMISSION_GRACE`] of its publish (by nats-server's clock, so a
-/// skewed host asks again for at most that long, or not at all), on its first delivery.
-fn admission_grace(msg: &Message, delivered: u64) -> Option<tokio::time::Instant> {
-    let published = msg.info().ok()?.published.unix_timestamp_nanos() / 1_000_000;
-    let age = Duration::from_millis((i128::from(now_ms()) - published).max(0) as u64);
-    (delivered == 1 && age < ADMISSION_GRACE)
-        .then(|| tokio::time::Instant::now() + (ADMISSION_GRACE - age))
 }
 
 /// How long a live job waits for a bulk job's lock on its series: the bulk job took its
@@ -225,9 +203,8 @@ async fn fill(
     job: &FillJob,
     id: &str,
     demand: Demand<'_>,
-    grace: Option<tokio::time::Instant>,
 ) -> Result<Written, JobError> {
-    let result = lock_and_fill(ctx, exchange, job, id, demand, grace).await;
+    let result = lock_and_fill(ctx, exchange, job, id, demand).await;
     exchange.give_back_turn(job.series.exchange, demand).await;
     result
 }
@@ -238,14 +215,13 @@ async fn fill(
 /// lock lapsing: its holder is gone), except behind a bulk job past [`BULK_LOCK_PATIENCE`],
 /// when it goes on without the lock (writes stay correct without it). A bulk job waits for
 /// its exchange's turn before it locks, so that it never holds the lock while live work
-/// passes it. A live job not yet admitted asks again until `grace`.
+/// passes it.
 async fn lock_and_fill(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
     id: &str,
     demand: Demand<'_>,
-    grace: Option<tokio::time::Instant>,
 ) -> Result<Written, JobError> {
     let priority = demand.priority();
     if priority == Priority::Bulk {
@@ -291,20 +267,7 @@ async fn lock_and_fill(
         Some(s) => s,
         None => stored_state(ctx, job).await?,
     };
-    let work = async {
-        let mut state = state;
-        loop {
-            match fill_locked(ctx, exchange, job, id, state, demand).await {
-                Err(JobError::Fetch(FetchError::NoWaiter))
-                    if grace.is_some_and(|g| tokio::time::Instant::now() < g) =>
-                {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    state = stored_state(ctx, job).await?;
-                }
-                result => return result,
-            }
-        }
-    };
+    let work = fill_locked(ctx, exchange, job, id, state, demand);
     let result = if locked {
         holding_lock(ctx, job, &token, work).await
     } else {

@@ -138,8 +138,8 @@ struct Local {
     /// Series being loaded into L1 in the background after a Redis hit.
     warming: Arc<Mutex<HashSet<SeriesKey>>>,
     /// Series this process found stored lately, noted when a request taken for a cold miss
-    /// was answered: a miss of any other is taken for a cold one, its job admitted and
-    /// published alongside the read ([`ahead_of_read`]).
+    /// was answered: a miss of any other is taken for a cold one, its job admitted alongside
+    /// the read ([`ahead_of_read`]).
     stored: moka::sync::Cache<SeriesKey, ()>,
 }
 
@@ -445,35 +445,21 @@ async fn answer_query(
         .filter(|s| !s.slice(w.from, w.to).is_empty())
         .cloned();
     let deadline = deadline_of(ctx, q, received);
-    // A likely cold miss ([`ahead_of_read`]): its live job is admitted and published
-    // alongside the read, and withdrawn if the read answers.
+    // A likely cold miss ([`ahead_of_read`]): its live job is admitted in the same round
+    // trip as the read, and released if the read answers.
     let (cached, ahead) = match ahead_of_read(ctx, local, q, w, now, l1.as_deref()).await {
         Some(job) => {
             let id = job.msg_id(now);
-            // In line before the job can be published, so that its `ready` is not missed.
-            let waiter = waiters.register(&q.series, w.from, w.to);
-            // Boxed: the futures at once would make every request's task larger (a cold
-            // miss pays for the allocation, a hit does not). The admission is sent before
-            // the job: a fill asks for the job's turn only once JetStream handed it over,
-            // two hops later, and finds the admission's answer (a job it finds neither
-            // waited for nor refused asks again within 250 ms of its publish, then goes on
-            // in the bulk lane).
-            let (cached, admitted, published) = Box::pin(async {
+            // Boxed: both futures at once would make every request's task larger (a
+            // cold miss pays for the allocation, a hit does not).
+            let (cached, admitted) = Box::pin(async {
                 tokio::join!(
                     from_store(ctx, local, q, w, enc, now, stale),
-                    admit(ctx, q, &id, deadline),
-                    publish_ahead(ctx, &waiter, &job, &id, deadline)
+                    admit(ctx, q, &id, deadline)
                 )
             })
             .await;
-            // Boxed, as above: held across the wait for the fill.
-            let ahead = Box::new(Ahead {
-                id,
-                admitted,
-                waiter,
-                published,
-            });
-            (cached, Some((job, ahead)))
+            (cached, Some((job, Admitted { id, admitted })))
         }
         None => (from_store(ctx, local, q, w, enc, now, stale).await, None),
     };
@@ -483,12 +469,8 @@ async fn answer_query(
             if let Some((_, a)) = ahead {
                 metrics::counter!("candlepipe_admissions_ahead_total", "outcome" => "released")
                     .increment(1);
-                let created = matches!(a.published, Some(Ok(true)));
-                if a.admitted == Ok(Place::Taken) {
-                    match created {
-                        true => withdraw_in_background(ctx, q.series.exchange, a.id),
-                        false => release_in_background(ctx, q.series.exchange, a.id),
-                    }
+                if a.admitted.is_ok() {
+                    release_in_background(ctx, q.series.exchange, a.id);
                 }
                 if answer.is_ok() {
                     local.stored.insert(q.series.clone(), ());
@@ -503,14 +485,20 @@ async fn answer_query(
                 (
                     Miss {
                         job,
-                        ahead: Some(a),
+                        admitted: Some(a),
                     },
                     stale,
                 )
             }
             None => {
                 let job = fill_job(local, q, w, now);
-                (Miss { job, ahead: None }, stale)
+                (
+                    Miss {
+                        job,
+                        admitted: None,
+                    },
+                    stale,
+                )
             }
         },
     };
@@ -530,10 +518,10 @@ fn fill_job(local: &Local, q: &CandleQuery, w: Window, now: Millis) -> FillJob {
     job
 }
 
-/// The live job to admit and publish alongside the read, for a likely cold miss: a series
-/// this process has not seen stored lately, or one L1 holds (`l1`) without any of the
-/// window covered and no stream keeping it live (a new window of a known series: another
-/// process may have filled it since, and then the job is withdrawn). Listed by its exchange, and not
+/// The live job to admit alongside the read, for a likely cold miss: a series this process
+/// has not seen stored lately, or one L1 holds (`l1`) without any of the window covered and
+/// no stream keeping it live (a new window of a known series: another process may have
+/// filled it since, and then the admission is released). Listed by its exchange, and not
 /// paging through history.
 async fn ahead_of_read(
     ctx: &Context,
@@ -562,45 +550,16 @@ async fn ahead_of_read(
     Some(job)
 }
 
-/// A miss's fill job, and what became of it when it was admitted and published ahead of
-/// the read.
+/// A miss's fill job, and its admission when it was asked ahead of the read.
 struct Miss {
     job: FillJob,
-    ahead: Option<Box<Ahead>>,
+    admitted: Option<Admitted>,
 }
 
-/// A live job admitted and published ahead of the read: what admission said, the
-/// producer's place in line, and whether the publish created the job (`None`: a neighbour
-/// in this process published it).
-struct Ahead {
+/// A live job admitted ahead of the read, and what admission said.
+struct Admitted {
     id: String,
-    admitted: Result<Place, WireError>,
-    waiter: Waiter,
-    published: Option<Result<bool, WireError>>,
-}
-
-/// Publishes live job `id` unless a neighbour in this process did: `None` then, else
-/// whether JetStream did not have it yet.
-async fn publish_ahead(
-    ctx: &Context,
-    waiter: &Waiter,
-    job: &FillJob,
-    id: &str,
-    deadline: Instant,
-) -> Option<Result<bool, WireError>> {
-    let lane = Lane::new(job.series.exchange, Priority::Live);
-    match waiter.claim_publish(id) {
-        true => Some(publish_claimed(ctx, waiter, job, lane, id, deadline).await),
-        false => None,
-    }
-}
-
-/// Takes a live job published ahead of a read that answered out of its exchange's waiting
-/// set, and has the fill drop it (it finds the window stored, unless the job was widened:
-/// nobody waits for the rest).
-fn withdraw_in_background(ctx: &Context, ex: Exchange, id: String) {
-    let budget = ctx.budget.clone();
-    tokio::spawn(async move { budget.withdraw(ex, &id).await });
+    admitted: Result<(), WireError>,
 }
 
 /// Takes a live job admitted ahead of a read that answered out of its exchange's waiting
@@ -780,19 +739,6 @@ fn warm_l1(ctx: &Context, local: &Local, series: &SeriesKey, w: Window) {
     });
 }
 
-/// How many refused ids of a window's job a producer steps past before it is refused too.
-const RETIRED_IDS: usize = 3;
-
-/// What admission said of a job it did not refuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// In the exchange's queue of live jobs.
-    Taken,
-    /// The id was refused (or withdrawn) before and its job may be dropped by its fill:
-    /// the producer needs a job of a fresh id.
-    Retired,
-}
-
 /// Asks for a place in the exchange's queue of live jobs for job `id`, due before
 /// `deadline`. `Err` is the answer to give at once: the job's turn would come too late.
 /// When the budget cannot be asked (Redis trouble), the job is queued all the same.
@@ -801,7 +747,7 @@ async fn admit(
     q: &CandleQuery,
     id: &str,
     deadline: Instant,
-) -> Result<Place, WireError> {
+) -> Result<(), WireError> {
     let ex = q.series.exchange;
     let remaining = deadline.saturating_duration_since(Instant::now());
     match ctx
@@ -809,8 +755,7 @@ async fn admit(
         .admit(ex, id, remaining, ctx.settings.admission_margin)
         .await
     {
-        Ok(a) if a.admitted => Ok(Place::Taken),
-        Ok(a) if a.retired => Ok(Place::Retired),
+        Ok(a) if a.admitted => Ok(()),
         Ok(a) => {
             let after = a.wait.as_millis() as u64;
             metrics::counter!("candlepipe_admission_refused_total", "exchange" => ex.as_str())
@@ -825,13 +770,13 @@ async fn admit(
         }
         Err(e) => {
             tracing::warn!(error = %e, exchange = %ex, "admission not asked; queueing the job anyway");
-            Ok(Place::Taken)
+            Ok(())
         }
     }
 }
 
-/// Publishes the miss's job for the producer's query `q` (window `w`), admitted first,
-/// unless both were done alongside the read, and waits for its `ready`.
+/// Publishes the miss's job for the producer's query `q` (window `w`), admitted first unless
+/// it was ahead of the read, and waits for its `ready`.
 async fn wait_for_fill(
     ctx: &Context,
     waiters: &Waiters,
@@ -841,7 +786,7 @@ async fn wait_for_fill(
     stale: Option<Arc<Snapshot>>,
     deadline: Instant,
 ) -> Result<Answer, WireError> {
-    let Miss { job, ahead } = miss;
+    let Miss { job, admitted } = miss;
     let now = now_ms();
     // A window that pages through history (Kraken's trades) is bulk work: it runs on the
     // bulk lane, without a place in the live queue, and this producer waits for it as long
@@ -859,74 +804,40 @@ async fn wait_for_fill(
     };
     // A symbol the exchange does not have costs no call: no job, no place in the queue
     // (a job admitted ahead of the read was checked before it).
-    let mut id = match &ahead {
+    let mut id = match &admitted {
         Some(a) => a.id.clone(),
         None => {
             ctx.markets.check(&q.series).await?;
             job.msg_id(now)
         }
     };
-    let (admission, ahead) = match ahead {
-        Some(a) if !history => (a.admitted, Some((a.waiter, a.published))),
+    let admission = match admitted {
+        Some(a) if !history => a.admitted,
         Some(a) => {
-            // The window began to page through history since: nobody waits for the live
-            // job, its fill moves it to the bulk lane.
-            if a.admitted == Ok(Place::Taken) {
+            // The window began to page through history since: the job runs in bulk.
+            if a.admitted.is_ok() {
                 release_in_background(ctx, q.series.exchange, a.id);
             }
-            (Ok(Place::Taken), Some((a.waiter, a.published)))
+            Ok(())
         }
-        None if !history => (admit(ctx, q, &id, deadline).await, None),
-        None => (Ok(Place::Taken), None),
+        None if !history => admit(ctx, q, &id, deadline).await,
+        None => Ok(()),
     };
-    // A refused job published ahead of the read is dropped by the fill that takes it.
-    let mut place = match admission {
-        Ok(place) => place,
-        Err(refused) => return stale_or(refused),
-    };
-    let (mut waiter, mut published) = match ahead {
-        Some((waiter, published)) => (waiter, Some(published)),
-        None => (waiters.register(&q.series, w.from, w.to), None),
-    };
-    // A job of an id refused before may be dropped unrun by the fill that takes it (were
-    // this producer to wait for it, no `ready` might come): the producers who come after
-    // the refusal share a job of the next id.
-    for _ in 0..RETIRED_IDS {
-        if place != Place::Retired {
-            break;
-        }
-        id.push_str(".r");
-        published = None;
-        place = match admit(ctx, q, &id, deadline).await {
-            Ok(place) => place,
-            Err(refused) => return stale_or(refused),
-        };
+    if let Err(refused) = admission {
+        return stale_or(refused);
     }
-    if place == Place::Retired {
-        return stale_or(WireError::rate_limited(
-            format!(
-                "{}'s request budget refused this window's jobs {RETIRED_IDS} times in a row",
-                q.series.exchange
-            ),
-            1_000,
-        ));
-    }
-    // Publish the job (unless it was, ahead of the read). If JetStream already had it (or a
-    // neighbour in this process published it), the data may be stored already; and if that
-    // job finished without satisfying us (the data was lost since), publish it once more
-    // under a new id.
+    let mut waiter = waiters.register(&q.series, w.from, w.to);
+    // Publish the job. If JetStream already had it (or a neighbour in this process published
+    // it), the data may be stored already; and if that job finished without satisfying us
+    // (the data was lost since), publish it once more under a new id.
     for attempt in 0..2 {
-        let outcome = match published.take() {
-            Some(outcome) => outcome,
-            None => match waiter.claim_publish(&id) {
-                true => Some(publish_claimed(ctx, &waiter, &job, lane, &id, deadline).await),
-                false => None,
-            },
-        };
-        let created = match outcome {
-            Some(Ok(created)) => created,
-            Some(Err(err)) => return stale_or(err),
-            None => false,
+        let created = if waiter.claim_publish(&id) {
+            match publish_claimed(ctx, &waiter, &job, lane, &id, deadline).await {
+                Ok(created) => created,
+                Err(err) => return stale_or(err),
+            }
+        } else {
+            false
         };
         if created {
             break;

@@ -52,9 +52,6 @@ pub enum Disposition {
     /// Nobody waits for this live job any more: move it to its exchange's bulk lane (which
     /// runs on budget no live job needs), then ack it here.
     Demote,
-    /// A live job published before its admission answered, and refused: nobody was promised
-    /// its answer and it must not cost the exchange a request. Acked, not run, not announced.
-    Drop,
 }
 
 pub fn wire_code(e: &JobError) -> ErrorCode {
@@ -74,7 +71,6 @@ pub fn fetch_code(f: &FetchError) -> ErrorCode {
         FetchError::UnsupportedInterval(_) => ErrorCode::UnsupportedInterval,
         FetchError::RateLimited { .. } => ErrorCode::RateLimited,
         FetchError::Timeout | FetchError::NoWaiter => ErrorCode::Timeout,
-        FetchError::NotAdmitted => ErrorCode::RateLimited,
         FetchError::Budget(_) => ErrorCode::Unavailable,
         FetchError::Status { .. }
         | FetchError::Connect(_)
@@ -127,7 +123,6 @@ pub fn decide(e: &JobError, delivered: u64, policy: &RetryPolicy) -> Disposition
     match e {
         JobError::BadJob(_) => return Disposition::DeadLetter,
         JobError::Fetch(FetchError::NoWaiter) => return Disposition::Demote,
-        JobError::Fetch(FetchError::NotAdmitted) => return Disposition::Drop,
         // The exchange refused this request for good: asking again cannot help.
         JobError::Fetch(f) if f.is_permanent_rejection() => return Disposition::Term,
         _ => {}
@@ -176,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn permanent_rejections_terminate_abandoned_jobs_move_to_bulk_and_refused_ones_drop() {
+    fn permanent_rejections_terminate_and_abandoned_jobs_move_to_bulk() {
         for status in [400, 401, 403, 404, 451] {
             let e = fetch(FetchError::Status {
                 status,
@@ -191,10 +186,6 @@ mod tests {
         assert_eq!(
             decide(&fetch(FetchError::NoWaiter), 5, &P),
             Disposition::Demote
-        );
-        assert_eq!(
-            decide(&fetch(FetchError::NotAdmitted), 1, &P),
-            Disposition::Drop
         );
     }
 

@@ -96,14 +96,13 @@ impl Queue {
         wire: &WireError,
         delivered: u64,
     ) {
-        // A demoted job did not fail: it goes on in the bulk lane; a dropped one was never
-        // to run.
+        // A demoted job did not fail: it goes on in the bulk lane.
         let first_failure = match disposition {
-            Disposition::Demote | Disposition::Drop => now_ms(),
+            Disposition::Demote => now_ms(),
             _ => self.remember_failure(msg).await,
         };
         match disposition {
-            Disposition::Ack | Disposition::Drop => finish(msg, AckKind::Ack).await,
+            Disposition::Ack => finish(msg, AckKind::Ack).await,
             Disposition::Nak(delay) => finish(msg, AckKind::Nak(Some(delay))).await,
             Disposition::Term => finish(msg, AckKind::Term).await,
             Disposition::Demote => match self.demote(msg).await {
