@@ -759,7 +759,11 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    trivial echo at 1 requester 6.0-6.7k req/s in each, against 4.7k in 20's run): cold
    misses 2.87, 2.34 and 2.64 ms over `plain` (median 2.64), 2.81, 2.72 and 2.69 (2.72),
    2.99, 3.10 and 3.30 (3.10); Redis hits 0.73, 0.72 and 0.70x the sized echo (medians),
-   p99 1.10-1.27x. Reverted for two faults the suite and bench.sh found: (a) the first
+   p99 1.10-1.27x. The tables above are a fourth run, at the revert (cd40e8e's code,
+   12:47-12:59), with the machine back at 20's speed (the trivial echo 4.7k req/s): cold
+   misses 3.81, 3.54 and 3.04 ms over `plain`, Redis hits 0.74, 0.71 and 0.71x: the cold
+   line follows the machine's state more than anything these runs can attribute to the
+   change. Reverted for two faults the suite and bench.sh found: (a) the first
    grace lived in the budget's turn loop and held the process's live queue of the exchange
    250 ms for every job nobody waited for, so bench.sh's `streams` scenario fell to 68%
    answers from the stream with p99 5.0 s (moved into the fill, first deliveries within
