@@ -744,7 +744,7 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    hold each fill slot 5 ms longer.
 
 22. **Cold misses: the job published beside the read — tried, measured, reverted**
-   (03ce253 and b5a418f, reverted in the commit after them). The first of 20's two
+   (03ce253, b5a418f and 11b9076, reverted in 5b73c76). The first of 20's two
    protocol changes: for a likely cold miss the ingest published the job together with its
    Redis read and admission instead of after both answered (one serial round trip fewer).
    It needed a way to drop the job of a refused admission unrun (refusals noted in a Redis
@@ -768,14 +768,14 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    250 ms for every job nobody waited for, so bench.sh's `streams` scenario fell to 68%
    answers from the stream with p99 5.0 s (moved into the fill, first deliveries within
    250 ms of the publish only, the scenario came back to 99.97% and p99 35.6 ms); (b) the
-   fill can now decide before the ingest's read has looked: a fresh process's read of a
+   fill could decide before the ingest's read had looked: a fresh process's read of a
    series whose runs were altered in Redis must lead to a refetch
    (`tamper::altered_redis_values_are_refetched_not_served`), and it was answered from
    Redis (in the clean-clone CI run; as we read it, the job published beside the read was
    judged fresh from the unaltered chunks before the read had found the altered runs; not
    traced further). Closing (b) means the fill must learn what the read found, which is
-   the round trip the change saves. Also tried and not kept: the swap's `cp:ready` message published
-   in parts (the head, the meta, per chunk its frame prefix and its value, the live mark,
+   the round trip the change saves. Also tried and not kept: the swap's `cp:ready`
+   message published in parts (the head, the meta, per chunk its frame prefix and its value, the live mark,
    each a `PUBLISH` of a string Lua already holds, joined again by the ingest) instead of
    joined by `table.concat`: in isolation (a fresh redis-server, 18 KB of values, 22 ms
    between calls) the script's time fell from 143 to 93 µs (median), in cold runs
