@@ -1,9 +1,10 @@
 //! The fill role: one durable pull consumer per lane (each exchange's live and bulk jobs),
 //! each with its own concurrency, so one exchange's backlog or pause holds no capacity
 //! another could use. For each job it fetches only what the store lacks, writes Redis,
-//! announces `ready`, acks, and then writes the runs of reply fragments of the chunks it
-//! wrote (what later Redis hits serve; the waiting ingests had the chunks from the write's
-//! signal). Failures go through [`crate::jobs::disposition::decide`].
+//! announces `ready`, acks, and a few milliseconds later ([`RUNS_AFTER`]) writes the runs
+//! of reply fragments of the chunks it wrote (what later Redis hits serve; the waiting
+//! ingests had the chunks from the write's signal). Failures go through
+//! [`crate::jobs::disposition::decide`].
 //!
 //! Owns: the exchanges' REST calls for jobs (within the cluster budget) and the loading of
 //! the market lists.
@@ -28,6 +29,8 @@ use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
 use candlepipe_store::{JobWrite, WriteBasis, Written};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::context::Context;
 use crate::error::BoxError;
@@ -43,6 +46,12 @@ use crate::requests::traces;
 /// How long a fill worker waits at start for the market lists it must load.
 const MARKETS_AT_START: Duration = Duration::from_secs(10);
 
+/// How long after a job's ack the runs of the chunks it wrote are written: meanwhile the
+/// waiting ingests answer from the write's signal, and the runs' encoding and their
+/// script (~0.45 ms inside Redis) do not compete with them for the CPUs and Redis
+/// (BENCHMARKS.md item 23). A Redis hit in between reads the chunks.
+const RUNS_AFTER: Duration = Duration::from_millis(3);
+
 pub async fn run(
     ctx: Context,
     exchange: ExchangeClient,
@@ -52,6 +61,8 @@ pub async fn run(
     let stream = ensure_streams(&ctx.js, &set.subjects, &set.streams).await?;
     remove_legacy_fill_consumer(&stream).await?;
     let mut lanes = Vec::new();
+    // Runs written after their jobs' acks; waited for before the worker exits.
+    let later = TaskTracker::new();
     for lane in Lane::all() {
         let consumer = ensure_consumer(
             &stream,
@@ -63,13 +74,15 @@ pub async fn run(
             Priority::Bulk => set.bulk_concurrency,
         };
         let (ctx, exchange, shutdown) = (ctx.clone(), exchange.clone(), shutdown.clone());
+        let later = later.clone();
         lanes.push(async move {
             pull_jobs(&consumer, concurrency, shutdown, |msg| {
-                let (ctx, exchange) = (ctx.clone(), exchange.clone());
+                let (ctx, exchange, later) = (ctx.clone(), exchange.clone(), later.clone());
                 async move {
                     let trace = traces::from_headers_or_start(msg.headers.as_ref());
                     let span = tracing::info_span!("fill", trace_id = tracing::field::Empty);
-                    traces::within(trace, span, process(&ctx, &exchange, lane, msg)).await
+                    let job = process(&ctx, &exchange, lane, msg, &later);
+                    traces::within(trace, span, job).await
                 }
             })
             .await
@@ -101,6 +114,8 @@ pub async fn run(
     dlq_gauge.abort();
     lists.abort();
     unanswered.abort();
+    later.close();
+    later.wait().await;
     pulled?;
     tracing::info!("fill drained");
     Ok(())
@@ -131,7 +146,13 @@ fn job_id(msg: &Message) -> String {
         .unwrap_or_default()
 }
 
-async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Message) {
+async fn process(
+    ctx: &Context,
+    exchange: &ExchangeClient,
+    lane: Lane,
+    msg: Message,
+    later: &TaskTracker,
+) {
     let delivered = msg.info().map(|i| i.delivered as u64).unwrap_or(1);
     let id = job_id(&msg);
     let demand = match lane.priority {
@@ -147,8 +168,9 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
         .await
         {
             // The job is marked finished already (by its write, or beside the write it did
-            // not need): announce first, then leave the waiting set and ack; then store the
-            // reply fragments of what it wrote, which only later Redis hits read.
+            // not need): announce first, then leave the waiting set and ack; then, after
+            // the waiting ingests have answered, store the reply fragments of what it
+            // wrote, which only later Redis hits read.
             Ok(mut written) => {
                 let runs = written.runs.take();
                 announce(ctx, &job, Ok(written), false).await;
@@ -157,7 +179,14 @@ async fn process(ctx: &Context, exchange: &ExchangeClient, lane: Lane, msg: Mess
                     finish(&msg, AckKind::Ack)
                 );
                 if let Some(runs) = runs {
-                    ctx.store.write_runs(runs).await;
+                    let store = ctx.store.clone();
+                    later.spawn(
+                        async move {
+                            tokio::time::sleep(RUNS_AFTER).await;
+                            store.write_runs(runs).await;
+                        }
+                        .in_current_span(),
+                    );
                 }
                 return;
             }
