@@ -211,7 +211,9 @@ async fn a_cold_miss_is_answered_as_its_write_lands_in_redis() {
 /// exchange is not asked again and no live job is left waiting.
 #[tokio::test]
 async fn a_new_window_of_a_series_in_l1_is_admitted_alongside_its_read() {
-    let stack = stack().await;
+    let mut stack = stack().await;
+    // Every admission finds its turn free at once (the exchange's turns 1 ms apart).
+    stack.set("CANDLEPIPE_BINANCE_RPS", 1000);
     let mut worker = stack
         .worker_with(&["ingest", "fill"], &["--metrics-addr", "127.0.0.1:0"])
         .await;
@@ -268,6 +270,16 @@ async fn a_new_window_of_a_series_in_l1_is_admitted_alongside_its_read() {
     assert_eq!(source(&reply), "redis", "{reply}");
     assert_eq!(ok(&reply).len(), 100);
     assert_eq!(counts().await, (2.0, 1.0, calls + 2.0));
+    // The two cold misses' jobs carried the turns their admissions took; the released
+    // admission gave its turn back.
+    let m = scrape(&url).await;
+    let turns = |o: &str| {
+        sample(
+            &m,
+            &format!("candlepipe_admission_turns_total{{outcome=\"{o}\"}}"),
+        )
+    };
+    assert_eq!((turns("sent"), turns("given_back")), (2.0, 1.0), "{m}");
     // The admission went back: no live job waits, so bulk work may run.
     let redis = stack.redis_conn().await;
     eventually(Duration::from_secs(5), "an empty waiting set", || async {
@@ -323,4 +335,104 @@ async fn without_redis_channels_a_cold_miss_is_answered_on_ready() {
     let again = get(&client, request).await;
     assert_eq!(source(&again), "redis", "{again}");
     assert_eq!(ok(&again), ok(&reply));
+}
+
+/// The sim's arrival times (ms) of the exchange's requests, oldest first.
+fn arrivals(stats: &serde_json::Value, exchange: &str) -> Vec<i64> {
+    stats[exchange]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["t"].as_i64())
+        .collect()
+}
+
+/// A cold miss whose admission found its exchange's turn free took it: the fill sends the
+/// job's request on that turn, beside its lock and stored state, and takes no second one
+/// (with four requests a second, the next miss's request goes out 250 ms later, not 500).
+#[tokio::test]
+async fn a_cold_miss_requests_on_the_turn_its_admission_took_and_takes_no_other() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_BINANCE_RPS", 4);
+    let mut worker = stack
+        .worker_with(&["ingest", "fill"], &["--metrics-addr", "127.0.0.1:0"])
+        .await;
+    let url = worker.metrics_url().await;
+    let client = stack.client().await;
+    // Past the turns the market list took at start (its weight): the budget's time (µs)
+    // no later than Redis's.
+    let redis = stack.redis_conn().await;
+    eventually(Duration::from_secs(15), "a free budget", || async {
+        let mut r = redis.clone();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut r).await.ok()?;
+        let tat: Option<i64> = redis::cmd("GET")
+            .arg("cp:rl:{binance}")
+            .query_async(&mut r)
+            .await
+            .ok()?;
+        (tat.unwrap_or(0) <= secs * 1_000_000 + micros).then_some(())
+    })
+    .await;
+    for symbol in ["TEST901/USDT", "TEST902/USDT"] {
+        let reply = get(&client, req("binance", symbol, "1m", 100)).await;
+        assert_eq!(source(&reply), "exchange", "{reply}");
+        assert_eq!(ok(&reply).len(), 100);
+    }
+    let stats = stack.sim.stats().await;
+    assert_eq!(stats["binance"]["requests"], 2, "one request per miss");
+    let times = arrivals(&stats, "binance");
+    let gap = times[times.len() - 1] - times[times.len() - 2];
+    assert!((200..400).contains(&gap), "requests {gap} ms apart");
+
+    let m = scrape(&url).await;
+    let n = |name: &str, outcome: &str| sample(&m, &format!("{name}{{outcome=\"{outcome}\"}}"));
+    // The first miss's admission took the free turn; the second's found it taken.
+    assert_eq!(n("candlepipe_admission_turns_total", "sent"), 1.0, "{m}");
+    assert_eq!(n("candlepipe_admission_turns_total", "given_back"), 0.0);
+    assert_eq!(n("candlepipe_fill_admitted_turns_total", "adopted"), 1.0);
+    assert_eq!(n("candlepipe_fill_early_requests_total", "used"), 1.0);
+    assert_eq!(n("candlepipe_fill_early_requests_total", "unneeded"), 0.0);
+}
+
+/// A turn taken with the admission is used only soon after (100 ms): a job that waited for
+/// a fill worker longer takes a turn of its own, and is served all the same.
+#[tokio::test]
+async fn a_job_that_waited_for_a_fill_worker_takes_a_turn_of_its_own() {
+    let mut stack = stack().await;
+    stack.set("CANDLEPIPE_BINANCE_RPS", 1000);
+    // The job stream and the fill consumer exist, as a fill worker left them.
+    let mut first = stack.worker(&["fill"]).await;
+    first.child.signal("TERM");
+    assert_eq!(
+        first.child.wait_exit(Duration::from_secs(15)).await,
+        Some(0)
+    );
+    let _ingest = stack.worker(&["ingest"]).await;
+    let client = stack.client().await;
+    let asked = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let mut request = req("binance", "TEST903/USDT", "1m", 100);
+            request["timeout_ms"] = json!(25_000);
+            let body = serde_json::to_vec(&request).unwrap();
+            request_within(&client, body, Duration::from_secs(30)).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut fill = stack
+        .worker_with(&["fill"], &["--metrics-addr", "127.0.0.1:0"])
+        .await;
+    let reply = asked.await.unwrap();
+    assert_eq!(source(&reply), "exchange", "{reply}");
+    assert_eq!(ok(&reply).len(), 100);
+    let m = scrape(&fill.metrics_url().await).await;
+    let n = |name: &str, outcome: &str| sample(&m, &format!("{name}{{outcome=\"{outcome}\"}}"));
+    assert_eq!(
+        n("candlepipe_fill_admitted_turns_total", "lapsed"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(n("candlepipe_fill_admitted_turns_total", "adopted"), 0.0);
+    assert_eq!(n("candlepipe_fill_early_requests_total", "used"), 0.0);
+    assert_eq!(stack.sim.stats().await["binance"]["requests"], 1);
 }

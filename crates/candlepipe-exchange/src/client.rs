@@ -679,9 +679,7 @@ impl ExchangeClient {
         };
         match budget.try_now(ex, demand).await {
             Ok(true) => {
-                let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
-                ahead.retain(|_, taken| taken.elapsed() < Duration::from_secs(60));
-                ahead.insert(job.to_string(), Instant::now());
+                self.hold_ahead(job, Instant::now());
                 true
             }
             Ok(false) => false,
@@ -690,6 +688,35 @@ impl ExchangeClient {
                 false
             }
         }
+    }
+
+    /// Takes over the turn live job `demand`'s admission took for it `age` ago (the ingest
+    /// admitted it with its first turn, see the worker's `gcra::admit`), as if the job had
+    /// taken it ahead itself: its first request uses it, within [`AHEAD_FOR`] of its
+    /// taking. Whether it was taken over: not when it is already that old, or when this
+    /// process takes part in no cluster budget. A turn not taken over is left unused, not
+    /// given back (the budget is one request short for a moment): a job copied with its
+    /// headers (a dead letter replayed) must never hand back a turn it did not take.
+    pub fn adopt_turn(&self, demand: Demand<'_>, age: Duration) -> bool {
+        let (Some(_), Demand::Live { job }) = (&self.budget, demand) else {
+            return false;
+        };
+        let Some(taken) = Instant::now().checked_sub(age) else {
+            return false;
+        };
+        if age > AHEAD_FOR {
+            return false;
+        }
+        self.hold_ahead(job, taken);
+        true
+    }
+
+    /// Notes that live job `job` holds a turn taken at `taken` (forgetting any older than
+    /// a minute, whose jobs are long gone).
+    fn hold_ahead(&self, job: &str, taken: Instant) {
+        let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        ahead.retain(|_, t| t.elapsed() < Duration::from_secs(60));
+        ahead.insert(job.to_string(), taken);
     }
 
     /// Gives back the turn job `demand` took ahead and did not use (its series was fresh,

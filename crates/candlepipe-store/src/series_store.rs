@@ -1072,6 +1072,16 @@ impl SeriesStore {
         })
     }
 
+    /// Whether a fill worker holds the series' lock now (fills it, or is about to).
+    pub async fn locked(&self, s: &SeriesKey) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(format!("{}:lock", self.base(s)))
+            .query_async(&mut conn)
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Extends the lock to `ttl` from now if `token` still holds it; whether it does.
     pub async fn renew_lock(
         &self,

@@ -42,13 +42,13 @@ async fn bulk_waits_while_a_live_job_waits_and_never_delays_one() {
     // Nobody waits: bulk goes.
     assert_eq!(turn(&r, Turn::Bulk).await, Grant::Now);
     // A live job admitted right after a bulk permit goes at once, not a second later.
-    let a = gcra::admit(&r, &keys(), RATE, "job-a", LONG, MARGIN)
+    let a = gcra::admit(&r, &keys(), RATE, "job-a", (LONG, MARGIN), false)
         .await
         .unwrap();
     assert!(a.admitted);
     assert_eq!(turn(&r, Turn::Live("job-a")).await, Grant::Now);
     // That borrowing happens once: the next live job waits its interval.
-    gcra::admit(&r, &keys(), RATE, "job-b", LONG, MARGIN)
+    gcra::admit(&r, &keys(), RATE, "job-b", (LONG, MARGIN), false)
         .await
         .unwrap();
     assert!(matches!(
@@ -66,6 +66,66 @@ async fn bulk_waits_while_a_live_job_waits_and_never_delays_one() {
 }
 
 #[tokio::test]
+async fn admission_takes_the_first_turn_only_when_it_is_free_at_once() {
+    let server = RedisServer::start();
+    let r = redis(&server).await;
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut r.clone())
+        .await
+        .unwrap();
+    let redis_ms = secs * 1000 + micros / 1000;
+    // Nobody waits and the bucket is empty: the turn is taken with the admission, at
+    // Redis's time, and the next request waits its interval.
+    let a = gcra::admit(&r, &keys(), RATE, "job-a", (LONG, MARGIN), true)
+        .await
+        .unwrap();
+    assert!(a.admitted);
+    let at = a.turn_at.expect("a free turn taken with the admission");
+    assert!(
+        (redis_ms..redis_ms + 1_000).contains(&at),
+        "{at} vs {redis_ms}"
+    );
+    assert!(matches!(turn(&r, Turn::Upkeep).await, Grant::Wait(_)));
+    // Admitted again (another producer of job-a): no second turn.
+    let again = gcra::admit(&r, &keys(), RATE, "job-a", (LONG, MARGIN), true)
+        .await
+        .unwrap();
+    assert!(again.admitted);
+    assert_eq!(again.turn_at, None);
+    // job-a still waits: job-b is admitted behind it, without a turn, whatever it asks.
+    let b = gcra::admit(&r, &keys(), RATE, "job-b", (LONG, MARGIN), true)
+        .await
+        .unwrap();
+    assert!(b.admitted);
+    assert_eq!(b.turn_at, None);
+    // Given back, the turn is free again; asked without `take`, admission takes none.
+    gcra::release(&r, &keys(), "job-a").await.unwrap();
+    gcra::release(&r, &keys(), "job-b").await.unwrap();
+    gcra::give_back(&r, &keys(), RATE).await.unwrap();
+    let c = gcra::admit(&r, &keys(), RATE, "job-c", (LONG, MARGIN), false)
+        .await
+        .unwrap();
+    assert_eq!((c.admitted, c.turn_at), (true, None));
+    gcra::release(&r, &keys(), "job-c").await.unwrap();
+    // While paused, no turn is taken.
+    gcra::pause(&r, &keys().pause, Duration::from_secs(5), 0)
+        .await
+        .unwrap();
+    let d = gcra::admit(&r, &keys(), RATE, "job-d", (LONG, MARGIN), true)
+        .await
+        .unwrap();
+    assert_eq!(d.turn_at, None);
+    gcra::release(&r, &keys(), "job-d").await.unwrap();
+    redis::cmd("DEL")
+        .arg(&keys().pause)
+        .query_async::<()>(&mut r.clone())
+        .await
+        .unwrap();
+    // The bucket free again: the one turn given back is there to take.
+    assert_eq!(turn(&r, Turn::Upkeep).await, Grant::Now);
+}
+
+#[tokio::test]
 async fn a_job_whose_producers_left_gets_no_turn() {
     let server = RedisServer::start();
     let r = redis(&server).await;
@@ -78,8 +138,8 @@ async fn a_job_whose_producers_left_gets_no_turn() {
         &keys(),
         RATE,
         "short",
-        Duration::from_millis(200),
-        MARGIN,
+        (Duration::from_millis(200), MARGIN),
+        false,
     )
     .await
     .unwrap();
@@ -98,15 +158,22 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
     // Five live jobs wait for one request a second.
     for i in 0..5 {
         let id = format!("job-{i}");
-        let a = gcra::admit(&r, &keys(), RATE, &id, LONG, MARGIN)
+        let a = gcra::admit(&r, &keys(), RATE, &id, (LONG, MARGIN), false)
             .await
             .unwrap();
         assert!(a.admitted, "{id}");
     }
     // A sixth that waits 3 s would get its turn in about 5 s: refused.
-    let late = gcra::admit(&r, &keys(), RATE, "job-6", Duration::from_secs(3), MARGIN)
-        .await
-        .unwrap();
+    let late = gcra::admit(
+        &r,
+        &keys(),
+        RATE,
+        "job-6",
+        (Duration::from_secs(3), MARGIN),
+        false,
+    )
+    .await
+    .unwrap();
     assert!(!late.admitted);
     assert!(
         (4_500..=5_500).contains(&(late.wait.as_millis() as u64)),
@@ -115,10 +182,17 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
     );
     // One that waits 10 s is admitted; and a job already waiting is admitted again.
     assert!(
-        gcra::admit(&r, &keys(), RATE, "job-7", Duration::from_secs(10), MARGIN)
-            .await
-            .unwrap()
-            .admitted
+        gcra::admit(
+            &r,
+            &keys(),
+            RATE,
+            "job-7",
+            (Duration::from_secs(10), MARGIN),
+            false
+        )
+        .await
+        .unwrap()
+        .admitted
     );
     assert!(
         gcra::admit(
@@ -126,8 +200,8 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
             &keys(),
             RATE,
             "job-0",
-            Duration::from_millis(10),
-            MARGIN
+            (Duration::from_millis(10), MARGIN),
+            false,
         )
         .await
         .unwrap()
@@ -139,7 +213,7 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
 async fn a_live_job_set_aside_lets_the_bulk_job_it_waits_for_go_first() {
     let server = RedisServer::start();
     let r = redis(&server).await;
-    let a = gcra::admit(&r, &keys(), RATE, "live", LONG, MARGIN)
+    let a = gcra::admit(&r, &keys(), RATE, "live", (LONG, MARGIN), false)
         .await
         .unwrap();
     assert!(a.admitted);
@@ -163,7 +237,7 @@ async fn a_turn_given_back_is_there_again_for_the_next_job() {
     let server = RedisServer::start();
     let r = redis(&server).await;
     for job in ["job-a", "job-b"] {
-        let a = gcra::admit(&r, &keys(), RATE, job, LONG, MARGIN)
+        let a = gcra::admit(&r, &keys(), RATE, job, (LONG, MARGIN), false)
             .await
             .unwrap();
         assert!(a.admitted);

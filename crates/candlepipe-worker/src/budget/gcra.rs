@@ -12,6 +12,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use candlepipe_core::Millis;
 use candlepipe_store::Redis;
 
 /// A request of `cost` cells moves the bucket's theoretical arrival time by `cost` emission
@@ -64,10 +65,14 @@ return 0
 /// Admits a live job if its first request could go out before its producer's deadline.
 /// A job already waiting is admitted again, its deadline raised to the later one.
 /// Otherwise the job's turn is estimated from the bucket, a pause, and one emission
-/// interval for every live job already waiting; returns `{admitted (0|1), wait ms}`.
+/// interval for every live job already waiting; returns `{admitted (0|1), wait ms, turn
+/// ms}`. When the caller asks for it and the turn is free at once (no pause, no live job
+/// waiting, the bucket not full), a newly admitted job's first turn is taken here, as
+/// [`ACQUIRE`] would take it, and `turn ms` is Redis's time of taking it (else 0).
 ///
 /// KEYS: bucket, pause, waiting. ARGV: interval µs, tolerance µs, member, remaining ms
-/// (until the producer's deadline), margin ms (what the job needs after its turn).
+/// (until the producer's deadline), margin ms (what the job needs after its turn), take
+/// (`1`: take the turn when free at once).
 static ADMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -86,17 +91,25 @@ end
 local have = redis.call('ZSCORE', KEYS[3], ARGV[3])
 if have then
   if deadline > tonumber(have) then wait_for(ARGV[3]) end
-  return {1, 0}
+  return {1, 0, 0}
 end
-local start = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(ARGV[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = tat - tonumber(ARGV[2])
 if start < now then start = now end
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 and now + paused * 1000 > start then start = now + paused * 1000 end
-start = start + redis.call('ZCARD', KEYS[3]) * tonumber(ARGV[1])
+start = start + redis.call('ZCARD', KEYS[3]) * interval
 local wait = math.floor((start - now) / 1000)
-if wait > 0 and wait + tonumber(ARGV[5]) > remaining then return {0, wait} end
+if wait > 0 and wait + tonumber(ARGV[5]) > remaining then return {0, wait, 0} end
 wait_for(ARGV[3])
-return {1, wait}
+if ARGV[6] == '1' and start <= now then
+  if tat < now then tat = now end
+  local next = tat + interval
+  redis.call('SET', KEYS[1], next, 'PX', math.floor((next - now) / 1000) + 1000)
+  return {1, 0, now_ms}
+end
+return {1, wait, 0}
 "#,
     )
 });
@@ -254,20 +267,24 @@ pub struct Admission {
     pub admitted: bool,
     /// About how long until the job's turn.
     pub wait: Duration,
+    /// The job's first turn, taken with the admission (when asked for and free at once):
+    /// Redis's time of taking it.
+    pub turn_at: Option<Millis>,
 }
 
 /// Puts live job `member` in the waiting set if its turn (plus `margin`) comes within
-/// `remaining`, or it is there already.
+/// `remaining`, or it is there already; with `take_turn`, a newly admitted job whose turn
+/// is free at once has it taken too (see [`ADMIT`]).
 pub async fn admit(
     conn: &Redis,
     keys: &LaneKeys,
     rate: Rate,
     member: &str,
-    remaining: Duration,
-    margin: Duration,
+    (remaining, margin): (Duration, Duration),
+    take_turn: bool,
 ) -> Result<Admission, redis::RedisError> {
     let mut conn = conn.clone();
-    let (admitted, wait_ms): (i64, i64) = ADMIT
+    let (admitted, wait_ms, turn_ms): (i64, i64, i64) = ADMIT
         .key(&keys.bucket)
         .key(&keys.pause)
         .key(&keys.waiting)
@@ -276,11 +293,13 @@ pub async fn admit(
         .arg(member)
         .arg(remaining.as_millis() as u64)
         .arg(margin.as_millis() as u64)
+        .arg(if take_turn { "1" } else { "0" })
         .invoke_async(&mut conn)
         .await?;
     Ok(Admission {
         admitted: admitted == 1,
         wait: Duration::from_millis(wait_ms.max(0) as u64),
+        turn_at: (turn_ms > 0).then_some(turn_ms),
     })
 }
 

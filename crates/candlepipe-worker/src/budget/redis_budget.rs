@@ -158,23 +158,35 @@ impl RedisBudget {
     }
 
     /// Admits a producer waiting `remaining` for live job `job` of `ex`: whether the job's
-    /// turn comes in time (see [`gcra::admit`]), and about when.
+    /// turn comes in time (see [`gcra::admit`]), and about when. With `take_turn`, a newly
+    /// admitted job whose turn is free at once has its first turn taken as well
+    /// (`turn_at`), unless a pause was heard: its fill uses it for its first request (see
+    /// `candlepipe_exchange::ExchangeClient::adopt_turn`), and the ingest gives it back
+    /// ([`RedisBudget::give_back`]) when no job of its own carries it.
     pub async fn admit(
         &self,
         ex: Exchange,
         job: &str,
-        remaining: Duration,
-        margin: Duration,
+        (remaining, margin): (Duration, Duration),
+        take_turn: bool,
     ) -> Result<Admission, redis::RedisError> {
+        let take_turn = take_turn && self.paused_until.borrow()[slot(ex)] <= now_ms();
         gcra::admit(
             &self.conn,
             &self.keys(ex),
             self.rates[slot(ex)],
             job,
-            remaining,
-            margin,
+            (remaining, margin),
+            take_turn,
         )
         .await
+    }
+
+    /// Gives back one turn of `ex` taken and not used (see [`gcra::give_back`]).
+    pub async fn give_back(&self, ex: Exchange) {
+        if let Err(e) = gcra::give_back(&self.conn, &self.keys(ex), self.rates[slot(ex)]).await {
+            tracing::debug!(error = %e, exchange = %ex, "unused turn not given back; the budget is one request short for a moment");
+        }
     }
 
     /// Takes a finished (or failed for good) live job out of the waiting set.
@@ -276,10 +288,8 @@ impl Budget for RedisBudget {
         Box::pin(async move {
             if used {
                 self.stats.add(Field::ExchangeCalls(ex), 1);
-            } else if let Err(e) =
-                gcra::give_back(&self.conn, &self.keys(ex), self.rates[slot(ex)]).await
-            {
-                tracing::debug!(error = %e, exchange = %ex, "unused turn not given back; the budget is one request short for a moment");
+            } else {
+                self.give_back(ex).await;
             }
         })
     }

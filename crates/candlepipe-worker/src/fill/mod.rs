@@ -1,6 +1,8 @@
 //! The fill role: one durable pull consumer per lane (each exchange's live and bulk jobs),
 //! each with its own concurrency, so one exchange's backlog or pause holds no capacity
-//! another could use. For each job it fetches only what the store lacks, writes Redis,
+//! another could use. For each job it fetches only what the store lacks (a live job that
+//! carries the turn its admission took sends its first request beside its lock and stored
+//! state, [`adopt_admitted_turn`]), writes Redis,
 //! announces `ready`, acks, and a few milliseconds later ([`RUNS_AFTER`]) writes the runs
 //! of reply fragments of the chunks it wrote (what later Redis hits serve; the waiting
 //! ingests had the chunks from the write's signal). Failures go through
@@ -25,6 +27,7 @@ use candlepipe_core::{
     now_ms, Fetched, FillJob, Lane, Millis, Priority, ReadyEvent, SeriesKey, SeriesState, WireError,
 };
 use candlepipe_exchange::budget::Demand;
+use candlepipe_exchange::markets::Market;
 use candlepipe_exchange::{page_candles, ExchangeClient, FetchError};
 use candlepipe_store::{JobWrite, WriteBasis, Written};
 use futures::StreamExt;
@@ -32,12 +35,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::budget::RedisBudget;
 use crate::context::Context;
 use crate::error::BoxError;
 use crate::jobs::disposition::{decide, wire_code, Disposition, JobError};
 use crate::jobs::last_delivery;
 use crate::jobs::pull::pull_jobs;
-use crate::jobs::queue::{finish, keeping_alive, with_progress};
+use crate::jobs::queue::{finish, keeping_alive, with_progress, TURN_AT_HEADER};
 use crate::jobs::streams::{
     ensure_consumer, ensure_streams, lane_consumer_config, remove_legacy_fill_consumer,
 };
@@ -146,6 +150,16 @@ fn job_id(msg: &Message) -> String {
         .unwrap_or_default()
 }
 
+/// When the ingest's admission took the job's first turn ([`TURN_AT_HEADER`]): only on the
+/// job's first delivery (a redelivered job's first delivery had it).
+fn turn_at(msg: &Message, delivered: u64) -> Option<Millis> {
+    if delivered != 1 {
+        return None;
+    }
+    let at = msg.headers.as_ref()?.get(TURN_AT_HEADER)?;
+    at.as_str().parse().ok()
+}
+
 async fn process(
     ctx: &Context,
     exchange: &ExchangeClient,
@@ -159,11 +173,12 @@ async fn process(
         Priority::Live => Demand::Live { job: &id },
         Priority::Bulk => Demand::Bulk,
     };
+    let turn = turn_at(&msg, delivered);
     let (job, err) = match serde_json::from_slice::<FillJob>(&msg.payload) {
         Ok(job) => match with_progress(
             &msg,
             ctx.settings.streams.ack_wait,
-            fill(ctx, exchange, &job, &id, demand),
+            fill(ctx, exchange, &job, (&id, turn), demand),
         )
         .await
         {
@@ -225,17 +240,68 @@ async fn process(
 const BULK_LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Fills the job's series ([`lock_and_fill`]); a turn it took ahead of its first request
-/// and did not use (its series was fresh, an error came first) goes back to the budget.
+/// (or took over from its admission, `turn_at`) and did not use (its series was fresh, an
+/// error came first) goes back to the budget.
 async fn fill(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
-    id: &str,
+    (id, turn_at): (&str, Option<Millis>),
     demand: Demand<'_>,
 ) -> Result<Written, JobError> {
-    let result = lock_and_fill(ctx, exchange, job, id, demand).await;
+    let result = lock_and_fill(ctx, exchange, job, (id, turn_at), demand).await;
     exchange.give_back_turn(job.series.exchange, demand).await;
     result
+}
+
+/// The first request of a live job whose admission took its turn, sent beside the job's
+/// lock and stored state: the job's whole window, as a series with nothing stored would
+/// fetch it (what the ingest's read found), asked at `at`, in a task of its own (so that
+/// the job renews its lock while it waits for the answer).
+struct EarlyRequest {
+    range: (Millis, Millis),
+    at: Millis,
+    answer: tokio::task::JoinHandle<Result<Fetched, JobError>>,
+}
+
+/// Takes over the turn the job's admission took at `turn_at` (cluster clock) if the job
+/// may fetch now and no pause was heard since; whether it did.
+fn adopt_admitted_turn(
+    ctx: &Context,
+    exchange: &ExchangeClient,
+    job: &FillJob,
+    turn_at: Option<Millis>,
+    demand: Demand<'_>,
+) -> bool {
+    let (Some(at), Demand::Live { .. }) = (turn_at, demand) else {
+        return false;
+    };
+    let now = now_ms();
+    let paused = RedisBudget::pause_of(&ctx.budget.pauses().borrow(), job.series.exchange) > now;
+    let must_wait = job.includes_open && job.fresh_after > now;
+    let adopted = !paused
+        && !must_wait
+        && exchange.adopt_turn(demand, Duration::from_millis((now - at).max(0) as u64));
+    let outcome = if adopted { "adopted" } else { "lapsed" };
+    metrics::counter!("candlepipe_fill_admitted_turns_total", "outcome" => outcome).increment(1);
+    adopted
+}
+
+/// Sends live job `id`'s first request now: its window as one range, as [`fill_locked`]
+/// fetches a range.
+fn send_early(ctx: &Context, exchange: &ExchangeClient, job: &FillJob, id: &str) -> EarlyRequest {
+    let at = now_ms();
+    let range = (job.from, job_end(job, at));
+    let (ctx, exchange, job, id) = (ctx.clone(), exchange.clone(), job.clone(), id.to_string());
+    let answer = tokio::spawn(
+        async move {
+            let demand = Demand::Live { job: &id };
+            let market = ctx.markets.market(&job.series, &exchange).await?;
+            fetch_range(&ctx, &exchange, &job, &market, range, at, demand).await
+        }
+        .in_current_span(),
+    );
+    EarlyRequest { range, at, answer }
 }
 
 /// Runs [`fill_locked`] holding the series' cluster-wide lock, so that jobs for one series
@@ -245,11 +311,17 @@ async fn fill(
 /// when it goes on without the lock (writes stay correct without it). A bulk job waits for
 /// its exchange's turn before it locks, so that it never holds the lock while live work
 /// passes it.
+///
+/// A live job whose admission took its turn ([`adopt_admitted_turn`]) sends its first
+/// request at once, beside the lock and the stored state ([`send_early`]); what the stored
+/// state then says the job needs is taken from that answer where it covers it. A series
+/// found fresh, or locked by another job (whose write this one then waits for and reads),
+/// makes it one request spent for nothing.
 async fn lock_and_fill(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
-    id: &str,
+    (id, turn_at): (&str, Option<Millis>),
     demand: Demand<'_>,
 ) -> Result<Written, JobError> {
     let priority = demand.priority();
@@ -270,7 +342,11 @@ async fn lock_and_fill(
     // exchange's turn in the same round trip (if it is free at once); one that must wait
     // for the lock gives it back first.
     let ex = job.series.exchange;
-    let ahead = priority == Priority::Live && !(job.includes_open && job.fresh_after > now_ms());
+    let adopted = adopt_admitted_turn(ctx, exchange, job, turn_at, demand);
+    let mut early = adopted.then(|| send_early(ctx, exchange, job, id));
+    let ahead = priority == Priority::Live
+        && !adopted
+        && !(job.includes_open && job.fresh_after > now_ms());
     let (lock, first_read, _) = tokio::join!(
         ctx.store.try_lock(&job.series, &token, ttl),
         stored_state(ctx, job),
@@ -280,6 +356,9 @@ async fn lock_and_fill(
     let mut state = locked.then_some(first_read).transpose()?;
     if !locked {
         exchange.give_back_turn(ex, demand).await;
+        if early.take().is_some() {
+            count_early("unneeded");
+        }
         locked = wait_for_lock(ctx, job, &token, demand).await?;
     }
     tracing::debug!(series = %job.series, from = job.from, to = job.to, open = job.includes_open, "filling");
@@ -296,7 +375,7 @@ async fn lock_and_fill(
         Some(s) => s,
         None => stored_state(ctx, job).await?,
     };
-    let work = fill_locked(ctx, exchange, job, id, state, demand);
+    let work = fill_locked(ctx, exchange, job, id, (state, early), demand);
     let result = if locked {
         holding_lock(ctx, job, &token, work).await
     } else {
@@ -427,25 +506,30 @@ async fn stored_state(
     })
 }
 
-/// Fetches what the store lacks of the job's window, and writes it; marks job `id`
+/// Fetches what the store lacks of the job's window (taking what the first request sent
+/// beside the lock brought, where it covers a range), and writes it; marks job `id`
 /// finished either way.
 async fn fill_locked(
     ctx: &Context,
     exchange: &ExchangeClient,
     job: &FillJob,
     id: &str,
-    (stored, basis): (Option<SeriesState>, WriteBasis),
+    ((stored, basis), mut early): ((Option<SeriesState>, WriteBasis), Option<EarlyRequest>),
     demand: Demand<'_>,
 ) -> Result<Written, JobError> {
     let s = &job.series;
     let iv = s.interval;
     let step = iv.millis();
-    let now = now_ms();
+    // With a first request sent already, the job is judged as of when it went out.
+    let now = early.as_ref().map_or_else(now_ms, |e| e.at);
     let to = job_end(job, now);
     let state = stored.unwrap_or_default().for_job(job);
     tracing::debug!(series = %s, version = state.version, coverage = ?state.coverage.ranges(), "stored state");
 
     if state.fulfils(job, now) {
+        if early.is_some() {
+            count_early("unneeded");
+        }
         tracing::debug!(series = %s, "already fresh; no exchange request");
         mark_done(ctx, s, id).await;
         return Ok(Written {
@@ -458,22 +542,39 @@ async fn fill_locked(
 
     let market = ctx.markets.market(s, exchange).await?;
     let mut fetched = Fetched::default();
+    // The range the first request brought, once taken.
+    let mut brought: Option<(Millis, Millis)> = None;
     // What is older than the exchange's history cannot be fetched any more.
     let from = job.from.max(state.history_from);
     for (a, b) in state
         .coverage
         .fetches(from, to, step, page_candles(s.exchange, iv))
     {
-        let got = match exchange.fetch(s, &market, a, b, now, demand).await {
-            Ok(got) => got,
-            Err(e @ FetchError::UnknownSymbol(_)) => {
-                ctx.markets.remember_unknown(s).await;
-                return Err(e.into());
+        let within = |(x, y): (Millis, Millis)| x <= a && b <= y;
+        if brought.is_some_and(within) {
+            continue;
+        }
+        let got = match early.take() {
+            Some(e) if within(e.range) => match e.answer.await {
+                Ok(answer) => {
+                    count_early("used");
+                    brought = Some(e.range);
+                    answer?
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, series = %s, "the job's first request ended without an answer; asking again");
+                    fetch_range(ctx, exchange, job, &market, (a, b), now, demand).await?
+                }
+            },
+            other => {
+                early = other;
+                fetch_range(ctx, exchange, job, &market, (a, b), now, demand).await?
             }
-            Err(e) => return Err(e.into()),
         };
-        tracing::debug!(series = %s, from = a, to = b, n = got.candles.len(), unconfirmed = got.unconfirmed.len(), "fetched");
         fetched.extend(got);
+    }
+    if early.is_some() {
+        count_early("unneeded");
     }
     fetched.tail_fetched_at = job.includes_open.then_some(now);
     let marking = JobWrite {
@@ -483,6 +584,37 @@ async fn fill_locked(
         signal: true,
     };
     Ok(ctx.store.write_for_job(s, &fetched, now, marking).await?)
+}
+
+/// Fetches open times `[a, b]` of the job's series (all its pages) at `now`; a symbol the
+/// exchange says it does not have is remembered as unknown.
+async fn fetch_range(
+    ctx: &Context,
+    exchange: &ExchangeClient,
+    job: &FillJob,
+    market: &Market,
+    (a, b): (Millis, Millis),
+    now: Millis,
+    demand: Demand<'_>,
+) -> Result<Fetched, JobError> {
+    let s = &job.series;
+    match exchange.fetch(s, market, a, b, now, demand).await {
+        Ok(got) => {
+            tracing::debug!(series = %s, from = a, to = b, n = got.candles.len(), unconfirmed = got.unconfirmed.len(), "fetched");
+            Ok(got)
+        }
+        Err(e @ FetchError::UnknownSymbol(_)) => {
+            ctx.markets.remember_unknown(s).await;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Counts what became of a first request sent beside the lock: `used`, or `unneeded` (the
+/// stored state asked for nothing it covers).
+fn count_early(outcome: &'static str) {
+    metrics::counter!("candlepipe_fill_early_requests_total", "outcome" => outcome).increment(1);
 }
 
 /// Records that the job finished, before announcing it: an ingest whose publish of the

@@ -34,11 +34,13 @@ use candlepipe_store::{ReplyKey, ReplyRead, Snapshot, WriteSignal};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+mod admitted_turn;
 mod hot;
 mod waiters;
 mod widest;
 mod write_signals;
 
+use self::admitted_turn::AdmittedTurn;
 use self::hot::{Hot, HOT_FOR};
 use self::waiters::{Outcome, Waiter, Waiters};
 use self::widest::Widest;
@@ -446,19 +448,28 @@ async fn answer_query(
         .cloned();
     let deadline = deadline_of(ctx, q, received);
     // A likely cold miss ([`ahead_of_read`]): its live job is admitted in the same round
-    // trip as the read, and released if the read answers.
+    // trip as the read, and released if the read answers. Its first turn is taken with
+    // the admission when free, and kept only if no fill worker held the series' lock as
+    // the read missed: a job in flight for the series would make the fill's early request
+    // (see `crate::fill`) a second one.
     let (cached, ahead) = match ahead_of_read(ctx, local, q, w, now, l1.as_deref()).await {
         Some(job) => {
             let id = job.msg_id(now);
-            // Boxed: both futures at once would make every request's task larger (a
+            // Boxed: these futures at once would make every request's task larger (a
             // cold miss pays for the allocation, a hit does not).
-            let (cached, admitted) = Box::pin(async {
+            let (cached, mut admitted, locked) = Box::pin(async {
                 tokio::join!(
                     from_store(ctx, local, q, w, enc, now, stale),
-                    admit(ctx, q, &id, deadline)
+                    admit(ctx, q, (&id, deadline), true),
+                    ctx.store.locked(&q.series)
                 )
             })
             .await;
+            if !matches!(locked, Ok(false)) {
+                if let Ok(turn) = &mut admitted {
+                    drop(turn.take()); // back to the budget
+                }
+            }
             (cached, Some((job, Admitted { id, admitted })))
         }
         None => (from_store(ctx, local, q, w, enc, now, stale).await, None),
@@ -556,10 +567,11 @@ struct Miss {
     admitted: Option<Admitted>,
 }
 
-/// A live job admitted ahead of the read, and what admission said.
+/// A live job admitted ahead of the read, and what admission said (with the job's first
+/// turn, when it took it).
 struct Admitted {
     id: String,
-    admitted: Result<(), WireError>,
+    admitted: Result<Option<AdmittedTurn>, WireError>,
 }
 
 /// Takes a live job admitted ahead of a read that answered out of its exchange's waiting
@@ -636,7 +648,7 @@ async fn from_store(
             tokio::spawn(async move {
                 let id = format!("{}.bulk", job.msg_id(now));
                 let lane = Lane::new(job.series.exchange, Priority::Bulk);
-                if let Err(e) = ctx.jobs.publish(&job, lane, &id).await {
+                if let Err(e) = ctx.jobs.publish(&job, lane, &id, None).await {
                     tracing::warn!(error = %e, "background refresh not published");
                 }
             });
@@ -740,22 +752,20 @@ fn warm_l1(ctx: &Context, local: &Local, series: &SeriesKey, w: Window) {
 }
 
 /// Asks for a place in the exchange's queue of live jobs for job `id`, due before
-/// `deadline`. `Err` is the answer to give at once: the job's turn would come too late.
-/// When the budget cannot be asked (Redis trouble), the job is queued all the same.
+/// `deadline`; with `take_turn`, the job's first turn too when it is free at once. `Err`
+/// is the answer to give at once: the job's turn would come too late. When the budget
+/// cannot be asked (Redis trouble), the job is queued all the same.
 async fn admit(
     ctx: &Context,
     q: &CandleQuery,
-    id: &str,
-    deadline: Instant,
-) -> Result<(), WireError> {
+    (id, deadline): (&str, Instant),
+    take_turn: bool,
+) -> Result<Option<AdmittedTurn>, WireError> {
     let ex = q.series.exchange;
     let remaining = deadline.saturating_duration_since(Instant::now());
-    match ctx
-        .budget
-        .admit(ex, id, remaining, ctx.settings.admission_margin)
-        .await
-    {
-        Ok(a) if a.admitted => Ok(()),
+    let times = (remaining, ctx.settings.admission_margin);
+    match ctx.budget.admit(ex, id, times, take_turn).await {
+        Ok(a) if a.admitted => Ok(a.turn_at.map(|at| AdmittedTurn::new(&ctx.budget, ex, at))),
         Ok(a) => {
             let after = a.wait.as_millis() as u64;
             metrics::counter!("candlepipe_admission_refused_total", "exchange" => ex.as_str())
@@ -770,7 +780,7 @@ async fn admit(
         }
         Err(e) => {
             tracing::warn!(error = %e, exchange = %ex, "admission not asked; queueing the job anyway");
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -814,31 +824,47 @@ async fn wait_for_fill(
     let admission = match admitted {
         Some(a) if !history => a.admitted,
         Some(a) => {
-            // The window began to page through history since: the job runs in bulk.
+            // The window began to page through history since: the job runs in bulk (a
+            // turn taken with the admission goes back).
             if a.admitted.is_ok() {
                 release_in_background(ctx, q.series.exchange, a.id);
             }
-            Ok(())
+            Ok(None)
         }
-        None if !history => admit(ctx, q, &id, deadline).await,
-        None => Ok(()),
+        None if !history => admit(ctx, q, (&id, deadline), false).await,
+        None => Ok(None),
     };
-    if let Err(refused) = admission {
-        return stale_or(refused);
-    }
+    let mut turn = match admission {
+        Ok(turn) => turn,
+        Err(refused) => return stale_or(refused),
+    };
     let mut waiter = waiters.register(&q.series, w.from, w.to);
     // Publish the job. If JetStream already had it (or a neighbour in this process published
     // it), the data may be stored already; and if that job finished without satisfying us
     // (the data was lost since), publish it once more under a new id.
     for attempt in 0..2 {
+        let at = turn.as_ref().map(AdmittedTurn::at);
         let created = if waiter.claim_publish(&id) {
-            match publish_claimed(ctx, &waiter, &job, lane, &id, deadline).await {
+            match publish_claimed(ctx, &waiter, &job, (lane, &id, at), deadline).await {
                 Ok(created) => created,
-                Err(err) => return stale_or(err),
+                Err(err) => {
+                    // The job may have reached JetStream all the same: its turn is not
+                    // given back (at worst the budget is one request short for a moment).
+                    if let Some(turn) = turn.take() {
+                        turn.sent();
+                    }
+                    return stale_or(err);
+                }
             }
         } else {
             false
         };
+        // The turn goes with the job this process created; any other goes back.
+        if let Some(turn) = turn.take() {
+            if created {
+                turn.sent();
+            }
+        }
         if created {
             break;
         }
@@ -859,8 +885,9 @@ async fn wait_for_fill(
         }
         id = format!("{id}.again.{}", now_ms());
         if !history {
-            if let Err(refused) = admit(ctx, q, &id, deadline).await {
-                return stale_or(refused);
+            match admit(ctx, q, (&id, deadline), false).await {
+                Ok(again) => turn = again,
+                Err(refused) => return stale_or(refused),
             }
         }
     }
@@ -915,16 +942,17 @@ async fn wait_for_fill(
     }
 }
 
-/// Publishes a job whose id this process claimed; true if JetStream did not have it yet.
+/// Publishes a job whose id this process claimed, with the time of the turn its admission
+/// took (if it took one); true if JetStream did not have it yet.
 async fn publish_claimed(
     ctx: &Context,
     waiter: &Waiter,
     job: &FillJob,
-    lane: Lane,
-    id: &str,
+    (lane, id, turn_at): (Lane, &str, Option<Millis>),
     deadline: Instant,
 ) -> Result<bool, WireError> {
-    let result = tokio::time::timeout_at(deadline.into(), ctx.jobs.publish(job, lane, id)).await;
+    let publish = ctx.jobs.publish(job, lane, id, turn_at);
+    let result = tokio::time::timeout_at(deadline.into(), publish).await;
     let err = match result {
         Ok(Ok(duplicate)) => return Ok(!duplicate),
         Ok(Err(e)) => {

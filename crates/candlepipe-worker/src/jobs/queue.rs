@@ -20,6 +20,10 @@ use crate::cluster::stats::{Counters, Field};
 use crate::error::BoxError;
 use crate::requests::traces;
 
+/// On a live fill job: when (cluster clock, ms) the ingest's admission took the job's first
+/// exchange turn for it. Only workers publish fill jobs (`nats/permissions.conf`).
+pub const TURN_AT_HEADER: &str = "Candlepipe-Turn-At";
+
 /// What publishing, settling and dead-lettering jobs needs; cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
@@ -247,11 +251,21 @@ impl Queue {
         Ok(())
     }
 
-    /// Publishes fill job `job` on `lane` with its dedup id; returns whether JetStream already
-    /// had it.
-    pub async fn publish(&self, job: &FillJob, lane: Lane, id: &str) -> Result<bool, BoxError> {
+    /// Publishes fill job `job` on `lane` with its dedup id, and when its admission took its
+    /// first turn, that turn's time (header [`TURN_AT_HEADER`]); returns whether JetStream
+    /// already had it.
+    pub async fn publish(
+        &self,
+        job: &FillJob,
+        lane: Lane,
+        id: &str,
+        turn_at: Option<Millis>,
+    ) -> Result<bool, BoxError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
+        if let Some(at) = turn_at {
+            headers.insert(TURN_AT_HEADER, at.to_string().as_str());
+        }
         let trace_id = traces::inject_or_start(&mut headers);
         tracing::debug!(series = %job.series, %lane, job = id, trace_id, "fill job queued");
         let payload = Bytes::from(serde_json::to_vec(job)?);

@@ -460,7 +460,7 @@ async fn queue_backfill(ctx: &Context, series: &SeriesKey, since: i64) {
     };
     let id = format!("{}.gap", job.msg_id(now));
     let lane = Lane::new(series.exchange, Priority::Bulk);
-    match ctx.jobs.publish(&job, lane, &id).await {
+    match ctx.jobs.publish(&job, lane, &id, None).await {
         Ok(_) => {
             metrics::counter!("candlepipe_stream_backfills_total", "exchange" => series.exchange.as_str())
                 .increment(1);
@@ -484,7 +484,7 @@ async fn queue_confirmation(ctx: &Context, series: &SeriesKey, from: i64, to: i6
     };
     let id = format!("{}.confirm", job.msg_id(now));
     let lane = Lane::new(series.exchange, Priority::Bulk);
-    match ctx.jobs.publish(&job, lane, &id).await {
+    match ctx.jobs.publish(&job, lane, &id, None).await {
         Ok(_) => {
             metrics::counter!("candlepipe_stream_confirmations_total", "exchange" => series.exchange.as_str())
                 .increment(1);
