@@ -435,4 +435,19 @@ async fn a_job_that_waited_for_a_fill_worker_takes_a_turn_of_its_own() {
     assert_eq!(n("candlepipe_fill_admitted_turns_total", "adopted"), 0.0);
     assert_eq!(n("candlepipe_fill_early_requests_total", "used"), 0.0);
     assert_eq!(stack.sim.stats().await["binance"]["requests"], 1);
+
+    // A miss that must be fetched after a moment still to come (the forming candle, no
+    // older than now) is admitted without a turn: none lapses unused.
+    let mut latest = req("binance", "TEST904/USDT", "1m", 100);
+    latest["max_age_ms"] = json!(0);
+    let reply = get(&client, latest).await;
+    assert_eq!(source(&reply), "exchange", "{reply}");
+    let m = scrape(&fill.metrics_url().await).await;
+    let n = |name: &str, outcome: &str| sample(&m, &format!("{name}{{outcome=\"{outcome}\"}}"));
+    assert_eq!(
+        n("candlepipe_fill_admitted_turns_total", "lapsed"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(n("candlepipe_fill_admitted_turns_total", "adopted"), 0.0);
 }

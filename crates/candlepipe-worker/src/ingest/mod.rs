@@ -455,12 +455,15 @@ async fn answer_query(
     let (cached, ahead) = match ahead_of_read(ctx, local, q, w, now, l1.as_deref()).await {
         Some(job) => {
             let id = job.msg_id(now);
+            // A job for the forming candle that must fetch after a moment still to come
+            // could not use a turn taken now.
+            let take_turn = !(job.includes_open && job.fresh_after > now);
             // Boxed: these futures at once would make every request's task larger (a
             // cold miss pays for the allocation, a hit does not).
             let (cached, mut admitted, locked) = Box::pin(async {
                 tokio::join!(
                     from_store(ctx, local, q, w, enc, now, stale),
-                    admit(ctx, q, (&id, deadline), true),
+                    admit(ctx, q, (&id, deadline), take_turn),
                     ctx.store.locked(&q.series)
                 )
             })
