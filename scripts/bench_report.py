@@ -781,6 +781,45 @@ Profiled with `perf record -g` on the ingest process under `candlepipe bench --w
    between calls) the script's time fell from 143 to 93 µs (median), in cold runs
    (`SLOWLOG` at threshold 0, 100-candle windows, the same 23 keys) 181 against 174 µs.
 
+23. **Cold misses: the first request beside the lock, the runs after the answer**
+   (issue #26, 0be3841 and 6208fc4). Two changes, each measured alone.
+   (a) A fill job writes the runs of its chunks 3 ms after its ack (`RUNS_AFTER`), in a
+   task of their own that the drain waits for, instead of right after the ack in the
+   job's slot. 21 tried 5 ms in the slot and could not tell (rounds moving by up to 3 ms on
+   a noisy machine); on a calmer one, alternating A/B as in 19 (bench.sh's set-up, 1m
+   windows, eight rounds): 3.00 ms over `plain` before (median), 2.56 with the runs 3 ms
+   later, lower in all eight rounds, mean paired difference -0.37 ms. The runs' encoding
+   (the fill's CPU) and their script (~0.45 ms inside Redis, 19) had run while the waiting
+   ingest opened the write's message and its reply crossed nats-server, on two cores.
+   (b) The second of 20's protocol changes: the exchange's turn taken at admission. A
+   likely cold miss's admission (in its read's round trip) takes the job's first turn when
+   the budget is free at once and no live job of the exchange waits (`gcra::ADMIT`); the
+   ingest sends its time with the job it created (header `Candlepipe-Turn-At`) unless the
+   series' lock was held as its read missed (a third command in the same round trip), and
+   gives the turn back otherwise; the fill takes it over on the job's first delivery within
+   100 ms and sends the job's window at once, in a task, beside its lock and stored state,
+   then takes from that answer what the state says the job needs. The first build did not
+   renew the lock during that request (a 2.5 s exchange let a second job in:
+   `restarts::a_long_job_keeps_its_series_locked…`) and made second requests when the
+   series was locked or filled between read and fill (`a_thousand_concurrent_cold_requests…`,
+   the dead-letter replay); the lock seen at the read, and an early answer dropped when the
+   lock was held, leave one race: a job of the series that takes the lock in the
+   millisecond between this miss's read and its fill's request makes that request a second
+   one, within the budget (ARCHITECTURE.md, invariants; the dead-letter test now waits for
+   the replayed job's own request before it asks). Per step (debug logs of `run ingest` and
+   `run fill`: the job queued in the ingest to its exchange answer parsed in the fill,
+   medians of 240-248 misses per run, three runs each way, alternating): 22.46-22.60 ms
+   before, 22.29-22.33 after. End to end against (a) alone, alternating: 2.84 against 2.76
+   ms over `plain` (medians of eight rounds, lower in 5), then 2.79, 2.99 and 2.90 against
+   2.63, 2.41 and 2.37.
+   `scripts/bench.sh 5` twice at 1878120 (the trivial echo at 1 requester 5.8k and 5.7k
+   req/s, between 20's 4.7k and 22's 6.0-6.7k): cold misses 2.82, 3.09 and 2.89 ms over
+   `plain` (median 2.89), then 2.72, 2.22 and 2.60 (median 2.60; the tables above), **met**
+   both times; Redis hits 0.72 and 0.70x the sized echo, p99 1.24 and 1.15x, met; `streams`
+   99.93% and 99.95% from the stream, p99 37.8 and 37.3 ms, met. On the slowest machine of
+   these sessions (4.6-4.9k req/s, 19 and 20) the same cold lines have run 0.5-1 ms higher
+   than on a machine like today's, so a run there may still cross 3 ms.
+
 **What bounds each workload now.** L1 hits: the transport moving a 17.5 KB reply
 (~0.9-1.05x the sized echo; the trivial echo's 90-byte replies are about three times as
 fast at 64 requesters on this machine, so 0.70x of it is out of reach for 100-candle
@@ -796,8 +835,8 @@ no kept run read again: a hit costs the ingest 23-24 µs and redis-server 3.6-3.
 misses: the serial hops of a miss, each from idle at 1 requester (10, 19, 20; a trivial
 NATS round trip from idle costs ~0.65 ms more than back to back on this VM): the
 producer's request to the ingest, its Redis read and admission, JetStream to the fill, the
-lock and stored state, the swap and its message to the ingest, the reply; and the widened
-exchange call (8).""")
+swap and its message to the ingest, the reply (the lock and stored state now beside the
+exchange call, 23); and the widened exchange call (8).""")
 
 def scenario_section():
     """The scenarios of `candlepipe bench --scenario`, judged against issue #11's targets."""
