@@ -224,12 +224,7 @@ async fn a_new_window_of_a_series_in_l1_is_admitted_alongside_its_read() {
     let window = |end: i64| json!({"exchange":"binance","symbol":"TEST7/USDT","interval":"1m","limit":100,"end":end});
     let counts = || async {
         let m = scrape(&url).await;
-        let ahead = |o: &str| {
-            sample(
-                &m,
-                &format!("candlepipe_admissions_ahead_total{{outcome=\"{o}\"}}"),
-            )
-        };
+        let ahead = |o: &str| outcome(&m, "candlepipe_admissions_ahead_total", o);
         let calls = sample(
             &m,
             r#"candlepipe_exchange_requests_total{exchange="binance",outcome="ok"}"#,
@@ -273,12 +268,7 @@ async fn a_new_window_of_a_series_in_l1_is_admitted_alongside_its_read() {
     // The two cold misses' jobs carried the turns their admissions took; the released
     // admission gave its turn back.
     let m = scrape(&url).await;
-    let turns = |o: &str| {
-        sample(
-            &m,
-            &format!("candlepipe_admission_turns_total{{outcome=\"{o}\"}}"),
-        )
-    };
+    let turns = |o: &str| outcome(&m, "candlepipe_admission_turns_total", o);
     assert_eq!((turns("sent"), turns("given_back")), (2.0, 1.0), "{m}");
     // The admission went back: no live job waits, so bulk work may run.
     let redis = stack.redis_conn().await;
@@ -385,7 +375,7 @@ async fn a_cold_miss_requests_on_the_turn_its_admission_took_and_takes_no_other(
     assert!((200..400).contains(&gap), "requests {gap} ms apart");
 
     let m = scrape(&url).await;
-    let n = |name: &str, outcome: &str| sample(&m, &format!("{name}{{outcome=\"{outcome}\"}}"));
+    let n = |name: &str, o: &str| outcome(&m, name, o);
     // The first miss's admission took the free turn; the second's found it taken.
     assert_eq!(n("candlepipe_admission_turns_total", "sent"), 1.0, "{m}");
     assert_eq!(n("candlepipe_admission_turns_total", "given_back"), 0.0);
@@ -426,7 +416,7 @@ async fn a_job_that_waited_for_a_fill_worker_takes_a_turn_of_its_own() {
     assert_eq!(source(&reply), "exchange", "{reply}");
     assert_eq!(ok(&reply).len(), 100);
     let m = scrape(&fill.metrics_url().await).await;
-    let n = |name: &str, outcome: &str| sample(&m, &format!("{name}{{outcome=\"{outcome}\"}}"));
+    let n = |name: &str, o: &str| outcome(&m, name, o);
     assert_eq!(
         n("candlepipe_fill_admitted_turns_total", "lapsed"),
         1.0,
@@ -443,7 +433,7 @@ async fn a_job_that_waited_for_a_fill_worker_takes_a_turn_of_its_own() {
     let reply = get(&client, latest).await;
     assert_eq!(source(&reply), "exchange", "{reply}");
     let m = scrape(&fill.metrics_url().await).await;
-    let n = |name: &str, outcome: &str| sample(&m, &format!("{name}{{outcome=\"{outcome}\"}}"));
+    let n = |name: &str, o: &str| outcome(&m, name, o);
     assert_eq!(
         n("candlepipe_fill_admitted_turns_total", "lapsed"),
         1.0,

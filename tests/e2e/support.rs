@@ -282,6 +282,11 @@ pub fn sample(text: &str, series: &str) -> f64 {
         .sum()
 }
 
+/// The value of counter `name` for label `outcome` in a Prometheus scrape (0 if absent).
+pub fn outcome(text: &str, name: &str, outcome: &str) -> f64 {
+    sample(text, &format!("{name}{{outcome=\"{outcome}\"}}"))
+}
+
 /// A worker's `/metrics` text.
 pub async fn scrape(url: &str) -> String {
     reqwest::get(format!("{url}/metrics"))

@@ -56,6 +56,12 @@ impl FillJob {
         self.from = self.from.min(from);
     }
 
+    /// Whether the job must not fetch yet at `now`: a job for the forming candle fetches at
+    /// or after its `fresh_after`, so that one fetch satisfies every request sharing it.
+    pub fn must_wait(&self, now: Millis) -> bool {
+        self.includes_open && self.fresh_after > now
+    }
+
     /// The JetStream `Nats-Msg-Id`: the series, its window and the refresh bucket.
     pub fn msg_id(&self, now: Millis) -> String {
         let bucket = if self.includes_open {

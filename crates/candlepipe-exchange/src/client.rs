@@ -701,12 +701,12 @@ impl ExchangeClient {
         let (Some(_), Demand::Live { job }) = (&self.budget, demand) else {
             return false;
         };
-        let Some(taken) = Instant::now().checked_sub(age) else {
-            return false;
-        };
         if age > AHEAD_FOR {
             return false;
         }
+        let Some(taken) = Instant::now().checked_sub(age) else {
+            return false;
+        };
         self.hold_ahead(job, taken);
         true
     }

@@ -31,6 +31,14 @@ const RATE: Rate = Rate {
 const LONG: Duration = Duration::from_secs(60);
 const MARGIN: Duration = Duration::from_millis(100);
 
+/// Admits live job `job`, whose producer waits `remaining`; with `take`, its turn too when
+/// it is free at once.
+async fn admit(r: &Redis, job: &str, remaining: Duration, take: bool) -> gcra::Admission {
+    gcra::admit(r, &keys(), RATE, job, (remaining, MARGIN), take)
+        .await
+        .unwrap()
+}
+
 async fn turn(r: &Redis, t: Turn<'_>) -> Grant {
     gcra::acquire_turn(r, &keys(), RATE, 1, t).await.unwrap()
 }
@@ -42,15 +50,11 @@ async fn bulk_waits_while_a_live_job_waits_and_never_delays_one() {
     // Nobody waits: bulk goes.
     assert_eq!(turn(&r, Turn::Bulk).await, Grant::Now);
     // A live job admitted right after a bulk permit goes at once, not a second later.
-    let a = gcra::admit(&r, &keys(), RATE, "job-a", (LONG, MARGIN), false)
-        .await
-        .unwrap();
+    let a = admit(&r, "job-a", LONG, false).await;
     assert!(a.admitted);
     assert_eq!(turn(&r, Turn::Live("job-a")).await, Grant::Now);
     // That borrowing happens once: the next live job waits its interval.
-    gcra::admit(&r, &keys(), RATE, "job-b", (LONG, MARGIN), false)
-        .await
-        .unwrap();
+    admit(&r, "job-b", LONG, false).await;
     assert!(matches!(
         turn(&r, Turn::Live("job-b")).await,
         Grant::Wait(_)
@@ -76,9 +80,7 @@ async fn admission_takes_the_first_turn_only_when_it_is_free_at_once() {
     let redis_ms = secs * 1000 + micros / 1000;
     // Nobody waits and the bucket is empty: the turn is taken with the admission, at
     // Redis's time, and the next request waits its interval.
-    let a = gcra::admit(&r, &keys(), RATE, "job-a", (LONG, MARGIN), true)
-        .await
-        .unwrap();
+    let a = admit(&r, "job-a", LONG, true).await;
     assert!(a.admitted);
     let at = a.turn_at.expect("a free turn taken with the admission");
     assert!(
@@ -87,33 +89,25 @@ async fn admission_takes_the_first_turn_only_when_it_is_free_at_once() {
     );
     assert!(matches!(turn(&r, Turn::Upkeep).await, Grant::Wait(_)));
     // Admitted again (another producer of job-a): no second turn.
-    let again = gcra::admit(&r, &keys(), RATE, "job-a", (LONG, MARGIN), true)
-        .await
-        .unwrap();
+    let again = admit(&r, "job-a", LONG, true).await;
     assert!(again.admitted);
     assert_eq!(again.turn_at, None);
     // job-a still waits: job-b is admitted behind it, without a turn, whatever it asks.
-    let b = gcra::admit(&r, &keys(), RATE, "job-b", (LONG, MARGIN), true)
-        .await
-        .unwrap();
+    let b = admit(&r, "job-b", LONG, true).await;
     assert!(b.admitted);
     assert_eq!(b.turn_at, None);
     // Given back, the turn is free again; asked without `take`, admission takes none.
     gcra::release(&r, &keys(), "job-a").await.unwrap();
     gcra::release(&r, &keys(), "job-b").await.unwrap();
     gcra::give_back(&r, &keys(), RATE).await.unwrap();
-    let c = gcra::admit(&r, &keys(), RATE, "job-c", (LONG, MARGIN), false)
-        .await
-        .unwrap();
+    let c = admit(&r, "job-c", LONG, false).await;
     assert_eq!((c.admitted, c.turn_at), (true, None));
     gcra::release(&r, &keys(), "job-c").await.unwrap();
     // While paused, no turn is taken.
     gcra::pause(&r, &keys().pause, Duration::from_secs(5), 0)
         .await
         .unwrap();
-    let d = gcra::admit(&r, &keys(), RATE, "job-d", (LONG, MARGIN), true)
-        .await
-        .unwrap();
+    let d = admit(&r, "job-d", LONG, true).await;
     assert_eq!(d.turn_at, None);
     gcra::release(&r, &keys(), "job-d").await.unwrap();
     redis::cmd("DEL")
@@ -133,16 +127,7 @@ async fn a_job_whose_producers_left_gets_no_turn() {
         turn(&r, Turn::Live("never-admitted")).await,
         Grant::NoWaiter
     );
-    let a = gcra::admit(
-        &r,
-        &keys(),
-        RATE,
-        "short",
-        (Duration::from_millis(200), MARGIN),
-        false,
-    )
-    .await
-    .unwrap();
+    let a = admit(&r, "short", Duration::from_millis(200), false).await;
     assert!(
         a.admitted,
         "the bucket is free: admitted however short the wait"
@@ -158,22 +143,11 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
     // Five live jobs wait for one request a second.
     for i in 0..5 {
         let id = format!("job-{i}");
-        let a = gcra::admit(&r, &keys(), RATE, &id, (LONG, MARGIN), false)
-            .await
-            .unwrap();
+        let a = admit(&r, &id, LONG, false).await;
         assert!(a.admitted, "{id}");
     }
     // A sixth that waits 3 s would get its turn in about 5 s: refused.
-    let late = gcra::admit(
-        &r,
-        &keys(),
-        RATE,
-        "job-6",
-        (Duration::from_secs(3), MARGIN),
-        false,
-    )
-    .await
-    .unwrap();
+    let late = admit(&r, "job-6", Duration::from_secs(3), false).await;
     assert!(!late.admitted);
     assert!(
         (4_500..=5_500).contains(&(late.wait.as_millis() as u64)),
@@ -182,30 +156,14 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
     );
     // One that waits 10 s is admitted; and a job already waiting is admitted again.
     assert!(
-        gcra::admit(
-            &r,
-            &keys(),
-            RATE,
-            "job-7",
-            (Duration::from_secs(10), MARGIN),
-            false
-        )
-        .await
-        .unwrap()
-        .admitted
+        admit(&r, "job-7", Duration::from_secs(10), false)
+            .await
+            .admitted
     );
     assert!(
-        gcra::admit(
-            &r,
-            &keys(),
-            RATE,
-            "job-0",
-            (Duration::from_millis(10), MARGIN),
-            false,
-        )
-        .await
-        .unwrap()
-        .admitted
+        admit(&r, "job-0", Duration::from_millis(10), false)
+            .await
+            .admitted
     );
 }
 
@@ -213,9 +171,7 @@ async fn admission_refuses_a_turn_past_the_deadline_and_says_when() {
 async fn a_live_job_set_aside_lets_the_bulk_job_it_waits_for_go_first() {
     let server = RedisServer::start();
     let r = redis(&server).await;
-    let a = gcra::admit(&r, &keys(), RATE, "live", (LONG, MARGIN), false)
-        .await
-        .unwrap();
+    let a = admit(&r, "live", LONG, false).await;
     assert!(a.admitted);
     assert!(matches!(turn(&r, Turn::Bulk).await, Grant::Wait(_)));
     // The live job waits for the series the bulk job holds: it steps aside.
@@ -237,9 +193,7 @@ async fn a_turn_given_back_is_there_again_for_the_next_job() {
     let server = RedisServer::start();
     let r = redis(&server).await;
     for job in ["job-a", "job-b"] {
-        let a = gcra::admit(&r, &keys(), RATE, job, (LONG, MARGIN), false)
-            .await
-            .unwrap();
+        let a = admit(&r, job, LONG, false).await;
         assert!(a.admitted);
     }
     // job-a takes the turn ahead of its request, then finds its series fresh and gives it

@@ -131,6 +131,11 @@ impl RedisBudget {
         self.paused_until.subscribe()
     }
 
+    /// Whether a pause of `ex` was heard (or set here) and has not ended yet.
+    pub fn paused(&self, ex: Exchange) -> bool {
+        self.paused_until.borrow()[slot(ex)] > now_ms()
+    }
+
     /// Until when `ex` is paused, from a value of [`RedisBudget::pauses`].
     pub fn pause_of(pauses: &[Millis; 3], ex: Exchange) -> Millis {
         pauses[slot(ex)]
@@ -170,7 +175,7 @@ impl RedisBudget {
         (remaining, margin): (Duration, Duration),
         take_turn: bool,
     ) -> Result<Admission, redis::RedisError> {
-        let take_turn = take_turn && self.paused_until.borrow()[slot(ex)] <= now_ms();
+        let take_turn = take_turn && !self.paused(ex);
         gcra::admit(
             &self.conn,
             &self.keys(ex),
@@ -268,7 +273,7 @@ impl Budget for RedisBudget {
         demand: Demand<'a>,
     ) -> BoxFuture<'a, Result<bool, BudgetError>> {
         Box::pin(async move {
-            if self.paused_until.borrow()[slot(ex)] > now_ms() {
+            if self.paused(ex) {
                 return Ok(false);
             }
             let turn = turn_of(demand);

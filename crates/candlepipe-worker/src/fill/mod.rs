@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::budget::RedisBudget;
+use crate::cluster::markets::Markets;
 use crate::context::Context;
 use crate::error::BoxError;
 use crate::jobs::disposition::{decide, wire_code, Disposition, JobError};
@@ -277,10 +277,8 @@ fn adopt_admitted_turn(
         return false;
     };
     let now = now_ms();
-    let paused = RedisBudget::pause_of(&ctx.budget.pauses().borrow(), job.series.exchange) > now;
-    let must_wait = job.includes_open && job.fresh_after > now;
-    let adopted = !paused
-        && !must_wait
+    let adopted = !ctx.budget.paused(job.series.exchange)
+        && !job.must_wait(now)
         && exchange.adopt_turn(demand, Duration::from_millis((now - at).max(0) as u64));
     let outcome = if adopted { "adopted" } else { "lapsed" };
     metrics::counter!("candlepipe_fill_admitted_turns_total", "outcome" => outcome).increment(1);
@@ -292,12 +290,13 @@ fn adopt_admitted_turn(
 fn send_early(ctx: &Context, exchange: &ExchangeClient, job: &FillJob, id: &str) -> EarlyRequest {
     let at = now_ms();
     let range = (job.from, job_end(job, at));
-    let (ctx, exchange, job, id) = (ctx.clone(), exchange.clone(), job.clone(), id.to_string());
+    let markets = ctx.markets.clone();
+    let (exchange, job, id) = (exchange.clone(), job.clone(), id.to_string());
     let answer = tokio::spawn(
         async move {
             let demand = Demand::Live { job: &id };
-            let market = ctx.markets.market(&job.series, &exchange).await?;
-            fetch_range(&ctx, &exchange, &job, &market, range, at, demand).await
+            let market = markets.market(&job.series, &exchange).await?;
+            fetch_range(&markets, &exchange, &job, &market, range, at, demand).await
         }
         .in_current_span(),
     );
@@ -344,9 +343,7 @@ async fn lock_and_fill(
     let ex = job.series.exchange;
     let adopted = adopt_admitted_turn(ctx, exchange, job, turn_at, demand);
     let mut early = adopted.then(|| send_early(ctx, exchange, job, id));
-    let ahead = priority == Priority::Live
-        && !adopted
-        && !(job.includes_open && job.fresh_after > now_ms());
+    let ahead = priority == Priority::Live && !adopted && !job.must_wait(now_ms());
     let (lock, first_read, _) = tokio::join!(
         ctx.store.try_lock(&job.series, &token, ttl),
         stored_state(ctx, job),
@@ -563,12 +560,12 @@ async fn fill_locked(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, series = %s, "the job's first request ended without an answer; asking again");
-                    fetch_range(ctx, exchange, job, &market, (a, b), now, demand).await?
+                    fetch_range(&ctx.markets, exchange, job, &market, (a, b), now, demand).await?
                 }
             },
             other => {
                 early = other;
-                fetch_range(ctx, exchange, job, &market, (a, b), now, demand).await?
+                fetch_range(&ctx.markets, exchange, job, &market, (a, b), now, demand).await?
             }
         };
         fetched.extend(got);
@@ -589,7 +586,7 @@ async fn fill_locked(
 /// Fetches open times `[a, b]` of the job's series (all its pages) at `now`; a symbol the
 /// exchange says it does not have is remembered as unknown.
 async fn fetch_range(
-    ctx: &Context,
+    markets: &Markets,
     exchange: &ExchangeClient,
     job: &FillJob,
     market: &Market,
@@ -604,7 +601,7 @@ async fn fetch_range(
             Ok(got)
         }
         Err(e @ FetchError::UnknownSymbol(_)) => {
-            ctx.markets.remember_unknown(s).await;
+            markets.remember_unknown(s).await;
             Err(e.into())
         }
         Err(e) => Err(e.into()),

@@ -457,18 +457,18 @@ async fn answer_query(
             let id = job.msg_id(now);
             // A job for the forming candle that must fetch after a moment still to come
             // could not use a turn taken now.
-            let take_turn = !(job.includes_open && job.fresh_after > now);
+            let take_turn = !job.must_wait(now);
             // Boxed: these futures at once would make every request's task larger (a
             // cold miss pays for the allocation, a hit does not).
-            let (cached, mut admitted, locked) = Box::pin(async {
+            let (cached, mut admitted, lock_free) = Box::pin(async {
                 tokio::join!(
                     from_store(ctx, local, q, w, enc, now, stale),
                     admit(ctx, q, (&id, deadline), take_turn),
-                    ctx.store.locked(&q.series)
+                    async { take_turn && matches!(ctx.store.locked(&q.series).await, Ok(false)) }
                 )
             })
             .await;
-            if !matches!(locked, Ok(false)) {
+            if !lock_free {
                 if let Ok(turn) = &mut admitted {
                     drop(turn.take()); // back to the budget
                 }
